@@ -1,0 +1,71 @@
+# routerd — build, test, benchmark and demo.
+#
+#   make demo    run three routers on 127.0.0.1 and show an event become a claim
+#   make test    everything that must pass (format, vet, schema, unit + netns tests, demo)
+#   make bench   benchmarks; prints one line per figure: BENCH <name> <value> <unit>
+
+GO        ?= go
+BIN       := bin
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS   := -X routerd.net/routerd/cmd/internal/buildinfo.Version=$(VERSION)
+CMDS      := routerd routerd-eventd routerctl routerd-schema
+# Bundled plugins: every plugins/<name>/ with a main.go becomes bin/plugins/<name>.wasm.
+PLUGINS   := $(patsubst plugins/%/main.go,%,$(wildcard plugins/*/main.go))
+WASM_ENV  := GOOS=wasip1 GOARCH=wasm
+TEST_TIMEOUT ?= 12m
+
+.PHONY: all build plugins test unit vet fmt-check check-schema schema bench demo deps clean help
+
+all: build plugins
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+build: ## build routerd, routerd-eventd, routerctl, routerd-schema into bin/
+	@mkdir -p $(BIN)
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
+
+plugins: ## build every plugins/<name> to bin/plugins/<name>.wasm
+	@mkdir -p $(BIN)/plugins
+	@for p in $(PLUGINS); do \
+		echo "wasm  plugins/$$p -> $(BIN)/plugins/$$p.wasm"; \
+		$(WASM_ENV) $(GO) build -buildmode=c-shared -o $(BIN)/plugins/$$p.wasm ./plugins/$$p || exit 1; \
+	done
+
+schema: ## regenerate schemas/ from the Kind registry
+	$(GO) run ./cmd/routerd-schema -out schemas
+
+check-schema: ## fail if schemas/ differs from a fresh generation
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	$(GO) run ./cmd/routerd-schema -out $$tmp >/dev/null && \
+	for f in $$tmp/*.json; do \
+		if ! cmp -s $$f schemas/$$(basename $$f); then \
+			echo "schemas/$$(basename $$f) is stale: run 'make schema' and commit it"; diff -u schemas/$$(basename $$f) $$f | head -40; exit 1; \
+		fi; \
+	done; echo "check-schema: schemas/ is up to date"
+
+fmt-check: ## fail if gofmt would change a file
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null; git ls-files --others --exclude-standard '*.go' 2>/dev/null)); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet: ## go vet (host and wasm guest code)
+	$(GO) vet ./...
+	$(WASM_ENV) $(GO) vet ./abi/... ./plugins/...
+
+unit: plugins ## go test ./... (netns tests run when root)
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+test: fmt-check vet check-schema build unit demo ## everything that must pass
+
+bench: build plugins ## benchmarks: BENCH <name> <value> <unit> lines (full log in bin/bench.log)
+	@set -o pipefail; $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 40m ./... 2>&1 | tee $(BIN)/bench.log | grep '^BENCH ' ; \
+	status=$$?; grep -E '^(FAIL|--- FAIL|panic)' $(BIN)/bench.log && exit 1; exit 0
+
+demo: build plugins ## three routers on 127.0.0.1: event on A -> claim on B and C
+	$(BIN)/routerd demo --plugin-dir $(BIN)/plugins --config-dir testdata/demo
+
+deps: ## install what a fresh machine lacks (apt: nftables, iproute2)
+	@./.ci/deps
+
+clean: ## remove build output
+	rm -rf $(BIN)
