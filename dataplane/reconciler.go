@@ -1,0 +1,118 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+)
+
+// Backend is where kernel objects live: the Linux kernel in one network namespace
+// (package netlinkdp) or an in-memory recorder (package fake).
+type Backend interface {
+	// Name describes the backend for logs and reports, e.g. "netlink netns rd-a".
+	Name() string
+	// Current returns the objects routerd owns right now (those carrying routerd's
+	// ownership markers), never a foreign one.
+	Current(ctx context.Context) (State, error)
+	// Apply performs the changes of diff in order. desired is the complete normalized
+	// desired state the diff was computed against: a backend that replaces a whole group
+	// of objects at once (the nftables table) builds it from desired.
+	Apply(ctx context.Context, diff Diff, desired State) error
+	// Close releases the backend's resources; it is idempotent.
+	Close() error
+}
+
+// ErrClosed is returned by a Reconciler used after Close.
+var ErrClosed = errors.New("dataplane: reconciler closed")
+
+// Reconciler drives a Backend towards a desired State. It is safe for concurrent use;
+// reconciliations are serialized.
+type Reconciler struct {
+	backend Backend
+	log     *slog.Logger
+
+	mu     sync.Mutex
+	closed bool
+	last   State // last desired state applied successfully
+}
+
+// NewReconciler returns a Reconciler over backend. A nil logger discards logs.
+func NewReconciler(backend Backend, log *slog.Logger) *Reconciler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Reconciler{backend: backend, log: log}
+}
+
+// Backend returns the reconciler's backend.
+func (r *Reconciler) Backend() Backend { return r.backend }
+
+// DryRun returns the Diff Apply would perform for desired, without changing anything.
+func (r *Reconciler) DryRun(ctx context.Context, desired State) (Diff, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return Diff{}, ErrClosed
+	}
+	d, _, err := r.plan(ctx, desired)
+	return d, err
+}
+
+// Apply makes the backend match desired and returns the Diff it applied (empty when
+// nothing had to change). Calling it again with the same desired state returns an empty
+// Diff. On error, part of the diff may have been applied; the next Apply repairs it.
+func (r *Reconciler) Apply(ctx context.Context, desired State) (Diff, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return Diff{}, ErrClosed
+	}
+	d, want, err := r.plan(ctx, desired)
+	if err != nil {
+		return d, err
+	}
+	if d.Empty() {
+		r.last = want
+		return d, nil
+	}
+	if err := r.backend.Apply(ctx, d, want); err != nil {
+		return d, fmt.Errorf("dataplane: apply on %s: %w", r.backend.Name(), err)
+	}
+	r.last = want
+	add, rm, repl := d.Count()
+	r.log.Info("dataplane applied", "backend", r.backend.Name(), "added", add, "removed", rm, "replaced", repl)
+	return d, nil
+}
+
+// LastApplied returns the desired state of the last successful Apply.
+func (r *Reconciler) LastApplied() State {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.last
+}
+
+// Close closes the backend; it is idempotent.
+func (r *Reconciler) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	return r.backend.Close()
+}
+
+func (r *Reconciler) plan(ctx context.Context, desired State) (Diff, State, error) {
+	want, err := desired.Normalize()
+	if err != nil {
+		return Diff{}, want, err
+	}
+	cur, err := r.backend.Current(ctx)
+	if err != nil {
+		return Diff{}, want, fmt.Errorf("dataplane: read current state of %s: %w", r.backend.Name(), err)
+	}
+	d, err := Compute(cur, want)
+	return d, want, err
+}
