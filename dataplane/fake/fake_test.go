@@ -163,9 +163,11 @@ func TestDriftRepair(t *testing.T) {
 			want: "~ route 10.88.60.10/32 dev wg-hybrid table main metric 0 proto routerd (was: route 10.88.60.10/32 dev eth9 table main metric 0 proto routerd)\n",
 		},
 		{
-			name:  "stale object of ours",
-			drift: func(b *fake.Backend) { b.Put(dataplane.Route{Dst: netip.MustParsePrefix("10.1.2.3/32"), Dev: "wg-hybrid"}) },
-			want:  "- route 10.1.2.3/32 dev wg-hybrid table main metric 0 proto routerd\n",
+			name: "stale object of ours",
+			drift: func(b *fake.Backend) {
+				b.Put(dataplane.Route{Dst: netip.MustParsePrefix("10.1.2.3/32"), Dev: "wg-hybrid"})
+			},
+			want: "- route 10.1.2.3/32 dev wg-hybrid table main metric 0 proto routerd\n",
 		},
 		{
 			name:  "nothing",
