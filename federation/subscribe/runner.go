@@ -1,0 +1,468 @@
+package subscribe
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+
+	"routerd.net/routerd/federation/subscribe/clock"
+)
+
+// pendingEvent is a matching event waiting for dispatch, with when the engine first saw it.
+type pendingEvent struct {
+	rec  Record
+	seen time.Time
+}
+
+// runner drives one subscription in its own goroutine; only that goroutine touches the
+// fields below mu, except through status().
+type runner struct {
+	e    *Engine
+	spec Spec
+
+	wake    chan struct{}
+	timerC  chan struct{}
+	retryC  chan struct{}
+	stopC   chan struct{}
+	done    chan struct{}
+	stopped sync.Once
+	ctx     context.Context
+	cancel  context.CancelFunc
+
+	// owned by the run goroutine
+	fetched  int64 // highest Seq read from the store
+	pending  []pendingEvent
+	lastSeen time.Time
+	timer    clock.Timer
+	deadline time.Time
+	inflight *Batch // the batch being dispatched, or a failed one waiting for its retry
+	// inflightSeen is when the engine first saw the inflight batch's first event.
+	inflightSeen time.Time
+	retry    clock.Timer
+	bo       *backoff.ExponentialBackOff
+
+	mu sync.Mutex
+	st Status
+	// oldest is when the oldest pending event was first seen (zero when none).
+	oldest time.Time
+}
+
+func newRunner(e *Engine, s Spec) *runner {
+	ctx, cancel := context.WithCancel(e.ctx)
+	return &runner{
+		e: e, spec: s,
+		wake:   make(chan struct{}, 1),
+		timerC: make(chan struct{}, 1),
+		retryC: make(chan struct{}, 1),
+		stopC:  make(chan struct{}),
+		done:   make(chan struct{}),
+		ctx:    ctx, cancel: cancel,
+		bo: e.newBackoff(),
+		st: Status{Name: s.Name, Group: s.Group, Plugin: s.Plugin, State: StateStarting},
+	}
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+func (r *runner) poke() { signal(r.wake) }
+
+func (r *runner) stopAndWait() {
+	r.stopped.Do(func() {
+		close(r.stopC)
+		r.cancel()
+	})
+	<-r.done
+}
+
+func (r *runner) status(now time.Time) Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.st
+	if !r.oldest.IsZero() {
+		s.LagSeconds = now.Sub(r.oldest).Seconds()
+		if s.LagSeconds < 0 {
+			s.LagSeconds = 0
+		}
+	}
+	return s
+}
+
+func (r *runner) update(f func(s *Status)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f(&r.st)
+	n := len(r.pending)
+	var oldest time.Time
+	if len(r.pending) > 0 {
+		oldest = r.pending[0].seen
+	}
+	if r.inflight != nil {
+		n += len(r.inflight.Events)
+		oldest = r.inflightSeen
+	}
+	r.st.Pending = n
+	r.oldest = oldest
+}
+
+func (r *runner) run() {
+	defer close(r.done)
+	defer func() {
+		if r.timer != nil {
+			r.timer.Stop()
+		}
+		if r.retry != nil {
+			r.retry.Stop()
+		}
+		r.update(func(s *Status) { s.State = StateStopped })
+	}()
+	log := r.e.log.With("subscription", r.spec.Name)
+
+	// Load the durable cursor, retrying while the store is unavailable.
+	for {
+		c, err := r.e.opts.Cursors.GetCursor(r.ctx, r.spec.Name)
+		if err == nil {
+			r.fetched = c
+			r.update(func(s *Status) { s.Cursor = c; s.State = StateIdle })
+			break
+		}
+		log.Warn("subscribe: load cursor", "err", err)
+		r.update(func(s *Status) { s.LastError = fmt.Sprintf("load cursor: %v", err) })
+		if !r.sleep(r.bo.NextBackOff()) {
+			return
+		}
+	}
+	r.bo.Reset()
+	r.poke() // read what is already stored
+	if r.e.onStep != nil {
+		r.e.onStep()
+	}
+
+	for {
+		select {
+		case <-r.stopC:
+			return
+		case <-r.wake:
+			if err := r.fetch(); err != nil {
+				log.Warn("subscribe: read events", "err", err)
+				r.update(func(s *Status) { s.LastError = err.Error() })
+				// Try again on the next notification or poll.
+			}
+			r.schedule()
+		case <-r.timerC:
+			r.schedule()
+		case <-r.retryC:
+			r.retry = nil
+			if r.inflight != nil {
+				r.dispatch(*r.inflight)
+			}
+			r.schedule()
+		}
+		if r.e.onStep != nil {
+			r.e.onStep()
+		}
+	}
+}
+
+// sleep waits d on the engine clock; false when the runner is stopped meanwhile.
+func (r *runner) sleep(d time.Duration) bool {
+	c := make(chan struct{}, 1)
+	t := r.e.clk.AfterFunc(d, func() { signal(c) })
+	select {
+	case <-c:
+		return true
+	case <-r.stopC:
+		t.Stop()
+		return false
+	}
+}
+
+// fetch reads every new event of the group and types after r.fetched and queues the
+// matching ones.
+func (r *runner) fetch() error {
+	now := r.e.clk.Now()
+	added := false
+	for {
+		recs, err := r.e.opts.Source.Events(r.ctx, r.spec.Group, r.spec.Types, r.fetched, r.e.opts.PageSize)
+		if err != nil {
+			return fmt.Errorf("subscribe: subscription %s: read events after %d: %w", r.spec.Name, r.fetched, err)
+		}
+		for _, rec := range recs {
+			if rec.Seq <= r.fetched {
+				continue
+			}
+			r.fetched = rec.Seq
+			if r.spec.Matches(rec) {
+				r.pending = append(r.pending, pendingEvent{rec: rec, seen: now})
+				added = true
+			}
+		}
+		if len(recs) < r.e.opts.PageSize {
+			break
+		}
+	}
+	if added {
+		r.lastSeen = now
+	}
+	r.update(func(*Status) {})
+	return nil
+}
+
+// schedule dispatches the pending batch when it is due, else arms the batch timer for
+// the moment it will be. It also moves the durable cursor past events that did not match.
+func (r *runner) schedule() {
+	for {
+		if r.inflight != nil {
+			return // the retry timer owns the next step
+		}
+		if len(r.pending) == 0 {
+			r.stopTimer()
+			r.advanceIdleCursor()
+			r.update(func(s *Status) {
+				if s.State != StateStopped {
+					s.State = StateIdle
+				}
+			})
+			return
+		}
+		now := r.e.clk.Now()
+		due := r.dueAt()
+		if len(r.pending) < r.spec.maxBatch() && due.After(now) {
+			if r.timer == nil || !r.deadline.Equal(due) {
+				r.stopTimer()
+				r.deadline = due
+				r.timer = r.e.clk.AfterFunc(due.Sub(now), func() { signal(r.timerC) })
+			}
+			r.update(func(s *Status) { s.State = StateWaiting })
+			return
+		}
+		r.stopTimer()
+		n := min(len(r.pending), r.spec.maxBatch())
+		b := Batch{Subscription: r.spec.Name, Group: r.spec.Group, Plugin: r.spec.Plugin}
+		for _, p := range r.pending[:n] {
+			b.Events = append(b.Events, p.rec)
+		}
+		b.ID = fmt.Sprintf("%s/%d-%d", r.spec.Name, b.FirstSeq(), b.LastSeq())
+		r.inflightSeen = r.pending[0].seen
+		r.pending = append([]pendingEvent(nil), r.pending[n:]...)
+		if !r.dispatch(b) {
+			return
+		}
+		select {
+		case <-r.stopC:
+			return
+		default:
+		}
+	}
+}
+
+// dueAt is when the pending batch must be dispatched according to batchWindow/debounce.
+func (r *runner) dueAt() time.Time {
+	first := r.pending[0].seen
+	w, d := r.spec.BatchWindow, r.spec.Debounce
+	switch {
+	case w == 0 && d == 0:
+		return first
+	case w == 0:
+		return r.lastSeen.Add(d)
+	case d == 0:
+		return first.Add(w)
+	}
+	due := r.lastSeen.Add(d)
+	if limit := first.Add(w); limit.Before(due) {
+		due = limit
+	}
+	return due
+}
+
+func (r *runner) stopTimer() {
+	if r.timer != nil {
+		r.timer.Stop()
+		r.timer = nil
+		r.deadline = time.Time{}
+	}
+}
+
+// advanceIdleCursor saves the cursor at r.fetched when nothing is pending, so that
+// events that did not match are not read again after a restart.
+func (r *runner) advanceIdleCursor() {
+	r.mu.Lock()
+	cur := r.st.Cursor
+	r.mu.Unlock()
+	if r.fetched <= cur {
+		return
+	}
+	if err := r.e.opts.Cursors.SetCursor(r.ctx, r.spec.Name, r.fetched); err != nil {
+		r.e.log.Warn("subscribe: save cursor", "subscription", r.spec.Name, "err", err)
+		return
+	}
+	seq := r.fetched
+	r.update(func(s *Status) { s.Cursor = seq })
+}
+
+// dispatch runs b through the plugin and the handler. On success it saves the cursor and
+// reports true; on failure it keeps b for a retry after a backoff and reports false.
+func (r *runner) dispatch(b Batch) bool {
+	b.Attempt++
+	r.inflight = &b
+	r.update(func(s *Status) { s.State = StateRunning; s.LastBatchID = b.ID })
+	start := r.e.clk.Now()
+	nres, err := r.call(b)
+	end := r.e.clk.Now()
+	run := Run{
+		Subscription: b.Subscription, BatchID: b.ID, FirstSeq: b.FirstSeq(), LastSeq: b.LastSeq(),
+		Events: len(b.Events), Attempt: b.Attempt, StartedAt: start, FinishedAt: end, Outcome: "ok", Resources: nres,
+	}
+	if err != nil {
+		run.Outcome, run.Error = "error", err.Error()
+	}
+	if r.ctx.Err() != nil {
+		// Stopping: the batch stays after the durable cursor and runs again next time.
+		return false
+	}
+	if r.e.opts.Recorder != nil {
+		if rerr := r.e.opts.Recorder.RecordRun(r.ctx, run); rerr != nil {
+			r.e.log.Warn("subscribe: record run", "subscription", b.Subscription, "batch", b.ID, "err", rerr)
+		}
+	}
+	r.e.countBatch(r.ctx, b.Subscription, run.Outcome, len(b.Events), end.Sub(start))
+	if err != nil {
+		delay := r.bo.NextBackOff()
+		next := end.Add(delay)
+		r.e.log.Warn("subscribe: batch failed; will retry", "subscription", b.Subscription, "batch", b.ID,
+			"attempt", b.Attempt, "retryIn", delay, "err", err)
+		r.retry = r.e.clk.AfterFunc(delay, func() { signal(r.retryC) })
+		r.update(func(s *Status) {
+			s.State, s.LastError, s.Failures, s.Attempts = StateRetrying, err.Error(), s.Failures+1, b.Attempt
+			s.LastRunAt, s.NextRetryAt = &end, &next
+		})
+		return false
+	}
+	// The cursor covers the batch and, when nothing else is pending, every event read.
+	cursor := b.LastSeq()
+	if len(r.pending) == 0 {
+		cursor = r.fetched
+	}
+	if cerr := r.e.opts.Cursors.SetCursor(r.ctx, b.Subscription, cursor); cerr != nil {
+		// The result is handled; a lost cursor only means this batch may run again.
+		r.e.log.Warn("subscribe: save cursor", "subscription", b.Subscription, "err", cerr)
+	}
+	r.inflight = nil
+	r.bo.Reset()
+	r.update(func(s *Status) {
+		s.Cursor, s.Batches, s.Attempts, s.NextRetryAt, s.LastError = cursor, s.Batches+1, 0, nil, ""
+		s.LastRunAt = &end
+	})
+	return true
+}
+
+// call sends the batch to the plugin and hands the result to the handler, returning the
+// number of resources the plugin proposed.
+func (r *runner) call(b Batch) (int, error) {
+	req, err := BuildRequest(b, r.e.clk.Now())
+	if err != nil {
+		return 0, err
+	}
+	out, err := r.e.opts.Invoker.Invoke(r.ctx, b.Plugin, HookOnEvents, req)
+	if err != nil {
+		return 0, fmt.Errorf("plugin %s: %s: %w", b.Plugin, HookOnEvents, err)
+	}
+	res, err := ParseResult(out)
+	if err != nil {
+		return 0, fmt.Errorf("plugin %s: %s: %w", b.Plugin, HookOnEvents, err)
+	}
+	if err := r.e.opts.Handler.HandleResult(r.ctx, b, res); err != nil {
+		return len(res.Resources), fmt.Errorf("handle result of batch %s: %w", b.ID, err)
+	}
+	return len(res.Resources), nil
+}
+
+// Request document constants (COMPAT.md "Plugin documents" plus our abi and batchID).
+const (
+	RequestAPIVersion = "plugin.routerd.net/v1alpha1"
+	RequestKind       = "PluginRequest"
+	RequestABI        = "routerd.plugin/v1.0"
+	TriggerType       = "EventSubscription"
+)
+
+type pluginRequest struct {
+	APIVersion string      `json:"apiVersion"`
+	Kind       string      `json:"kind"`
+	ABI        string      `json:"abi"`
+	BatchID    string      `json:"batchID"`
+	Spec       requestSpec `json:"spec"`
+}
+
+type requestSpec struct {
+	Trigger struct {
+		Type  string `json:"type"`
+		Topic string `json:"topic"`
+	} `json:"trigger"`
+	Now     string            `json:"now"`
+	Events  []json.RawMessage `json:"events"`
+	Context struct {
+		Resources []json.RawMessage `json:"resources"`
+	} `json:"context"`
+}
+
+// BuildRequest encodes the on_events PluginRequest for b: the trigger names the
+// subscription, events are the stored envelopes as they are.
+func BuildRequest(b Batch, now time.Time) ([]byte, error) {
+	req := pluginRequest{APIVersion: RequestAPIVersion, Kind: RequestKind, ABI: RequestABI, BatchID: b.ID}
+	req.Spec.Trigger.Type = TriggerType
+	req.Spec.Trigger.Topic = b.Subscription
+	req.Spec.Now = now.UTC().Format(time.RFC3339Nano)
+	req.Spec.Events = make([]json.RawMessage, 0, len(b.Events))
+	for _, e := range b.Events {
+		if len(e.JSON) == 0 {
+			return nil, fmt.Errorf("subscribe: batch %s: event %s has no JSON", b.ID, e.ID)
+		}
+		req.Spec.Events = append(req.Spec.Events, e.JSON)
+	}
+	req.Spec.Context.Resources = []json.RawMessage{}
+	out, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe: batch %s: encode request: %w", b.ID, err)
+	}
+	return out, nil
+}
+
+type pluginResult struct {
+	Status struct {
+		ObservedAt  string            `json:"observedAt"`
+		TTL         string            `json:"ttl"`
+		Resources   []json.RawMessage `json:"resources"`
+		Directives  []json.RawMessage `json:"directives"`
+		ActionPlans []json.RawMessage `json:"actionPlans"`
+		Events      []json.RawMessage `json:"events"`
+	} `json:"status"`
+}
+
+// ParseResult decodes a PluginResult document. Unknown fields are ignored (a newer ABI
+// minor may add some); a malformed document or TTL is an error.
+func ParseResult(data []byte) (Result, error) {
+	var pr pluginResult
+	if err := json.Unmarshal(data, &pr); err != nil {
+		return Result{}, fmt.Errorf("decode result: %w", err)
+	}
+	res := Result{
+		ObservedAt: pr.Status.ObservedAt, Resources: pr.Status.Resources, Directives: pr.Status.Directives,
+		ActionPlans: pr.Status.ActionPlans, Events: pr.Status.Events,
+	}
+	if pr.Status.TTL != "" {
+		d, err := time.ParseDuration(pr.Status.TTL)
+		if err != nil || d < 0 {
+			return Result{}, fmt.Errorf("decode result: status.ttl %q: want a duration such as 30m", pr.Status.TTL)
+		}
+		res.TTL = d
+	}
+	return res, nil
+}
