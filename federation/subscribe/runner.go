@@ -42,8 +42,8 @@ type runner struct {
 	inflight *Batch // the batch being dispatched, or a failed one waiting for its retry
 	// inflightSeen is when the engine first saw the inflight batch's first event.
 	inflightSeen time.Time
-	retry    clock.Timer
-	bo       *backoff.ExponentialBackOff
+	retry        clock.Timer
+	bo           *backoff.ExponentialBackOff
 
 	mu sync.Mutex
 	st Status
