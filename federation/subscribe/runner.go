@@ -9,6 +9,7 @@ import (
 
 	"github.com/cenkalti/backoff/v5"
 
+	"routerd.net/routerd/abi"
 	"routerd.net/routerd/federation/subscribe/clock"
 )
 
@@ -385,40 +386,25 @@ func (r *runner) call(b Batch) (int, error) {
 	return len(res.Resources), nil
 }
 
-// Request document constants (COMPAT.md "Plugin documents" plus our abi and batchID).
-const (
-	RequestAPIVersion = "plugin.routerd.net/v1alpha1"
-	RequestKind       = "PluginRequest"
-	RequestABI        = "routerd.plugin/v1.0"
-	TriggerType       = "EventSubscription"
-)
-
-type pluginRequest struct {
-	APIVersion string      `json:"apiVersion"`
-	Kind       string      `json:"kind"`
-	ABI        string      `json:"abi"`
-	BatchID    string      `json:"batchID"`
-	Spec       requestSpec `json:"spec"`
-}
-
-type requestSpec struct {
-	Trigger struct {
-		Type  string `json:"type"`
-		Topic string `json:"topic"`
-	} `json:"trigger"`
-	Now     string            `json:"now"`
-	Events  []json.RawMessage `json:"events"`
-	Context struct {
-		Resources []json.RawMessage `json:"resources"`
-	} `json:"context"`
-}
-
-// BuildRequest encodes the on_events PluginRequest for b: the trigger names the
-// subscription, events are the stored envelopes as they are.
+// BuildRequest encodes the on_events PluginRequest (abi.Request) for b: the trigger names
+// the subscription, events are the stored envelopes as they are.
 func BuildRequest(b Batch, now time.Time) ([]byte, error) {
-	req := pluginRequest{APIVersion: RequestAPIVersion, Kind: RequestKind, ABI: RequestABI, BatchID: b.ID}
-	req.Spec.Trigger.Type = TriggerType
-	req.Spec.Trigger.Topic = b.Subscription
+	type spec struct {
+		Trigger abi.Trigger       `json:"trigger"`
+		Now     string            `json:"now"`
+		Events  []json.RawMessage `json:"events"`
+		Context struct {
+			Resources []json.RawMessage `json:"resources"`
+		} `json:"context"`
+	}
+	req := struct {
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+		ABI        string `json:"abi"`
+		BatchID    string `json:"batchID"`
+		Spec       spec   `json:"spec"`
+	}{APIVersion: abi.PluginAPIVersion, Kind: abi.KindPluginRequest, ABI: abi.RequestVersion, BatchID: b.ID}
+	req.Spec.Trigger = abi.Trigger{Type: abi.TriggerEventSubscription, Topic: b.Subscription}
 	req.Spec.Now = now.UTC().Format(time.RFC3339Nano)
 	req.Spec.Events = make([]json.RawMessage, 0, len(b.Events))
 	for _, e := range b.Events {
@@ -435,32 +421,18 @@ func BuildRequest(b Batch, now time.Time) ([]byte, error) {
 	return out, nil
 }
 
-type pluginResult struct {
-	Status struct {
-		ObservedAt  string            `json:"observedAt"`
-		TTL         string            `json:"ttl"`
-		Resources   []json.RawMessage `json:"resources"`
-		Directives  []json.RawMessage `json:"directives"`
-		ActionPlans []json.RawMessage `json:"actionPlans"`
-		Events      []json.RawMessage `json:"events"`
-	} `json:"status"`
-}
-
-// ParseResult decodes a PluginResult document. Unknown fields are ignored (a newer ABI
-// minor may add some); a malformed document or TTL is an error.
+// ParseResult decodes a PluginResult document with abi.DecodeResult (unknown fields are
+// ignored, as a newer ABI minor may add some) and parses its TTL.
 func ParseResult(data []byte) (Result, error) {
-	var pr pluginResult
-	if err := json.Unmarshal(data, &pr); err != nil {
+	doc, err := abi.DecodeResult(data)
+	if err != nil {
 		return Result{}, fmt.Errorf("decode result: %w", err)
 	}
-	res := Result{
-		ObservedAt: pr.Status.ObservedAt, Resources: pr.Status.Resources, Directives: pr.Status.Directives,
-		ActionPlans: pr.Status.ActionPlans, Events: pr.Status.Events,
-	}
-	if pr.Status.TTL != "" {
-		d, err := time.ParseDuration(pr.Status.TTL)
+	res := Result{Resources: doc.Status.Resources, Doc: doc}
+	if doc.Status.TTL != "" {
+		d, err := time.ParseDuration(doc.Status.TTL)
 		if err != nil || d < 0 {
-			return Result{}, fmt.Errorf("decode result: status.ttl %q: want a duration such as 30m", pr.Status.TTL)
+			return Result{}, fmt.Errorf("decode result: status.ttl %q: want a duration such as 30m", doc.Status.TTL)
 		}
 		res.TTL = d
 	}

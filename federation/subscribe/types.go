@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"routerd.net/routerd/abi"
 )
 
 // Spec is one subscription as the engine runs it, built from an EventSubscription resource.
@@ -173,17 +175,14 @@ func (b Batch) FirstSeq() int64 { return b.Events[0].Seq }
 // LastSeq is the Seq of the batch's last event.
 func (b Batch) LastSeq() int64 { return b.Events[len(b.Events)-1].Seq }
 
-// Result is the decoded status of a PluginResult.
+// Result is a decoded PluginResult.
 type Result struct {
-	// ObservedAt and TTL are as the plugin reported them (TTL 0 when absent).
-	ObservedAt string
-	TTL        time.Duration
-	// Resources are the proposed resource documents, undecoded.
+	// TTL is status.ttl parsed (0 when absent).
+	TTL time.Duration
+	// Resources are the proposed resource documents, undecoded (status.resources).
 	Resources []json.RawMessage
-	// Directives, ActionPlans and Events are passed on undecoded.
-	Directives  []json.RawMessage
-	ActionPlans []json.RawMessage
-	Events      []json.RawMessage
+	// Doc is the whole document (directives, action plans, events).
+	Doc *abi.Result
 }
 
 // Handler consumes the result of a successful plugin call. An error makes the engine retry
