@@ -264,4 +264,3 @@ func exitText(err error) string {
 	}
 	return err.Error()
 }
-
