@@ -1,0 +1,363 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"routerd.net/routerd/federation/event"
+)
+
+// InsertResult reports what happened to one event of InsertEvents.
+type InsertResult struct {
+	// ID is the event id.
+	ID string `json:"id"`
+	// Seq is the event's local sequence number (of the row already stored when Duplicate).
+	Seq int64 `json:"seq"`
+	// Duplicate is true when an event with this id was already stored; nothing changed.
+	Duplicate bool `json:"duplicate"`
+}
+
+// StoredEvent is an event as kept in the store.
+type StoredEvent struct {
+	// Seq is the local insert order (strictly increasing, never reused, with gaps where a
+	// duplicate was refused): use it for cursors.
+	Seq int64 `json:"seq"`
+	// Event is the envelope as received.
+	Event event.Event `json:"event"`
+	// ReceivedAt is when this node stored the event.
+	ReceivedAt time.Time `json:"receivedAt"`
+}
+
+// EventFilter selects events for ListEvents. Zero fields do not filter.
+type EventFilter struct {
+	// Group selects one event group.
+	Group string
+	// Types selects any of these event types.
+	Types []string
+	// SourceNode selects events observed by this node.
+	SourceNode string
+	// SubjectPrefix selects events whose subject starts with it.
+	SubjectPrefix string
+	// Since and Until bound the event time (observedAt, or receivedAt when the event has
+	// none): Since <= t < Until.
+	Since, Until time.Time
+	// AfterSeq selects events with Seq > AfterSeq (cursor paging).
+	AfterSeq int64
+	// Limit bounds the number of events returned (0: no limit).
+	Limit int
+	// Descending returns the newest first (Seq descending) instead of oldest first.
+	Descending bool
+}
+
+const insertEventSQL = `INSERT INTO events
+	(id, group_name, type, source_node, subject, dedupe_key, payload, observed_at, expires_at, received_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (id) DO NOTHING`
+
+// InsertEvents validates the events and stores them in one transaction, in order. An
+// event whose id is already stored (or appears earlier in the same batch) is not written
+// again: its result has Duplicate set and the stored row's Seq. Either every event of the
+// batch is stored or, on error, none is.
+//
+// # Errors
+//
+// A validation failure (wrapping event.ErrInvalid) names the batch index and event id;
+// database errors name the failing step. Both roll the whole batch back.
+func (s *Store) InsertEvents(ctx context.Context, events []event.Event) ([]InsertResult, error) {
+	if s.isClosed() {
+		return nil, ErrClosed
+	}
+	if len(events) == 0 {
+		return nil, nil
+	}
+	type row struct {
+		ev      *event.Event
+		payload string
+	}
+	rows := make([]row, len(events))
+	for i := range events {
+		ev := events[i].Clone()
+		if err := ev.Validate(); err != nil {
+			return nil, fmt.Errorf("store: insert event %d (%s): %w", i, ev.ID, err)
+		}
+		payload := "{}"
+		if len(ev.Payload) > 0 {
+			b, err := json.Marshal(ev.Payload)
+			if err != nil {
+				return nil, fmt.Errorf("store: insert event %s: encode payload: %w", ev.ID, err)
+			}
+			payload = string(b)
+		}
+		rows[i] = row{ev: &ev, payload: payload}
+	}
+
+	start := time.Now()
+	received := s.now().UnixNano()
+	results := make([]InsertResult, len(events))
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		ins, err := tx.PrepareContext(ctx, insertEventSQL)
+		if err != nil {
+			return fmt.Errorf("prepare insert: %w", err)
+		}
+		defer ins.Close()
+		var lookup *sql.Stmt
+		for i, r := range rows {
+			e := r.ev
+			res, err := ins.ExecContext(ctx, e.ID, e.Group, e.Type, e.SourceNode, e.Subject, e.DedupeKey,
+				r.payload, timeToDB(e.ObservedAt), timeToDB(e.ExpiresAt), received)
+			if err != nil {
+				return fmt.Errorf("insert event %s: %w", e.ID, err)
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("insert event %s: %w", e.ID, err)
+			}
+			results[i].ID = e.ID
+			if n == 1 {
+				if results[i].Seq, err = res.LastInsertId(); err != nil {
+					return fmt.Errorf("insert event %s: %w", e.ID, err)
+				}
+				continue
+			}
+			// Duplicate: find the stored row through the id key.
+			if lookup == nil {
+				if lookup, err = tx.PrepareContext(ctx, `SELECT seq FROM events WHERE id = ?`); err != nil {
+					return fmt.Errorf("prepare duplicate lookup: %w", err)
+				}
+				defer lookup.Close()
+			}
+			results[i].Duplicate = true
+			if err := lookup.QueryRowContext(ctx, e.ID).Scan(&results[i].Seq); err != nil {
+				return fmt.Errorf("look up duplicate event %s: %w", e.ID, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: insert %d events: %w", len(events), err)
+	}
+	s.metrics.recordInsert(ctx, rows[0].ev.Group, results, time.Since(start))
+	return results, nil
+}
+
+// InsertEvent stores one event (see InsertEvents).
+func (s *Store) InsertEvent(ctx context.Context, e event.Event) (InsertResult, error) {
+	res, err := s.InsertEvents(ctx, []event.Event{e})
+	if err != nil {
+		return InsertResult{}, err
+	}
+	return res[0], nil
+}
+
+// writeTx runs fn in a write transaction (BEGIN IMMEDIATE) and commits it.
+func (s *Store) writeTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+const eventColumns = `seq, id, group_name, type, source_node, subject, dedupe_key, payload, observed_at, expires_at, received_at`
+
+// scanEvent reads one row of eventColumns.
+func scanEvent(sc interface{ Scan(...any) error }) (StoredEvent, error) {
+	var (
+		se                 StoredEvent
+		payload            string
+		obs, exp, received sql.NullInt64
+	)
+	e := &se.Event
+	if err := sc.Scan(&se.Seq, &e.ID, &e.Group, &e.Type, &e.SourceNode, &e.Subject, &e.DedupeKey,
+		&payload, &obs, &exp, &received); err != nil {
+		return StoredEvent{}, err
+	}
+	if payload != "" && payload != "{}" {
+		if err := json.Unmarshal([]byte(payload), &e.Payload); err != nil {
+			return StoredEvent{}, fmt.Errorf("event %s: decode stored payload: %w", e.ID, err)
+		}
+	}
+	e.ObservedAt, e.ExpiresAt, se.ReceivedAt = timeFromDB(obs), timeFromDB(exp), timeFromDB(received)
+	return se, nil
+}
+
+// GetEvent returns the stored event with the given id, or ErrNotFound.
+func (s *Store) GetEvent(ctx context.Context, id string) (StoredEvent, error) {
+	if s.isClosed() {
+		return StoredEvent{}, ErrClosed
+	}
+	se, err := scanEvent(s.r.QueryRowContext(ctx, `SELECT `+eventColumns+` FROM events WHERE id = ?`, strings.TrimSpace(id)))
+	if errors.Is(err, sql.ErrNoRows) {
+		return StoredEvent{}, fmt.Errorf("store: event %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return StoredEvent{}, fmt.Errorf("store: get event %s: %w", id, err)
+	}
+	return se, nil
+}
+
+// filterSQL builds the WHERE clause and arguments for f.
+func filterSQL(f EventFilter) (string, []any) {
+	var (
+		where []string
+		args  []any
+	)
+	if f.Group != "" {
+		where, args = append(where, "group_name = ?"), append(args, f.Group)
+	}
+	if len(f.Types) > 0 {
+		where = append(where, "type IN (?"+strings.Repeat(", ?", len(f.Types)-1)+")")
+		for _, t := range f.Types {
+			args = append(args, t)
+		}
+	}
+	if f.SourceNode != "" {
+		where, args = append(where, "source_node = ?"), append(args, f.SourceNode)
+	}
+	if f.SubjectPrefix != "" {
+		where, args = append(where, "substr(subject, 1, ?) = ?"), append(args, len(f.SubjectPrefix), f.SubjectPrefix)
+	}
+	if !f.Since.IsZero() {
+		where, args = append(where, "COALESCE(observed_at, received_at) >= ?"), append(args, f.Since.UnixNano())
+	}
+	if !f.Until.IsZero() {
+		where, args = append(where, "COALESCE(observed_at, received_at) < ?"), append(args, f.Until.UnixNano())
+	}
+	if f.AfterSeq > 0 {
+		where, args = append(where, "seq > ?"), append(args, f.AfterSeq)
+	}
+	if len(where) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(where, " AND "), args
+}
+
+// ListEvents returns the events matching f in Seq order (ascending unless f.Descending).
+// The result is never nil.
+func (s *Store) ListEvents(ctx context.Context, f EventFilter) ([]StoredEvent, error) {
+	if s.isClosed() {
+		return nil, ErrClosed
+	}
+	where, args := filterSQL(f)
+	q := `SELECT ` + eventColumns + ` FROM events` + where + ` ORDER BY seq`
+	if f.Descending {
+		q += ` DESC`
+	}
+	if f.Limit > 0 {
+		q += ` LIMIT ?`
+		args = append(args, f.Limit)
+	}
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: list events: %w", err)
+	}
+	defer rows.Close()
+	out := []StoredEvent{}
+	for rows.Next() {
+		se, err := scanEvent(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: list events: %w", err)
+		}
+		out = append(out, se)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: list events: %w", err)
+	}
+	return out, nil
+}
+
+// CountEvents returns how many events match f (Limit and AfterSeq apply as in ListEvents
+// except that Limit is ignored).
+func (s *Store) CountEvents(ctx context.Context, f EventFilter) (int64, error) {
+	if s.isClosed() {
+		return 0, ErrClosed
+	}
+	where, args := filterSQL(f)
+	var n int64
+	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM events`+where, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: count events: %w", err)
+	}
+	return n, nil
+}
+
+// LastSeq returns the highest event Seq ever assigned (0 for an empty store); pruning
+// does not lower it.
+func (s *Store) LastSeq(ctx context.Context) (int64, error) {
+	var seq sql.NullInt64
+	err := s.r.QueryRowContext(ctx, `SELECT seq FROM sqlite_sequence WHERE name = 'events'`).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: last seq: %w", err)
+	}
+	return seq.Int64, nil
+}
+
+// storeMetrics are the store's OTel instruments.
+type storeMetrics struct {
+	inserted   metric.Int64Counter
+	duplicates metric.Int64Counter
+	pruned     metric.Int64Counter
+	insertDur  metric.Float64Histogram
+}
+
+func newStoreMetrics(mp metric.MeterProvider) (storeMetrics, error) {
+	m := mp.Meter("routerd.net/routerd/federation/store")
+	var (
+		sm   storeMetrics
+		errs []error
+		err  error
+	)
+	sm.inserted, err = m.Int64Counter("routerd_store_events_inserted_total",
+		metric.WithDescription("Events written to the store."))
+	errs = append(errs, err)
+	sm.duplicates, err = m.Int64Counter("routerd_store_events_duplicate_total",
+		metric.WithDescription("Events not written because their id was already stored."))
+	errs = append(errs, err)
+	sm.pruned, err = m.Int64Counter("routerd_store_events_pruned_total",
+		metric.WithDescription("Events deleted by retention, by reason (expired, age, max_events)."))
+	errs = append(errs, err)
+	sm.insertDur, err = m.Float64Histogram("routerd_store_insert_batch_duration_seconds",
+		metric.WithDescription("Time to store one batch of events."), metric.WithUnit("s"))
+	errs = append(errs, err)
+	if err := errors.Join(errs...); err != nil {
+		return sm, fmt.Errorf("store: create metrics: %w", err)
+	}
+	return sm, nil
+}
+
+// recordInsert counts a stored batch (attributed to the first event's group).
+func (m storeMetrics) recordInsert(ctx context.Context, group string, res []InsertResult, d time.Duration) {
+	var ins, dup int64
+	for _, r := range res {
+		if r.Duplicate {
+			dup++
+		} else {
+			ins++
+		}
+	}
+	attrs := metric.WithAttributes(attribute.String("group", group))
+	if ins > 0 {
+		m.inserted.Add(ctx, ins, attrs)
+	}
+	if dup > 0 {
+		m.duplicates.Add(ctx, dup, attrs)
+	}
+	m.insertDur.Record(ctx, d.Seconds())
+}

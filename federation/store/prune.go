@@ -1,0 +1,170 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// DefaultPrunePause is the default pause between prune batches.
+const DefaultPrunePause = 2 * time.Millisecond
+
+// PruneOptions say which events retention removes. Rules that are zero are off; an event
+// matching several rules is counted under the first: expired, then age, then max events.
+type PruneOptions struct {
+	// Now is the reference time (default: the store's clock).
+	Now time.Time
+	// Group limits pruning to one event group ("" for all; MaxEvents then counts all).
+	Group string
+	// Expired removes events whose expiresAt is at or before Now - ExpiredGrace.
+	Expired bool
+	// ExpiredGrace keeps expired events this long after expiry.
+	ExpiredGrace time.Duration
+	// MaxAge removes events received before Now - MaxAge.
+	MaxAge time.Duration
+	// MaxEvents keeps only the newest MaxEvents events (of Group, or overall).
+	MaxEvents int64
+	// BatchSize is the number of rows deleted per transaction (default
+	// DefaultPruneBatchSize), so that a writer never waits behind a long delete.
+	BatchSize int
+	// Pause is slept between batches to let writers of other processes in (default
+	// DefaultPrunePause; negative: none).
+	Pause time.Duration
+	// DryRun counts what would be removed without removing anything.
+	DryRun bool
+}
+
+// PruneResult counts the events removed (or, with DryRun, that would be) per rule.
+type PruneResult struct {
+	Expired   int64 `json:"expired"`
+	Aged      int64 `json:"aged"`
+	OverLimit int64 `json:"overLimit"`
+	// Batches is the number of delete transactions run.
+	Batches int  `json:"batches"`
+	DryRun  bool `json:"dryRun"`
+}
+
+// Total is the number of events removed by all rules.
+func (r PruneResult) Total() int64 { return r.Expired + r.Aged + r.OverLimit }
+
+// pruneRule is one retention rule as an SQL predicate over events.
+type pruneRule struct {
+	reason string
+	where  string
+	args   []any
+	count  *int64
+}
+
+// Prune deletes events by retention in bounded batches (deliveries of a deleted event go
+// with it). It stops early, returning what it did so far, when ctx is done.
+//
+// # Errors
+//
+// The failing rule and step, wrapped; ctx.Err() when cancelled.
+func (s *Store) Prune(ctx context.Context, o PruneOptions) (PruneResult, error) {
+	if s.isClosed() {
+		return PruneResult{}, ErrClosed
+	}
+	if o.Now.IsZero() {
+		o.Now = s.now()
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = DefaultPruneBatchSize
+	}
+	if o.Pause == 0 {
+		o.Pause = DefaultPrunePause
+	}
+	res := PruneResult{DryRun: o.DryRun}
+	groupWhere, groupArgs := "", []any{}
+	if o.Group != "" {
+		groupWhere, groupArgs = " AND group_name = ?", []any{o.Group}
+	}
+
+	var rules []pruneRule
+	if o.Expired {
+		cut := o.Now.Add(-o.ExpiredGrace).UnixNano()
+		rules = append(rules, pruneRule{"expired", "expires_at IS NOT NULL AND expires_at <= ?" + groupWhere,
+			append([]any{cut}, groupArgs...), &res.Expired})
+	}
+	if o.MaxAge > 0 {
+		cut := o.Now.Add(-o.MaxAge).UnixNano()
+		rules = append(rules, pruneRule{"age", "received_at < ?" + groupWhere,
+			append([]any{cut}, groupArgs...), &res.Aged})
+	}
+	if o.MaxEvents > 0 {
+		// The seq of the MaxEvents-th newest event: everything older goes.
+		var cutoff int64
+		q := `SELECT seq FROM events WHERE 1=1` + groupWhere + ` ORDER BY seq DESC LIMIT 1 OFFSET ?`
+		err := s.r.QueryRowContext(ctx, q, append(append([]any{}, groupArgs...), o.MaxEvents-1)...).Scan(&cutoff)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			// Fewer than MaxEvents events: nothing over the limit.
+		case err != nil:
+			return res, fmt.Errorf("store: prune: find max-events cutoff: %w", err)
+		default:
+			rules = append(rules, pruneRule{"max_events", "seq < ?" + groupWhere,
+				append([]any{cutoff}, groupArgs...), &res.OverLimit})
+		}
+	}
+
+	if o.DryRun {
+		// Count each rule excluding rows an earlier rule already counts.
+		exclude, excludeArgs := "", []any{}
+		for _, r := range rules {
+			q := `SELECT COUNT(*) FROM events WHERE ` + r.where + exclude
+			if err := s.r.QueryRowContext(ctx, q, append(append([]any{}, r.args...), excludeArgs...)...).Scan(r.count); err != nil {
+				return res, fmt.Errorf("store: prune dry run (%s): %w", r.reason, err)
+			}
+			exclude += ` AND NOT (` + r.where + `)`
+			excludeArgs = append(excludeArgs, r.args...)
+		}
+		return res, nil
+	}
+
+	for _, r := range rules {
+		q := `DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE ` + r.where + ` LIMIT ?)`
+		args := append(append([]any{}, r.args...), o.BatchSize)
+		for {
+			if err := ctx.Err(); err != nil {
+				return res, err
+			}
+			var n int64
+			err := s.writeTx(ctx, func(tx *sql.Tx) error {
+				out, err := tx.ExecContext(ctx, q, args...)
+				if err != nil {
+					return err
+				}
+				n, err = out.RowsAffected()
+				return err
+			})
+			if err != nil {
+				return res, fmt.Errorf("store: prune (%s): %w", r.reason, err)
+			}
+			res.Batches++
+			*r.count += n
+			if n > 0 {
+				s.metrics.pruned.Add(ctx, n, metric.WithAttributes(attribute.String("reason", r.reason)))
+			}
+			if n < int64(o.BatchSize) {
+				break
+			}
+			if o.Pause > 0 {
+				select {
+				case <-ctx.Done():
+					return res, ctx.Err()
+				case <-time.After(o.Pause):
+				}
+			}
+		}
+	}
+	if res.Total() > 0 {
+		s.log.Info("store: pruned events", "path", s.path, "group", o.Group,
+			"expired", res.Expired, "aged", res.Aged, "overLimit", res.OverLimit, "batches", res.Batches)
+	}
+	return res, nil
+}
