@@ -1,0 +1,137 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Client pushes signed requests to one peer.
+type Client struct {
+	// Endpoint is the peer's base URL (scheme://host:port[/prefix]).
+	Endpoint string
+	// Key signs every request; its ID, when set, goes into X-Routerd-Key-Id.
+	Key Key
+	// HTTP is the client used (default http.DefaultClient).
+	HTTP *http.Client
+	// Now is the clock for timestamps (default time.Now).
+	Now func() time.Time
+}
+
+// PushError is a push that the peer answered with a non-200 status, or that never got an
+// answer (Status 0).
+type PushError struct {
+	Status int
+	Reason Reason
+	Err    error
+}
+
+func (e *PushError) Error() string {
+	if e.Status == 0 {
+		return fmt.Sprintf("push: %v", e.Err)
+	}
+	if e.Reason != "" {
+		return fmt.Sprintf("push: peer answered %d (%s)", e.Status, e.Reason)
+	}
+	return fmt.Sprintf("push: peer answered %d", e.Status)
+}
+
+func (e *PushError) Unwrap() error { return e.Err }
+
+// Permanent reports whether retrying the same body cannot succeed: the peer refused
+// the content itself (malformed, invalid, too large).
+func (e *PushError) Permanent() bool {
+	return e.Status == http.StatusBadRequest || e.Status == http.StatusRequestEntityTooLarge
+}
+
+func (c *Client) url(path string) string {
+	return strings.TrimRight(c.Endpoint, "/") + path
+}
+
+func (c *Client) httpClient() *http.Client {
+	if c.HTTP != nil {
+		return c.HTTP
+	}
+	return http.DefaultClient
+}
+
+// Status fetches the peer's /v1/status.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var s Status
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url(PathStatus), nil)
+	if err != nil {
+		return s, fmt.Errorf("transport: status %s: %w", c.Endpoint, err)
+	}
+	resp, err := c.httpClient().Do(req)
+	if err != nil {
+		return s, fmt.Errorf("transport: status %s: %w", c.Endpoint, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return s, fmt.Errorf("transport: status %s: read: %w", c.Endpoint, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return s, fmt.Errorf("transport: status %s: peer answered %d", c.Endpoint, resp.StatusCode)
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		return s, fmt.Errorf("transport: status %s: decode: %w", c.Endpoint, err)
+	}
+	return s, nil
+}
+
+// PushEvent sends one event body with the v1 protocol.
+func (c *Client) PushEvent(ctx context.Context, body []byte) (AcceptResponse, error) {
+	var r AcceptResponse
+	err := c.post(ctx, PathEvents, body, &r)
+	return r, err
+}
+
+// PushBatch sends a batch body ({"events":[...]}) to path (the one the peer advertised).
+func (c *Client) PushBatch(ctx context.Context, path string, body []byte) (BatchResponse, error) {
+	var r BatchResponse
+	err := c.post(ctx, path, body, &r)
+	return r, err
+}
+
+func (c *Client) post(ctx context.Context, path string, body []byte, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url(path), bytes.NewReader(body))
+	if err != nil {
+		return &PushError{Err: err}
+	}
+	now := time.Now
+	if c.Now != nil {
+		now = c.Now
+	}
+	ts := now().Unix()
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
+	req.Header.Set(HeaderSignature, Sign(c.Key.Secret, ts, body))
+	if c.Key.ID != "" {
+		req.Header.Set(HeaderKeyID, c.Key.ID)
+	}
+	resp, err := c.httpClient().Do(req)
+	if err != nil {
+		return &PushError{Err: err}
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return &PushError{Err: fmt.Errorf("read response: %w", err)}
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e ErrorResponse
+		_ = json.Unmarshal(b, &e)
+		return &PushError{Status: resp.StatusCode, Reason: e.Reason}
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return &PushError{Status: resp.StatusCode, Err: fmt.Errorf("decode response: %w", err)}
+	}
+	return nil
+}

@@ -1,0 +1,671 @@
+package transport
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"go.opentelemetry.io/otel/attribute"
+
+	"routerd.net/routerd/federation/event"
+	"routerd.net/routerd/federation/store"
+)
+
+// Outbox is the persistent delivery queue the sender drives (implemented by
+// *store.Store in federation/store/outbox.go).
+type Outbox interface {
+	EnqueueDeliveries(ctx context.Context, req store.EnqueueRequest) (int, error)
+	DueDeliveries(ctx context.Context, group, peer string, now time.Time, limit int) ([]store.Delivery, error)
+	RecordDeliveries(ctx context.Context, group, peer string, outcomes []store.DeliveryOutcome) error
+	RequeueRefreshed(ctx context.Context, group, peer string, now time.Time, before time.Duration) (store.RequeueResult, error)
+	PruneDeliveries(ctx context.Context, group string, now time.Time, maxAge time.Duration) (int64, error)
+	LastSeq(ctx context.Context) (int64, error)
+}
+
+// Peer is one push target of the group.
+type Peer struct {
+	// Name is the EventPeer resource name (the peer column of event_deliveries).
+	Name string
+	// NodeName is the peer's node name (events from it are never pushed back to it).
+	NodeName string
+	// Endpoint is the peer's base URL.
+	Endpoint string
+	// Types and SubjectPrefixes filter what is pushed (empty: everything).
+	Types           []string
+	SubjectPrefixes []string
+	// Key signs requests to this peer (the newest key the peer knows).
+	Key Key
+}
+
+// Matches reports whether the peer wants e.
+func (p *Peer) Matches(e *event.Event) bool {
+	if e.SourceNode == p.NodeName {
+		return false
+	}
+	if len(p.Types) > 0 && !slices.Contains(p.Types, e.Type) {
+		return false
+	}
+	if len(p.SubjectPrefixes) == 0 {
+		return true
+	}
+	for _, pre := range p.SubjectPrefixes {
+		if strings.HasPrefix(e.Subject, pre) {
+			return true
+		}
+	}
+	return false
+}
+
+// SenderOptions configure a Sender. Zero durations take the EventGroup defaults.
+type SenderOptions struct {
+	Group     string
+	LocalNode string
+	Peers     []Peer
+	Outbox    Outbox
+	// HTTP is the client for pushes (default: a keep-alive client with RequestTimeout).
+	HTTP *http.Client
+	// BatchSize is the most events per pass and per batch request (default 256).
+	BatchSize int
+	// RetryBase and RetryMax bound the exponential backoff (defaults 200ms, 5s).
+	RetryBase, RetryMax time.Duration
+	// FailAfter is how long a delivery may keep failing before it is failed (default 24h).
+	FailAfter time.Duration
+	// TTLRefreshBefore re-pushes live events this long before the peer's copy expires
+	// (default 2m).
+	TTLRefreshBefore time.Duration
+	// PollInterval is how often the store is checked for new local events (default 20ms).
+	PollInterval time.Duration
+	// RefreshInterval is how often TTL refresh runs per peer (default 1s).
+	RefreshInterval time.Duration
+	// PruneInterval and PruneMaxAge drive the delivery-row pruner (defaults 1m, 24h).
+	PruneInterval, PruneMaxAge time.Duration
+	// RequestTimeout bounds one push (default 10s).
+	RequestTimeout time.Duration
+	Logger         *slog.Logger
+	Metrics        *Metrics
+	Now            func() time.Time
+}
+
+// Sender pushes locally originated events to every peer of one group: one goroutine per
+// peer with at most one request in flight, so each peer receives events in store order.
+type Sender struct {
+	opts  SenderOptions
+	peers []*peerLoop
+	wg    sync.WaitGroup
+
+	mu      sync.Mutex
+	cancel  context.CancelFunc
+	started bool
+	closed  bool
+}
+
+type peerLoop struct {
+	s      *Sender
+	peer   Peer
+	client *Client
+	wake   chan struct{}
+	attrs  []attribute.KeyValue
+
+	probed bool
+	batch  *BatchExtension
+
+	mu     sync.Mutex
+	health PeerHealth
+}
+
+// PeerHealth is what the sender last saw of a peer.
+type PeerHealth struct {
+	Peer        string    `json:"peer"`
+	Batch       bool      `json:"batch"`
+	LastSuccess time.Time `json:"lastSuccess,omitzero"`
+	LastError   string    `json:"lastError,omitempty"`
+	LastErrorAt time.Time `json:"lastErrorAt,omitzero"`
+}
+
+// NewSender validates opts and builds the per-peer loops; Start runs them.
+func NewSender(opts SenderOptions) (*Sender, error) {
+	if opts.Group == "" || opts.LocalNode == "" {
+		return nil, errors.New("transport: sender: group and local node are required")
+	}
+	if opts.Outbox == nil {
+		return nil, fmt.Errorf("transport: sender %s: outbox is nil", opts.Group)
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 256
+	}
+	def(&opts.RetryBase, 200*time.Millisecond)
+	def(&opts.RetryMax, 5*time.Second)
+	def(&opts.FailAfter, 24*time.Hour)
+	def(&opts.TTLRefreshBefore, 2*time.Minute)
+	def(&opts.PollInterval, 20*time.Millisecond)
+	def(&opts.RefreshInterval, time.Second)
+	def(&opts.PruneInterval, time.Minute)
+	def(&opts.PruneMaxAge, 24*time.Hour)
+	def(&opts.RequestTimeout, 10*time.Second)
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Metrics == nil {
+		m, err := NewMetrics(nil)
+		if err != nil {
+			return nil, err
+		}
+		opts.Metrics = m
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.HTTP == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 4
+		opts.HTTP = &http.Client{Transport: tr, Timeout: opts.RequestTimeout}
+	}
+	s := &Sender{opts: opts}
+	seen := map[string]bool{}
+	for _, p := range opts.Peers {
+		if p.Name == "" || p.Endpoint == "" || len(p.Key.Secret) == 0 {
+			return nil, fmt.Errorf("transport: sender %s: peer %q needs a name, an endpoint and a key", opts.Group, p.Name)
+		}
+		if seen[p.Name] {
+			return nil, fmt.Errorf("transport: sender %s: peer %q listed twice", opts.Group, p.Name)
+		}
+		seen[p.Name] = true
+		s.peers = append(s.peers, &peerLoop{
+			s:      s,
+			peer:   p,
+			client: &Client{Endpoint: p.Endpoint, Key: p.Key, HTTP: opts.HTTP, Now: opts.Now},
+			wake:   make(chan struct{}, 1),
+			attrs:  []attribute.KeyValue{attribute.String("group", opts.Group), attribute.String("peer", p.Name)},
+			health: PeerHealth{Peer: p.Name},
+		})
+	}
+	return s, nil
+}
+
+// Start runs the peer loops, the new-event watcher and the pruner until Shutdown.
+func (s *Sender) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return fmt.Errorf("transport: sender %s: already shut down", s.opts.Group)
+	}
+	if s.started {
+		return fmt.Errorf("transport: sender %s: already started", s.opts.Group)
+	}
+	s.started = true
+	ctx, s.cancel = context.WithCancel(ctx)
+	for _, p := range s.peers {
+		s.wg.Go(func() { p.run(ctx) })
+	}
+	s.wg.Go(func() { s.watch(ctx) })
+	s.wg.Go(func() { s.prune(ctx) })
+	return nil
+}
+
+// Notify wakes every peer loop to look for new events now (for callers that insert in
+// the same process; others are picked up within PollInterval).
+func (s *Sender) Notify() {
+	for _, p := range s.peers {
+		p.poke()
+	}
+}
+
+// Health returns what the sender last saw of each peer.
+func (s *Sender) Health() []PeerHealth {
+	out := make([]PeerHealth, 0, len(s.peers))
+	for _, p := range s.peers {
+		p.mu.Lock()
+		out = append(out, p.health)
+		p.mu.Unlock()
+	}
+	return out
+}
+
+// Shutdown stops taking new work, lets every in-flight request finish and its outcome be
+// recorded, and returns when all loops ended or ctx is done. Safe to call twice.
+func (s *Sender) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("transport: sender %s: shutdown: %w", s.opts.Group, ctx.Err())
+	}
+}
+
+// Close is Shutdown with a 10s limit.
+func (s *Sender) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return s.Shutdown(ctx)
+}
+
+// watch polls the store's newest sequence number and wakes the peers when it grows.
+func (s *Sender) watch(ctx context.Context) {
+	t := time.NewTicker(s.opts.PollInterval)
+	defer t.Stop()
+	var last int64 = -1
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		seq, err := s.opts.Outbox.LastSeq(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.opts.Logger.Warn("sender: poll store", "group", s.opts.Group, "err", err)
+			}
+			continue
+		}
+		if seq != last {
+			last = seq
+			s.Notify()
+		}
+	}
+}
+
+// prune removes old delivery rows every PruneInterval.
+func (s *Sender) prune(ctx context.Context) {
+	t := time.NewTicker(s.opts.PruneInterval)
+	defer t.Stop()
+	a := attrs(attribute.String("group", s.opts.Group))
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.opts.Metrics.prunerTicks.Add(ctx, 1, a)
+		n, err := s.opts.Outbox.PruneDeliveries(ctx, s.opts.Group, s.opts.Now(), s.opts.PruneMaxAge)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.opts.Metrics.prunerTickErrs.Add(ctx, 1, a)
+				s.opts.Logger.Warn("sender: prune deliveries", "group", s.opts.Group, "err", err)
+			}
+			continue
+		}
+		s.opts.Metrics.prunerPruned.Add(ctx, n, a)
+	}
+}
+
+func (p *peerLoop) poke() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run is one peer's loop: pass, then wait for new events, a retry time or shutdown.
+func (p *peerLoop) run(ctx context.Context) {
+	o := &p.s.opts
+	// Store errors back off with jitter up to RetryMax; push failures wait for the
+	// deliveries' own next attempt time.
+	bo := &backoff.ExponentialBackOff{
+		InitialInterval:     o.RetryBase,
+		RandomizationFactor: 0.3,
+		Multiplier:          2,
+		MaxInterval:         o.RetryMax,
+	}
+	bo.Reset()
+	var nextRefresh time.Time
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	a := attrs(p.attrs[0], p.attrs[1])
+	for {
+		if ctx.Err() != nil {
+			return
+		}
+		now := o.Now()
+		refresh := !now.Before(nextRefresh)
+		if refresh {
+			nextRefresh = now.Add(o.RefreshInterval)
+		}
+		start := time.Now()
+		full, retryAt, err := p.pass(ctx, refresh)
+		o.Metrics.outboxTicks.Add(ctx, 1, a)
+		o.Metrics.outboxTickDur.Record(ctx, time.Since(start).Seconds(), a)
+		wait := time.Until(nextRefresh)
+		switch {
+		case err != nil:
+			if ctx.Err() != nil {
+				return
+			}
+			o.Metrics.outboxTickErrs.Add(ctx, 1, a)
+			o.Logger.Warn("sender: outbox pass", "group", o.Group, "peer", p.peer.Name, "err", err)
+			wait = bo.NextBackOff()
+		case !retryAt.IsZero():
+			// The peer is failing: new events must not shorten the wait.
+			bo.Reset()
+			wait = max(time.Until(retryAt), time.Millisecond)
+			if !sleep(ctx, timer, wait, nil) {
+				return
+			}
+			continue
+		case full:
+			bo.Reset()
+			continue
+		default:
+			bo.Reset()
+		}
+		if !sleep(ctx, timer, max(wait, 0), p.wake) {
+			return
+		}
+	}
+}
+
+// sleep waits for d, a wake-up (when wake is not nil) or ctx; false means ctx ended.
+func sleep(ctx context.Context, t *time.Timer, d time.Duration, wake <-chan struct{}) bool {
+	t.Reset(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+	case <-wake:
+	}
+	return true
+}
+
+// pass enqueues new events, refreshes TTLs when due, and pushes one batch of due
+// deliveries. full reports that a whole batch was delivered (more may be waiting);
+// retryAt is set when a push failed (its outcome is recorded) and says when to try
+// again; err is a store failure.
+func (p *peerLoop) pass(ctx context.Context, refresh bool) (full bool, retryAt time.Time, err error) {
+	o := &p.s.opts
+	now := o.Now()
+	if _, err := o.Outbox.EnqueueDeliveries(ctx, store.EnqueueRequest{
+		Group: o.Group, Peer: p.peer.Name, SourceNode: o.LocalNode,
+		Match: p.peer.Matches, Limit: 4 * o.BatchSize, Now: now,
+	}); err != nil {
+		return false, time.Time{}, fmt.Errorf("enqueue: %w", err)
+	}
+	if refresh {
+		r, err := o.Outbox.RequeueRefreshed(ctx, o.Group, p.peer.Name, now, o.TTLRefreshBefore)
+		if err != nil {
+			return false, time.Time{}, fmt.Errorf("ttl refresh: %w", err)
+		}
+		if r.Requeued > 0 {
+			o.Metrics.repush.Add(ctx, int64(r.Requeued), attrs(p.attrs...))
+		}
+		if r.Stale > 0 {
+			o.Metrics.staleTTL.Add(ctx, int64(r.Stale), attrs(p.attrs...))
+		}
+	}
+	due, err := o.Outbox.DueDeliveries(ctx, o.Group, p.peer.Name, now, o.BatchSize)
+	if err != nil {
+		return false, time.Time{}, fmt.Errorf("due deliveries: %w", err)
+	}
+	if len(due) == 0 {
+		return false, time.Time{}, nil
+	}
+	if !p.probed {
+		p.probe(ctx)
+	}
+	// The push and its bookkeeping finish even when shutdown began meanwhile.
+	wctx := context.WithoutCancel(ctx)
+	outcomes, pushErr := p.push(wctx, due)
+	if err := o.Outbox.RecordDeliveries(wctx, o.Group, p.peer.Name, outcomes); err != nil {
+		return false, time.Time{}, fmt.Errorf("record deliveries: %w", err)
+	}
+	p.count(outcomes)
+	if pushErr != nil {
+		p.setError(pushErr)
+		retryAt = o.Now().Add(o.RetryMax)
+		for _, x := range outcomes {
+			if x.State == store.DeliveryRetrying && x.NextAttemptAt.Before(retryAt) {
+				retryAt = x.NextAttemptAt
+			}
+		}
+		return false, retryAt, nil
+	}
+	p.mu.Lock()
+	p.health.LastSuccess = o.Now()
+	p.mu.Unlock()
+	return len(due) == o.BatchSize, time.Time{}, nil
+}
+
+// probe asks the peer what it understands; any failure means plain v1 for now.
+func (p *peerLoop) probe(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	st, err := p.client.Status(ctx)
+	p.batch = nil
+	if err == nil && st.Extensions.Batch != nil && st.Extensions.Batch.Path == PathBatch && st.Extensions.Batch.MaxEvents > 0 {
+		p.batch = st.Extensions.Batch
+	}
+	p.probed = err == nil
+	p.mu.Lock()
+	p.health.Batch = p.batch != nil
+	p.mu.Unlock()
+}
+
+func (p *peerLoop) setError(err error) {
+	p.mu.Lock()
+	p.health.LastError = err.Error()
+	p.health.LastErrorAt = p.s.opts.Now()
+	p.mu.Unlock()
+}
+
+// push sends due deliveries in order and returns one outcome per delivery.
+func (p *peerLoop) push(ctx context.Context, due []store.Delivery) ([]store.DeliveryOutcome, error) {
+	outcomes := make([]store.DeliveryOutcome, 0, len(due))
+	bodies := make([][]byte, len(due))
+	for i := range due {
+		b, err := json.Marshal(&due[i].Event)
+		if err == nil && len(b) > MaxEventBytes {
+			err = fmt.Errorf("event is %d bytes, over the %d-byte limit", len(b), MaxEventBytes)
+		}
+		if err != nil {
+			// Cannot ever be sent: fail it now, keep the rest.
+			outcomes = append(outcomes, p.outcome(due[i], &PushError{Status: http.StatusBadRequest, Err: err}))
+			continue
+		}
+		bodies[i] = b
+	}
+	var firstErr error
+	send := func(idx []int) {
+		if len(idx) == 0 {
+			return
+		}
+		err := p.send(ctx, due, bodies, idx)
+		var pe *PushError
+		if err != nil && errors.As(err, &pe) && pe.Permanent() && len(idx) > 1 {
+			// One bad event must not sink its batch: retry them one by one.
+			for _, i := range idx {
+				err1 := p.send(ctx, due, bodies, []int{i})
+				outcomes = append(outcomes, p.outcome(due[i], err1))
+				if isTransient(err1) && firstErr == nil {
+					firstErr = err1
+				}
+			}
+			return
+		}
+		for _, i := range idx {
+			outcomes = append(outcomes, p.outcome(due[i], err))
+		}
+		if isTransient(err) && firstErr == nil {
+			firstErr = err
+		}
+	}
+	var (
+		pending      []int
+		pendingBytes int64
+	)
+	for i := range due {
+		if bodies[i] == nil {
+			continue
+		}
+		if firstErr != nil {
+			// The peer is failing: keep order, retry the rest later without sending.
+			outcomes = append(outcomes, p.heldBack(due[i], firstErr))
+			continue
+		}
+		if p.batch == nil {
+			send([]int{i})
+			continue
+		}
+		size := int64(len(bodies[i]) + 1)
+		if len(pending) > 0 && (len(pending) >= p.batch.MaxEvents || pendingBytes+size > p.batch.MaxBytes-1024) {
+			send(pending)
+			pending, pendingBytes = nil, 0
+			if firstErr != nil {
+				outcomes = append(outcomes, p.heldBack(due[i], firstErr))
+				continue
+			}
+		}
+		pending = append(pending, i)
+		pendingBytes += size
+	}
+	if firstErr == nil {
+		send(pending)
+	} else {
+		for _, i := range pending {
+			outcomes = append(outcomes, p.heldBack(due[i], firstErr))
+		}
+	}
+	return outcomes, firstErr
+}
+
+// isTransient reports whether err is a push failure worth retrying (not a refusal of
+// the content itself). A transient failure stops the pass to keep the peer's order.
+func isTransient(err error) bool {
+	if err == nil {
+		return false
+	}
+	var pe *PushError
+	return !errors.As(err, &pe) || !pe.Permanent()
+}
+
+
+// send pushes the events idx as one request (v1 when single and no batch support).
+func (p *peerLoop) send(ctx context.Context, due []store.Delivery, bodies [][]byte, idx []int) error {
+	o := &p.s.opts
+	ctx, cancel := context.WithTimeout(ctx, o.RequestTimeout)
+	defer cancel()
+	var err error
+	if p.batch == nil {
+		_, err = p.client.PushEvent(ctx, bodies[idx[0]])
+	} else {
+		req := BatchRequest{Events: make([]json.RawMessage, len(idx))}
+		for j, i := range idx {
+			req.Events[j] = bodies[i]
+		}
+		body, merr := json.Marshal(req)
+		if merr != nil {
+			return &PushError{Status: http.StatusBadRequest, Err: merr}
+		}
+		var resp BatchResponse
+		resp, err = p.client.PushBatch(ctx, p.batch.Path, body)
+		if err == nil && resp.Count != len(idx) {
+			err = &PushError{Status: http.StatusOK, Err: fmt.Errorf("peer acknowledged %d of %d events", resp.Count, len(idx))}
+		}
+	}
+	var pe *PushError
+	if errors.As(err, &pe) && pe.Status == http.StatusConflict && pe.Reason == ReasonReplay {
+		// The identical signed batch was accepted before (our earlier attempt's answer
+		// was lost): it is delivered.
+		err = nil
+	}
+	if errors.As(err, &pe) && pe.Status == http.StatusNotFound {
+		p.probed = false // the peer changed; ask again
+	}
+	status := "ok"
+	if err != nil {
+		status = "error"
+	}
+	o.Metrics.attempts.Add(ctx, int64(len(idx)), attrs(p.attrs[0], p.attrs[1], attribute.String("status", status)))
+	return err
+}
+
+// outcome turns a push result into the delivery row's next state.
+func (p *peerLoop) outcome(d store.Delivery, err error) store.DeliveryOutcome {
+	o := &p.s.opts
+	now := o.Now()
+	out := store.DeliveryOutcome{EventID: d.Event.ID, Attempts: d.Attempts + 1}
+	if err == nil {
+		out.State = store.DeliveryDelivered
+		out.DeliveredAt = now
+		out.DeliveredExpiresAt = d.Event.ExpiresAt
+		out.FirstDelivery = d.DeliveredAt.IsZero()
+		out.Lag = now.Sub(d.StoredAt)
+		return out
+	}
+	out.LastError = err.Error()
+	var pe *PushError
+	if (errors.As(err, &pe) && pe.Permanent()) || now.Sub(d.CreatedAt) >= o.FailAfter {
+		out.State = store.DeliveryFailed
+		return out
+	}
+	out.State = store.DeliveryRetrying
+	out.NextAttemptAt = now.Add(retryDelay(o.RetryBase, o.RetryMax, d.Attempts))
+	return out
+}
+
+// heldBack is the outcome of a delivery not sent because an earlier one of the pass
+// failed: it waits like the failed one but its attempt count is unchanged.
+func (p *peerLoop) heldBack(d store.Delivery, err error) store.DeliveryOutcome {
+	out := p.outcome(d, err)
+	out.Attempts = d.Attempts
+	if out.State == store.DeliveryFailed && d.CreatedAt.Add(p.s.opts.FailAfter).After(p.s.opts.Now()) {
+		out.State = store.DeliveryRetrying
+		out.NextAttemptAt = p.s.opts.Now().Add(retryDelay(p.s.opts.RetryBase, p.s.opts.RetryMax, d.Attempts))
+	}
+	return out
+}
+
+func (p *peerLoop) count(outcomes []store.DeliveryOutcome) {
+	o := &p.s.opts
+	ctx := context.Background()
+	var n [3]int64
+	for _, x := range outcomes {
+		switch x.State {
+		case store.DeliveryDelivered:
+			n[0]++
+			if x.FirstDelivery {
+				o.Metrics.lag.Record(ctx, x.Lag.Seconds(), attrs(p.attrs...))
+			}
+		case store.DeliveryRetrying:
+			n[1]++
+		case store.DeliveryFailed:
+			n[2]++
+		}
+	}
+	for i, st := range []string{store.DeliveryDelivered, store.DeliveryRetrying, store.DeliveryFailed} {
+		if n[i] > 0 {
+			o.Metrics.deliveries.Add(ctx, n[i], attrs(p.attrs[0], p.attrs[1], attribute.String("status", st)))
+		}
+	}
+}
+
+// retryDelay is the wait before attempt attempts+2: base·2^attempts capped at max, with
+// ±25% jitter (never above max).
+func retryDelay(base, maxDelay time.Duration, attempts int) time.Duration {
+	d := maxDelay
+	if attempts < 30 && base<<attempts < maxDelay && base<<attempts > 0 {
+		d = base << attempts
+	}
+	j := time.Duration(float64(d) * (0.75 + 0.5*rand.Float64()))
+	return min(j, maxDelay)
+}
