@@ -78,11 +78,18 @@ func (ns *NS) Exec(t testing.TB, args ...string) string {
 	return Run(t, "ip", append([]string{"netns", "exec", ns.Name}, args...)...)
 }
 
-// Dummy creates an up dummy interface called name in the namespace.
-func (ns *NS) Dummy(t testing.TB, name string) {
+// Link creates an up interface called name in the namespace: one end of a veth pair
+// whose other end ("name-p", also up) stays in the namespace. (Dummy interfaces would do,
+// but not every kernel has the dummy module.)
+func (ns *NS) Link(t testing.TB, name string) {
 	t.Helper()
-	ns.IP(t, "link", "add", name, "type", "dummy")
+	peer := name + "-p"
+	if len(peer) > 15 {
+		t.Fatalf("interface name %q too long for a veth peer name", name)
+	}
+	ns.IP(t, "link", "add", name, "type", "veth", "peer", "name", peer)
 	ns.IP(t, "link", "set", name, "up")
+	ns.IP(t, "link", "set", peer, "up")
 }
 
 // Veth joins a (interface nameA) and b (nameB) with a veth pair and sets both ends up.

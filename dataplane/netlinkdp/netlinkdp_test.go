@@ -1,0 +1,316 @@
+package netlinkdp
+
+import (
+	"context"
+	"net/netip"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"routerd.net/routerd/dataplane"
+	"routerd.net/routerd/dataplane/internal/nstest"
+)
+
+func open(t *testing.T, ns *nstest.NS) (*dataplane.Reconciler, *Backend) {
+	t.Helper()
+	b, err := Open(Options{NetNS: ns.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := dataplane.NewReconciler(b, nil)
+	t.Cleanup(func() {
+		if err := r.Close(); err != nil {
+			t.Error(err)
+		}
+		if err := b.Close(); err != nil { // idempotent
+			t.Error(err)
+		}
+	})
+	return r, b
+}
+
+// fullState is a desired state with every kind of object.
+func fullState() dataplane.State {
+	return dataplane.State{
+		Addresses:      []dataplane.Address{{Prefix: netip.MustParsePrefix("169.254.10.1/30"), Dev: "wg0", From: "OverlayPeer/cloud"}},
+		ProxyNeighbors: []dataplane.ProxyNeighbor{{Addr: netip.MustParseAddr("10.88.60.11"), Dev: "lan0", From: "RemoteAddressClaim/c"}},
+		Routes: []dataplane.Route{
+			{Dst: netip.MustParsePrefix("10.88.60.9/32"), Dev: "wg0", From: "RemoteAddressClaim/a"},
+			{Dst: netip.MustParsePrefix("10.88.60.10/32"), Dev: "wg0", Via: netip.MustParseAddr("169.254.10.2"), From: "RemoteAddressClaim/b"},
+			{Dst: netip.MustParsePrefix("10.200.0.0/16"), Dev: "wg0", Table: 100, Metric: 50, From: "HybridRoute/dc"},
+			{Dst: netip.MustParsePrefix("2001:db8::9/128"), Dev: "wg0", From: "RemoteAddressClaim/v6"},
+		},
+		MSSRules: []dataplane.MSSRule{
+			{Dev: "wg0", Direction: dataplane.Egress, From: "MSSClamp/overlay"},
+			{Dev: "wg0", Direction: dataplane.Ingress, From: "MSSClamp/overlay"},
+		},
+	}
+}
+
+// router creates a namespace with a tunnel-like interface wg0 and a LAN interface lan0,
+// plus foreign objects routerd must never touch.
+func router(t *testing.T) *nstest.NS {
+	ns := nstest.New(t)
+	ns.Link(t, "wg0")
+	ns.Link(t, "lan0")
+	ns.IP(t, "addr", "add", "10.9.9.1/24", "dev", "lan0")
+	// wg0 keeps a foreign address: when an interface loses its last IPv4 address the
+	// kernel drops every IPv4 route through it, foreign ones included.
+	ns.IP(t, "addr", "add", "10.7.7.1/24", "dev", "wg0")
+	ns.IP(t, "route", "add", "10.88.60.20/32", "dev", "wg0", "proto", "static")
+	ns.IP(t, "route", "add", "10.200.0.0/16", "dev", "wg0", "table", "100", "metric", "60")
+	ns.IP(t, "neigh", "add", "proxy", "10.9.9.77", "dev", "lan0")
+	return ns
+}
+
+// foreignIntact asserts router's foreign objects are still there.
+func foreignIntact(t *testing.T, ns *nstest.NS) {
+	t.Helper()
+	for _, c := range []struct{ args, want string }{
+		{"route show 10.88.60.20/32", "10.88.60.20 dev wg0 proto static"},
+		{"route show table 100 10.200.0.0/16 metric 60", "10.200.0.0/16 dev wg0"},
+		{"addr show dev lan0", "10.9.9.1/24"},
+		{"neigh show proxy", "10.9.9.77 dev lan0"},
+	} {
+		if out := ns.IP(t, strings.Fields(c.args)...); !strings.Contains(out, c.want) {
+			t.Errorf("foreign object gone: ip %s:\n%s\nwant %q", c.args, out, c.want)
+		}
+	}
+}
+
+func apply(t *testing.T, r *dataplane.Reconciler, s dataplane.State) dataplane.Diff {
+	t.Helper()
+	d, err := r.Apply(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func TestApplyIdempotentDriftWithdraw(t *testing.T) {
+	ns := router(t)
+	r, b := open(t, ns)
+	ctx := context.Background()
+	desired := fullState()
+
+	dry, err := r.DryRun(ctx, desired)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if add, _, _ := dry.Count(); add != desired.Len() {
+		t.Fatalf("dry run adds %d objects, want %d:\n%s", add, desired.Len(), dry)
+	}
+	if out := ns.IP(t, "route", "show", "proto", "196"); out != "" {
+		t.Fatalf("dry run changed the kernel: %s", out)
+	}
+	d := apply(t, r, desired)
+	if d.String() != dry.String() {
+		t.Errorf("apply diff\n%s\ndiffers from dry run\n%s", d, dry)
+	}
+
+	// Read back independently with ip(8).
+	for _, c := range []struct{ args, want string }{
+		{"route show proto 196", "10.88.60.9 dev wg0 scope link"},
+		{"route show proto 196", "10.88.60.10 via 169.254.10.2 dev wg0"},
+		{"route show table 100 proto 196", "10.200.0.0/16 dev wg0 scope link metric 50"},
+		{"-6 route show proto 196", "2001:db8::9 dev wg0 metric 1024"},
+		{"addr show dev wg0", "169.254.10.1/30 scope global"},
+		{"neigh show proxy", "10.88.60.11 dev lan0 proxy proto 196"},
+	} {
+		if out := ns.IP(t, strings.Fields(c.args)...); !strings.Contains(out, c.want) {
+			t.Errorf("ip %s:\n%s\nwant a line containing %q", c.args, out, c.want)
+		}
+	}
+	cur, err := b.Current(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := desired.Normalize()
+	if cur.String() != want.String() {
+		t.Errorf("Current:\n%s\nwant:\n%s", cur, want)
+	}
+	if d := apply(t, r, desired); !d.Empty() {
+		t.Fatalf("re-apply changed something:\n%s", d)
+	}
+	foreignIntact(t, ns)
+
+	// Drift: one route deleted, one changed, one stale routerd route added by hand.
+	ns.IP(t, "route", "del", "10.88.60.9/32", "dev", "wg0")
+	ns.IP(t, "route", "replace", "10.88.60.10/32", "dev", "lan0", "proto", "196")
+	ns.IP(t, "route", "add", "10.77.0.1/32", "dev", "wg0", "proto", "196")
+	ns.Exec(t, "nft", "flush", "chain", "inet", "routerd", "forward")
+	d = apply(t, r, desired)
+	wantRepair := []string{
+		"- route 10.77.0.1/32 dev wg0 table main metric 0 proto routerd",
+		"~ route 10.88.60.10/32 via 169.254.10.2 dev wg0 table main metric 0 proto routerd (was: route 10.88.60.10/32 dev lan0 table main metric 0 proto routerd)",
+		"+ route 10.88.60.9/32 dev wg0 table main metric 0 proto routerd",
+		"+ mss-rule iifname wg0 tcp flags syn tcp option maxseg size set rt mtu",
+		"+ mss-rule oifname wg0 tcp flags syn tcp option maxseg size set rt mtu",
+	}
+	if got := strings.TrimSpace(d.String()); got != strings.Join(wantRepair, "\n") {
+		t.Errorf("repair diff:\n%s\nwant:\n%s", got, strings.Join(wantRepair, "\n"))
+	}
+	if d := apply(t, r, desired); !d.Empty() {
+		t.Fatalf("after repair, re-apply changed something:\n%s", d)
+	}
+
+	// Withdraw an expired claim (and its proxy entry).
+	withdrawn := fullState()
+	withdrawn.Routes = withdrawn.Routes[1:]
+	withdrawn.ProxyNeighbors = nil
+	d = apply(t, r, withdrawn)
+	if got := strings.TrimSpace(d.String()); got != "- route 10.88.60.9/32 dev wg0 table main metric 0 proto routerd\n- proxy-neighbor 10.88.60.11 dev lan0 proto routerd" {
+		t.Errorf("withdraw diff:\n%s", got)
+	}
+	if out := ns.IP(t, "route", "show", "10.88.60.9/32"); out != "" {
+		t.Errorf("withdrawn route still there: %s", out)
+	}
+
+	// Empty desired state: everything of routerd's goes, nothing foreign.
+	apply(t, r, dataplane.State{})
+	for _, args := range []string{"route show proto 196", "route show table all proto 196", "neigh show proxy proto 196"} {
+		if out := ns.IP(t, strings.Fields(args)...); out != "" {
+			t.Errorf("ip %s after empty apply:\n%s", args, out)
+		}
+	}
+	if out := ns.IP(t, "addr", "show", "dev", "wg0"); strings.Contains(out, "169.254.10.1") {
+		t.Errorf("routerd's address still there:\n%s", out)
+	}
+	if out, err := exec.Command("ip", "netns", "exec", ns.Name, "nft", "list", "table", "inet", "routerd").CombinedOutput(); err == nil {
+		t.Errorf("routerd's table still there:\n%s", out)
+	}
+	foreignIntact(t, ns)
+}
+
+func TestForeignConflictNotOverwritten(t *testing.T) {
+	ns := router(t)
+	r, _ := open(t, ns)
+	desired := dataplane.State{Routes: []dataplane.Route{
+		// Same destination, table and metric as the foreign route of router().
+		{Dst: netip.MustParsePrefix("10.200.0.0/16"), Dev: "lan0", Table: 100, Metric: 60, From: "HybridRoute/x"},
+		{Dst: netip.MustParsePrefix("10.88.60.30/32"), Dev: "wg0", From: "RemoteAddressClaim/y"},
+	}}
+	_, err := r.Apply(context.Background(), desired)
+	if err == nil || !strings.Contains(err.Error(), "foreign route") {
+		t.Fatalf("apply error = %v, want a foreign route conflict", err)
+	}
+	if out := ns.IP(t, "route", "show", "10.88.60.30/32"); !strings.Contains(out, "dev wg0") {
+		t.Errorf("the non-conflicting route was not applied: %q", out)
+	}
+	foreignIntact(t, ns)
+	// Withdrawing our wish does not remove the foreign route either.
+	apply(t, r, dataplane.State{})
+	foreignIntact(t, ns)
+}
+
+func TestMSSRulesReadBack(t *testing.T) {
+	ns := router(t)
+	r, b := open(t, ns)
+	s := dataplane.State{MSSRules: []dataplane.MSSRule{
+		{Dev: "wg0", Direction: dataplane.Egress, MSS: 1360},
+		{Dev: "wg0", Direction: dataplane.Ingress, MSS: 1360},
+	}}
+	apply(t, r, s)
+	insp, err := b.Inspect(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := s.Normalize()
+	if !insp.TablePresent || len(insp.ForeignInTable) != 0 || insp.Owned.String() != want.String() {
+		t.Fatalf("read back through netlink: present=%v foreign=%q owned:\n%s", insp.TablePresent, insp.ForeignInTable, insp.Owned)
+	}
+	out := ns.Exec(t, "nft", "list", "chain", "inet", "routerd", "forward")
+	for _, w := range []string{
+		"type filter hook forward priority mangle; policy accept;",
+		`iifname "wg0" tcp flags syn tcp option maxseg size > 1360 tcp option maxseg size set 1360`,
+		`oifname "wg0" tcp flags syn tcp option maxseg size > 1360 tcp option maxseg size set 1360`,
+	} {
+		if !strings.Contains(out, w) {
+			t.Errorf("nft list chain:\n%s\nwant %q", out, w)
+		}
+	}
+}
+
+// TestPingFollowsClaim proves traffic follows a claim: router A routes the claimed
+// address over its link to router B, where the address lives; a ping from A reaches B.
+func TestPingFollowsClaim(t *testing.T) {
+	a, bns := nstest.New(t), nstest.New(t)
+	nstest.Veth(t, a, "ovl-b", bns, "ovl-a")
+	rb, _ := open(t, bns)
+	ra, _ := open(t, a)
+	// B holds the claimed host address on a dummy interface and its overlay address.
+	bns.Link(t, "host0")
+	bns.IP(t, "addr", "add", "10.88.60.9/32", "dev", "host0")
+	apply(t, rb, dataplane.State{
+		Addresses: []dataplane.Address{{Prefix: netip.MustParsePrefix("169.254.20.2/30"), Dev: "ovl-a"}},
+	})
+	ping := func() error {
+		return exec.Command("ip", "netns", "exec", a.Name, "ping", "-c", "1", "-W", "1", "10.88.60.9").Run()
+	}
+	apply(t, ra, dataplane.State{
+		Addresses: []dataplane.Address{{Prefix: netip.MustParsePrefix("169.254.20.1/30"), Dev: "ovl-b"}},
+	})
+	if ping() == nil {
+		t.Fatal("ping reached 10.88.60.9 before any claim was applied")
+	}
+	apply(t, ra, dataplane.State{
+		Addresses: []dataplane.Address{{Prefix: netip.MustParsePrefix("169.254.20.1/30"), Dev: "ovl-b"}},
+		Routes:    []dataplane.Route{{Dst: netip.MustParsePrefix("10.88.60.9/32"), Dev: "ovl-b", Via: netip.MustParseAddr("169.254.20.2"), From: "RemoteAddressClaim/onprem-10-88-60-9"}},
+		MSSRules:  []dataplane.MSSRule{{Dev: "ovl-b", Direction: dataplane.Egress}, {Dev: "ovl-b", Direction: dataplane.Ingress}},
+	})
+	if err := ping(); err != nil {
+		t.Fatalf("ping 10.88.60.9 from %s after the claim: %v\n%s", a.Name, err, a.IP(t, "route"))
+	}
+	// Withdraw the claim: the address is unreachable again.
+	apply(t, ra, dataplane.State{
+		Addresses: []dataplane.Address{{Prefix: netip.MustParsePrefix("169.254.20.1/30"), Dev: "ovl-b"}},
+	})
+	if ping() == nil {
+		t.Fatal("ping still reaches 10.88.60.9 after the claim was withdrawn")
+	}
+}
+
+func TestInspectForDoctor(t *testing.T) {
+	ns := router(t)
+	r, b := open(t, ns)
+	desired := fullState()
+	apply(t, r, desired)
+	ctx := context.Background()
+	insp, err := b.Inspect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := dataplane.Check(desired, nil, insp)
+	if !rep.OK {
+		t.Fatalf("healthy dataplane fails the checks: %+v", rep)
+	}
+	// Break it: a route drifts, someone adds to routerd's table, a foreign more specific
+	// route appears inside a routed prefix, and the desired state names a missing interface.
+	ns.IP(t, "route", "del", "10.88.60.9/32", "dev", "wg0")
+	ns.Exec(t, "nft", "add", "rule", "inet", "routerd", "forward", "counter")
+	ns.IP(t, "route", "add", "10.200.5.0/24", "dev", "lan0", "table", "100")
+	desired.Routes = append(desired.Routes, dataplane.Route{Dst: netip.MustParsePrefix("10.88.61.1/32"), Dev: "wg9", From: "RemoteAddressClaim/z"})
+	insp, err = b.Inspect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep = dataplane.Check(desired, []string{"RemoteAddressClaim/z: peerRef nowhere: no such OverlayPeer"}, insp)
+	if rep.OK {
+		t.Fatal("broken dataplane passes the checks")
+	}
+	got := map[string]string{}
+	for _, c := range rep.Checks {
+		got[c.Name] = c.Status + ": " + strings.Join(c.Details, "; ")
+	}
+	for name, want := range map[string]string{
+		"references":     "fail: RemoteAddressClaim/z: peerRef nowhere",
+		"interfaces":     "fail: interface wg9 does not exist (used by RemoteAddressClaim/z)",
+		"drift":          "missing: route 10.88.60.9/32 dev wg0",
+		"nft-foreign":    "fail: rule handle",
+		"foreign-routes": "fail: route 10.200.5.0/24 dev lan0 table 100 metric 0 proto 3 inside 10.200.0.0/16 (from HybridRoute/dc)",
+	} {
+		if !strings.Contains(got[name], want) {
+			t.Errorf("check %s = %q, want it to contain %q", name, got[name], want)
+		}
+	}
+}
