@@ -1,0 +1,304 @@
+package schemas
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+)
+
+// Config is a validated set of resources: every document loaded, defaults applied,
+// references checked, names unique per Kind.
+type Config struct {
+	// Warnings are the documents skipped (LoadOptions.SkipUnknownKinds).
+	Warnings []Problem
+
+	entries []*entry
+	byKind  map[string]map[string]int // kind -> name -> index in entries
+}
+
+func newConfig() *Config { return &Config{byKind: map[string]map[string]int{}} }
+
+func (c *Config) addEntry(e *entry) {
+	kind := e.obj.GetKind()
+	if c.byKind[kind] == nil {
+		c.byKind[kind] = map[string]int{}
+	}
+	c.byKind[kind][e.obj.GetName()] = len(c.entries)
+	c.entries = append(c.entries, e)
+}
+
+// NewConfig builds a Config from objects made in Go (for example a static config merged
+// with dynamic parts): it applies defaults, validates each object and checks names and
+// references, like loading does. The error is an *ErrorList.
+func NewConfig(objs ...Object) (*Config, error) {
+	b := newBuilder(LoadOptions{})
+	for i, o := range objs {
+		d := newDocContext("", i+1, b.opts)
+		d.kind, d.name = o.GetKind(), o.GetName()
+		info, ok := LookupKind(o.GetKind())
+		if !ok || info.APIVersion != o.GetAPIVersion() {
+			d.errorf(0, "", "apiVersion %q, kind %q is not a registered Kind", o.GetAPIVersion(), o.GetKind())
+			b.add(d, nil)
+			continue
+		}
+		o.SetDefaults()
+		c := newChecker()
+		validateObject(o, c)
+		for _, p := range *c.problems {
+			d.errorf(0, p.path, "%s", p.msg)
+		}
+		b.add(d, o)
+	}
+	return b.finish()
+}
+
+// Objects returns every resource, sorted by apiVersion, kind and name.
+func (c *Config) Objects() []Object {
+	out := make([]Object, 0, len(c.entries))
+	for _, e := range c.entries {
+		out = append(out, e.obj)
+	}
+	slices.SortFunc(out, func(a, b Object) int {
+		if x := strings.Compare(a.GetAPIVersion(), b.GetAPIVersion()); x != 0 {
+			return x
+		}
+		if x := strings.Compare(a.GetKind(), b.GetKind()); x != 0 {
+			return x
+		}
+		return strings.Compare(a.GetName(), b.GetName())
+	})
+	return out
+}
+
+// Len returns the number of resources.
+func (c *Config) Len() int { return len(c.entries) }
+
+// Get returns the resource of kind named name, or nil.
+func (c *Config) Get(kind, name string) Object {
+	i, ok := c.byKind[kind][name]
+	if !ok {
+		return nil
+	}
+	return c.entries[i].obj
+}
+
+// Origin returns the file and line where the resource of kind named name was defined
+// ("" and 0 for objects built in memory or not found).
+func (c *Config) Origin(kind, name string) (file string, line int) {
+	i, ok := c.byKind[kind][name]
+	if !ok {
+		return "", 0
+	}
+	d := c.entries[i].ctx
+	return d.file, d.lineOf("")
+}
+
+// ofKind returns every resource of kind T, sorted by name.
+func ofKind[T Object](c *Config) []T {
+	var out []T
+	for _, e := range c.entries {
+		if o, ok := e.obj.(T); ok {
+			out = append(out, o)
+		}
+	}
+	return sortedObjects(out)
+}
+
+// EventGroups returns the EventGroups, sorted by name.
+func (c *Config) EventGroups() []*EventGroup { return ofKind[*EventGroup](c) }
+
+// EventPeers returns the EventPeers, sorted by name.
+func (c *Config) EventPeers() []*EventPeer { return ofKind[*EventPeer](c) }
+
+// EventSubscriptions returns the EventSubscriptions, sorted by name.
+func (c *Config) EventSubscriptions() []*EventSubscription { return ofKind[*EventSubscription](c) }
+
+// FederationSLOs returns the FederationSLOs, sorted by name.
+func (c *Config) FederationSLOs() []*FederationSLO { return ofKind[*FederationSLO](c) }
+
+// Plugins returns the Plugins, sorted by name.
+func (c *Config) Plugins() []*Plugin { return ofKind[*Plugin](c) }
+
+// OverlayPeers returns the OverlayPeers, sorted by name.
+func (c *Config) OverlayPeers() []*OverlayPeer { return ofKind[*OverlayPeer](c) }
+
+// HybridRoutes returns the HybridRoutes, sorted by name.
+func (c *Config) HybridRoutes() []*HybridRoute { return ofKind[*HybridRoute](c) }
+
+// AddressMobilityDomains returns the AddressMobilityDomains, sorted by name.
+func (c *Config) AddressMobilityDomains() []*AddressMobilityDomain {
+	return ofKind[*AddressMobilityDomain](c)
+}
+
+// RemoteAddressClaims returns the RemoteAddressClaims, sorted by name.
+func (c *Config) RemoteAddressClaims() []*RemoteAddressClaim { return ofKind[*RemoteAddressClaim](c) }
+
+// CloudProviderProfiles returns the CloudProviderProfiles, sorted by name.
+func (c *Config) CloudProviderProfiles() []*CloudProviderProfile {
+	return ofKind[*CloudProviderProfile](c)
+}
+
+// ProviderActionPolicies returns the ProviderActionPolicies, sorted by name.
+func (c *Config) ProviderActionPolicies() []*ProviderActionPolicy {
+	return ofKind[*ProviderActionPolicy](c)
+}
+
+// MSSClamps returns the MSSClamps, sorted by name.
+func (c *Config) MSSClamps() []*MSSClamp { return ofKind[*MSSClamp](c) }
+
+// DynamicConfigParts returns the DynamicConfigParts, sorted by name.
+func (c *Config) DynamicConfigParts() []*DynamicConfigPart { return ofKind[*DynamicConfigPart](c) }
+
+// DynamicOverridePolicies returns the DynamicOverridePolicies, sorted by name.
+func (c *Config) DynamicOverridePolicies() []*DynamicOverridePolicy {
+	return ofKind[*DynamicOverridePolicy](c)
+}
+
+// EventPeersOf returns the EventPeers of group, sorted by name.
+func (c *Config) EventPeersOf(group string) []*EventPeer {
+	var out []*EventPeer
+	for _, p := range c.EventPeers() {
+		if p.Spec.GroupRef == group {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// refChecker reports reference problems of one entry.
+type refChecker struct {
+	cfg      *Config
+	e        *entry
+	problems *[]Problem
+}
+
+func (r refChecker) errorf(path, format string, args ...any) {
+	r.e.ctx.errorf(r.e.ctx.lineOf(path), path, format, args...)
+	*r.problems = append(*r.problems, r.e.ctx.problems[len(r.e.ctx.problems)-1])
+}
+
+// ref reports a missing resource of kind named name referenced at path.
+func (r refChecker) ref(path, kind, name string) {
+	if name == "" || r.cfg.Get(kind, name) != nil {
+		return
+	}
+	var known []string
+	for n := range r.cfg.byKind[kind] {
+		known = append(known, n)
+	}
+	slices.Sort(known)
+	if len(known) == 0 {
+		r.errorf(path, "no %s named %q (there are no %s resources)", kind, name, kind)
+		return
+	}
+	r.errorf(path, "no %s named %q; known: %s", kind, name, strings.Join(known, ", "))
+}
+
+// checkRefs checks the references between resources that decoded and validated cleanly.
+func (c *Config) checkRefs() []Problem {
+	var problems []Problem
+	peerNodes := map[string]map[string]string{} // group -> nodeName -> peer name
+	for _, e := range c.entries {
+		if !e.ok {
+			continue
+		}
+		r := refChecker{cfg: c, e: e, problems: &problems}
+		switch o := e.obj.(type) {
+		case *EventGroup:
+			for i, p := range o.Spec.PeersFrom {
+				kind, name, _ := strings.Cut(p.Resource, "/")
+				if !p.Optional {
+					r.ref(joinPath(indexPath("spec.peersFrom", i), "resource"), kind, name)
+				}
+			}
+		case *EventPeer:
+			r.ref("spec.groupRef", "EventGroup", o.Spec.GroupRef)
+			if g, ok := c.Get("EventGroup", o.Spec.GroupRef).(*EventGroup); ok && g.Spec.NodeName == o.Spec.NodeName {
+				r.errorf("spec.nodeName", "%q is the local node of group %s: a peer must be another node", o.Spec.NodeName, g.Metadata.Name)
+			}
+			if peerNodes[o.Spec.GroupRef] == nil {
+				peerNodes[o.Spec.GroupRef] = map[string]string{}
+			}
+			if prev, dup := peerNodes[o.Spec.GroupRef][o.Spec.NodeName]; dup {
+				r.errorf("spec.nodeName", "node %q is already the peer %s of group %s", o.Spec.NodeName, prev, o.Spec.GroupRef)
+			}
+			peerNodes[o.Spec.GroupRef][o.Spec.NodeName] = o.Metadata.Name
+		case *EventSubscription:
+			r.ref("spec.groupRef", "EventGroup", o.Spec.GroupRef)
+			r.ref("spec.trigger.pluginRef", "Plugin", o.Spec.Trigger.PluginRef)
+			if p, ok := c.Get("Plugin", o.Spec.Trigger.PluginRef).(*Plugin); ok && len(p.Spec.Hooks) > 0 && !slices.Contains(p.Spec.Hooks, "on_events") {
+				r.errorf("spec.trigger.pluginRef", "plugin %s does not enable the on_events hook (hooks: %s)", p.Metadata.Name, strings.Join(p.Spec.Hooks, ", "))
+			}
+		case *FederationSLO:
+			r.ref("spec.groupRef", "EventGroup", o.Spec.GroupRef)
+		case *Plugin:
+			if g := o.Spec.Grants.ProviderRequest; g != nil {
+				for i, p := range g.ProfileRefs {
+					r.ref(indexPath("spec.grants.providerRequest.profileRefs", i), "CloudProviderProfile", p)
+				}
+			}
+		case *HybridRoute:
+			r.ref("spec.peerRef", "OverlayPeer", o.Spec.PeerRef)
+		case *AddressMobilityDomain:
+			r.ref("spec.peerRef", "OverlayPeer", o.Spec.PeerRef)
+		case *RemoteAddressClaim:
+			r.ref("spec.domainRef", "AddressMobilityDomain", o.Spec.DomainRef)
+			if d, ok := c.Get("AddressMobilityDomain", o.Spec.DomainRef).(*AddressMobilityDomain); ok {
+				if !prefixContains(d.Spec.Prefix, o.Spec.Address) {
+					r.errorf("spec.address", "%s is outside the prefix %s of domain %s", o.Spec.Address, d.Spec.Prefix, d.Metadata.Name)
+				}
+			}
+			if o.Spec.Capture != nil {
+				r.ref("spec.capture.providerRef", "CloudProviderProfile", o.Spec.Capture.ProviderRef)
+			}
+			if o.Spec.Delivery != nil {
+				r.ref("spec.delivery.peerRef", "OverlayPeer", o.Spec.Delivery.PeerRef)
+			}
+		case *MSSClamp:
+			for i, p := range o.Spec.PeerRefs {
+				r.ref(indexPath("spec.peerRefs", i), "OverlayPeer", p)
+			}
+		case *ProviderActionPolicy:
+			for i, p := range o.Spec.AllowedProviderRefs {
+				path := indexPath("spec.allowedProviderRefs", i)
+				r.ref(path, "CloudProviderProfile", p)
+				if prof, ok := c.Get("CloudProviderProfile", p).(*CloudProviderProfile); ok && len(o.Spec.AllowedProviders) > 0 && !slices.Contains(o.Spec.AllowedProviders, prof.Spec.Provider) {
+					r.errorf(path, "profile %s is for provider %s, which allowedProviders does not list", p, prof.Spec.Provider)
+				}
+			}
+		case *DynamicOverridePolicy:
+			for i, a := range o.Spec.Allow {
+				kind, name, _ := strings.Cut(a.Source, "/")
+				if _, known := LookupKind(kind); known && name != "*" {
+					r.ref(joinPath(indexPath("spec.allow", i), "source"), kind, name)
+				}
+			}
+		}
+	}
+	return problems
+}
+
+// prefixContains reports whether address (an IP or IP/len) lies within prefix.
+func prefixContains(prefix, address string) bool {
+	p, err := netip.ParsePrefix(prefix)
+	if err != nil {
+		return false
+	}
+	if a, err := netip.ParsePrefix(address); err == nil {
+		return p.Bits() <= a.Bits() && p.Contains(a.Addr())
+	}
+	a, err := netip.ParseAddr(address)
+	return err == nil && p.Contains(a)
+}
+
+// String summarises the config: the number of resources per Kind.
+func (c *Config) String() string {
+	var parts []string
+	for _, k := range Kinds() {
+		if n := len(c.byKind[k.Kind]); n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, k.Kind))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
