@@ -25,7 +25,10 @@ type PruneOptions struct {
 	Expired bool
 	// ExpiredGrace keeps expired events this long after expiry.
 	ExpiredGrace time.Duration
-	// MaxAge removes events received before Now - MaxAge.
+	// MaxAge removes events without an expiry that were received before Now - MaxAge.
+	// (Events with an expiry are removed by Expired, so a live event is never pruned by
+	// age.) receivedAt is this node's clock, so a peer's clock skew cannot shorten or
+	// extend retention.
 	MaxAge time.Duration
 	// MaxEvents keeps only the newest MaxEvents events (of Group, or overall).
 	MaxEvents int64
@@ -37,6 +40,13 @@ type PruneOptions struct {
 	Pause time.Duration
 	// DryRun counts what would be removed without removing anything.
 	DryRun bool
+}
+
+// GroupRetention returns the prune options for an EventGroup's retention{maxEvents,
+// maxAge}: events with an expiry are kept maxAge after it, events without one maxAge
+// after they were received, and at most maxEvents of the group (0 turns a rule off).
+func GroupRetention(group string, maxAge time.Duration, maxEvents int64) PruneOptions {
+	return PruneOptions{Group: group, Expired: true, ExpiredGrace: maxAge, MaxAge: maxAge, MaxEvents: maxEvents}
 }
 
 // PruneResult counts the events removed (or, with DryRun, that would be) per rule.
@@ -93,7 +103,7 @@ func (s *Store) Prune(ctx context.Context, o PruneOptions) (PruneResult, error) 
 	}
 	if o.MaxAge > 0 {
 		cut := o.Now.Add(-o.MaxAge).UnixNano()
-		rules = append(rules, pruneRule{"age", "received_at < ?" + groupWhere,
+		rules = append(rules, pruneRule{"age", "received_at < ? AND expires_at IS NULL" + groupWhere,
 			append([]any{cut}, groupArgs...), &res.Aged})
 	}
 	if o.MaxEvents > 0 {

@@ -1,0 +1,274 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+
+	"routerd.net/routerd/federation/event"
+	"routerd.net/routerd/federation/store"
+)
+
+// runFederationCtl runs routerctl with args and returns stdout, stderr and the exit code
+// run() would return.
+func runFederationCtl(t *testing.T, stdin string, args ...string) (string, string, int) {
+	t.Helper()
+	root := newRootCmd()
+	var out, errb bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errb)
+	root.SetIn(strings.NewReader(stdin))
+	root.SetArgs(args)
+	cmd, err := root.ExecuteC()
+	code := exitOK
+	if err != nil {
+		var ue usageError
+		switch {
+		case errors.Is(err, silentFailure):
+			code = exitFailed
+		case errors.As(err, &ue) || isCobraUsageError(cmd, err):
+			code = exitUsage
+		default:
+			code = exitFailed
+		}
+		errb.WriteString(err.Error())
+	}
+	return out.String(), errb.String(), code
+}
+
+// TestFederationEventCLI walks through emit, duplicate emit, list, show, stats and prune
+// on one state dir, each step checking output and exit code.
+func TestFederationEventCLI(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("ROUTERD_SETTINGS", "")
+	sd := []string{"--state-dir", filepath.Join(dir, "state")}
+	oldEvent := filepath.Join(dir, "old.json")
+	if err := os.WriteFile(oldEvent, []byte(`{"id":"old-1","group":"lab","type":"neighbor.moved","subject":"10.1.1.1",
+		"observedAt":"2020-01-01T00:00:00Z","expiresAt":"2020-01-01T00:30:00Z"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var emittedID string
+	steps := []struct {
+		name     string
+		args     []string
+		stdin    string
+		wantCode int
+		check    func(t *testing.T, stdout, stderr string)
+	}{
+		{
+			name: "emit with the original flags",
+			args: []string{"federation", "event", "emit", "--group", "cloudedge", "--type", event.TypeClientIPv4Observed,
+				"--subject", "10.88.60.9", "--source-node", "onprem-router", "--payload", "address=10.88.60.9",
+				"--payload", "ownerSide=onprem", "--ttl", "30m"},
+			check: func(t *testing.T, stdout, _ string) {
+				emittedID = strings.TrimSpace(stdout)
+				if len(emittedID) != 26 {
+					t.Fatalf("emit printed %q, want a ULID", stdout)
+				}
+			},
+		},
+		{
+			name: "emit from a file",
+			args: []string{"federation", "event", "emit", "--file", oldEvent},
+			check: func(t *testing.T, stdout, _ string) {
+				if strings.TrimSpace(stdout) != "old-1" {
+					t.Errorf("stdout %q", stdout)
+				}
+			},
+		},
+		{
+			name:  "emit a duplicate from stdin",
+			args:  []string{"federation", "event", "emit", "--file", "-"},
+			stdin: `{"id":"old-1","group":"lab","type":"neighbor.moved"}`,
+			check: func(t *testing.T, stdout, stderr string) {
+				if strings.TrimSpace(stdout) != "old-1" || !strings.Contains(stderr, "already stored") {
+					t.Errorf("stdout %q stderr %q", stdout, stderr)
+				}
+			},
+		},
+		{
+			name:     "emit without type is a usage error",
+			args:     []string{"federation", "event", "emit", "--group", "g"},
+			wantCode: exitUsage,
+		},
+		{
+			name:     "emit with a bad payload flag",
+			args:     []string{"federation", "event", "emit", "--group", "g", "--type", "t", "--payload", "novalue"},
+			wantCode: exitUsage,
+		},
+		{
+			name:     "emit an invalid file names the problem",
+			args:     []string{"federation", "event", "emit", "--file", "-"},
+			stdin:    `{"id":"x","group":"g","type":"t","payload":{"n":1}}`,
+			wantCode: exitFailed,
+			check: func(t *testing.T, _, stderr string) {
+				if !strings.Contains(stderr, "payload values must be strings") {
+					t.Errorf("stderr %q", stderr)
+				}
+			},
+		},
+		{
+			name: "list as table",
+			args: []string{"federation", "event", "list"},
+			check: func(t *testing.T, stdout, _ string) {
+				lines := strings.Split(strings.TrimSpace(stdout), "\n")
+				if len(lines) != 3 || !strings.HasPrefix(lines[0], "SEQ") || !strings.Contains(lines[2], "(expired)") {
+					t.Errorf("table:\n%s", stdout)
+				}
+			},
+		},
+		{
+			name: "list filtered as json",
+			args: []string{"federation", "event", "list", "--group", "cloudedge", "--type", event.TypeClientIPv4Observed, "--source", "onprem-router", "--subject", "10.88.", "--since", "1h", "-o", "json"},
+			check: func(t *testing.T, stdout, _ string) {
+				var rows []eventRow
+				if err := json.Unmarshal([]byte(stdout), &rows); err != nil {
+					t.Fatalf("%v\n%s", err, stdout)
+				}
+				if len(rows) != 1 || rows[0].Event.ID != emittedID || rows[0].Event.Payload["ownerSide"] != "onprem" {
+					t.Errorf("rows %+v", rows)
+				}
+			},
+		},
+		{
+			name: "list paging with --after",
+			args: []string{"federation", "event", "list", "--limit", "1", "--after", "1", "-o", "yaml"},
+			check: func(t *testing.T, stdout, _ string) {
+				if !strings.Contains(stdout, "id: old-1") || strings.Contains(stdout, emittedID) {
+					t.Errorf("page:\n%s", stdout)
+				}
+			},
+		},
+		{
+			name: "list empty result is [] in json",
+			args: []string{"federation", "event", "list", "--group", "none", "-o", "json"},
+			check: func(t *testing.T, stdout, _ string) {
+				if strings.TrimSpace(stdout) != "[]" {
+					t.Errorf("stdout %q", stdout)
+				}
+			},
+		},
+		{
+			name:     "list with a bad --since",
+			args:     []string{"federation", "event", "list", "--since", "yesterday"},
+			wantCode: exitUsage,
+		},
+		{
+			name: "show as table",
+			args: []string{"federation", "event", "show", "old-1"},
+			check: func(t *testing.T, stdout, _ string) {
+				for _, want := range []string{"neighbor.moved", "2020-01-01T00:30:00Z (expired)", "receivedAt"} {
+					if !strings.Contains(stdout, want) {
+						t.Errorf("show lacks %q:\n%s", want, stdout)
+					}
+				}
+			},
+		},
+		{
+			name:     "show a missing event",
+			args:     []string{"federation", "event", "show", "nope"},
+			wantCode: exitFailed,
+		},
+		{
+			name: "stats as json",
+			args: []string{"federation", "stats", "-o", "json"},
+			check: func(t *testing.T, stdout, _ string) {
+				var s store.Stats
+				if err := json.Unmarshal([]byte(stdout), &s); err != nil {
+					t.Fatal(err)
+				}
+				if s.Events != 2 || s.Expired != 1 || len(s.ByType) != 2 || s.SizeBytes == 0 {
+					t.Errorf("stats %+v", s)
+				}
+			},
+		},
+		{
+			name: "stats as table",
+			args: []string{"federation", "stats"},
+			check: func(t *testing.T, stdout, _ string) {
+				if !strings.Contains(stdout, "GROUP") || !strings.Contains(stdout, "cloudedge") || !strings.Contains(stdout, "events:      2 (1 expired)") {
+					t.Errorf("stats:\n%s", stdout)
+				}
+			},
+		},
+		{
+			name: "prune dry run deletes nothing",
+			args: []string{"federation", "prune", "--dry-run", "-o", "json"},
+			check: func(t *testing.T, stdout, _ string) {
+				var r store.PruneResult
+				if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+					t.Fatal(err)
+				}
+				if !r.DryRun || r.Expired != 1 || r.Total() != 1 {
+					t.Errorf("dry run %+v", r)
+				}
+			},
+		},
+		{
+			name: "prune removes the expired event",
+			args: []string{"federation", "prune"},
+			check: func(t *testing.T, stdout, _ string) {
+				if !strings.Contains(stdout, "DELETED") {
+					t.Errorf("prune:\n%s", stdout)
+				}
+			},
+		},
+		{
+			name:     "the pruned event is gone",
+			args:     []string{"federation", "event", "show", "old-1"},
+			wantCode: exitFailed,
+		},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			stdout, stderr, code := runFederationCtl(t, st.stdin, append(st.args, sd...)...)
+			if code != st.wantCode {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, st.wantCode, stdout, stderr)
+			}
+			if st.check != nil {
+				st.check(t, stdout, stderr)
+			}
+		})
+	}
+}
+
+func TestFederationStoreFromEnvironment(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "from-env")
+	t.Setenv("ROUTERD_SETTINGS", "")
+	t.Setenv("ROUTERD_STATE_DIR", dir)
+	stdout, stderr, code := runFederationCtl(t, "", "federation", "event", "emit", "--group", "g", "--type", "t", "--id", "env-1")
+	if code != exitOK || strings.TrimSpace(stdout) != "env-1" {
+		t.Fatalf("exit %d stdout %q stderr %q", code, stdout, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "routerd.db")); err != nil {
+		t.Fatalf("store not created in ROUTERD_STATE_DIR: %v", err)
+	}
+}
+
+func TestAddFederationCommand(t *testing.T) {
+	saved := federationSubcommands
+	t.Cleanup(func() { federationSubcommands = saved })
+	addFederationCommand(func() *cobra.Command {
+		return &cobra.Command{Use: "probe", RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := openStore(cmd)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			_, err = cmd.OutOrStdout().Write([]byte(st.Path()))
+			return err
+		}}
+	})
+	dir := t.TempDir()
+	t.Setenv("ROUTERD_SETTINGS", "")
+	stdout, stderr, code := runFederationCtl(t, "", "federation", "probe", "--state-dir", dir)
+	if code != exitOK || stdout != filepath.Join(dir, "routerd.db") {
+		t.Fatalf("exit %d stdout %q stderr %q", code, stdout, stderr)
+	}
+}
