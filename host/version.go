@@ -1,0 +1,317 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	extism "github.com/extism/go-sdk"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/experimental"
+
+	"routerd.net/routerd/abi"
+)
+
+// wasmMagic is the preamble of a binary Wasm module (magic and version 1).
+var wasmMagic = []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00}
+
+// version is one loaded module file of a plugin: compiled code, manifest and a pool of
+// instances. A plugin swaps versions atomically; a retired version closes when its last
+// call ends.
+type version struct {
+	h        *Host
+	spec     Spec
+	path     string
+	digest   string
+	size     int64
+	manifest *abi.Manifest
+	compiled *extism.CompiledPlugin
+	fast     bool
+	hooks    []abi.Hook // enabled hooks: declared by the manifest and enabled by the spec
+	loadedAt time.Time
+	loadTook time.Duration
+
+	sem chan struct{} // one token per running call (limits.maxConcurrency)
+
+	mu      sync.Mutex
+	idle    []*instance
+	active  int // calls that entered this version
+	retired bool
+	closed  bool
+	warming int // instances being created in the background
+}
+
+// loadErr builds a LoadError for this version.
+func (v *version) loadErr(kind error, detail string, err error) error {
+	return &LoadError{Plugin: v.spec.Name, File: filepath.Base(v.path), Kind: kind, Detail: detail, Err: err}
+}
+
+// readModule reads and checks a module file: size limit, Wasm magic, sha256 pin.
+func (h *Host) readModule(path string, spec Spec) ([]byte, string, error) {
+	lerr := func(kind error, detail string, err error) error {
+		return &LoadError{Plugin: spec.Name, File: filepath.Base(path), Kind: kind, Detail: detail, Err: err}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, "", lerr(ErrBadModule, "open: "+err.Error(), err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, h.opts.MaxModuleBytes+1))
+	if err != nil {
+		return nil, "", lerr(ErrBadModule, "read: "+err.Error(), err)
+	}
+	if int64(len(data)) > h.opts.MaxModuleBytes {
+		return nil, "", lerr(ErrBadModule, fmt.Sprintf("file is larger than %d bytes", h.opts.MaxModuleBytes), nil)
+	}
+	if !bytes.HasPrefix(data, wasmMagic) {
+		head := data[:min(len(data), 8)]
+		return nil, "", lerr(ErrBadModule, fmt.Sprintf("not a WebAssembly binary module: starts with %q, want \\0asm version 1", head), nil)
+	}
+	sum := sha256.Sum256(data)
+	digest := hex.EncodeToString(sum[:])
+	if spec.SHA256 != "" && spec.SHA256 != digest {
+		return nil, "", lerr(ErrDigestMismatch, fmt.Sprintf("file has sha256 %s, Plugin resource pins %s", digest, spec.SHA256), nil)
+	}
+	return data, digest, nil
+}
+
+// loadVersion compiles the module at path for spec, checks its manifest and exports,
+// and warms its pool. On error nothing is left open.
+func (h *Host) loadVersion(ctx context.Context, path string, spec Spec, data []byte, digest string) (_ *version, err error) {
+	start := time.Now()
+	v := &version{
+		h:      h,
+		spec:   spec,
+		path:   path,
+		digest: digest,
+		size:   int64(len(data)),
+		sem:    make(chan struct{}, spec.Limits.MaxConcurrency),
+	}
+	rc := wazero.NewRuntimeConfig().
+		WithCloseOnContextDone(true).
+		WithMemoryLimitPages(spec.Limits.memoryPages())
+	if h.cache != nil {
+		rc = rc.WithCompilationCache(h.cache)
+	}
+	cctx := experimental.WithFunctionListenerFactory(ctx, captureFactory{})
+	manifest := extism.Manifest{Wasm: []extism.Wasm{extism.WasmData{Data: data, Name: "main"}}}
+	grants := spec.Grants
+	v.compiled, err = extism.NewCompiledPlugin(cctx, manifest,
+		extism.PluginConfig{RuntimeConfig: rc, EnableWasi: true},
+		h.hostFunctions(spec.Name, &grants))
+	if err != nil {
+		return nil, v.loadErr(ErrBadModule, "compile: "+cleanWazeroError(err), err)
+	}
+	v.spec.Grants = grants
+	defer func() {
+		if err != nil {
+			v.closeAll()
+		}
+	}()
+
+	in, out, err := v.newInstance(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v.idle = append(v.idle, in)
+	if err := v.checkManifest(out, in); err != nil {
+		return nil, err
+	}
+	v.fast = in.fast()
+	for i := 1; i < spec.Limits.WarmInstances; i++ {
+		in, _, err := v.newInstance(ctx)
+		if err != nil {
+			return nil, err
+		}
+		v.idle = append(v.idle, in)
+	}
+	v.loadedAt = time.Now()
+	v.loadTook = v.loadedAt.Sub(start)
+	return v, nil
+}
+
+// checkManifest decodes the manifest output: ABI major first (refused with
+// ErrABIMismatch), then the rest of the manifest, then that every declared hook is
+// exported.
+func (v *version) checkManifest(out []byte, in *instance) error {
+	var m abi.Manifest
+	if err := json.Unmarshal(out, &m); err != nil {
+		return v.loadErr(ErrBadModule, fmt.Sprintf("%s returned invalid JSON: %v", abi.ExportManifest, err), err)
+	}
+	if _, err := abi.CheckCompatible(m.ABI); err != nil {
+		if errors.Is(err, abi.ErrIncompatibleVersion) {
+			return v.loadErr(ErrABIMismatch, fmt.Sprintf("module declares abi %q; this host speaks %s (major versions must match)", m.ABI, abi.ManifestVersion), err)
+		}
+		return v.loadErr(ErrABIMismatch, fmt.Sprintf("module declares abi %q; want %s", m.ABI, abi.ManifestVersion), err)
+	}
+	if err := m.Validate(); err != nil {
+		return v.loadErr(ErrBadModule, "manifest: "+err.Error(), err)
+	}
+	for _, hk := range m.Hooks {
+		if !in.hookFn[hk] {
+			return v.loadErr(ErrBadModule, fmt.Sprintf("manifest declares hook %s but the module does not export it", hk), nil)
+		}
+		if v.spec.hookEnabled(hk, m.Hooks) {
+			v.hooks = append(v.hooks, hk)
+		}
+	}
+	v.manifest = &m
+	return nil
+}
+
+// hasHook reports whether hook is enabled.
+func (v *version) hasHook(hook abi.Hook) bool {
+	for _, h := range v.hooks {
+		if h == hook {
+			return true
+		}
+	}
+	return false
+}
+
+// enter registers a call on the version; false if it was retired meanwhile.
+func (v *version) enter() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.retired || v.closed {
+		return false
+	}
+	v.active++
+	return true
+}
+
+// leave ends a call; the last call of a retired version closes it.
+func (v *version) leave() {
+	v.mu.Lock()
+	v.active--
+	last := v.retired && v.active == 0 && v.warming == 0 && !v.closed
+	v.mu.Unlock()
+	if last {
+		v.closeAll()
+	}
+}
+
+// retire stops new calls from entering; the version closes when the running ones end.
+func (v *version) retire() {
+	v.mu.Lock()
+	v.retired = true
+	now := v.active == 0 && v.warming == 0 && !v.closed
+	v.mu.Unlock()
+	if now {
+		v.closeAll()
+	}
+}
+
+// closeAll closes the idle instances and the compiled module (its wazero runtime).
+func (v *version) closeAll() {
+	v.mu.Lock()
+	if v.closed && v.compiled == nil {
+		v.mu.Unlock()
+		return
+	}
+	v.closed = true
+	idle := v.idle
+	v.idle = nil
+	compiled := v.compiled
+	v.compiled = nil
+	v.mu.Unlock()
+	for _, in := range idle {
+		in.close()
+	}
+	if compiled != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = compiled.Close(ctx)
+	}
+}
+
+// acquire takes a concurrency token and an instance (idle, or a new one).
+func (v *version) acquire(ctx context.Context) (*instance, error) {
+	select {
+	case v.sem <- struct{}{}:
+	default:
+		select {
+		case v.sem <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	v.mu.Lock()
+	if n := len(v.idle); n > 0 {
+		in := v.idle[n-1]
+		v.idle = v.idle[:n-1]
+		v.mu.Unlock()
+		return in, nil
+	}
+	v.mu.Unlock()
+	in, _, err := v.newInstance(ctx)
+	if err != nil {
+		<-v.sem
+		return nil, err
+	}
+	return in, nil
+}
+
+// release returns an instance: a healthy one goes back to the idle pool (up to
+// limits.warmInstances), an unhealthy one is closed and replaced in the background.
+func (v *version) release(in *instance, healthy bool) {
+	v.mu.Lock()
+	keep := healthy && !v.closed && len(v.idle) < v.spec.Limits.WarmInstances
+	if keep {
+		v.idle = append(v.idle, in)
+	}
+	refill := !healthy && !v.retired && !v.closed && len(v.idle)+v.warming < v.spec.Limits.WarmInstances
+	if refill {
+		v.warming++
+	}
+	v.mu.Unlock()
+	<-v.sem
+	if !keep {
+		in.close()
+	}
+	if refill {
+		v.h.wg.Add(1)
+		go v.refill()
+	}
+}
+
+// refill creates one instance for the idle pool after an unhealthy one was discarded.
+func (v *version) refill() {
+	defer v.h.wg.Done()
+	ctx, cancel := context.WithTimeout(v.h.ctx, 30*time.Second)
+	defer cancel()
+	in, _, err := v.newInstance(ctx)
+	v.mu.Lock()
+	v.warming--
+	keep := err == nil && !v.closed && !v.retired && len(v.idle) < v.spec.Limits.WarmInstances
+	if keep {
+		v.idle = append(v.idle, in)
+	}
+	last := v.retired && v.active == 0 && v.warming == 0 && !v.closed
+	v.mu.Unlock()
+	if err != nil {
+		v.h.log.Warn("plugin instance refill failed", "plugin", v.spec.Name, "err", err)
+	}
+	if err == nil && !keep {
+		in.close()
+	}
+	if last {
+		v.closeAll()
+	}
+}
+
+// idleCount returns the number of idle instances.
+func (v *version) idleCount() (idle, active int) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return len(v.idle), v.active
+}
