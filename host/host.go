@@ -765,5 +765,3 @@ func (h *Host) dirOf() string {
 	defer h.mu.RUnlock()
 	return h.dir
 }
-
-
