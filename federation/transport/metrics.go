@@ -15,20 +15,20 @@ const MetricPrefix = "routerd_eventd_"
 // Metrics holds the 14 transport instruments of COMPAT.md. Attributes are limited to
 // group, peer, event_type, status and reason; event ids never become attributes.
 type Metrics struct {
-	deliveries      metric.Int64Counter
-	attempts        metric.Int64Counter
-	repush          metric.Int64Counter
-	staleTTL        metric.Int64Counter
-	lag             metric.Float64Histogram
-	rejects         metric.Int64Counter
-	accepted        metric.Int64Counter
-	duplicates      metric.Int64Counter
-	outboxTicks     metric.Int64Counter
-	outboxTickErrs  metric.Int64Counter
-	outboxTickDur   metric.Float64Histogram
-	prunerTicks     metric.Int64Counter
-	prunerPruned    metric.Int64Counter
-	prunerTickErrs  metric.Int64Counter
+	deliveries     metric.Int64Counter
+	attempts       metric.Int64Counter
+	repush         metric.Int64Counter
+	staleTTL       metric.Int64Counter
+	lag            metric.Float64Histogram
+	rejects        metric.Int64Counter
+	accepted       metric.Int64Counter
+	duplicates     metric.Int64Counter
+	outboxTicks    metric.Int64Counter
+	outboxTickErrs metric.Int64Counter
+	outboxTickDur  metric.Float64Histogram
+	prunerTicks    metric.Int64Counter
+	prunerPruned   metric.Int64Counter
+	prunerTickErrs metric.Int64Counter
 }
 
 // NewMetrics creates the instruments on mp (nil means the no-op provider).

@@ -98,10 +98,10 @@ func TestReceiverRejects(t *testing.T) {
 			return r
 		}},
 		{name: "stale timestamp", status: 403, reason: ReasonStaleTimestamp, req: func(url string) *http.Request {
-			return signedRequest(t, url+PathEvents, goodBody, secretGroup, now-301, "")
+			return signedRequest(t, url+PathEvents, goodBody, secretGroup, now-330, "")
 		}},
 		{name: "future timestamp", status: 403, reason: ReasonStaleTimestamp, req: func(url string) *http.Request {
-			return signedRequest(t, url+PathEvents, goodBody, secretGroup, now+301, "")
+			return signedRequest(t, url+PathEvents, goodBody, secretGroup, now+330, "")
 		}},
 		{name: "missing timestamp", status: 400, reason: ReasonBadTimestamp, req: func(url string) *http.Request {
 			r := signedRequest(t, url+PathEvents, goodBody, secretGroup, now, "")

@@ -558,7 +558,6 @@ func isTransient(err error) bool {
 	return !errors.As(err, &pe) || !pe.Permanent()
 }
 
-
 // send pushes the events idx as one request (v1 when single and no batch support).
 func (p *peerLoop) send(ctx context.Context, due []store.Delivery, bodies [][]byte, idx []int) error {
 	o := &p.s.opts

@@ -92,11 +92,11 @@ type ErrorResponse struct {
 
 // Status is the body of GET /v1/status.
 type Status struct {
-	Protocol   string           `json:"protocol"`
-	Group      string           `json:"group"`
-	Node       string           `json:"node"`
-	Extensions Extensions       `json:"extensions"`
-	Counters   StatusCounters   `json:"counters"`
+	Protocol   string         `json:"protocol"`
+	Group      string         `json:"group"`
+	Node       string         `json:"node"`
+	Extensions Extensions     `json:"extensions"`
+	Counters   StatusCounters `json:"counters"`
 }
 
 // Extensions advertises what this receiver understands beyond plain v1.

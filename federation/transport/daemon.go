@@ -1,0 +1,209 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
+
+	"routerd.net/routerd/federation/store"
+)
+
+// GroupConfig is the runtime configuration of one group's transport, built from the
+// EventGroup and its EventPeers (see FromSchemas) with secrets already read.
+type GroupConfig struct {
+	// Group and LocalNode name the group and this router.
+	Group, LocalNode string
+	// ListenAddress is host:port of the receiver ("" disables receiving).
+	ListenAddress string
+	// TLS, when set, serves HTTPS with CertFile/KeyFile and verifies peers with CAFile.
+	TLS *TLSFiles
+	// ReplayWindow bounds timestamp skew (default 5m).
+	ReplayWindow time.Duration
+	// ReceiveKeys are every secret accepted, each with the nodes that may use it.
+	ReceiveKeys []Key
+	// Peers are the push targets.
+	Peers []Peer
+	// Delivery tuning; zero values take the SenderOptions defaults.
+	BatchSize                                        int
+	RetryBase, RetryMax, FailAfter, TTLRefreshBefore time.Duration
+	PruneMaxAge                                      time.Duration
+}
+
+// TLSFiles are PEM files for the receiver and the sender.
+type TLSFiles struct {
+	CertFile, KeyFile, CAFile string
+}
+
+// DaemonOptions are the process-level dependencies of a Daemon.
+type DaemonOptions struct {
+	Logger        *slog.Logger
+	MeterProvider metric.MeterProvider
+	// PollInterval overrides how often the store is polled for new local events.
+	PollInterval time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Daemon is one group's transport: the receiver's HTTP server and the sender.
+type Daemon struct {
+	cfg      GroupConfig
+	log      *slog.Logger
+	receiver *Receiver
+	sender   *Sender
+	server   *http.Server
+	ln       net.Listener
+	serveErr chan error
+
+	mu     sync.Mutex
+	closed bool
+}
+
+// NewDaemon builds the receiver and the sender of cfg over st.
+func NewDaemon(cfg GroupConfig, st *store.Store, opts DaemonOptions) (*Daemon, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	m, err := NewMetrics(opts.MeterProvider)
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{cfg: cfg, log: opts.Logger, serveErr: make(chan error, 1)}
+	client := &http.Client{Timeout: 10 * time.Second}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 4
+	if cfg.TLS != nil && cfg.TLS.CAFile != "" {
+		pool, err := loadCAPool(cfg.TLS.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	client.Transport = tr
+	if cfg.ListenAddress != "" {
+		d.receiver, err = NewReceiver(ReceiverOptions{
+			Group: cfg.Group, LocalNode: cfg.LocalNode, Keys: cfg.ReceiveKeys,
+			ReplayWindow: cfg.ReplayWindow, Store: st, Logger: opts.Logger, Metrics: m, Now: opts.Now,
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	d.sender, err = NewSender(SenderOptions{
+		Group: cfg.Group, LocalNode: cfg.LocalNode, Peers: cfg.Peers, Outbox: st, HTTP: client,
+		BatchSize: cfg.BatchSize, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax, FailAfter: cfg.FailAfter,
+		TTLRefreshBefore: cfg.TTLRefreshBefore, PruneMaxAge: cfg.PruneMaxAge, PollInterval: opts.PollInterval,
+		Logger: opts.Logger, Metrics: m, Now: opts.Now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func loadCAPool(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("transport: read CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("transport: CA file %s holds no PEM certificate", path)
+	}
+	return pool, nil
+}
+
+// Start listens (when ListenAddress is set) and starts the sender.
+func (d *Daemon) Start(ctx context.Context) error {
+	if d.receiver != nil {
+		ln, err := net.Listen("tcp", d.cfg.ListenAddress)
+		if err != nil {
+			return fmt.Errorf("transport: group %s: listen %s: %w", d.cfg.Group, d.cfg.ListenAddress, err)
+		}
+		d.ln = ln
+		d.server = &http.Server{
+			Handler:           d.receiver,
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       60 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			MaxHeaderBytes:    16 << 10,
+			ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),
+		}
+		serve := func() error { return d.server.Serve(ln) }
+		if d.cfg.TLS != nil && d.cfg.TLS.CertFile != "" {
+			cert, err := tls.LoadX509KeyPair(d.cfg.TLS.CertFile, d.cfg.TLS.KeyFile)
+			if err != nil {
+				ln.Close()
+				return fmt.Errorf("transport: group %s: load TLS certificate: %w", d.cfg.Group, err)
+			}
+			d.server.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+			serve = func() error { return d.server.ServeTLS(ln, "", "") }
+		}
+		go func() {
+			if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				d.serveErr <- fmt.Errorf("transport: group %s: serve: %w", d.cfg.Group, err)
+			}
+		}()
+		d.log.Info("receiver listening", "group", d.cfg.Group, "address", ln.Addr().String(), "tls", d.server.TLSConfig != nil)
+	}
+	if err := d.sender.Start(ctx); err != nil {
+		if d.ln != nil {
+			_ = d.server.Close()
+		}
+		return err
+	}
+	return nil
+}
+
+// Addr is the receiver's bound address ("" when not listening).
+func (d *Daemon) Addr() string {
+	if d.ln == nil {
+		return ""
+	}
+	return d.ln.Addr().String()
+}
+
+// Errors reports a receiver that stopped serving on its own.
+func (d *Daemon) Errors() <-chan error { return d.serveErr }
+
+// Receiver returns the receiver (nil when not listening).
+func (d *Daemon) Receiver() *Receiver { return d.receiver }
+
+// Sender returns the sender.
+func (d *Daemon) Sender() *Sender { return d.sender }
+
+// Shutdown stops accepting requests and lets in-flight ones finish (receiver), stops the
+// sender after its in-flight pushes are recorded, within ctx. Safe to call twice.
+func (d *Daemon) Shutdown(ctx context.Context) error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	d.mu.Unlock()
+	var errs []error
+	if d.server != nil {
+		if err := d.server.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("transport: group %s: stop receiver: %w", d.cfg.Group, err))
+		}
+	}
+	errs = append(errs, d.sender.Shutdown(ctx))
+	return errors.Join(errs...)
+}
+
+// Close is Shutdown with a 15s limit.
+func (d *Daemon) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	return d.Shutdown(ctx)
+}
