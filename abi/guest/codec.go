@@ -1,0 +1,554 @@
+package guest
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/valyala/fastjson"
+
+	"routerd.net/routerd/abi"
+	"routerd.net/routerd/abi/guest/jsonw"
+)
+
+// This file is the guest's reflection-free codec: fastjson for parsing, jsonw for
+// encoding. It produces and accepts the same JSON as encoding/json on the abi types (the
+// tests compare both), at a fraction of the cost inside a Wasm guest.
+
+// decoder parses documents; a guest instance is single-threaded, so one is reused.
+type decoder struct {
+	p fastjson.Parser
+}
+
+// fieldError names the JSON path of a type mismatch.
+func fieldError(path, want string, v *fastjson.Value) error {
+	return abi.NewError(abi.ErrCodeInvalidArgument, fmt.Sprintf("%s: got %s, want %s", path, v.Type(), want))
+}
+
+// str returns the string member k of o ("" when absent or null).
+func str(o *fastjson.Value, k, path string) (string, error) {
+	v := o.Get(k)
+	if v == nil || v.Type() == fastjson.TypeNull {
+		return "", nil
+	}
+	b, err := v.StringBytes()
+	if err != nil {
+		return "", fieldError(path+"."+k, "string", v)
+	}
+	return string(b), nil
+}
+
+// timeField parses the RFC 3339 member k of o (zero when absent or null).
+func timeField(o *fastjson.Value, k, path string) (time.Time, error) {
+	s, err := str(o, k, path)
+	if err != nil || s == "" {
+		return time.Time{}, err
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, abi.NewError(abi.ErrCodeInvalidArgument, fmt.Sprintf("%s.%s: %q is not an RFC 3339 time", path, k, s))
+	}
+	return t, nil
+}
+
+// object returns member k of o when it is an object (nil when absent or null).
+func object(o *fastjson.Value, k, path string) (*fastjson.Value, error) {
+	v := o.Get(k)
+	if v == nil || v.Type() == fastjson.TypeNull {
+		return nil, nil
+	}
+	if v.Type() != fastjson.TypeObject {
+		return nil, fieldError(path+"."+k, "object", v)
+	}
+	return v, nil
+}
+
+// array returns member k of o when it is an array; present reports a non-null member.
+func array(o *fastjson.Value, k, path string) (vs []*fastjson.Value, present bool, err error) {
+	v := o.Get(k)
+	if v == nil || v.Type() == fastjson.TypeNull {
+		return nil, false, nil
+	}
+	if v.Type() != fastjson.TypeArray {
+		return nil, false, fieldError(path+"."+k, "array", v)
+	}
+	vs, _ = v.Array()
+	return vs, true, nil
+}
+
+// stringMap decodes member k of o as an object of strings (nil when absent).
+func stringMap(o *fastjson.Value, k, path string) (map[string]string, error) {
+	v, err := object(o, k, path)
+	if v == nil || err != nil {
+		return nil, err
+	}
+	obj, _ := v.Object()
+	m := make(map[string]string, obj.Len())
+	obj.Visit(func(key []byte, val *fastjson.Value) {
+		if err != nil {
+			return
+		}
+		b, e := val.StringBytes()
+		if e != nil {
+			err = fieldError(path+"."+k+"."+string(key), "string", val)
+			return
+		}
+		m[string(key)] = string(b)
+	})
+	return m, err
+}
+
+// strings decodes member k of o as an array of strings.
+func stringList(o *fastjson.Value, k, path string) ([]string, error) {
+	vs, present, err := array(o, k, path)
+	if !present || err != nil {
+		return nil, err
+	}
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		b, e := v.StringBytes()
+		if e != nil {
+			return nil, fieldError(fmt.Sprintf("%s.%s[%d]", path, k, i), "string", v)
+		}
+		out[i] = string(b)
+	}
+	return out, nil
+}
+
+// rawList decodes member k of o as an array of raw JSON values (compacted).
+func rawList(o *fastjson.Value, k, path string) ([]json.RawMessage, error) {
+	vs, present, err := array(o, k, path)
+	if !present || err != nil {
+		return nil, err
+	}
+	out := make([]json.RawMessage, len(vs))
+	for i, v := range vs {
+		out[i] = v.MarshalTo(nil)
+	}
+	return out, nil
+}
+
+// DecodeRequest decodes a PluginRequest with the guest's reflection-free parser. It checks
+// the ABI major version like abi.DecodeRequest; unknown fields are ignored.
+//
+// # Errors
+//
+// An *abi.Error with code invalid_argument (malformed JSON, wrong field type) or
+// abi_mismatch (another ABI major).
+func DecodeRequest(data []byte) (*abi.Request, error) {
+	var d decoder
+	return d.request(data)
+}
+
+func (d *decoder) request(data []byte) (*abi.Request, error) {
+	v, err := d.p.ParseBytes(data)
+	if err != nil {
+		return nil, abi.NewError(abi.ErrCodeInvalidArgument, "request: "+err.Error())
+	}
+	if v.Type() != fastjson.TypeObject {
+		return nil, fieldError("request", "object", v)
+	}
+	r := &abi.Request{}
+	if r.APIVersion, err = str(v, "apiVersion", "request"); err != nil {
+		return nil, err
+	}
+	if r.Kind, err = str(v, "kind", "request"); err != nil {
+		return nil, err
+	}
+	if r.ABI, err = str(v, "abi", "request"); err != nil {
+		return nil, err
+	}
+	if _, err := abi.CheckCompatible(r.ABI); err != nil {
+		return nil, abi.NewError(abi.ErrCodeABIMismatch, err.Error())
+	}
+	if r.BatchID, err = str(v, "batchID", "request"); err != nil {
+		return nil, err
+	}
+	spec, err := object(v, "spec", "request")
+	if err != nil || spec == nil {
+		return r, err
+	}
+	if err := d.spec(spec, &r.Spec); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (d *decoder) spec(v *fastjson.Value, s *abi.RequestSpec) error {
+	const path = "spec"
+	var err error
+	if tr, err := object(v, "trigger", path); err != nil {
+		return err
+	} else if tr != nil {
+		if s.Trigger.Type, err = str(tr, "type", path+".trigger"); err != nil {
+			return err
+		}
+		if s.Trigger.Topic, err = str(tr, "topic", path+".trigger"); err != nil {
+			return err
+		}
+	}
+	if s.Now, err = timeField(v, "now", path); err != nil {
+		return err
+	}
+	evs, present, err := array(v, "events", path)
+	if err != nil {
+		return err
+	}
+	if present {
+		s.Events = make([]abi.Event, len(evs))
+		for i, ev := range evs {
+			if err := decodeEvent(ev, &s.Events[i], fmt.Sprintf("spec.events[%d]", i)); err != nil {
+				return err
+			}
+		}
+	}
+	if c, err := object(v, "context", path); err != nil {
+		return err
+	} else if c != nil {
+		if s.Context.Resources, err = rawList(c, "resources", path+".context"); err != nil {
+			return err
+		}
+	}
+	if p, err := object(v, "actionPlan", path); err != nil {
+		return err
+	} else if p != nil {
+		s.ActionPlan = &abi.ActionPlan{}
+		if err := decodeActionPlan(p, s.ActionPlan, path+".actionPlan"); err != nil {
+			return err
+		}
+	}
+	if dr := v.Get("dryRun"); dr != nil && dr.Type() != fastjson.TypeNull {
+		b, e := dr.Bool()
+		if e != nil {
+			return fieldError(path+".dryRun", "bool", dr)
+		}
+		s.DryRun = b
+	}
+	return nil
+}
+
+func decodeEvent(v *fastjson.Value, e *abi.Event, path string) error {
+	if v.Type() != fastjson.TypeObject {
+		return fieldError(path, "object", v)
+	}
+	var err error
+	for _, f := range []struct {
+		key string
+		dst *string
+	}{
+		{"id", &e.ID}, {"group", &e.Group}, {"sourceNode", &e.SourceNode}, {"type", &e.Type},
+		{"subject", &e.Subject}, {"dedupeKey", &e.DedupeKey}, {"observedAt", &e.ObservedAt},
+		{"expiresAt", &e.ExpiresAt},
+	} {
+		if *f.dst, err = str(v, f.key, path); err != nil {
+			return err
+		}
+	}
+	e.Payload, err = stringMap(v, "payload", path)
+	return err
+}
+
+func decodeActionPlan(v *fastjson.Value, p *abi.ActionPlan, path string) error {
+	var err error
+	for _, f := range []struct {
+		key string
+		dst *string
+	}{
+		{"name", &p.Name}, {"provider", &p.Provider}, {"action", &p.Action},
+		{"providerRef", &p.ProviderRef}, {"mode", &p.Mode}, {"description", &p.Description},
+		{"riskLevel", &p.RiskLevel}, {"idempotencyKey", &p.IdempotencyKey},
+	} {
+		if *f.dst, err = str(v, f.key, path); err != nil {
+			return err
+		}
+	}
+	if p.Target, err = stringMap(v, "target", path); err != nil {
+		return err
+	}
+	if p.Parameters, err = stringMap(v, "parameters", path); err != nil {
+		return err
+	}
+	if p.ExpectedEffects, err = stringList(v, "expectedEffects", path); err != nil {
+		return err
+	}
+	pcs, present, err := array(v, "preconditions", path)
+	if err != nil {
+		return err
+	}
+	if present {
+		p.Preconditions = make([]abi.Precondition, len(pcs))
+		for i, pc := range pcs {
+			pp := fmt.Sprintf("%s.preconditions[%d]", path, i)
+			if pc.Type() != fastjson.TypeObject {
+				return fieldError(pp, "object", pc)
+			}
+			c := &p.Preconditions[i]
+			for _, f := range []struct {
+				key string
+				dst *string
+			}{{"name", &c.Name}, {"expect", &c.Expect}, {"detail", &c.Detail}, {"target", &c.Target}} {
+				if *f.dst, err = str(pc, f.key, pp); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	u, err := object(v, "undo", path)
+	if err != nil || u == nil {
+		return err
+	}
+	p.Undo = &abi.ActionUndo{}
+	if p.Undo.Action, err = str(u, "action", path+".undo"); err != nil {
+		return err
+	}
+	p.Undo.Parameters, err = stringMap(u, "parameters", path+".undo")
+	return err
+}
+
+// AppendResult appends r as PluginResult JSON (apiVersion and kind filled in) to dst.
+// Resources are written verbatim: they must be valid JSON objects (build them with jsonw).
+func AppendResult(dst []byte, r *abi.Result) []byte {
+	w := jsonw.NewWriter(dst)
+	w.BeginObject()
+	w.StringField("apiVersion", orDefault(r.APIVersion, abi.PluginAPIVersion))
+	w.StringField("kind", orDefault(r.Kind, abi.KindPluginResult))
+	w.Key("status")
+	w.BeginObject()
+	st := &r.Status
+	if !st.ObservedAt.IsZero() {
+		w.Key("observedAt")
+		w.Time(st.ObservedAt)
+	}
+	w.StringFieldOmitEmpty("ttl", st.TTL)
+	if len(st.Resources) > 0 {
+		w.Key("resources")
+		w.BeginArray()
+		for _, res := range st.Resources {
+			w.Raw(res)
+		}
+		w.EndArray()
+	}
+	if len(st.Directives) > 0 {
+		w.Key("directives")
+		w.BeginArray()
+		for i := range st.Directives {
+			d := &st.Directives[i]
+			w.BeginObject()
+			w.StringField("op", d.Op)
+			w.Key("target")
+			w.BeginObject()
+			w.StringField("apiVersion", d.Target.APIVersion)
+			w.StringField("kind", d.Target.Kind)
+			w.StringField("name", d.Target.Name)
+			w.EndObject()
+			w.StringFieldOmitEmpty("reason", d.Reason)
+			w.EndObject()
+		}
+		w.EndArray()
+	}
+	if len(st.ActionPlans) > 0 {
+		w.Key("actionPlans")
+		w.BeginArray()
+		for i := range st.ActionPlans {
+			writeActionPlan(w, &st.ActionPlans[i])
+		}
+		w.EndArray()
+	}
+	if len(st.ActionResults) > 0 {
+		w.Key("actionResults")
+		w.BeginArray()
+		for i := range st.ActionResults {
+			a := &st.ActionResults[i]
+			w.BeginObject()
+			w.StringField("name", a.Name)
+			w.StringFieldOmitEmpty("idempotencyKey", a.IdempotencyKey)
+			w.StringField("outcome", a.Outcome)
+			w.StringFieldOmitEmpty("message", a.Message)
+			w.StringMapFieldOmitEmpty("attributes", a.Attributes)
+			w.EndObject()
+		}
+		w.EndArray()
+	}
+	if len(st.Events) > 0 {
+		w.Key("events")
+		w.BeginArray()
+		for i := range st.Events {
+			e := &st.Events[i]
+			w.BeginObject()
+			w.StringField("type", e.Type)
+			w.StringField("message", e.Message)
+			w.StringMapFieldOmitEmpty("attributes", e.Attributes)
+			w.EndObject()
+		}
+		w.EndArray()
+	}
+	w.EndObject()
+	w.EndObject()
+	return w.Bytes()
+}
+
+func writeActionPlan(w *jsonw.Writer, p *abi.ActionPlan) {
+	w.BeginObject()
+	w.StringField("name", p.Name)
+	w.StringField("provider", p.Provider)
+	w.StringField("action", p.Action)
+	w.StringMapFieldOmitEmpty("target", p.Target)
+	w.StringFieldOmitEmpty("providerRef", p.ProviderRef)
+	w.StringFieldOmitEmpty("mode", p.Mode)
+	w.StringFieldOmitEmpty("description", p.Description)
+	w.StringFieldOmitEmpty("riskLevel", p.RiskLevel)
+	w.StringFieldOmitEmpty("idempotencyKey", p.IdempotencyKey)
+	w.StringMapFieldOmitEmpty("parameters", p.Parameters)
+	if len(p.Preconditions) > 0 {
+		w.Key("preconditions")
+		w.BeginArray()
+		for _, c := range p.Preconditions {
+			w.BeginObject()
+			w.StringField("name", c.Name)
+			w.StringFieldOmitEmpty("expect", c.Expect)
+			w.StringFieldOmitEmpty("detail", c.Detail)
+			w.StringFieldOmitEmpty("target", c.Target)
+			w.EndObject()
+		}
+		w.EndArray()
+	}
+	if len(p.ExpectedEffects) > 0 {
+		w.Key("expectedEffects")
+		w.Strings(p.ExpectedEffects)
+	}
+	if p.Undo != nil {
+		w.Key("undo")
+		w.BeginObject()
+		w.StringField("action", p.Undo.Action)
+		w.StringMapFieldOmitEmpty("parameters", p.Undo.Parameters)
+		w.EndObject()
+	}
+	w.EndObject()
+}
+
+// AppendManifest appends m as manifest JSON to dst.
+func AppendManifest(dst []byte, m *abi.Manifest) []byte {
+	w := jsonw.NewWriter(dst)
+	w.BeginObject()
+	w.StringField("name", m.Name)
+	w.StringField("version", m.Version)
+	w.StringField("abi", m.ABI)
+	w.Key("hooks")
+	w.BeginArray()
+	for _, h := range m.Hooks {
+		w.String(string(h))
+	}
+	w.EndArray()
+	if len(m.Capabilities) > 0 {
+		w.Key("capabilities")
+		w.BeginArray()
+		for _, c := range m.Capabilities {
+			w.String(string(c))
+		}
+		w.EndArray()
+	}
+	w.StringFieldOmitEmpty("description", m.Description)
+	w.EndObject()
+	return w.Bytes()
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// --- host-function bodies ---
+
+func encodeLog(r *abi.LogRequest) []byte {
+	var w jsonw.Writer
+	w.BeginObject()
+	w.StringFieldOmitEmpty("level", r.Level)
+	w.StringField("message", r.Message)
+	w.StringMapFieldOmitEmpty("attrs", r.Attrs)
+	w.EndObject()
+	return w.Bytes()
+}
+
+func encodeEmit(r *abi.EmitRequest) []byte {
+	var w jsonw.Writer
+	w.BeginObject()
+	w.StringField("type", r.Type)
+	w.StringFieldOmitEmpty("subject", r.Subject)
+	w.StringMapFieldOmitEmpty("payload", r.Payload)
+	w.StringFieldOmitEmpty("ttl", r.TTL)
+	w.EndObject()
+	return w.Bytes()
+}
+
+func encodeConfigGet(r *abi.ConfigGetRequest) []byte {
+	var w jsonw.Writer
+	w.BeginObject()
+	w.StringField("kind", r.Kind)
+	w.StringFieldOmitEmpty("name", r.Name)
+	w.EndObject()
+	return w.Bytes()
+}
+
+func encodeKV(key string, value []byte, withValue bool) []byte {
+	var w jsonw.Writer
+	w.BeginObject()
+	w.StringField("key", key)
+	if withValue {
+		w.StringField("value", base64.StdEncoding.EncodeToString(value))
+	}
+	w.EndObject()
+	return w.Bytes()
+}
+
+func encodeProvider(r *abi.ProviderRequest) []byte {
+	var w jsonw.Writer
+	w.BeginObject()
+	w.StringField("profileRef", r.ProfileRef)
+	w.StringField("method", r.Method)
+	w.StringField("url", r.URL)
+	w.StringMapFieldOmitEmpty("headers", r.Headers)
+	if len(r.Body) > 0 {
+		w.StringField("body", base64.StdEncoding.EncodeToString(r.Body))
+	}
+	w.EndObject()
+	return w.Bytes()
+}
+
+// response parses a host-function response and returns its error member as an *abi.Error.
+func (d *decoder) response(fn string, data []byte) (*fastjson.Value, error) {
+	v, err := d.p.ParseBytes(data)
+	if err != nil {
+		return nil, abi.NewError(abi.ErrCodeInternal, fmt.Sprintf("host function %s: malformed response: %v", fn, err))
+	}
+	if v.Type() != fastjson.TypeObject {
+		return nil, abi.NewError(abi.ErrCodeInternal, fmt.Sprintf("host function %s: response is %s, want object", fn, v.Type()))
+	}
+	ev, err := object(v, "error", fn)
+	if err != nil {
+		return nil, err
+	}
+	if ev != nil {
+		code, _ := str(ev, "code", fn+".error")
+		msg, _ := str(ev, "message", fn+".error")
+		if code == "" {
+			code = string(abi.ErrCodeInternal)
+		}
+		return nil, &abi.Error{Code: abi.ErrorCode(code), Message: msg}
+	}
+	return v, nil
+}
+
+func bytesField(v *fastjson.Value, k, path string) ([]byte, error) {
+	s, err := str(v, k, path)
+	if err != nil || s == "" {
+		return nil, err
+	}
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, abi.NewError(abi.ErrCodeInternal, fmt.Sprintf("%s.%s: not base64: %v", path, k, err))
+	}
+	return b, nil
+}

@@ -1,0 +1,26 @@
+// Package guest is the Go SDK for routerd plugins. A plugin is a main package built with
+//
+//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o NAME.wasm .
+//
+// that registers a manifest and typed handlers in init; the SDK provides every Wasm
+// export of ABI v1 (routerd_manifest, on_events, plan, execute, routerd_buffer,
+// routerd_call), moves bytes through the Extism kernel (extism:host/env, 8-byte loads and
+// stores) or the direct-memory fast path, and decodes and encodes the JSON documents
+// without reflection:
+//
+//	func init() {
+//		guest.Register(abi.Manifest{Name: "my-plugin", Version: "1.0.0",
+//			Capabilities: []abi.Capability{abi.CapProposeDynamicConfig}})
+//		guest.OnEvents(func(req *abi.Request) (*abi.Result, error) { ... })
+//	}
+//
+//	func main() {}
+//
+// A panic in a handler is recovered and becomes an error result with code plugin_panic;
+// the instance keeps serving. Host functions (module "routerd") are wrapped as typed
+// calls: Log, EmitEvent, ConfigGet, KVGet, KVSet, Now, ProviderRequest. Only the ones a
+// plugin actually calls are imported by its module.
+//
+// Outside wasip1 the same handlers run natively through Invoke (for unit tests); the host
+// functions then return an *abi.Error with code unsupported.
+package guest

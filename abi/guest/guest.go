@@ -1,0 +1,167 @@
+package guest
+
+import (
+	"fmt"
+	"runtime/debug"
+
+	"routerd.net/routerd/abi"
+)
+
+// Handler is a typed hook handler: it receives the decoded PluginRequest and returns the
+// PluginResult (nil means an empty result). A returned *abi.Error keeps its code; any
+// other error is reported with code plugin_error.
+type Handler func(req *abi.Request) (*abi.Result, error)
+
+// RawHandler receives the request bytes unchanged and returns the output bytes unchanged
+// (no decoding, no version check). The input slice is only valid during the call; the
+// output may alias it.
+type RawHandler func(input []byte) ([]byte, error)
+
+// registry holds what init functions registered. A guest instance is single-threaded.
+var registry struct {
+	manifest    abi.Manifest
+	registered  bool
+	typed       [4]Handler
+	raw         [4]RawHandler
+	hookOrder   []abi.Hook
+	manifestOut []byte
+
+	dec decoder
+	out []byte // output buffer reused across calls
+}
+
+// Register sets the plugin manifest. An empty ABI defaults to abi.ManifestVersion; empty
+// Hooks default to the hooks that have handlers, in registration order. Call it once,
+// from init.
+func Register(m abi.Manifest) {
+	registry.manifest = m
+	registry.registered = true
+	registry.manifestOut = nil
+}
+
+// OnEvents registers the on_events handler.
+func OnEvents(h Handler) { Handle(abi.HookOnEvents, h) }
+
+// Plan registers the plan handler.
+func Plan(h Handler) { Handle(abi.HookPlan, h) }
+
+// Execute registers the execute handler.
+func Execute(h Handler) { Handle(abi.HookExecute, h) }
+
+// Handle registers a typed handler for hook. It panics on an unknown hook or a second
+// registration for the same hook (a programming error caught at start-up).
+func Handle(hook abi.Hook, h Handler) {
+	id := mustSlot(hook)
+	registry.typed[id] = h
+}
+
+// HandleRaw registers a raw-bytes handler for hook (e.g. the echo plugin). It panics on an
+// unknown hook or a second registration for the same hook.
+func HandleRaw(hook abi.Hook, h RawHandler) {
+	id := mustSlot(hook)
+	registry.raw[id] = h
+}
+
+func mustSlot(hook abi.Hook) abi.HookID {
+	id, ok := hook.ID()
+	if !ok {
+		panic(fmt.Sprintf("guest: unknown hook %q", hook))
+	}
+	if registry.typed[id] != nil || registry.raw[id] != nil {
+		panic(fmt.Sprintf("guest: hook %q registered twice", hook))
+	}
+	registry.hookOrder = append(registry.hookOrder, hook)
+	registry.manifestOut = nil
+	return id
+}
+
+// Manifest returns the effective manifest (defaults applied).
+func Manifest() abi.Manifest {
+	m := registry.manifest
+	if m.ABI == "" {
+		m.ABI = abi.ManifestVersion
+	}
+	if len(m.Hooks) == 0 {
+		m.Hooks = append([]abi.Hook(nil), registry.hookOrder...)
+	}
+	return m
+}
+
+// Invoke runs the hook with the given id on input exactly as the Wasm exports do, panics
+// recovered, and returns the output bytes (valid until the next Invoke). Plugins' native
+// unit tests use it to exercise the real codec and handlers.
+func Invoke(id abi.HookID, input []byte) ([]byte, error) {
+	return dispatch(id, input)
+}
+
+// dispatch is the single entry point behind every export.
+func dispatch(id abi.HookID, input []byte) (out []byte, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			out = nil
+			err = &abi.Error{Code: abi.ErrCodePluginPanic,
+				Message: fmt.Sprintf("panic in %s: %v\n%s", id, p, debug.Stack())}
+		}
+	}()
+	if id == abi.HookIDManifest {
+		if !registry.registered {
+			return nil, abi.NewError(abi.ErrCodeInternal, "plugin did not call guest.Register")
+		}
+		if registry.manifestOut == nil {
+			m := Manifest()
+			registry.manifestOut = AppendManifest(nil, &m)
+		}
+		return registry.manifestOut, nil
+	}
+	hook, ok := id.Hook()
+	if !ok {
+		return nil, abi.NewError(abi.ErrCodeInvalidArgument, fmt.Sprintf("unknown hook id %d", int32(id)))
+	}
+	if rh := registry.raw[id]; rh != nil {
+		out, err := rh(input)
+		if err != nil {
+			return nil, asABIError(err)
+		}
+		return out, nil
+	}
+	h := registry.typed[id]
+	if h == nil {
+		return nil, abi.NewError(abi.ErrCodeHookNotImplemented, fmt.Sprintf("plugin %q does not implement hook %s", registry.manifest.Name, hook))
+	}
+	req, err := registry.dec.request(input)
+	if err != nil {
+		return nil, err
+	}
+	res, err := h(req)
+	if err != nil {
+		return nil, asABIError(err)
+	}
+	if res == nil {
+		res = &abi.Result{}
+	}
+	registry.out = AppendResult(registry.out[:0], res)
+	return registry.out, nil
+}
+
+// asABIError keeps an *abi.Error and classifies anything else as plugin_error.
+func asABIError(err error) *abi.Error {
+	if e, ok := err.(*abi.Error); ok {
+		return e
+	}
+	return &abi.Error{Code: abi.ErrCodePluginError, Message: err.Error()}
+}
+
+// dispatchID is dispatch for a raw i32 hook id from an export.
+func dispatchID(id int32, input []byte) ([]byte, error) {
+	return dispatch(abi.HookID(id), input)
+}
+
+// encodeFast packs a routerd_call result.
+func encodeFast(ptr int32, n int, failed bool) uint64 {
+	return abi.EncodeCallResult(uint32(ptr), uint32(n), failed)
+}
+
+// errorf returns an *abi.Error with code internal.
+func errorf(format string, args ...any) error {
+	return abi.NewError(abi.ErrCodeInternal, fmt.Sprintf(format, args...))
+}
