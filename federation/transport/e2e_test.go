@@ -136,6 +136,9 @@ func TestThreeNodesExactlyOnce(t *testing.T) {
 		}
 		// Nothing was pushed back to its origin: no rejection anywhere, and each node's
 		// deliveries cover only its own events, for its two peers.
+		waitUntil(t, 5*time.Second, "receiver counters on "+n, func() bool {
+			return nodes[n].d.Receiver().Status().Counters.Accepted == int64(total-perNode)
+		})
 		st := nodes[n].d.Receiver().Status()
 		for r, c := range st.Counters.Rejected {
 			if c != 0 {
