@@ -1,0 +1,162 @@
+package observe
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"routerd.net/routerd/dataplane"
+	"routerd.net/routerd/dataplane/internal/nstest"
+	"routerd.net/routerd/dataplane/netlinkdp"
+	"routerd.net/routerd/federation/event"
+)
+
+// recorder collects observations.
+type recorder struct {
+	mu  sync.Mutex
+	obs []Observation
+}
+
+func (r *recorder) emit(o Observation) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.obs = append(r.obs, o)
+}
+
+func (r *recorder) lines() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, o := range r.obs {
+		p := o.Payload.Payload()
+		line := fmt.Sprintf("%s %s dev %s domain %s", o.Payload.EventType(), p[event.KeyAddress], p[event.KeyInterface], p[event.KeyDomain])
+		if prev := p[event.KeyPreviousMAC]; prev != "" {
+			line += " mac " + p[event.KeyMAC] + " was " + prev
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
+// waitFor waits (bounded) until n observations arrived, then a little longer to catch
+// extra ones, and returns them.
+func (r *recorder) waitFor(t *testing.T, n int) []string {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) && len(r.lines()) < n {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	return r.lines()
+}
+
+func TestObserver(t *testing.T) {
+	router, hosts := nstest.New(t), nstest.New(t)
+	nstest.Veth(t, router, "lan0", hosts, "eth0")
+	router.IP(t, "addr", "add", "10.88.60.1/24", "dev", "lan0")
+	// Two hosts in the domain, one outside it, and a remote (claimed) address that
+	// happens to answer on the same link.
+	for _, a := range []string{"10.88.60.50/24", "10.88.60.51/24", "10.88.70.9/16", "192.168.5.5/24"} {
+		hosts.IP(t, "addr", "add", a, "dev", "eth0")
+	}
+	router.IP(t, "addr", "add", "192.168.5.1/24", "dev", "lan0")
+
+	b, err := netlinkdp.Open(netlinkdp.Options{NetNS: router.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := dataplane.NewReconciler(b, nil)
+	t.Cleanup(func() { rec.Close() })
+	// routerd routes the claimed address 10.88.70.9 itself (here: over the same link).
+	if _, err := rec.Apply(context.Background(), dataplane.State{Routes: []dataplane.Route{
+		{Dst: netip.MustParsePrefix("10.88.70.9/32"), Dev: "lan0", From: "RemoteAddressClaim/cloud-10-88-70-9"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+
+	r := &recorder{}
+	obs, err := Start(Options{
+		NetNS:   router.Name,
+		Domains: []Domain{{Name: "campus", Prefix: netip.MustParsePrefix("10.88.0.0/16")}},
+		Ignore:  IgnoreOwned(rec),
+		Emit:    r.emit,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { obs.Close() })
+
+	ping := func(addr string) {
+		router.Exec(t, "ping", "-c", "1", "-W", "1", addr)
+	}
+	ping("10.88.60.50")
+	ping("10.88.60.50") // same host again: no second event
+	ping("10.88.60.51")
+	ping("192.168.5.5") // outside every domain
+	ping("10.88.70.9")  // routerd's own claim route: never observed
+	got := r.waitFor(t, 2)
+	want := []string{
+		"address.observed 10.88.60.50 dev lan0 domain campus",
+		"address.observed 10.88.60.51 dev lan0 domain campus",
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("observations:\n%q\nwant:\n%q", got, want)
+	}
+	if n := router.IP(t, "neigh", "show", "10.88.70.9"); n == "" {
+		t.Fatal("test setup: the claimed address was never resolved on the link, the echo case was not exercised")
+	}
+
+	// The host moves: its entry now points at another link-layer address.
+	router.IP(t, "neigh", "replace", "10.88.60.51", "lladdr", "02:00:00:00:00:51", "dev", "lan0", "nud", "reachable")
+	got = r.waitFor(t, 3)
+	if len(got) != 3 || got[2] != "neighbor.moved 10.88.60.51 dev lan0 domain campus mac 02:00:00:00:00:51 was "+macOf(t, hosts) {
+		t.Fatalf("after the move: %q", got)
+	}
+	// Envelope conversion is valid for the federation.
+	ev := r.obs[2].Event("lab", "router-a", time.Minute)
+	if err := ev.Validate(); err != nil {
+		t.Fatalf("observation as event: %v", err)
+	}
+	if err := obs.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := obs.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
+
+func macOf(t *testing.T, ns *nstest.NS) string {
+	out := ns.IP(t, "-br", "link", "show", "eth0")
+	var name, state, mac string
+	fmt.Sscan(out, &name, &state, &mac)
+	return mac
+}
+
+func TestOwns(t *testing.T) {
+	s := dataplane.State{
+		Routes:         []dataplane.Route{{Dst: netip.MustParsePrefix("10.200.0.0/16"), Dev: "wg0"}},
+		Addresses:      []dataplane.Address{{Prefix: netip.MustParsePrefix("169.254.1.1/30"), Dev: "wg0"}},
+		ProxyNeighbors: []dataplane.ProxyNeighbor{{Addr: netip.MustParseAddr("10.1.1.1"), Dev: "lan0"}},
+	}
+	tests := []struct {
+		name string
+		ip   string
+		want bool
+	}{
+		{name: "inside routed prefix", ip: "10.200.3.4", want: true},
+		{name: "routerd's address", ip: "169.254.1.1", want: true},
+		{name: "same subnet, other host", ip: "169.254.1.2", want: false},
+		{name: "proxied", ip: "10.1.1.1", want: true},
+		{name: "unrelated", ip: "10.3.3.3", want: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Owns(s, netip.MustParseAddr(tt.ip)); got != tt.want {
+				t.Errorf("Owns(%s) = %v, want %v", tt.ip, got, tt.want)
+			}
+		})
+	}
+}
