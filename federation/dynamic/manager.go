@@ -1,0 +1,646 @@
+package dynamic
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+
+	"routerd.net/routerd/federation/store"
+	"routerd.net/routerd/federation/subscribe"
+	"routerd.net/routerd/federation/subscribe/clock"
+	"routerd.net/routerd/schemas"
+)
+
+// Annotations stamped on every resource a subscription produces (COMPAT.md).
+const (
+	AnnotationSource       = "routerd.net/dynamic-source"
+	AnnotationEventGroup   = "routerd.net/event-group"
+	AnnotationEventID      = "routerd.net/event-id"
+	AnnotationEventSubject = "routerd.net/event-subject"
+)
+
+// DefaultTTL is a part's lifetime when neither the plugin nor the group says otherwise.
+const DefaultTTL = 30 * time.Minute
+
+// Rejection reasons (the reason attribute of routerd_dynamic_parts_rejected_total).
+const (
+	ReasonInvalid        = "invalid"
+	ReasonKindNotAllowed = "kind_not_allowed"
+	ReasonPolicyDenied   = "policy_denied"
+	ReasonStaticConflict = "static_conflict"
+)
+
+// Withdrawal reasons.
+const (
+	WithdrawExpired   = "expired"
+	WithdrawDirective = "directive"
+	WithdrawOperator  = "operator"
+)
+
+// Subscription is what the manager needs to know about one EventSubscription.
+type Subscription struct {
+	// Group is the subscription's event group.
+	Group string
+	// AllowedKinds are the Kinds its plugin's output may become (default
+	// [RemoteAddressClaim]).
+	AllowedKinds []string
+	// DefaultTTL applies when the plugin result has no ttl (default DefaultTTL).
+	DefaultTTL time.Duration
+}
+
+// Config is the part of the static configuration the manager enforces.
+type Config struct {
+	// Policies are the DynamicOverridePolicy resources.
+	Policies []*schemas.DynamicOverridePolicy
+	// Subscriptions by name.
+	Subscriptions map[string]Subscription
+	// Static holds "Kind/name" of every static resource, for conflict checks.
+	Static map[string]bool
+}
+
+// Resolution returns the conflict resolution the policies ask for: the first one set,
+// else StaticWins.
+func (c Config) Resolution() string {
+	for _, p := range c.Policies {
+		if p.Spec.ConflictResolution != "" {
+			return p.Spec.ConflictResolution
+		}
+	}
+	return StaticWins
+}
+
+// Auditor records audit entries (the store's AppendAudit).
+type Auditor interface {
+	AppendAudit(ctx context.Context, a store.AuditEntry) error
+}
+
+// Options are the Manager's dependencies; Repo is required.
+type Options struct {
+	Repo    Repo
+	Auditor Auditor // optional
+	// Clock defaults to the wall clock.
+	Clock clock.Clock
+	// Logger defaults to a logger that discards.
+	Logger *slog.Logger
+	// MeterProvider defaults to the no-op provider.
+	MeterProvider metric.MeterProvider
+	// OnChange is called (without locks held) after the set of live parts changed.
+	OnChange func()
+}
+
+// Manager validates plugin output into DynamicConfigParts, enforces the override policy,
+// stores parts and withdraws expired ones. It is the subscription engine's Handler.
+type Manager struct {
+	opts Options
+	log  *slog.Logger
+	clk  clock.Clock
+	kick chan struct{}
+
+	applied   metric.Int64Counter
+	rejected  metric.Int64Counter
+	withdrawn metric.Int64Counter
+
+	mu  sync.RWMutex
+	cfg Config
+	// writeMu serialises read-modify-write of parts.
+	writeMu sync.Mutex
+}
+
+var _ subscribe.Handler = (*Manager)(nil)
+
+// NewManager returns a Manager with an empty Config (which allows nothing).
+func NewManager(opts Options) (*Manager, error) {
+	if opts.Repo == nil {
+		return nil, errors.New("dynamic: new manager: Repo is required")
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.Real()
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MeterProvider == nil {
+		opts.MeterProvider = noop.NewMeterProvider()
+	}
+	m := &Manager{opts: opts, log: opts.Logger, clk: opts.Clock, kick: make(chan struct{}, 1)}
+	meter := opts.MeterProvider.Meter("routerd.net/routerd/federation/dynamic")
+	var errs []error
+	var err error
+	m.applied, err = meter.Int64Counter("routerd_dynamic_parts_applied_total",
+		metric.WithDescription("Dynamic config parts stored (created or replaced), by source kind and resource kind."))
+	errs = append(errs, err)
+	m.rejected, err = meter.Int64Counter("routerd_dynamic_parts_rejected_total",
+		metric.WithDescription("Proposed dynamic resources refused, by reason."))
+	errs = append(errs, err)
+	m.withdrawn, err = meter.Int64Counter("routerd_dynamic_parts_withdrawn_total",
+		metric.WithDescription("Dynamic config parts withdrawn, by reason (expired, directive, operator)."))
+	errs = append(errs, err)
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("dynamic: metrics: %w", err)
+	}
+	return m, nil
+}
+
+// SetConfig replaces the enforced configuration (on start and on every reload).
+func (m *Manager) SetConfig(c Config) {
+	m.mu.Lock()
+	m.cfg = c
+	m.mu.Unlock()
+}
+
+func (m *Manager) config() Config {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.cfg
+}
+
+// SourceOf returns the part source of a subscription: EventSubscription/<name>.
+func SourceOf(subscription string) string { return "EventSubscription/" + subscription }
+
+// HandleResult turns a plugin result into parts: every resource is decoded strictly,
+// checked against the subscription's allowed Kinds, static config and the override
+// policy, stamped and stored; delete directives withdraw parts of the same source. A
+// refused resource is audited, counted and logged, never stored; only a storage failure
+// is returned (the engine then retries the batch).
+func (m *Manager) HandleResult(ctx context.Context, b subscribe.Batch, r subscribe.Result) error {
+	cfg := m.config()
+	sub, ok := cfg.Subscriptions[b.Subscription]
+	if !ok {
+		sub = Subscription{Group: b.Group}
+	}
+	if len(sub.AllowedKinds) == 0 {
+		sub.AllowedKinds = []string{"RemoteAddressClaim"}
+	}
+	ttl := r.TTL
+	if ttl <= 0 {
+		ttl = sub.DefaultTTL
+	}
+	if ttl <= 0 {
+		ttl = DefaultTTL
+	}
+	source := SourceOf(b.Subscription)
+	now := m.clk.Now()
+	changed := false
+	m.writeMu.Lock()
+	defer m.writeMu.Unlock()
+	for i, raw := range r.Resources {
+		c, err := m.propose(ctx, cfg, sub, b, source, raw, ttl, now)
+		if err != nil {
+			return fmt.Errorf("dynamic: batch %s: resource %d: %w", b.ID, i, err)
+		}
+		changed = changed || c
+	}
+	if r.Doc != nil {
+		for _, d := range r.Doc.Status.Directives {
+			if d.Op != OpDelete {
+				m.reject(ctx, source, d.Target.Kind+"/"+d.Target.Name, ReasonInvalid, fmt.Sprintf("directive op %q: only delete is supported", d.Op))
+				continue
+			}
+			target := schemas.ResourceRef{APIVersion: d.Target.APIVersion, Kind: d.Target.Kind, Name: d.Target.Name}
+			dec := Evaluate(cfg.Policies, Proposal{Source: source, Operation: OpDelete, Target: target})
+			if !dec.Allowed {
+				m.reject(ctx, source, target.Kind+"/"+target.Name, ReasonPolicyDenied, dec.Reason)
+				continue
+			}
+			ok, err := m.opts.Repo.Delete(ctx, source, target.Kind, target.Name)
+			if err != nil {
+				return fmt.Errorf("dynamic: batch %s: %w", b.ID, err)
+			}
+			if ok {
+				changed = true
+				m.recordWithdraw(ctx, source, target.Kind, target.Name, WithdrawDirective, d.Reason)
+			}
+		}
+	}
+	if changed {
+		m.changed()
+	}
+	return nil
+}
+
+// propose handles one resource; it reports whether the live set changed.
+func (m *Manager) propose(ctx context.Context, cfg Config, sub Subscription, b subscribe.Batch, source string,
+	raw json.RawMessage, ttl time.Duration, now time.Time) (bool, error) {
+	obj, err := schemas.DecodeObject(raw)
+	if err != nil {
+		m.reject(ctx, source, describeRaw(raw), ReasonInvalid, err.Error())
+		return false, nil
+	}
+	kind, name := obj.GetKind(), obj.GetName()
+	target := kind + "/" + name
+	if !contains(sub.AllowedKinds, kind) {
+		m.reject(ctx, source, target, ReasonKindNotAllowed,
+			fmt.Sprintf("kind %s is not in output.allowedKinds %v", kind, sub.AllowedKinds))
+		return false, nil
+	}
+	if cfg.Static[target] && cfg.Resolution() != DynamicWins {
+		m.reject(ctx, source, target, ReasonStaticConflict, "a static resource of the same Kind and name exists (static-wins)")
+		return false, nil
+	}
+	existing, err := m.opts.Repo.Get(ctx, source, kind, name)
+	op := OpUpdate
+	if errors.Is(err, ErrNotFound) {
+		op, err = OpCreate, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	fields, err := SpecFields(raw)
+	if err != nil {
+		m.reject(ctx, source, target, ReasonInvalid, err.Error())
+		return false, nil
+	}
+	ref := schemas.ResourceRef{APIVersion: obj.GetAPIVersion(), Kind: kind, Name: name}
+	dec := Evaluate(cfg.Policies, Proposal{Source: source, Operation: op, Target: ref, Fields: fields})
+	if !dec.Allowed {
+		m.reject(ctx, source, target, ReasonPolicyDenied, dec.Reason)
+		return false, nil
+	}
+
+	origin := originEvent(b, obj, raw)
+	meta := obj.GetMeta()
+	if meta.Annotations == nil {
+		meta.Annotations = map[string]string{}
+	}
+	meta.Annotations[AnnotationSource] = source
+	meta.Annotations[AnnotationEventGroup] = b.Group
+	meta.Annotations[AnnotationEventID] = origin.ID
+	meta.Annotations[AnnotationEventSubject] = origin.Subject
+
+	p := Part{
+		Source: source, Kind: kind, Name: name, Generation: 1, ExpiresAt: now.Add(ttl),
+		EventIDs: []string{origin.ID}, CreatedAt: now, UpdatedAt: now,
+	}
+	if op == OpUpdate {
+		p.Generation, p.CreatedAt = existing.Generation+1, existing.CreatedAt
+	}
+	doc := &schemas.DynamicConfigPart{}
+	doc.APIVersion, doc.Kind = schemas.ConfigAPIVersion, "DynamicConfigPart"
+	doc.Metadata = schemas.ObjectMeta{Name: PartName(source, kind, name), Annotations: map[string]string{
+		AnnotationSource: source, AnnotationEventGroup: b.Group, AnnotationEventID: origin.ID, AnnotationEventSubject: origin.Subject,
+	}}
+	doc.Spec = schemas.DynamicConfigPartSpec{
+		Source: source, Generation: p.Generation, TTL: schemas.Dur(ttl), ExpiresAt: p.ExpiresAt,
+		Resources: []schemas.Resource{{Object: obj}}, Events: p.EventIDs,
+	}
+	if len(dec.Mask) > 0 {
+		doc.Spec.Mask = &schemas.PartMask{Fields: dec.Mask}
+	}
+	p.Document = doc
+	if err := m.opts.Repo.Put(ctx, p); err != nil {
+		return false, err
+	}
+	m.applied.Add(ctx, 1, metric.WithAttributes(attribute.String("kind", kind), attribute.String("operation", op)))
+	m.audit(ctx, store.AuditEntry{Actor: source, Action: "dynamic." + op, Target: target, Outcome: "applied",
+		Detail: fmt.Sprintf("generation %d, expires %s, event %s, policy %s", p.Generation, p.ExpiresAt.UTC().Format(time.RFC3339), origin.ID, dec.Policy)})
+	m.log.Debug("dynamic: part stored", "source", source, "target", target, "generation", p.Generation, "event", origin.ID)
+	return op == OpCreate || !sameSpec(existing.Resource(), obj), nil
+}
+
+// PartName is the DynamicConfigPart's metadata.name: "<source name>.<kind>.<name>" in
+// lower case.
+func PartName(source, kind, name string) string {
+	_, srcName, _ := strings.Cut(source, "/")
+	n := strings.ToLower(srcName + "." + kind + "." + name)
+	if len(n) > 253 {
+		n = n[:253]
+	}
+	return strings.Trim(n, ".-")
+}
+
+// originEvent picks the batch event a resource came from: the one the plugin named in
+// the routerd.net/event-id annotation, else the newest whose subject or payload address
+// appears among the resource's spec values, else the newest of the batch.
+func originEvent(b subscribe.Batch, obj schemas.Object, raw []byte) subscribe.Record {
+	if id := obj.GetMeta().Annotations[AnnotationEventID]; id != "" {
+		for _, e := range b.Events {
+			if e.ID == id {
+				return e
+			}
+		}
+	}
+	values := specStrings(raw)
+	for i := len(b.Events) - 1; i >= 0; i-- {
+		e := b.Events[i]
+		for _, v := range []string{e.Subject, e.Payload["address"]} {
+			if v == "" {
+				continue
+			}
+			if values[v] || values[stripPrefixLen(v)] {
+				return e
+			}
+		}
+	}
+	if len(b.Events) == 0 {
+		return subscribe.Record{}
+	}
+	return b.Events[len(b.Events)-1]
+}
+
+func stripPrefixLen(s string) string {
+	if i := strings.IndexByte(s, '/'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// specStrings returns every string value under spec (also without a /len suffix).
+func specStrings(raw []byte) map[string]bool {
+	var m struct {
+		Spec any `json:"spec"`
+	}
+	out := map[string]bool{}
+	if json.Unmarshal(raw, &m) != nil {
+		return out
+	}
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case string:
+			out[x], out[stripPrefixLen(x)] = true, true
+		case map[string]any:
+			for _, y := range x {
+				walk(y)
+			}
+		case []any:
+			for _, y := range x {
+				walk(y)
+			}
+		}
+	}
+	walk(m.Spec)
+	return out
+}
+
+// sameSpec reports whether two resources have equal specs (annotations aside).
+func sameSpec(a, b schemas.Object) bool {
+	if a == nil || b == nil {
+		return false
+	}
+	spec := func(o schemas.Object) []byte {
+		js, err := json.Marshal(o)
+		if err != nil {
+			return nil
+		}
+		var m struct {
+			Spec json.RawMessage `json:"spec"`
+		}
+		if json.Unmarshal(js, &m) != nil {
+			return nil
+		}
+		return m.Spec
+	}
+	x, y := spec(a), spec(b)
+	return x != nil && bytes.Equal(x, y)
+}
+
+func describeRaw(raw []byte) string {
+	var m struct {
+		Kind     string `json:"kind"`
+		Metadata struct {
+			Name string `json:"name"`
+		} `json:"metadata"`
+	}
+	if json.Unmarshal(raw, &m) != nil || m.Kind == "" {
+		return "(undecodable resource)"
+	}
+	return m.Kind + "/" + m.Metadata.Name
+}
+
+func (m *Manager) reject(ctx context.Context, source, target, reason, detail string) {
+	m.rejected.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", reason)))
+	m.log.Warn("dynamic: resource rejected", "source", source, "target", target, "reason", reason, "detail", detail)
+	m.audit(ctx, store.AuditEntry{Actor: source, Action: "dynamic.propose", Target: target, Outcome: "rejected",
+		Detail: reason + ": " + detail})
+}
+
+func (m *Manager) recordWithdraw(ctx context.Context, source, kind, name, reason, detail string) {
+	m.withdrawn.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", reason)))
+	m.log.Info("dynamic: part withdrawn", "source", source, "target", kind+"/"+name, "reason", reason)
+	d := reason
+	if detail != "" {
+		d += ": " + detail
+	}
+	m.audit(ctx, store.AuditEntry{Actor: source, Action: "dynamic.withdraw", Target: kind + "/" + name, Outcome: "withdrawn", Detail: d})
+}
+
+func (m *Manager) audit(ctx context.Context, a store.AuditEntry) {
+	if m.opts.Auditor == nil {
+		return
+	}
+	if a.Time.IsZero() {
+		a.Time = m.clk.Now()
+	}
+	if err := m.opts.Auditor.AppendAudit(ctx, a); err != nil {
+		m.log.Warn("dynamic: audit", "action", a.Action, "target", a.Target, "err", err)
+	}
+}
+
+func (m *Manager) changed() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+	if m.opts.OnChange != nil {
+		m.opts.OnChange()
+	}
+}
+
+// List returns every stored part (expired ones included until they are withdrawn).
+func (m *Manager) List(ctx context.Context) ([]Part, error) { return m.opts.Repo.List(ctx) }
+
+// Live returns the parts that have not expired at the manager's clock.
+func (m *Manager) Live(ctx context.Context) ([]Part, error) {
+	all, err := m.opts.Repo.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := m.clk.Now()
+	out := all[:0]
+	for _, p := range all {
+		if !p.Expired(now) {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// Withdraw removes parts named kind/name (of one source, or of every source when source
+// is empty) on an operator's request; it returns the parts removed.
+func (m *Manager) Withdraw(ctx context.Context, source, kind, name, actor string) ([]Part, error) {
+	m.writeMu.Lock()
+	all, err := m.opts.Repo.List(ctx)
+	if err != nil {
+		m.writeMu.Unlock()
+		return nil, err
+	}
+	var removed []Part
+	for _, p := range all {
+		if p.Kind != kind || p.Name != name || source != "" && p.Source != source {
+			continue
+		}
+		ok, err := m.opts.Repo.Delete(ctx, p.Source, p.Kind, p.Name)
+		if err != nil {
+			m.writeMu.Unlock()
+			return removed, err
+		}
+		if ok {
+			removed = append(removed, p)
+			m.recordWithdraw(ctx, p.Source, p.Kind, p.Name, WithdrawOperator, "by "+actor)
+		}
+	}
+	m.writeMu.Unlock()
+	if len(removed) > 0 {
+		m.changed()
+	}
+	return removed, nil
+}
+
+// Expire withdraws every part expired at the manager's clock and returns how many it
+// removed.
+func (m *Manager) Expire(ctx context.Context) (int, error) {
+	m.writeMu.Lock()
+	all, err := m.opts.Repo.List(ctx)
+	if err != nil {
+		m.writeMu.Unlock()
+		return 0, err
+	}
+	now := m.clk.Now()
+	n := 0
+	for _, p := range all {
+		if !p.Expired(now) {
+			continue
+		}
+		ok, err := m.opts.Repo.Delete(ctx, p.Source, p.Kind, p.Name)
+		if err != nil {
+			m.writeMu.Unlock()
+			return n, err
+		}
+		if ok {
+			n++
+			m.recordWithdraw(ctx, p.Source, p.Kind, p.Name, WithdrawExpired, "expired at "+p.ExpiresAt.UTC().Format(time.RFC3339))
+		}
+	}
+	m.writeMu.Unlock()
+	if n > 0 {
+		m.changed()
+	}
+	return n, nil
+}
+
+// nextExpiry returns the earliest expiry among the stored parts (zero when none).
+func (m *Manager) nextExpiry(ctx context.Context) (time.Time, error) {
+	all, err := m.opts.Repo.List(ctx)
+	if err != nil {
+		return time.Time{}, err
+	}
+	var next time.Time
+	for _, p := range all {
+		if !p.ExpiresAt.IsZero() && (next.IsZero() || p.ExpiresAt.Before(next)) {
+			next = p.ExpiresAt
+		}
+	}
+	return next, nil
+}
+
+// Run withdraws parts when they expire, with a timer set to the earliest expiry (re-armed
+// whenever parts change, and at least every maxWait so parts written by another process
+// are seen). It returns when ctx ends.
+func (m *Manager) Run(ctx context.Context, maxWait time.Duration) {
+	if maxWait <= 0 {
+		maxWait = time.Minute
+	}
+	wake := make(chan struct{}, 1)
+	for {
+		if _, err := m.Expire(ctx); err != nil && ctx.Err() == nil {
+			m.log.Warn("dynamic: expire parts", "err", err)
+		}
+		wait := maxWait
+		if next, err := m.nextExpiry(ctx); err == nil && !next.IsZero() {
+			if d := next.Sub(m.clk.Now()); d < wait {
+				wait = max(d, 0)
+			}
+		}
+		t := m.clk.AfterFunc(wait, func() {
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		})
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-wake:
+		case <-m.kick:
+			t.Stop()
+		}
+	}
+}
+
+// Conflict is a dynamic resource left out of the desired state.
+type Conflict struct {
+	Part   string `json:"part"`
+	Target string `json:"target"`
+	Reason string `json:"reason"`
+}
+
+// Merge returns the desired resources: the static ones plus the resources of the parts
+// live at now. A part naming the same Kind and name as a static resource is left out
+// (static-wins) or replaces it (dynamic-wins); among parts of several sources for the
+// same resource the most recently updated wins. The result is sorted by Kind and name.
+func Merge(static []schemas.Object, parts []Part, now time.Time, resolution string) ([]schemas.Object, []Conflict) {
+	byKey := map[string]schemas.Object{}
+	isStatic := map[string]bool{}
+	for _, o := range static {
+		k := o.GetKind() + "/" + o.GetName()
+		byKey[k], isStatic[k] = o, true
+	}
+	live := make([]Part, 0, len(parts))
+	for _, p := range parts {
+		if !p.Expired(now) && p.Resource() != nil {
+			live = append(live, p)
+		}
+	}
+	sort.SliceStable(live, func(i, j int) bool {
+		if !live[i].UpdatedAt.Equal(live[j].UpdatedAt) {
+			return live[i].UpdatedAt.Before(live[j].UpdatedAt)
+		}
+		return live[i].Source < live[j].Source
+	})
+	var conflicts []Conflict
+	dynamicOwner := map[string]string{}
+	for _, p := range live {
+		k := p.Kind + "/" + p.Name
+		if isStatic[k] && resolution != DynamicWins {
+			conflicts = append(conflicts, Conflict{Part: p.Key(), Target: k, Reason: "static resource wins"})
+			continue
+		}
+		if prev, ok := dynamicOwner[k]; ok {
+			conflicts = append(conflicts, Conflict{Part: prev, Target: k, Reason: "replaced by a newer part of " + p.Source})
+		}
+		byKey[k], dynamicOwner[k] = p.Resource(), p.Key()
+	}
+	out := make([]schemas.Object, 0, len(byKey))
+	for _, o := range byKey {
+		out = append(out, o)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].GetKind() != out[j].GetKind() {
+			return out[i].GetKind() < out[j].GetKind()
+		}
+		return out[i].GetName() < out[j].GetName()
+	})
+	return out, conflicts
+}
