@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -88,15 +89,7 @@ func (s *Store) InsertEvents(ctx context.Context, events []event.Event) ([]Inser
 		if err := ev.Validate(); err != nil {
 			return nil, fmt.Errorf("store: insert event %d (%s): %w", i, ev.ID, err)
 		}
-		payload := "{}"
-		if len(ev.Payload) > 0 {
-			b, err := json.Marshal(ev.Payload)
-			if err != nil {
-				return nil, fmt.Errorf("store: insert event %s: encode payload: %w", ev.ID, err)
-			}
-			payload = string(b)
-		}
-		rows[i] = row{ev: &ev, payload: payload}
+		rows[i] = row{ev: &ev, payload: encodePayload(ev.Payload)}
 	}
 
 	start := time.Now()
@@ -146,6 +139,46 @@ func (s *Store) InsertEvents(ctx context.Context, events []event.Event) ([]Inser
 	}
 	s.metrics.recordInsert(ctx, rows[0].ev.Group, results, time.Since(start))
 	return results, nil
+}
+
+// encodePayload renders a payload as a JSON object with sorted keys. Strings of plain
+// printable ASCII are copied as they are; anything else goes through encoding/json.
+func encodePayload(p map[string]string) string {
+	if len(p) == 0 {
+		return "{}"
+	}
+	keys := make([]string, 0, len(p))
+	size := 2
+	for k, v := range p {
+		keys = append(keys, k)
+		size += len(k) + len(v) + 6
+	}
+	slices.Sort(keys)
+	b := make([]byte, 0, size)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, k)
+		b = append(b, ':')
+		b = appendJSONString(b, p[k])
+	}
+	b = append(b, '}')
+	return string(b)
+}
+
+// appendJSONString appends s as a JSON string.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // InsertEvent stores one event (see InsertEvents).

@@ -43,11 +43,31 @@ var (
 	ErrClosed = errors.New("store: closed")
 )
 
+// driverName is go-sqlite3 registered with the store's per-connection settings.
+const driverName = "routerd_sqlite3"
+
+// walAutoCheckpointPages is the WAL size (in pages) at which a committing writer runs a
+// checkpoint itself. The store's background checkpointer normally keeps the WAL far
+// below it, so that writers do not pay for the checkpoint's fsync; this is the safety net
+// for when it cannot keep up.
+const walAutoCheckpointPages = 16384
+
+func init() {
+	sql.Register(driverName, &sqlite3.SQLiteDriver{
+		ConnectHook: func(c *sqlite3.SQLiteConn) error {
+			_, err := c.Exec(fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", walAutoCheckpointPages), nil)
+			return err
+		},
+	})
+}
+
 // Defaults for Options.
 const (
-	DefaultBusyTimeout    = 10 * time.Second
-	DefaultReadConns      = 4
-	DefaultPruneBatchSize = 5000
+	// DefaultCheckpointInterval is how often the background checkpointer runs.
+	DefaultCheckpointInterval = 250 * time.Millisecond
+	DefaultBusyTimeout        = 10 * time.Second
+	DefaultReadConns          = 4
+	DefaultPruneBatchSize     = 5000
 )
 
 // Options configure Open. The zero value is usable.
@@ -62,6 +82,11 @@ type Options struct {
 	Durable bool
 	// ReadConns is the size of the read-only connection pool (default DefaultReadConns).
 	ReadConns int
+	// CheckpointInterval is how often a background goroutine copies the WAL into the
+	// database file (PRAGMA wal_checkpoint(PASSIVE)) on its own connection, keeping that
+	// work and its fsync off the writers' path (default DefaultCheckpointInterval;
+	// negative: no background checkpoints, writers checkpoint as SQLite does by default).
+	CheckpointInterval time.Duration
 	// MeterProvider provides the store's metrics (default: no-op).
 	MeterProvider metric.MeterProvider
 	// Now is the clock for received_at, cursor and audit times (default time.Now).
@@ -73,6 +98,7 @@ type Store struct {
 	path    string
 	w       *sql.DB // one connection; every transaction BEGIN IMMEDIATE
 	r       *sql.DB // read-only pool
+	ck      *sql.DB // checkpointer connection (nil when disabled)
 	log     *slog.Logger
 	now     func() time.Time
 	metrics storeMetrics
@@ -80,6 +106,7 @@ type Store struct {
 	closeOnce sync.Once
 	closeErr  error
 	closed    chan struct{}
+	wg        sync.WaitGroup
 }
 
 // dsn builds the go-sqlite3 connection string for path.
@@ -130,7 +157,7 @@ func Open(path string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("store: create directory for %s: %w", path, err)
 		}
 	}
-	w, err := sql.Open("sqlite3", dsn(path, opts.BusyTimeout, opts.Durable, false))
+	w, err := sql.Open(driverName, dsn(path, opts.BusyTimeout, opts.Durable, false))
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
@@ -157,7 +184,7 @@ func Open(path string, opts Options) (*Store, error) {
 		w.Close()
 		return nil, err
 	}
-	r, err := sql.Open("sqlite3", dsn(path, opts.BusyTimeout, opts.Durable, true))
+	r, err := sql.Open(driverName, dsn(path, opts.BusyTimeout, opts.Durable, true))
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("store: open %s for reading: %w", path, err)
@@ -169,7 +196,40 @@ func Open(path string, opts Options) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	if opts.CheckpointInterval == 0 {
+		opts.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if opts.CheckpointInterval > 0 {
+		ck, err := sql.Open(driverName, dsn(path, opts.BusyTimeout, opts.Durable, false))
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("store: open %s for checkpoints: %w", path, err)
+		}
+		ck.SetMaxOpenConns(1)
+		s.ck = ck
+		s.wg.Add(1)
+		go s.checkpointLoop(opts.CheckpointInterval)
+	}
 	return s, nil
+}
+
+// checkpointLoop runs PASSIVE checkpoints until Close. A PASSIVE checkpoint never waits
+// for writers or readers; it copies what it can and leaves the rest for the next round.
+func (s *Store) checkpointLoop(every time.Duration) {
+	defer s.wg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.closed:
+			return
+		case <-t.C:
+		}
+		var busy, logFrames, done int
+		if err := s.ck.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logFrames, &done); err != nil && !IsBusy(err) {
+			s.log.Warn("store: checkpoint failed", "path", s.path, "err", err)
+		}
+	}
 }
 
 // Path returns the file the store was opened from.
@@ -189,7 +249,11 @@ func (s *Store) ReadDB() *sql.DB { return s.r }
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closed)
+		s.wg.Wait()
 		var errs []error
+		if s.ck != nil {
+			errs = append(errs, s.ck.Close())
+		}
 		if s.r != nil {
 			errs = append(errs, s.r.Close())
 		}

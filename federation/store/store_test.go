@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -512,4 +513,37 @@ func openRaw(t *testing.T, path string) *sql.DB {
 	}
 	db.SetMaxOpenConns(1)
 	return db
+}
+
+func TestEncodePayload(t *testing.T) {
+	tests := []struct {
+		name string
+		in   map[string]string
+		want string
+	}{
+		{name: "empty", in: nil, want: `{}`},
+		{name: "plain ascii sorted", in: map[string]string{"b": "2", "a": "1"}, want: `{"a":"1","b":"2"}`},
+		{name: "quotes and backslashes", in: map[string]string{"k": `say "hi" \ bye`}, want: `{"k":"say \"hi\" \\ bye"}`},
+		{name: "control and unicode", in: map[string]string{"ü": "line\nbreak\ttab é <b>"}, want: `{"ü":"line\nbreak\ttab é \u003cb\u003e"}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := encodePayload(tc.in)
+			if got != tc.want {
+				t.Errorf("got %s, want %s", got, tc.want)
+			}
+			var back map[string]string
+			if err := json.Unmarshal([]byte(got), &back); err != nil {
+				t.Fatalf("not JSON: %v", err)
+			}
+			if len(back) != len(tc.in) {
+				t.Fatalf("round trip %v", back)
+			}
+			for k, v := range tc.in {
+				if back[k] != v {
+					t.Errorf("%s: %q, want %q", k, back[k], v)
+				}
+			}
+		})
+	}
 }
