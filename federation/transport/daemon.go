@@ -50,14 +50,19 @@ type DaemonOptions struct {
 	MeterProvider metric.MeterProvider
 	// PollInterval overrides how often the store is polled for new local events.
 	PollInterval time.Duration
+	// PruneInterval overrides how often old delivery rows are pruned (default 1m).
+	PruneInterval time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// MetricsHandler, when set, is also served at /metrics on the receiver's listener.
+	MetricsHandler http.Handler
 }
 
 // Daemon is one group's transport: the receiver's HTTP server and the sender.
 type Daemon struct {
 	cfg      GroupConfig
 	log      *slog.Logger
+	handler  http.Handler
 	receiver *Receiver
 	sender   *Sender
 	server   *http.Server
@@ -97,11 +102,18 @@ func NewDaemon(cfg GroupConfig, st *store.Store, opts DaemonOptions) (*Daemon, e
 		if err != nil {
 			return nil, err
 		}
+		d.handler = d.receiver
+		if opts.MetricsHandler != nil {
+			mux := http.NewServeMux()
+			mux.Handle("/metrics", opts.MetricsHandler)
+			mux.Handle("/", d.receiver)
+			d.handler = mux
+		}
 	}
 	d.sender, err = NewSender(SenderOptions{
 		Group: cfg.Group, LocalNode: cfg.LocalNode, Peers: cfg.Peers, Outbox: st, HTTP: client,
 		BatchSize: cfg.BatchSize, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax, FailAfter: cfg.FailAfter,
-		TTLRefreshBefore: cfg.TTLRefreshBefore, PruneMaxAge: cfg.PruneMaxAge, PollInterval: opts.PollInterval,
+		TTLRefreshBefore: cfg.TTLRefreshBefore, PruneMaxAge: cfg.PruneMaxAge, PollInterval: opts.PollInterval, PruneInterval: opts.PruneInterval,
 		Logger: opts.Logger, Metrics: m, Now: opts.Now,
 	})
 	if err != nil {
@@ -131,7 +143,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 		}
 		d.ln = ln
 		d.server = &http.Server{
-			Handler:           d.receiver,
+			Handler:           d.handler,
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       60 * time.Second,
 			IdleTimeout:       120 * time.Second,

@@ -122,6 +122,11 @@ func NewReceiver(opts ReceiverOptions) (*Receiver, error) {
 		}
 		r.byID[k.ID] = k
 	}
+	g := attribute.String("group", opts.Group)
+	for _, reason := range Reasons {
+		opts.Metrics.rejects.Add(context.Background(), 0, attrs(g, attribute.String("reason", string(reason))))
+	}
+	opts.Metrics.duplicates.Add(context.Background(), 0, attrs(g))
 	return r, nil
 }
 

@@ -193,6 +193,24 @@ func NewSender(opts SenderOptions) (*Sender, error) {
 			health: PeerHealth{Peer: p.Name},
 		})
 	}
+	// Export every series from the start, so dashboards and alerts see zeros, not gaps.
+	ctx := context.Background()
+	g := attribute.String("group", opts.Group)
+	for _, p := range s.peers {
+		for _, st := range []string{store.DeliveryDelivered, store.DeliveryRetrying, store.DeliveryFailed} {
+			opts.Metrics.deliveries.Add(ctx, 0, attrs(p.attrs[0], p.attrs[1], attribute.String("status", st)))
+		}
+		for _, st := range []string{"ok", "error"} {
+			opts.Metrics.attempts.Add(ctx, 0, attrs(p.attrs[0], p.attrs[1], attribute.String("status", st)))
+		}
+		opts.Metrics.repush.Add(ctx, 0, attrs(p.attrs...))
+		opts.Metrics.staleTTL.Add(ctx, 0, attrs(p.attrs...))
+		opts.Metrics.outboxTicks.Add(ctx, 0, attrs(p.attrs...))
+		opts.Metrics.outboxTickErrs.Add(ctx, 0, attrs(p.attrs...))
+	}
+	opts.Metrics.prunerTicks.Add(ctx, 0, attrs(g))
+	opts.Metrics.prunerPruned.Add(ctx, 0, attrs(g))
+	opts.Metrics.prunerTickErrs.Add(ctx, 0, attrs(g))
 	return s, nil
 }
 
