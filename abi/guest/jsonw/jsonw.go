@@ -33,8 +33,8 @@ type Writer struct {
 	afterKey bool
 }
 
-// NewWriter returns a Writer appending to buf[:0], reusing its capacity.
-func NewWriter(buf []byte) *Writer { return &Writer{buf: buf[:0]} }
+// NewWriter returns a Writer that appends to buf (pass buf[:0] to reuse a buffer).
+func NewWriter(buf []byte) *Writer { return &Writer{buf: buf} }
 
 // Reset empties the writer, keeping its buffer.
 func (w *Writer) Reset() {

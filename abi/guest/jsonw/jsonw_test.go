@@ -121,6 +121,15 @@ func TestWriter(t *testing.T) {
 	}
 }
 
+func TestNewWriterAppends(t *testing.T) {
+	w := NewWriter([]byte(`[1,`))
+	w.BeginObject()
+	w.EndObject()
+	if got := string(w.Bytes()); got != `[1,{}` {
+		t.Fatalf("got %s, want the prefix kept", got)
+	}
+}
+
 func TestStringMapSorted(t *testing.T) {
 	var w Writer
 	w.StringMap(map[string]string{"b": "1", "a": "2", "c": "3"})
