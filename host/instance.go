@@ -117,13 +117,17 @@ type instance struct {
 	hookFn map[abi.Hook]bool
 }
 
-// tail keeps the last bytes the guest wrote to stdout/stderr (panic messages, Go runtime
-// fatal errors) for error details.
+// tail keeps what the guest wrote to stdout/stderr during the current call — the first
+// KiB (where the Go runtime puts "panic: ..." or "fatal error: ...") and the last 4 KiB —
+// for error details.
 type tail struct {
-	mu  sync.Mutex
-	buf []byte
-	max int
+	mu   sync.Mutex
+	head []byte
+	buf  []byte
+	max  int
 }
+
+const tailHead = 1024
 
 func newTail(max int) *tail { return &tail{max: max} }
 
@@ -131,6 +135,9 @@ func newTail(max int) *tail { return &tail{max: max} }
 func (t *tail) Write(p []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if room := tailHead - len(t.head); room > 0 {
+		t.head = append(t.head, p[:min(room, len(p))]...)
+	}
 	t.buf = append(t.buf, p...)
 	if over := len(t.buf) - t.max; over > 0 {
 		t.buf = append(t.buf[:0], t.buf[over:]...)
@@ -140,14 +147,18 @@ func (t *tail) Write(p []byte) (int, error) {
 
 func (t *tail) reset() {
 	t.mu.Lock()
-	t.buf = t.buf[:0]
+	t.head, t.buf = t.head[:0], t.buf[:0]
 	t.mu.Unlock()
 }
 
+// String returns the head and the tail (once when they overlap).
 func (t *tail) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return strings.TrimSpace(string(t.buf))
+	if len(t.head) < tailHead || len(t.buf) < t.max {
+		return strings.TrimSpace(string(t.buf))
+	}
+	return strings.TrimSpace(string(t.head) + "\n…\n" + string(t.buf))
 }
 
 // newInstance instantiates the version's compiled module, runs its initialisation and
