@@ -22,6 +22,10 @@ type Backend struct {
 	log     strings.Builder
 	applies int
 	failOn  string
+
+	interfaces     []string
+	foreignInTable []string
+	foreignRoutes  []dataplane.KernelRoute
 }
 
 // New returns an empty fake backend called name (e.g. "fake router-a").
@@ -136,3 +140,37 @@ func (b *Backend) FailOn(key string) {
 
 // Close implements dataplane.Backend; it is idempotent and keeps the recorded log.
 func (b *Backend) Close() error { return nil }
+
+// SetInterfaces sets the interface names Inspect reports as existing.
+func (b *Backend) SetInterfaces(names ...string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.interfaces = append([]string(nil), names...)
+}
+
+// SetForeign sets the foreign objects Inspect reports inside routerd's nftables table and
+// among the routes.
+func (b *Backend) SetForeign(inTable []string, routes []dataplane.KernelRoute) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.foreignInTable = append([]string(nil), inTable...)
+	b.foreignRoutes = append([]dataplane.KernelRoute(nil), routes...)
+}
+
+// Inspect implements dataplane.Inspector.
+func (b *Backend) Inspect(ctx context.Context) (dataplane.Inspection, error) {
+	cur, err := b.Current(ctx)
+	if err != nil {
+		return dataplane.Inspection{}, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return dataplane.Inspection{
+		Backend:        b.name,
+		Owned:          cur,
+		TablePresent:   len(cur.MSSRules) > 0 || len(b.foreignInTable) > 0,
+		ForeignInTable: append([]string(nil), b.foreignInTable...),
+		ForeignRoutes:  append([]dataplane.KernelRoute(nil), b.foreignRoutes...),
+		Interfaces:     append([]string(nil), b.interfaces...),
+	}, nil
+}

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"routerd.net/routerd/dataplane"
+	"routerd.net/routerd/dataplane/desired"
+	"routerd.net/routerd/dataplane/netlinkdp"
+	"routerd.net/routerd/schemas"
+)
+
+const doctorConfig = `apiVersion: hybrid.routerd.net/v1alpha1
+kind: OverlayPeer
+metadata: {name: peer-b}
+spec:
+  role: onprem
+  underlay: {type: route, interface: ovl0, address: 169.254.30.1/30}
+  remote: {address: 169.254.30.2}
+---
+apiVersion: hybrid.routerd.net/v1alpha1
+kind: AddressMobilityDomain
+metadata: {name: lab}
+spec: {prefix: 10.88.0.0/16, peerRef: peer-b}
+---
+apiVersion: hybrid.routerd.net/v1alpha1
+kind: RemoteAddressClaim
+metadata: {name: onprem-10-88-60-9}
+spec: {domainRef: lab, address: 10.88.60.9}
+---
+apiVersion: hybrid.routerd.net/v1alpha1
+kind: MSSClamp
+metadata: {name: overlay}
+spec: {peerRefs: [peer-b]}
+`
+
+// runCLI runs routerctl with args and returns the exit code and stdout.
+func runCLI(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	root := newRootCmd()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	cmd, err := root.ExecuteC()
+	code := exitOK
+	if err != nil {
+		code = exitFailed
+		var ue usageError
+		if !errors.Is(err, silentFailure) && (errors.As(err, &ue) || isCobraUsageError(cmd, err)) {
+			code = exitUsage
+		}
+	}
+	return code, out.String()
+}
+
+func TestDoctorDataplane(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("doctor dataplane test: needs root to create a network namespace")
+	}
+	ns := fmt.Sprintf("rdtdoc%d", time.Now().UnixNano()%1e8)
+	ip := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", append([]string{"-n", ns}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v\n%s", args, err, out)
+		}
+	}
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	ip("link", "add", "ovl0", "type", "veth", "peer", "name", "ovl0-p")
+	ip("link", "set", "ovl0", "up")
+	ip("link", "set", "ovl0-p", "up")
+
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "hybrid.yaml"), []byte(doctorConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// An empty settings file, so that no settings of the machine leak in.
+	settingsFile := filepath.Join(t.TempDir(), "routerd.yaml")
+	if err := os.WriteFile(settingsFile, []byte("{}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"doctor", "dataplane", "--netns", ns, "--config-dir", dir, "--settings", settingsFile, "-o", "json"}
+	report := func() (int, doctorReport) {
+		t.Helper()
+		code, out := runCLI(t, args...)
+		var rep doctorReport
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatalf("doctor output is not JSON: %v\n%s", err, out)
+		}
+		return code, rep
+	}
+	status := func(rep doctorReport) string {
+		var parts []string
+		for _, c := range rep.Checks {
+			parts = append(parts, c.Name+"="+c.Status)
+		}
+		return strings.Join(parts, " ")
+	}
+
+	// Nothing applied yet: drift.
+	code, rep := report()
+	if code != exitFailed || rep.OK || status(rep) != "references=pass interfaces=pass drift=fail nft-foreign=pass foreign-routes=pass" {
+		t.Fatalf("before apply: exit %d, %s\n%+v", code, status(rep), rep)
+	}
+
+	// Apply the desired state the way routerd does: now everything passes.
+	cfg, err := schemas.LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := netlinkdp.Open(netlinkdp.Options{NetNS: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := dataplane.NewReconciler(b, nil)
+	defer r.Close()
+	if _, err := r.Apply(context.Background(), desired.FromConfig(cfg, desired.Options{}).State); err != nil {
+		t.Fatal(err)
+	}
+	if code, rep := report(); code != exitOK || !rep.OK {
+		t.Fatalf("after apply: exit %d, %s\n%+v", code, status(rep), rep)
+	}
+
+	// Someone writes into routerd's table and shadows the claim.
+	exec.Command("ip", "netns", "exec", ns, "nft", "add", "rule", "inet", "routerd", "forward", "counter").Run()
+	ip("route", "add", "local", "10.88.60.9/32", "dev", "ovl0", "table", "local")
+	code, rep = report()
+	if code != exitFailed || status(rep) != "references=pass interfaces=pass drift=pass nft-foreign=fail foreign-routes=fail" {
+		t.Fatalf("after foreign changes: exit %d, %s\n%+v", code, status(rep), rep)
+	}
+
+	// The table form names the failing checks too.
+	code, out := runCLI(t, "doctor", "dataplane", "--netns", ns, "--config-dir", dir, "--settings", settingsFile)
+	if code != exitFailed || !strings.Contains(out, "nft-foreign") || !strings.Contains(out, "FAIL") {
+		t.Fatalf("table output (exit %d):\n%s", code, out)
+	}
+}
