@@ -1,0 +1,249 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Action plan states (action_plans.state).
+const (
+	PlanProposed  = "proposed"
+	PlanApproved  = "approved"
+	PlanRejected  = "rejected"
+	PlanExecuting = "executing"
+	PlanExecuted  = "executed"
+	PlanFailed    = "failed"
+)
+
+// planTransitions lists the states each state may move to.
+var planTransitions = map[string][]string{
+	PlanProposed:  {PlanApproved, PlanRejected},
+	PlanApproved:  {PlanExecuting, PlanRejected},
+	PlanExecuting: {PlanExecuted, PlanFailed},
+	PlanFailed:    {PlanApproved, PlanRejected}, // approve again to retry
+}
+
+// ErrConflict is returned when a change does not fit the row's current state.
+var ErrConflict = errors.New("store: conflict")
+
+// ActionPlanRecord is a stored provider action plan.
+type ActionPlanRecord struct {
+	// ID identifies the plan (for example its idempotencyKey, or a ULID).
+	ID string `json:"id"`
+	// Name, Provider, Action, Target, RiskLevel and IdempotencyKey are copied from the
+	// plan document for listing and filtering.
+	Name           string `json:"name"`
+	Provider       string `json:"provider,omitempty"`
+	Action         string `json:"action,omitempty"`
+	Target         string `json:"target,omitempty"`
+	RiskLevel      string `json:"riskLevel,omitempty"`
+	IdempotencyKey string `json:"idempotencyKey,omitempty"`
+	// Source is who proposed it, e.g. Plugin/aws-planner.
+	Source string `json:"source,omitempty"`
+	// State is one of the Plan* constants.
+	State string `json:"state"`
+	// Document is the ActionPlan JSON.
+	Document json.RawMessage `json:"document"`
+	// Result is the execution result (JSON) or error text.
+	Result string `json:"result,omitempty"`
+	// ApprovedBy names the approver (operator or policy).
+	ApprovedBy string    `json:"approvedBy,omitempty"`
+	CreatedAt  time.Time `json:"createdAt"`
+	UpdatedAt  time.Time `json:"updatedAt"`
+	ApprovedAt time.Time `json:"approvedAt,omitzero"`
+	ExecutedAt time.Time `json:"executedAt,omitzero"`
+}
+
+// ProposeActionPlan stores a new plan in state proposed. Proposing an id that exists
+// again refreshes the document of a plan still proposed and reports created=false; a plan
+// already approved, executed, ... is left as it is.
+func (s *Store) ProposeActionPlan(ctx context.Context, p ActionPlanRecord) (created bool, err error) {
+	if s.isClosed() {
+		return false, ErrClosed
+	}
+	if p.ID == "" || p.Name == "" {
+		return false, fmt.Errorf("store: propose action plan: id and name are required")
+	}
+	if !json.Valid(p.Document) {
+		return false, fmt.Errorf("store: propose action plan %s: document is not valid JSON", p.ID)
+	}
+	now := s.now().UnixNano()
+	err = s.writeTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO action_plans
+			(id, name, provider, action, target, source, state, risk_level, idempotency_key, document, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, 'proposed', ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+			p.ID, p.Name, p.Provider, p.Action, p.Target, p.Source, p.RiskLevel, p.IdempotencyKey, string(p.Document), now, now)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if created = n == 1; created {
+			return nil
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE action_plans SET name = ?, provider = ?, action = ?, target = ?, source = ?,
+			risk_level = ?, idempotency_key = ?, document = ?, updated_at = ? WHERE id = ? AND state = 'proposed'`,
+			p.Name, p.Provider, p.Action, p.Target, p.Source, p.RiskLevel, p.IdempotencyKey, string(p.Document), now, p.ID)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("store: propose action plan %s: %w", p.ID, err)
+	}
+	return created, nil
+}
+
+const planColumns = `id, name, provider, action, target, source, state, risk_level, idempotency_key, document, result,
+	approved_by, created_at, updated_at, approved_at, executed_at`
+
+func scanPlan(sc interface{ Scan(...any) error }) (ActionPlanRecord, error) {
+	var (
+		p                    ActionPlanRecord
+		doc                  string
+		created, updated     int64
+		approved, executedAt sql.NullInt64
+	)
+	if err := sc.Scan(&p.ID, &p.Name, &p.Provider, &p.Action, &p.Target, &p.Source, &p.State, &p.RiskLevel,
+		&p.IdempotencyKey, &doc, &p.Result, &p.ApprovedBy, &created, &updated, &approved, &executedAt); err != nil {
+		return p, err
+	}
+	p.Document = json.RawMessage(doc)
+	p.CreatedAt, p.UpdatedAt = time.Unix(0, created).UTC(), time.Unix(0, updated).UTC()
+	p.ApprovedAt, p.ExecutedAt = timeFromDB(approved), timeFromDB(executedAt)
+	return p, nil
+}
+
+// GetActionPlan returns the plan with the given id, or ErrNotFound.
+func (s *Store) GetActionPlan(ctx context.Context, id string) (ActionPlanRecord, error) {
+	if s.isClosed() {
+		return ActionPlanRecord{}, ErrClosed
+	}
+	p, err := scanPlan(s.r.QueryRowContext(ctx, `SELECT `+planColumns+` FROM action_plans WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return p, fmt.Errorf("store: action plan %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return p, fmt.Errorf("store: get action plan %s: %w", id, err)
+	}
+	return p, nil
+}
+
+// ActionPlanFilter selects plans for ListActionPlans. Zero fields do not filter.
+type ActionPlanFilter struct {
+	States []string
+	Source string
+	// Limit bounds the result (0: no limit).
+	Limit int
+}
+
+// ListActionPlans returns plans oldest first. The result is never nil.
+func (s *Store) ListActionPlans(ctx context.Context, f ActionPlanFilter) ([]ActionPlanRecord, error) {
+	if s.isClosed() {
+		return nil, ErrClosed
+	}
+	q := `SELECT ` + planColumns + ` FROM action_plans WHERE 1=1`
+	var args []any
+	if len(f.States) > 0 {
+		q += ` AND state IN (?` + strings.Repeat(", ?", len(f.States)-1) + `)`
+		for _, st := range f.States {
+			args = append(args, st)
+		}
+	}
+	if f.Source != "" {
+		q, args = q+` AND source = ?`, append(args, f.Source)
+	}
+	q += ` ORDER BY created_at, id`
+	if f.Limit > 0 {
+		q, args = q+` LIMIT ?`, append(args, f.Limit)
+	}
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: list action plans: %w", err)
+	}
+	defer rows.Close()
+	out := []ActionPlanRecord{}
+	for rows.Next() {
+		p, err := scanPlan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: list action plans: %w", err)
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: list action plans: %w", err)
+	}
+	return out, nil
+}
+
+// PlanTransition is a state change of an action plan.
+type PlanTransition struct {
+	// To is the new state; it must be allowed from the current one:
+	// proposed → approved|rejected, approved → executing|rejected,
+	// executing → executed|failed, failed → approved|rejected.
+	To string
+	// Actor is who makes the change (recorded in the audit log; ApprovedBy for approved).
+	Actor string
+	// Result is stored with executed and failed.
+	Result string
+	// Detail goes to the audit log.
+	Detail string
+}
+
+// TransitionActionPlan moves a plan to t.To and appends an audit entry, in one
+// transaction, so that two processes cannot both approve or execute the same plan.
+//
+// # Errors
+//
+// ErrNotFound for an unknown id; ErrConflict when t.To is not allowed from the current
+// state (the message names both).
+func (s *Store) TransitionActionPlan(ctx context.Context, id string, t PlanTransition) (ActionPlanRecord, error) {
+	if s.isClosed() {
+		return ActionPlanRecord{}, ErrClosed
+	}
+	if t.Actor == "" {
+		return ActionPlanRecord{}, fmt.Errorf("store: action plan %s: transition needs an actor", id)
+	}
+	var out ActionPlanRecord
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		var cur string
+		err := tx.QueryRowContext(ctx, `SELECT state FROM action_plans WHERE id = ?`, id).Scan(&cur)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(planTransitions[cur], t.To) {
+			return fmt.Errorf("%w: plan is %s, cannot become %s", ErrConflict, cur, t.To)
+		}
+		now := s.now().UnixNano()
+		q := `UPDATE action_plans SET state = ?, updated_at = ?`
+		args := []any{t.To, now}
+		switch t.To {
+		case PlanApproved:
+			q, args = q+`, approved_by = ?, approved_at = ?, result = ''`, append(args, t.Actor, now)
+		case PlanExecuted, PlanFailed:
+			q, args = q+`, result = ?, executed_at = ?`, append(args, t.Result, now)
+		}
+		if _, err := tx.ExecContext(ctx, q+` WHERE id = ?`, append(args, id)...); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO audit_log (time, actor, action, target, outcome, detail) VALUES (?, ?, ?, ?, ?, ?)`,
+			now, t.Actor, "actionplan."+t.To, id, cur+"->"+t.To, t.Detail); err != nil {
+			return err
+		}
+		out, err = scanPlan(tx.QueryRowContext(ctx, `SELECT `+planColumns+` FROM action_plans WHERE id = ?`, id))
+		return err
+	})
+	if err != nil {
+		return ActionPlanRecord{}, fmt.Errorf("store: action plan %s: %w", id, err)
+	}
+	return out, nil
+}
