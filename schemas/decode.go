@@ -181,7 +181,9 @@ func resolveAlias(n *yaml.Node) *yaml.Node {
 // checks of the struct field being decoded (nil outside struct fields).
 func (d *docContext) decodeValue(n *yaml.Node, v reflect.Value, path string, fi *fieldInfo) {
 	n = resolveAlias(n)
-	d.lines[path] = n.Line
+	if _, ok := d.lines[path]; !ok {
+		d.lines[path] = n.Line
+	}
 	if isNull(n) {
 		return
 	}
@@ -324,15 +326,20 @@ func (d *docContext) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			continue
 		}
 		fi := fields[j]
+		d.lines[fp] = k.Line
 		if fi.required && isNull(resolveAlias(val)) {
 			d.errorf(k.Line, fp, "required field is empty")
 			continue
 		}
 		d.decodeValue(val, v.FieldByIndex(fi.index), fp, &fi)
 	}
+	line := n.Line
+	if l, ok := d.lines[path]; ok {
+		line = l
+	}
 	for _, f := range fields {
 		if f.required && !seen[f.name] {
-			d.errorf(n.Line, joinPath(path, f.name), "missing required field")
+			d.errorf(line, joinPath(path, f.name), "missing required field")
 		}
 	}
 }

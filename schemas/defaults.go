@@ -73,6 +73,7 @@ func (o *EventGroup) SetDefaults() {
 	s := &o.Spec
 	setString(&s.Auth.Mode, DefaultAuthMode)
 	setString(&s.Listen.Address, DefaultListenAddress)
+	setInt(&s.Listen.Port, DefaultListenPort)
 	setDuration(&s.ReplayWindow, DefaultReplayWindow)
 	setInt(&s.Retention.MaxEvents, DefaultRetentionMaxEvents)
 	setDuration(&s.Retention.MaxAge, DefaultRetentionMaxAge)

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"routerd.net/routerd/schemas"
+)
+
+// runConfigCtl runs routerctl in-process with args and returns stdout and the exit code
+// run() would return.
+func runConfigCtl(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	root := newRootCmd()
+	var out, errb bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errb)
+	root.SetArgs(args)
+	cmd, err := root.ExecuteC()
+	if err == nil {
+		return out.String(), exitOK
+	}
+	var ue usageError
+	switch {
+	case errors.Is(err, silentFailure):
+		return out.String(), exitFailed
+	case errors.As(err, &ue) || isCobraUsageError(cmd, err):
+		return out.String() + err.Error(), exitUsage
+	}
+	return out.String() + err.Error(), exitFailed
+}
+
+func TestConfigValidateExitCodes(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		want     int
+		contains string
+	}{
+		{name: "valid directory", args: []string{"config", "validate", "../../testdata/config/valid"}, want: exitOK, contains: "valid: 20 resources"},
+		{name: "valid files together", args: []string{"config", "validate", "../../testdata/config/valid/00-federation.yaml", "../../testdata/config/valid/10-plugins.yaml", "../../testdata/config/valid/20-hybrid-router.yaml"}, want: exitOK, contains: "valid:"},
+		{name: "one file alone misses its references", args: []string{"config", "validate", "../../testdata/config/valid/00-federation.yaml"}, want: exitFailed, contains: `no Plugin named "echo"`},
+		{name: "missing path", args: []string{"config", "validate", "no/such/dir"}, want: exitFailed, contains: "no/such/dir: cannot read: no such file or directory"},
+		{name: "no path", args: []string{"config", "validate"}, want: exitUsage},
+		{name: "bad output format", args: []string{"config", "validate", "-o", "xml", "../../testdata/config/valid"}, want: exitUsage},
+		{name: "unknown flag", args: []string{"config", "validate", "--strict", "x"}, want: exitUsage},
+		{name: "skip unknown kinds", args: []string{"config", "validate", "--skip-unknown-kinds", "../../testdata/config/invalid/unimplemented-kind.yaml"}, want: exitOK, contains: "warning: Interface/lan: skipped"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, code := runConfigCtl(t, tt.args...)
+			if code != tt.want {
+				t.Fatalf("exit %d, want %d; output:\n%s", code, tt.want, out)
+			}
+			if !strings.Contains(out, tt.contains) {
+				t.Fatalf("output does not contain %q:\n%s", tt.contains, out)
+			}
+		})
+	}
+}
+
+// TestConfigValidateInvalidExamples runs config validate on each file of
+// testdata/config/invalid, which starts with "# expect: <substring of the output>".
+func TestConfigValidateInvalidExamples(t *testing.T) {
+	files, err := filepath.Glob("../../testdata/config/invalid/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 15 {
+		t.Fatalf("%d invalid examples, want at least 15", len(files))
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			fh, err := os.Open(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			first, _ := bufio.NewReader(fh).ReadString('\n')
+			fh.Close()
+			want, ok := strings.CutPrefix(strings.TrimSpace(first), "# expect: ")
+			if !ok || want == "" {
+				t.Fatalf("first line %q is not '# expect: <message>'", first)
+			}
+			out, code := runConfigCtl(t, "config", "validate", f)
+			if code != exitFailed {
+				t.Fatalf("exit %d, want %d; output:\n%s", code, exitFailed, out)
+			}
+			if !strings.Contains(out, want) {
+				t.Fatalf("output does not contain %q:\n%s", want, out)
+			}
+			if !strings.Contains(out, "invalid: ") {
+				t.Fatalf("no summary line:\n%s", out)
+			}
+		})
+	}
+}
+
+func TestConfigValidateJSON(t *testing.T) {
+	out, code := runConfigCtl(t, "config", "validate", "-o", "json", "../../testdata/config/invalid/unknown-field.yaml")
+	if code != exitFailed {
+		t.Fatalf("exit %d, want %d", code, exitFailed)
+	}
+	var problems []schemas.Problem
+	if err := json.Unmarshal([]byte(out), &problems); err != nil {
+		t.Fatalf("output is not a JSON list of problems: %v\n%s", err, out)
+	}
+	want := schemas.Problem{
+		File: "../../testdata/config/invalid/unknown-field.yaml", Line: 13, Document: 1,
+		Kind: "EventPeer", Name: "router-b", Path: "spec.colour", Severity: schemas.SeverityError,
+	}
+	if len(problems) != 1 {
+		t.Fatalf("got %d problems, want 1: %+v", len(problems), problems)
+	}
+	got := problems[0]
+	got.Message = ""
+	if got != want {
+		t.Fatalf("problem = %+v, want %+v", got, want)
+	}
+
+	out, code = runConfigCtl(t, "config", "validate", "-o", "json", "../../testdata/config/valid")
+	if code != exitOK || strings.TrimSpace(out) != "[]" {
+		t.Fatalf("valid config: exit %d, output %q; want 0 and []", code, out)
+	}
+}
