@@ -159,3 +159,122 @@ func runAndKillWriter(t *testing.T, path string, killAfter int) map[int]bool {
 	}
 	return acked
 }
+
+// Environment of the multi-process writer child.
+const envWriterChild = "ROUTERD_STORE_WRITER_CHILD" // "path|name"
+
+// TestMultiProcessWriterChild is a child of TestMultiProcessWriters: it inserts 40
+// batches of 50 events named after the child and exits 0, or prints ERR and exits 3.
+func TestMultiProcessWriterChild(t *testing.T) {
+	spec := os.Getenv(envWriterChild)
+	if spec == "" {
+		t.Skip("helper process for TestMultiProcessWriters")
+	}
+	path, name, _ := strings.Cut(spec, "|")
+	s, err := Open(path, Options{})
+	if err != nil {
+		fmt.Println("ERR", err)
+		os.Exit(3)
+	}
+	ctx := context.Background()
+	for b := range 40 {
+		batch := make([]event.Event, 50)
+		for i := range batch {
+			batch[i] = event.Event{ID: fmt.Sprintf("%s-%03d-%03d", name, b, i), Group: name, Type: "t",
+				ExpiresAt: time.Now().Add(time.Hour)}
+		}
+		if _, err := s.InsertEvents(ctx, batch); err != nil {
+			fmt.Println("ERR", err)
+			os.Exit(3)
+		}
+		if err := s.SetCursor(ctx, name, int64(b)); err != nil {
+			fmt.Println("ERR", err)
+			os.Exit(3)
+		}
+	}
+	if err := s.Close(); err != nil {
+		fmt.Println("ERR", err)
+		os.Exit(3)
+	}
+	os.Exit(0)
+}
+
+// TestMultiProcessWriters runs two writer processes on one file (as routerd and
+// routerd-eventd do) while this process inserts expired events and prunes them: no
+// process sees SQLITE_BUSY, every event of the writers is stored, the file is intact.
+func TestMultiProcessWriters(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns writer processes")
+	}
+	path := filepath.Join(t.TempDir(), "routerd.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	var cmds []*exec.Cmd
+	for _, name := range []string{"routerd", "eventd"} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestMultiProcessWriterChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), envWriterChild+"="+path+"|"+name)
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("%s output:\n%s", name, out.String())
+			}
+		})
+		cmds = append(cmds, cmd)
+	}
+	done := make(chan error, len(cmds))
+	for _, c := range cmds {
+		go func() { done <- c.Wait() }()
+	}
+	// Meanwhile: insert expired events and prune them, bounded in rounds and time.
+	deadline := time.Now().Add(60 * time.Second)
+	running := len(cmds)
+	for round := 0; running > 0 && round < 10000 && time.Now().Before(deadline); round++ {
+		batch := make([]event.Event, 20)
+		for i := range batch {
+			batch[i] = event.Event{ID: fmt.Sprintf("old-%05d-%02d", round, i), Group: "old", Type: "t",
+				ObservedAt: t0, ExpiresAt: t0.Add(time.Minute)}
+		}
+		if _, err := s.InsertEvents(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Prune(ctx, PruneOptions{Expired: true, BatchSize: 7}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("writer process failed: %v", err)
+			}
+			running--
+		default:
+		}
+	}
+	for ; running > 0; running-- {
+		if err := <-done; err != nil {
+			t.Fatalf("writer process failed: %v", err)
+		}
+	}
+	for _, g := range []string{"routerd", "eventd"} {
+		n, err := s.CountEvents(ctx, EventFilter{Group: g})
+		if err != nil || n != 40*50 {
+			t.Errorf("group %s: %d events, %v; want %d", g, n, err, 40*50)
+		}
+		if c, _ := s.GetCursor(ctx, g); c != 39 {
+			t.Errorf("cursor %s = %d, want 39", g, c)
+		}
+	}
+	if n, _ := s.CountEvents(ctx, EventFilter{Group: "old"}); n != 0 {
+		t.Errorf("%d expired events left after the last prune", n)
+	}
+	if err := s.IntegrityCheck(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
