@@ -148,7 +148,8 @@ func Claims(req *abi.Request) []Claim {
 // observedAt = the request's now.
 func Build(req *abi.Request) *abi.Result {
 	claims := Claims(req)
-	res := &abi.Result{Status: abi.ResultStatus{ObservedAt: req.Spec.Now, TTL: TTL}}
+	res := &abi.Result{APIVersion: abi.PluginAPIVersion, Kind: abi.KindPluginResult,
+		Status: abi.ResultStatus{ObservedAt: req.Spec.Now, TTL: TTL}}
 	if len(claims) == 0 {
 		return res
 	}

@@ -1,0 +1,51 @@
+package claim
+
+import (
+	"encoding/json"
+	"testing"
+
+	"routerd.net/routerd/abi"
+)
+
+func TestName(t *testing.T) {
+	tests := []struct {
+		name, owner, address, want string
+	}{
+		{name: "ipv4 with prefix", owner: "onprem", address: "10.88.60.9/32", want: "onprem-10-88-60-9"},
+		{name: "ipv4", owner: "cloud", address: "192.0.2.1", want: "cloud-192-0-2-1"},
+		{name: "ipv6 trimmed", owner: "onprem", address: "2001:db8::1/128", want: "onprem-2001-db8--1"},
+		{name: "leading colons trimmed", owner: "onprem", address: "::1", want: "onprem-1"},
+		{name: "empty becomes addr", owner: "onprem", address: "/24", want: "onprem-addr"},
+		{name: "only separators", owner: "cloud", address: ".:.", want: "cloud-addr"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Name(tt.owner, tt.address); got != tt.want {
+				t.Fatalf("Name(%q, %q) = %q, want %q", tt.owner, tt.address, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestBuildProducesValidJSON(t *testing.T) {
+	req := &abi.Request{Spec: abi.RequestSpec{Events: []abi.Event{
+		{Type: EventType, Subject: "10.0.0.1", Payload: map[string]string{"domain": `we"ird\domain`}},
+		{Type: EventType, Subject: "10.0.0.2"},
+	}}}
+	res := Build(req)
+	if res.Status.TTL != TTL || len(res.Status.Resources) != 2 {
+		t.Fatalf("result = %+v", res)
+	}
+	for i, r := range res.Status.Resources {
+		var v struct {
+			Metadata struct{ Name string }
+			Spec     struct{ DomainRef, Address string }
+		}
+		if err := json.Unmarshal(r, &v); err != nil {
+			t.Fatalf("resource %d: %v: %s", i, err, r)
+		}
+		if i == 0 && (v.Spec.DomainRef != `we"ird\domain` || v.Metadata.Name != "onprem-10-0-0-1") {
+			t.Fatalf("resource 0 = %+v", v)
+		}
+	}
+}
