@@ -1,0 +1,95 @@
+package netnslab
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"routerd.net/routerd/dataplane"
+	"routerd.net/routerd/dataplane/internal/nstest"
+)
+
+func TestLab(t *testing.T) {
+	nstest.RequireRoot(t)
+	ctx := context.Background()
+	prefix := nstest.Name("rdl") + "-"
+	lab, err := Setup(ctx, Options{Routers: []string{"a", "b", "c"}, Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := lab.Teardown(); err != nil {
+			t.Error(err)
+		}
+	})
+	a, b := lab.Router("a"), lab.Router("b")
+	toB, ok := a.LinkTo("b")
+	if !ok || toB.Dev != "ovl-b" || toB.Local.String() != "169.254.1.1/30" || toB.Remote.String() != "169.254.1.2" {
+		t.Fatalf("link a->b = %+v", toB)
+	}
+	if len(lab.Router("c").Links) != 2 {
+		t.Fatalf("router c links = %+v", lab.Router("c").Links)
+	}
+	// Router b holds the address; router a claims it over its link to b.
+	nstest.Run(t, "ip", "-n", b.NetNS, "addr", "add", "10.88.60.9/32", "dev", "lo")
+	claim := dataplane.State{
+		Routes:   []dataplane.Route{{Dst: netip.MustParsePrefix("10.88.60.9/32"), Dev: toB.Dev, Via: toB.Remote, From: "RemoteAddressClaim/onprem-10-88-60-9"}},
+		MSSRules: []dataplane.MSSRule{{Dev: toB.Dev, Direction: dataplane.Egress}, {Dev: toB.Dev, Direction: dataplane.Ingress}},
+	}
+	d, err := lab.Apply(ctx, "a", claim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if add, _, _ := d.Count(); add != 3 {
+		t.Fatalf("apply diff:\n%s", d)
+	}
+	if out, err := exec.Command("ip", "netns", "exec", a.NetNS, "ping", "-c", "1", "-W", "1", "10.88.60.9").CombinedOutput(); err != nil {
+		t.Fatalf("ping through the claim: %v\n%s", err, out)
+	}
+	ex, err := lab.Excerpt(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("excerpt:\n%s", ex)
+	for _, want := range []string{"10.88.60.9 via 169.254.1.2 dev ovl-b", "maxseg size set rt mtu"} {
+		if !strings.Contains(ex, want) {
+			t.Errorf("excerpt lacks %q:\n%s", want, ex)
+		}
+	}
+	if err := lab.Teardown(); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range lab.Routers {
+		if _, err := os.Stat(filepath.Join("/run/netns", r.NetNS)); !os.IsNotExist(err) {
+			t.Errorf("netns %s still exists after Teardown (%v)", r.NetNS, err)
+		}
+	}
+	if err := lab.Teardown(); err != nil {
+		t.Fatalf("second Teardown: %v", err)
+	}
+}
+
+func TestSetupRejectsBadNames(t *testing.T) {
+	nstest.RequireRoot(t)
+	tests := []struct {
+		name    string
+		routers []string
+	}{
+		{name: "none", routers: nil},
+		{name: "too long", routers: []string{"a-very-long-name"}},
+		{name: "duplicate", routers: []string{"a", "a"}},
+		{name: "upper case", routers: []string{"A"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if lab, err := Setup(context.Background(), Options{Routers: tt.routers, Prefix: nstest.Name("rdl")}); err == nil {
+				lab.Teardown()
+				t.Fatalf("Setup(%q) succeeded", tt.routers)
+			}
+		})
+	}
+}
