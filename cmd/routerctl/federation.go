@@ -382,6 +382,8 @@ func newFederationPruneCmd() *cobra.Command {
   expired events     expiresAt + --expired-grace is past (on by default; --keep-expired)
   --max-age D        events without an expiry received more than D ago
   --max-events N     keep only the newest N events (of --group, or of the whole store)
+  --history-max-age D  audit entries, finished subscription runs and executed or rejected
+                     action plans older than D
 
 Deliveries of a deleted event are deleted with it. --dry-run only counts.`,
 		Example: `  routerctl federation prune --dry-run
@@ -391,8 +393,8 @@ Deliveries of a deleted event are deleted with it. --dry-run only counts.`,
 			if _, err := outputFormat(cmd); err != nil {
 				return err
 			}
-			if o.MaxAge < 0 || o.MaxEvents < 0 || o.ExpiredGrace < 0 {
-				return usagef("--max-age, --max-events and --expired-grace must not be negative")
+			if o.MaxAge < 0 || o.MaxEvents < 0 || o.ExpiredGrace < 0 || o.HistoryMaxAge < 0 {
+				return usagef("--max-age, --max-events, --expired-grace and --history-max-age must not be negative")
 			}
 			o.Expired = !noExpir
 			st, err := openStore(cmd)
@@ -413,7 +415,10 @@ Deliveries of a deleted event are deleted with it. --dry-run only counts.`,
 				t.addRow("expired", res.Expired)
 				t.addRow("max-age", res.Aged)
 				t.addRow("max-events", res.OverLimit)
-				t.addRow("total", res.Total())
+				t.addRow("total events", res.Total())
+				if o.HistoryMaxAge > 0 {
+					t.addRow("history", res.History)
+				}
 				return t
 			})
 		},
@@ -425,6 +430,7 @@ Deliveries of a deleted event are deleted with it. --dry-run only counts.`,
 	f.DurationVar(&o.ExpiredGrace, "expired-grace", 0, "keep expired events this long after expiry")
 	f.DurationVar(&o.MaxAge, "max-age", 0, "delete events without expiry received longer ago than this (0: off)")
 	f.Int64Var(&o.MaxEvents, "max-events", 0, "keep only the newest N events (0: off)")
+	f.DurationVar(&o.HistoryMaxAge, "history-max-age", 0, "delete history (audit, finished runs, done action plans) older than this (0: off)")
 	f.IntVar(&o.BatchSize, "batch-size", store.DefaultPruneBatchSize, "rows deleted per transaction")
 	return cmd
 }

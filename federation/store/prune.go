@@ -38,6 +38,9 @@ type PruneOptions struct {
 	// Pause is slept between batches to let writers of other processes in (default
 	// DefaultPrunePause; negative: none).
 	Pause time.Duration
+	// HistoryMaxAge removes history older than it: audit_log entries, finished
+	// subscription_runs, and executed or rejected action_plans (0: keep all).
+	HistoryMaxAge time.Duration
 	// DryRun counts what would be removed without removing anything.
 	DryRun bool
 }
@@ -54,20 +57,25 @@ type PruneResult struct {
 	Expired   int64 `json:"expired"`
 	Aged      int64 `json:"aged"`
 	OverLimit int64 `json:"overLimit"`
+	// History counts audit entries, subscription runs and action plans removed by
+	// HistoryMaxAge (not part of Total).
+	History int64 `json:"history"`
 	// Batches is the number of delete transactions run.
 	Batches int  `json:"batches"`
 	DryRun  bool `json:"dryRun"`
 }
 
-// Total is the number of events removed by all rules.
+// Total is the number of events removed by all event rules.
 func (r PruneResult) Total() int64 { return r.Expired + r.Aged + r.OverLimit }
 
-// pruneRule is one retention rule as an SQL predicate over events.
+// pruneRule is one retention rule as an SQL predicate over a table (events unless set).
 type pruneRule struct {
 	reason string
 	where  string
 	args   []any
 	count  *int64
+	table  string // default events
+	key    string // default seq
 }
 
 // Prune deletes events by retention in bounded batches (deliveries of a deleted event go
@@ -98,13 +106,13 @@ func (s *Store) Prune(ctx context.Context, o PruneOptions) (PruneResult, error) 
 	var rules []pruneRule
 	if o.Expired {
 		cut := o.Now.Add(-o.ExpiredGrace).UnixNano()
-		rules = append(rules, pruneRule{"expired", "expires_at IS NOT NULL AND expires_at <= ?" + groupWhere,
-			append([]any{cut}, groupArgs...), &res.Expired})
+		rules = append(rules, pruneRule{reason: "expired", where: "expires_at IS NOT NULL AND expires_at <= ?" + groupWhere,
+			args: append([]any{cut}, groupArgs...), count: &res.Expired})
 	}
 	if o.MaxAge > 0 {
 		cut := o.Now.Add(-o.MaxAge).UnixNano()
-		rules = append(rules, pruneRule{"age", "received_at < ? AND expires_at IS NULL" + groupWhere,
-			append([]any{cut}, groupArgs...), &res.Aged})
+		rules = append(rules, pruneRule{reason: "age", where: "received_at < ? AND expires_at IS NULL" + groupWhere,
+			args: append([]any{cut}, groupArgs...), count: &res.Aged})
 	}
 	if o.MaxEvents > 0 {
 		// The seq of the MaxEvents-th newest event: everything older goes.
@@ -117,13 +125,13 @@ func (s *Store) Prune(ctx context.Context, o PruneOptions) (PruneResult, error) 
 		case err != nil:
 			return res, fmt.Errorf("store: prune: find max-events cutoff: %w", err)
 		default:
-			rules = append(rules, pruneRule{"max_events", "seq < ?" + groupWhere,
-				append([]any{cutoff}, groupArgs...), &res.OverLimit})
+			rules = append(rules, pruneRule{reason: "max_events", where: "seq < ?" + groupWhere,
+				args: append([]any{cutoff}, groupArgs...), count: &res.OverLimit})
 		}
 	}
 
 	if o.DryRun {
-		// Count each rule excluding rows an earlier rule already counts.
+		// Count each event rule excluding rows an earlier rule already counts.
 		exclude, excludeArgs := "", []any{}
 		for _, r := range rules {
 			q := `SELECT COUNT(*) FROM events WHERE ` + r.where + exclude
@@ -133,11 +141,36 @@ func (s *Store) Prune(ctx context.Context, o PruneOptions) (PruneResult, error) 
 			exclude += ` AND NOT (` + r.where + `)`
 			excludeArgs = append(excludeArgs, r.args...)
 		}
+	}
+	if o.HistoryMaxAge > 0 {
+		cut := o.Now.Add(-o.HistoryMaxAge).UnixNano()
+		rules = append(rules,
+			pruneRule{reason: "audit", table: "audit_log", key: "seq", where: "time < ?", args: []any{cut}, count: &res.History},
+			pruneRule{reason: "subscription_runs", table: "subscription_runs", key: "id",
+				where: "state IN ('succeeded', 'failed') AND COALESCE(finished_at, created_at) < ?", args: []any{cut}, count: &res.History},
+			pruneRule{reason: "action_plans", table: "action_plans", key: "id",
+				where: "state IN ('executed', 'rejected') AND updated_at < ?", args: []any{cut}, count: &res.History})
+	}
+	if o.DryRun {
+		for _, r := range rules {
+			if r.table == "" {
+				continue // counted above
+			}
+			var n int64
+			if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+r.table+` WHERE `+r.where, r.args...).Scan(&n); err != nil {
+				return res, fmt.Errorf("store: prune dry run (%s): %w", r.reason, err)
+			}
+			*r.count += n
+		}
 		return res, nil
 	}
 
 	for _, r := range rules {
-		q := `DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE ` + r.where + ` LIMIT ?)`
+		table, key := r.table, r.key
+		if table == "" {
+			table, key = "events", "seq"
+		}
+		q := `DELETE FROM ` + table + ` WHERE ` + key + ` IN (SELECT ` + key + ` FROM ` + table + ` WHERE ` + r.where + ` LIMIT ?)`
 		args := append(append([]any{}, r.args...), o.BatchSize)
 		for {
 			if err := ctx.Err(); err != nil {
@@ -157,7 +190,7 @@ func (s *Store) Prune(ctx context.Context, o PruneOptions) (PruneResult, error) 
 			}
 			res.Batches++
 			*r.count += n
-			if n > 0 {
+			if n > 0 && r.table == "" {
 				s.metrics.pruned.Add(ctx, n, metric.WithAttributes(attribute.String("reason", r.reason)))
 			}
 			if n < int64(o.BatchSize) {
@@ -172,9 +205,9 @@ func (s *Store) Prune(ctx context.Context, o PruneOptions) (PruneResult, error) 
 			}
 		}
 	}
-	if res.Total() > 0 {
-		s.log.Info("store: pruned events", "path", s.path, "group", o.Group,
-			"expired", res.Expired, "aged", res.Aged, "overLimit", res.OverLimit, "batches", res.Batches)
+	if res.Total() > 0 || res.History > 0 {
+		s.log.Info("store: pruned", "path", s.path, "group", o.Group, "expired", res.Expired,
+			"aged", res.Aged, "overLimit", res.OverLimit, "history", res.History, "batches", res.Batches)
 	}
 	return res, nil
 }

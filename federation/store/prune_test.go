@@ -114,3 +114,50 @@ func TestPruneStopsOnCancel(t *testing.T) {
 		t.Errorf("%d events left after a cancelled prune", n)
 	}
 }
+
+func TestPruneHistory(t *testing.T) {
+	s, clk := openTest(t)
+	ctx := context.Background()
+	day := 24 * time.Hour
+	// Old history (t0) and new history (t0 + 10 days).
+	for _, at := range []time.Time{t0, t0.Add(10 * day)} {
+		clk.Set(at)
+		if err := s.AppendAudit(ctx, AuditEntry{Actor: "a", Action: "x"}); err != nil {
+			t.Fatal(err)
+		}
+		for _, state := range []string{"succeeded", "failed", "running"} {
+			if _, err := s.DB().Exec(`INSERT INTO subscription_runs (subscription, state, created_at, finished_at) VALUES ('s', ?, ?, ?)`,
+				state, at.UnixNano(), at.UnixNano()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, state := range []string{PlanExecuted, PlanRejected, PlanProposed} {
+			if _, err := s.DB().Exec(`INSERT INTO action_plans (id, name, state, document, created_at, updated_at) VALUES (?, 'n', ?, '{}', ?, ?)`,
+				fmt.Sprintf("%d-%d", at.Unix(), i), state, at.UnixNano(), at.UnixNano()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	count := func(table string) int {
+		var n int
+		s.ReadDB().QueryRow(`SELECT COUNT(*) FROM ` + table).Scan(&n)
+		return n
+	}
+	opts := PruneOptions{Now: t0.Add(11 * day), HistoryMaxAge: 5 * day}
+	dry := opts
+	dry.DryRun = true
+	plan, err := s.Prune(ctx, dry)
+	if err != nil || plan.History != 5 || plan.Total() != 0 {
+		t.Fatalf("dry run %+v, %v; want 5 history rows", plan, err)
+	}
+	got, err := s.Prune(ctx, opts)
+	if err != nil || got.History != 5 {
+		t.Fatalf("prune %+v, %v", got, err)
+	}
+	// Kept: the new rows, the old running run and the old proposed plan.
+	for table, want := range map[string]int{"audit_log": 1, "subscription_runs": 4, "action_plans": 4} {
+		if n := count(table); n != want {
+			t.Errorf("%s: %d rows left, want %d", table, n, want)
+		}
+	}
+}
