@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -442,30 +443,54 @@ type Trace struct {
 }
 
 // Call runs hook of the plugin named name with input (a JSON document) and returns its
-// output (a JSON document). Errors are *CallError values matching one of the Err* kinds.
+// output, checked to be well-formed JSON. Errors are *CallError values matching one of
+// the Err* kinds. Call is the lean path (benchmarks, echo-style plugins); Invoke and
+// CallRequest also check that the output is a valid PluginResult.
 func (h *Host) Call(ctx context.Context, name string, hook abi.Hook, input []byte) ([]byte, error) {
-	out, _, err := h.call(ctx, name, hook, input, false)
+	out, _, err := h.call(ctx, name, hook, input, callMode{})
 	return out, err
 }
 
 // CallTraced is Call that also reports the host-function calls made and the duration
-// (routerctl plugin dry-run).
+// (routerctl plugin dry-run). The output must be a valid PluginResult.
 func (h *Host) CallTraced(ctx context.Context, name string, hook abi.Hook, input []byte) ([]byte, Trace, error) {
-	return h.call(ctx, name, hook, input, true)
+	return h.call(ctx, name, hook, input, callMode{trace: true, result: true})
 }
 
-// Invoke implements the subscription engine's Invoker: Call with the hook given by name.
+// Invoke implements the subscription engine's Invoker: it runs hook with the request
+// JSON and returns the output, which must be a valid PluginResult (abi.DecodeResult);
+// otherwise the call fails with ErrBadOutput and counts as a plugin failure.
 func (h *Host) Invoke(ctx context.Context, plugin, hook string, request []byte) ([]byte, error) {
-	return h.Call(ctx, plugin, abi.Hook(hook), request)
+	out, _, err := h.call(ctx, plugin, abi.Hook(hook), request, callMode{result: true})
+	return out, err
 }
 
-func (h *Host) call(ctx context.Context, name string, hook abi.Hook, input []byte, trace bool) ([]byte, Trace, error) {
+// CallRequest encodes req, runs hook and decodes the PluginResult.
+func (h *Host) CallRequest(ctx context.Context, name string, hook abi.Hook, req *abi.Request) (*abi.Result, error) {
+	in, err := json.Marshal(req)
+	if err != nil {
+		return nil, &CallError{Plugin: name, Hook: string(hook), Kind: ErrBadModule, Detail: "encode request: " + err.Error(), Err: err}
+	}
+	out, _, err := h.call(ctx, name, hook, in, callMode{result: true})
+	if err != nil {
+		return nil, err
+	}
+	return abi.DecodeResult(out) // validated in call; cannot fail here
+}
+
+// callMode selects the extras of a call.
+type callMode struct {
+	trace  bool // record host calls
+	result bool // the output must be a valid PluginResult
+}
+
+func (h *Host) call(ctx context.Context, name string, hook abi.Hook, input []byte, mode callMode) ([]byte, Trace, error) {
 	start := time.Now()
 	e := h.entry(name)
 	if e == nil {
 		return nil, Trace{}, &CallError{Plugin: name, Hook: string(hook), Kind: ErrNotLoaded, Detail: "no plugin of that name"}
 	}
-	out, tr, err := h.callEntry(ctx, e, hook, input, trace)
+	out, tr, err := h.callEntry(ctx, e, hook, input, mode)
 	tr.Duration = time.Since(start)
 	if err == nil || !errors.Is(err, ErrNotLoaded) {
 		e.stats.observe(tr.Duration, err)
@@ -474,7 +499,7 @@ func (h *Host) call(ctx context.Context, name string, hook abi.Hook, input []byt
 	return out, tr, err
 }
 
-func (h *Host) callEntry(ctx context.Context, e *entry, hook abi.Hook, input []byte, trace bool) ([]byte, Trace, error) {
+func (h *Host) callEntry(ctx context.Context, e *entry, hook abi.Hook, input []byte, mode callMode) ([]byte, Trace, error) {
 	fail := func(kind error, detail string, cause error) error {
 		return &CallError{Plugin: e.name, Hook: string(hook), Kind: kind, Detail: detail, Err: cause}
 	}
@@ -503,7 +528,7 @@ func (h *Host) callEntry(ctx context.Context, e *entry, hook abi.Hook, input []b
 	if ok, wait := e.breaker.allow(now); !ok {
 		return nil, tr, fail(ErrCircuitOpen, fmt.Sprintf("%d consecutive failures; retry in %v", e.breaker.threshold, wait.Round(time.Millisecond)), nil)
 	}
-	out, err := h.run(ctx, v, hook, input, trace, &tr, fail)
+	out, err := h.run(ctx, v, hook, input, mode, &tr, fail)
 	switch {
 	case err == nil:
 		e.breaker.record(true, time.Now())
@@ -518,7 +543,7 @@ func (h *Host) callEntry(ctx context.Context, e *entry, hook abi.Hook, input []b
 }
 
 // run executes one call on an instance of v under v's limits.
-func (h *Host) run(ctx context.Context, v *version, hook abi.Hook, input []byte, trace bool, tr *Trace,
+func (h *Host) run(ctx context.Context, v *version, hook abi.Hook, input []byte, mode callMode, tr *Trace,
 	fail func(error, string, error) error) ([]byte, error) {
 	cctx, cancel := context.WithTimeout(ctx, v.spec.Limits.Timeout)
 	defer cancel()
@@ -536,9 +561,9 @@ func (h *Host) run(ctx context.Context, v *version, hook abi.Hook, input []byte,
 		}
 		return nil, fail(ErrTrap, "new instance: "+err.Error(), err)
 	}
-	in.state.record = trace
+	in.state.record = mode.trace
 	out, kind, detail, healthy := in.call(cctx, hook, input)
-	if trace {
+	if mode.trace {
 		tr.HostCalls = slices.Clone(in.state.records)
 	}
 	in.state.record = false
@@ -548,6 +573,12 @@ func (h *Host) run(ctx context.Context, v *version, hook abi.Hook, input []byte,
 			detail = fmt.Sprintf("did not finish within limits.timeout %v; instance closed", v.spec.Limits.Timeout)
 		}
 		return nil, fail(kind, detail, nil)
+	}
+	if mode.result {
+		if _, err := abi.DecodeResult(out); err != nil {
+			return nil, fail(ErrBadOutput, "output is not a valid PluginResult: "+truncate(err.Error(), 300), err)
+		}
+		return out, nil
 	}
 	if err := fastjson.ValidateBytes(out); err != nil {
 		return nil, fail(ErrBadOutput, "output is not valid JSON: "+truncate(err.Error(), 200), err)
