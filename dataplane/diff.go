@@ -129,15 +129,17 @@ func Compute(current, desired State) (Diff, error) {
 	}
 	// The current state comes from the kernel; merge duplicates but never fail on it.
 	have, _ := current.Normalize()
-	haveByKey := map[string]Object{}
-	for _, o := range have.Objects() {
+	haveObjs, wantObjs := have.Objects(), want.Objects()
+	haveByKey := make(map[string]Object, len(haveObjs))
+	for _, o := range haveObjs {
 		haveByKey[o.Key()] = o
 	}
 	var removes, adds []Change
-	wantKeys := map[string]bool{}
-	for _, o := range want.Objects() {
-		wantKeys[o.Key()] = true
-		old, ok := haveByKey[o.Key()]
+	wantKeys := make(map[string]bool, len(wantObjs))
+	for _, o := range wantObjs {
+		key := o.Key()
+		wantKeys[key] = true
+		old, ok := haveByKey[key]
 		switch {
 		case !ok:
 			adds = append(adds, Change{Op: OpAdd, New: o})
@@ -145,7 +147,7 @@ func Compute(current, desired State) (Diff, error) {
 			adds = append(adds, Change{Op: OpReplace, Old: old, New: o})
 		}
 	}
-	for _, o := range have.Objects() {
+	for _, o := range haveObjs {
 		if !wantKeys[o.Key()] {
 			removes = append(removes, Change{Op: OpRemove, Old: o})
 		}

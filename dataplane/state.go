@@ -103,18 +103,16 @@ func (r Route) Origin() string { return r.From }
 
 // Key implements Object: destination, table and metric identify a route.
 func (r Route) Key() string {
-	return fmt.Sprintf("route %s table %s metric %d", r.Dst, tableName(r.Table), r.Metric)
+	return "route " + r.Dst.String() + " table " + tableName(r.Table) + " metric " + strconv.Itoa(r.Metric)
 }
 
 // String implements Object, in the words of `ip route`.
 func (r Route) String() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "route %s", r.Dst)
+	via := ""
 	if r.Via.IsValid() {
-		fmt.Fprintf(&b, " via %s", r.Via)
+		via = " via " + r.Via.String()
 	}
-	fmt.Fprintf(&b, " dev %s table %s metric %d proto routerd", r.Dev, tableName(r.Table), r.Metric)
-	return b.String()
+	return "route " + r.Dst.String() + via + " dev " + r.Dev + " table " + tableName(r.Table) + " metric " + strconv.Itoa(r.Metric) + " proto routerd"
 }
 
 // Address is an interface address routerd installs with protocol [AddressProtocol], e.g.
@@ -135,7 +133,7 @@ func (a Address) Kind() Kind { return KindAddress }
 func (a Address) Origin() string { return a.From }
 
 // Key implements Object.
-func (a Address) Key() string { return fmt.Sprintf("address %s dev %s", a.Prefix, a.Dev) }
+func (a Address) Key() string { return "address " + a.Prefix.String() + " dev " + a.Dev }
 
 // String implements Object.
 func (a Address) String() string { return a.Key() + " proto routerd" }
@@ -158,7 +156,7 @@ func (n ProxyNeighbor) Kind() Kind { return KindProxyNeighbor }
 func (n ProxyNeighbor) Origin() string { return n.From }
 
 // Key implements Object.
-func (n ProxyNeighbor) Key() string { return fmt.Sprintf("proxy-neighbor %s dev %s", n.Addr, n.Dev) }
+func (n ProxyNeighbor) Key() string { return "proxy-neighbor " + n.Addr.String() + " dev " + n.Dev }
 
 // String implements Object.
 func (n ProxyNeighbor) String() string { return n.Key() + " proto routerd" }
@@ -360,10 +358,10 @@ func (s State) Normalize() (State, error) {
 			out.MSSRules = append(out.MSSRules, m)
 		}
 	}
-	sort.Slice(out.Addresses, func(i, j int) bool { return out.Addresses[i].Key() < out.Addresses[j].Key() })
-	sort.Slice(out.ProxyNeighbors, func(i, j int) bool { return out.ProxyNeighbors[i].Key() < out.ProxyNeighbors[j].Key() })
-	sort.Slice(out.Routes, func(i, j int) bool { return out.Routes[i].Key() < out.Routes[j].Key() })
-	sort.Slice(out.MSSRules, func(i, j int) bool { return out.MSSRules[i].Key() < out.MSSRules[j].Key() })
+	sortByKey(out.Addresses)
+	sortByKey(out.ProxyNeighbors)
+	sortByKey(out.Routes)
+	sortByKey(out.MSSRules)
 	if len(errs) > 0 {
 		return out, fmt.Errorf("dataplane: invalid state: %w", errors.Join(errs...))
 	}
@@ -396,12 +394,32 @@ func orUnknown(s string) string {
 	return s
 }
 
-// sortObjects orders objects by kind, then key.
+// sortByKey orders objects by key, computing each key once.
+func sortByKey[T Object](objs []T) {
+	keys := make([]string, len(objs))
+	for i, o := range objs {
+		keys[i] = o.Key()
+	}
+	sort.Sort(byKey[T]{objs, keys})
+}
+
+type byKey[T Object] struct {
+	objs []T
+	keys []string
+}
+
+func (b byKey[T]) Len() int           { return len(b.objs) }
+func (b byKey[T]) Less(i, j int) bool { return b.keys[i] < b.keys[j] }
+func (b byKey[T]) Swap(i, j int) {
+	b.objs[i], b.objs[j] = b.objs[j], b.objs[i]
+	b.keys[i], b.keys[j] = b.keys[j], b.keys[i]
+}
+
+// sortObjects orders objects by kind, then key (each key computed once).
 func sortObjects(objs []Object) {
-	sort.SliceStable(objs, func(i, j int) bool {
-		if objs[i].Kind() != objs[j].Kind() {
-			return objs[i].Kind() < objs[j].Kind()
-		}
-		return objs[i].Key() < objs[j].Key()
-	})
+	keys := make([]string, len(objs))
+	for i, o := range objs {
+		keys[i] = string(rune('0'+o.Kind())) + " " + o.Key()
+	}
+	sort.Sort(byKey[Object]{objs, keys})
 }
