@@ -137,7 +137,11 @@ func (s *Store) InsertEvents(ctx context.Context, events []event.Event) ([]Inser
 	if err != nil {
 		return nil, fmt.Errorf("store: insert %d events: %w", len(events), err)
 	}
-	s.metrics.recordInsert(ctx, rows[0].ev.Group, results, time.Since(start))
+	groups := make([]string, len(rows))
+	for i, r := range rows {
+		groups[i] = r.ev.Group
+	}
+	s.metrics.recordInsert(ctx, groups, results, time.Since(start))
 	return results, nil
 }
 
@@ -375,22 +379,33 @@ func newStoreMetrics(mp metric.MeterProvider) (storeMetrics, error) {
 	return sm, nil
 }
 
-// recordInsert counts a stored batch (attributed to the first event's group).
-func (m storeMetrics) recordInsert(ctx context.Context, group string, res []InsertResult, d time.Duration) {
-	var ins, dup int64
-	for _, r := range res {
-		if r.Duplicate {
-			dup++
-		} else {
-			ins++
+// recordInsert counts a stored batch per group (groups[i] is the group of res[i]).
+func (m storeMetrics) recordInsert(ctx context.Context, groups []string, res []InsertResult, d time.Duration) {
+	type counts struct{ ins, dup int64 }
+	// Batches almost always hold one group: count runs of equal groups.
+	flush := func(group string, c counts) {
+		attrs := metric.WithAttributes(attribute.String("group", group))
+		if c.ins > 0 {
+			m.inserted.Add(ctx, c.ins, attrs)
+		}
+		if c.dup > 0 {
+			m.duplicates.Add(ctx, c.dup, attrs)
 		}
 	}
-	attrs := metric.WithAttributes(attribute.String("group", group))
-	if ins > 0 {
-		m.inserted.Add(ctx, ins, attrs)
+	var cur counts
+	for i, r := range res {
+		if i > 0 && groups[i] != groups[i-1] {
+			flush(groups[i-1], cur)
+			cur = counts{}
+		}
+		if r.Duplicate {
+			cur.dup++
+		} else {
+			cur.ins++
+		}
 	}
-	if dup > 0 {
-		m.duplicates.Add(ctx, dup, attrs)
+	if len(res) > 0 {
+		flush(groups[len(res)-1], cur)
 	}
 	m.insertDur.Record(ctx, d.Seconds())
 }
