@@ -19,6 +19,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -143,6 +145,9 @@ func (e Event) MarshalJSON() ([]byte, error) {
 func (e *Event) UnmarshalJSON(data []byte) error {
 	var w wire
 	if err := json.Unmarshal(data, &w); err != nil {
+		if fe := payloadTypeError(data, err); fe != nil {
+			return fe
+		}
 		return decodeError(err)
 	}
 	obs, err := ParseTime("observedAt", w.ObservedAt)
@@ -160,6 +165,32 @@ func (e *Event) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
+// payloadTypeError names the payload key whose value is not a string when err is a
+// type error inside payload (encoding/json reports only "payload"); nil otherwise.
+func payloadTypeError(data []byte, err error) error {
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) || (te.Field != "payload" && !strings.HasPrefix(te.Field, "payload.")) {
+		return nil
+	}
+	var raw struct {
+		Payload map[string]json.RawMessage `json:"payload"`
+	}
+	if json.Unmarshal(data, &raw) != nil {
+		return nil // payload is not an object: the generic message fits
+	}
+	keys := make([]string, 0, len(raw.Payload))
+	for k, v := range raw.Payload {
+		if len(v) == 0 || v[0] != '"' {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	slices.Sort(keys)
+	return &FieldError{Field: "payload." + keys[0], Problem: fmt.Sprintf("payload values must be strings, got JSON %s", te.Value)}
+}
+
 // decodeError turns an encoding/json error into a precise ErrInvalid.
 func decodeError(err error) error {
 	var te *json.UnmarshalTypeError
@@ -167,6 +198,9 @@ func decodeError(err error) error {
 		field := te.Field
 		if field == "" {
 			return &FieldError{Field: "event", Problem: fmt.Sprintf("want a JSON object, got %s", te.Value)}
+		}
+		if field == "payload" && te.Type != nil && te.Type.Kind() == reflect.Map {
+			return &FieldError{Field: field, Problem: fmt.Sprintf("want a JSON object of strings, got %s", te.Value)}
 		}
 		if strings.HasPrefix(field, "payload.") || field == "payload" {
 			return &FieldError{Field: field, Problem: fmt.Sprintf("payload values must be strings, got JSON %s", te.Value)}
