@@ -1,0 +1,593 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+
+	"routerd.net/routerd/cmd/internal/buildinfo"
+	"routerd.net/routerd/cmd/internal/settings"
+	"routerd.net/routerd/cmd/internal/telemetry"
+	"routerd.net/routerd/dataplane"
+	"routerd.net/routerd/dataplane/desired"
+	"routerd.net/routerd/dataplane/fake"
+	"routerd.net/routerd/dataplane/netlinkdp"
+	"routerd.net/routerd/federation/dynamic"
+	"routerd.net/routerd/federation/event"
+	"routerd.net/routerd/federation/store"
+	"routerd.net/routerd/federation/subscribe"
+	"routerd.net/routerd/federation/supervise"
+	"routerd.net/routerd/host"
+	"routerd.net/routerd/schemas"
+)
+
+// Dataplane backends.
+const (
+	dataplaneDryRun  = "dry-run"
+	dataplaneNetlink = "netlink"
+)
+
+// Options configure a Daemon.
+type Options struct {
+	// Settings are the daemon settings (state, plugin and config dirs, socket, metrics).
+	Settings settings.Settings
+	// Logger receives the daemon's logs (default: discard).
+	Logger *slog.Logger
+	// Dataplane is dataplaneDryRun (default: a recording fake backend) or
+	// dataplaneNetlink (the kernel, in NetNS or the daemon's own namespace; needs root).
+	Dataplane string
+	NetNS     string
+	// EventdBinary is the routerd-eventd executable supervised once per EventGroup; ""
+	// runs no transport (the store still accepts events from routerctl).
+	EventdBinary string
+	// EventdArgs returns a child's arguments (default: --group and the settings dirs).
+	EventdArgs func(group string) []string
+	// EventdStdout and EventdStderr receive the children's output (nil: discarded).
+	EventdStdout, EventdStderr io.Writer
+	// Metrics is the process's telemetry; nil makes the daemon create and serve its own
+	// on Settings.MetricsAddress.
+	Metrics *telemetry.Metrics
+	// NoControlSocket skips the control API (tests, demo use the Daemon directly).
+	NoControlSocket bool
+	// WatchConfig reloads when files in the config dir change (besides SIGHUP and
+	// POST /v1/reload).
+	WatchConfig bool
+	// CacheDir overrides the wazero compilation cache directory (default
+	// Settings.CacheDir()).
+	CacheDir string
+	// PollInterval is how often the store is checked for events written by routerd-eventd
+	// (default 10ms).
+	PollInterval time.Duration
+	// ShutdownTimeout bounds Shutdown (default 15s).
+	ShutdownTimeout time.Duration
+}
+
+// ReconcileRecord describes one reconciliation of the dataplane.
+type ReconcileRecord struct {
+	Seq          int64              `json:"seq"`
+	At           time.Time          `json:"at"`
+	DurationMS   float64            `json:"durationMS"`
+	Backend      string             `json:"backend"`
+	DryRun       bool               `json:"dryRun"`
+	Diff         dataplane.Diff     `json:"diff"`
+	Objects      int                `json:"objects"`
+	DynamicParts int                `json:"dynamicParts"`
+	Problems     []string           `json:"problems,omitempty"`
+	Conflicts    []dynamic.Conflict `json:"conflicts,omitempty"`
+	Error        string             `json:"error,omitempty"`
+}
+
+// Daemon is a running routerd.
+type Daemon struct {
+	opts    Options
+	log     *slog.Logger
+	started time.Time
+
+	metrics    *telemetry.Metrics
+	ownMetrics bool
+	mp         metric.MeterProvider
+	store      *store.Store
+	host       *host.Host
+	dyn        *dynamic.Manager
+	engine     *subscribe.Engine
+	sup        *supervise.Supervisor
+	reconciler *dataplane.Reconciler
+	backend    dataplane.Backend
+	api        *controlServer
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	kick   chan struct{}
+
+	reloadMu sync.Mutex // serialises reloads
+
+	mu           sync.Mutex
+	cfg          *schemas.Config
+	cfgLoadedAt  time.Time
+	cfgReloads   int
+	lastReload   error
+	reconciles   []ReconcileRecord
+	reconcileSeq int64
+	reconciled   chan struct{} // closed and replaced after every reconcile
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start loads the configuration, opens the store, starts the plugin host, the
+// subscription engine, the dynamic-part manager, the reconciler and the eventd
+// supervisor, and serves the control API. An invalid configuration is an error (every
+// problem is logged first). On error everything started is stopped again.
+func Start(ctx context.Context, opts Options) (*Daemon, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Dataplane == "" {
+		opts.Dataplane = dataplaneDryRun
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 10 * time.Millisecond
+	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = 15 * time.Second
+	}
+	if opts.CacheDir == "" {
+		opts.CacheDir = opts.Settings.CacheDir()
+	}
+	d := &Daemon{opts: opts, log: opts.Logger, started: time.Now(), kick: make(chan struct{}, 1), reconciled: make(chan struct{})}
+	d.ctx, d.cancel = context.WithCancel(context.Background())
+	if err := d.start(ctx); err != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), opts.ShutdownTimeout)
+		defer cancel()
+		_ = d.Shutdown(sctx)
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *Daemon) start(ctx context.Context) error {
+	s := d.opts.Settings
+	cfg, err := d.loadConfig()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(s.StateDir, 0o750); err != nil {
+		return fmt.Errorf("routerd: state dir %s: %w", s.StateDir, err)
+	}
+	d.metrics = d.opts.Metrics
+	if d.metrics == nil {
+		m, err := telemetry.New()
+		if err != nil {
+			return err
+		}
+		d.metrics, d.ownMetrics = m, true
+		if s.MetricsAddress != "" {
+			addr, err := m.Serve(s.MetricsAddress)
+			if err != nil {
+				return err
+			}
+			d.log.Info("metrics", "address", "http://"+addr+"/metrics")
+		}
+	}
+	d.mp = d.metrics.Provider()
+	if d.mp == nil {
+		d.mp = noop.NewMeterProvider()
+	}
+
+	d.store, err = store.Open(s.StorePath(), store.Options{Logger: d.log, MeterProvider: d.mp})
+	if err != nil {
+		return fmt.Errorf("routerd: %w", err)
+	}
+
+	d.host, err = host.New(host.Options{
+		Logger: d.log.With("component", "host"), CacheDir: d.opts.CacheDir, MeterProvider: d.mp,
+		Auditor: hostAuditor(d.store), KV: d.store, KVNotFound: func(err error) bool { return errors.Is(err, store.ErrNotFound) },
+		Config: configSource{d}, Events: eventEmitter{d},
+	})
+	if err != nil {
+		return fmt.Errorf("routerd: %w", err)
+	}
+
+	d.dyn, err = dynamic.NewManager(dynamic.Options{
+		Repo: dynamic.NewSQLRepo(d.store), Auditor: d.store, Logger: d.log.With("component", "dynamic"),
+		MeterProvider: d.mp, OnChange: d.kickReconcile,
+	})
+	if err != nil {
+		return fmt.Errorf("routerd: %w", err)
+	}
+	ad := subscribe.StoreAdapter{Store: d.store}
+	d.engine, err = subscribe.New(subscribe.Options{
+		Source: ad, Cursors: ad, Recorder: ad, Invoker: d.host, Handler: d.dyn,
+		Logger: d.log.With("component", "subscribe"), MeterProvider: d.mp, PollInterval: d.opts.PollInterval,
+	})
+	if err != nil {
+		return fmt.Errorf("routerd: %w", err)
+	}
+
+	switch d.opts.Dataplane {
+	case dataplaneDryRun:
+		d.backend = fake.New(nodeName(cfg))
+	case dataplaneNetlink:
+		b, err := netlinkdp.Open(netlinkdp.Options{NetNS: d.opts.NetNS, Logger: d.log.With("component", "dataplane")})
+		if err != nil {
+			return fmt.Errorf("routerd: dataplane: %w", err)
+		}
+		d.backend = b
+	default:
+		return fmt.Errorf("routerd: --dataplane %q: want %s or %s", d.opts.Dataplane, dataplaneDryRun, dataplaneNetlink)
+	}
+	d.reconciler = dataplane.NewReconciler(d.backend, d.log.With("component", "dataplane"))
+
+	if d.opts.EventdBinary != "" {
+		args := d.opts.EventdArgs
+		if args == nil {
+			args = func(group string) []string {
+				return []string{"--group", group, "--state-dir", s.StateDir, "--config-dir", s.ConfigDir,
+					"--plugin-dir", s.PluginDir, "--log-level", s.LogLevel, "--log-format", s.LogFormat}
+			}
+		}
+		d.sup, err = supervise.New(supervise.Options{
+			Binary: d.opts.EventdBinary, Args: args, Stdout: d.opts.EventdStdout, Stderr: d.opts.EventdStderr,
+			Logger: d.log.With("component", "supervise"), StopTimeout: 10 * time.Second,
+		})
+		if err != nil {
+			return fmt.Errorf("routerd: %w", err)
+		}
+		if err := d.sup.Start(d.ctx); err != nil {
+			return fmt.Errorf("routerd: %w", err)
+		}
+	}
+
+	if err := d.host.LoadDir(ctx, s.PluginDir); err != nil {
+		// Plugins that failed stay visible in Status; the others serve.
+		d.log.Warn("plugins: some failed to load", "dir", s.PluginDir, "err", err)
+	}
+	if err := d.apply(ctx, cfg); err != nil {
+		return err
+	}
+
+	d.wg.Go(func() { d.engine.Watch(d.ctx) })
+	d.wg.Go(func() { d.dyn.Run(d.ctx, time.Minute) })
+	d.wg.Go(d.reconcileLoop)
+	if d.opts.WatchConfig {
+		if err := d.watchConfig(); err != nil {
+			return err
+		}
+	}
+	if !d.opts.NoControlSocket {
+		d.api, err = serveControl(d, s.ControlSocket)
+		if err != nil {
+			return err
+		}
+		d.log.Info("control API", "socket", s.ControlSocket)
+	}
+	d.log.Info("routerd started", "version", buildinfo.Get(), "node", nodeName(cfg), "config", s.ConfigDir,
+		"resources", cfg.Len(), "dataplane", d.opts.Dataplane)
+	return nil
+}
+
+// nodeName is the first EventGroup's nodeName ("routerd" when there is none).
+func nodeName(cfg *schemas.Config) string {
+	if cfg != nil {
+		if gs := cfg.EventGroups(); len(gs) > 0 && gs[0].Spec.NodeName != "" {
+			return gs[0].Spec.NodeName
+		}
+	}
+	return "routerd"
+}
+
+// configError is an invalid configuration: a short message (the problems are logged one
+// per line) that unwraps to the *schemas.ErrorList.
+type configError struct {
+	dir  string
+	list *schemas.ErrorList
+}
+
+func (e *configError) Error() string {
+	return fmt.Sprintf("routerd: config %s: %d problems", e.dir, len(e.list.Problems))
+}
+
+func (e *configError) Unwrap() error { return e.list }
+
+// loadConfig loads the config dir, logging every problem of an invalid one.
+func (d *Daemon) loadConfig() (*schemas.Config, error) {
+	dir := d.opts.Settings.ConfigDir
+	cfg, err := schemas.LoadDir(dir)
+	if err != nil {
+		var el *schemas.ErrorList
+		if errors.As(err, &el) {
+			for _, p := range el.Problems {
+				d.log.Error("config: "+p.String(), "dir", dir)
+			}
+			return nil, &configError{dir: dir, list: el}
+		}
+		return nil, fmt.Errorf("routerd: config %s: %w", dir, err)
+	}
+	for _, w := range cfg.Warnings {
+		d.log.Warn("config: "+w.String(), "dir", dir)
+	}
+	return cfg, nil
+}
+
+// apply makes cfg the running configuration.
+func (d *Daemon) apply(ctx context.Context, cfg *schemas.Config) error {
+	if err := d.host.Configure(ctx, pluginSpecs(cfg)); err != nil {
+		d.log.Warn("plugins: configure", "err", err)
+	}
+	d.dyn.SetConfig(dynamic.ConfigFrom(cfg))
+	if err := d.engine.Update(subscribe.SpecsFrom(cfg)); err != nil {
+		return fmt.Errorf("routerd: subscriptions: %w", err)
+	}
+	d.mu.Lock()
+	d.cfg, d.cfgLoadedAt = cfg, time.Now()
+	d.mu.Unlock()
+	if d.sup != nil {
+		var groups []string
+		for _, g := range cfg.EventGroups() {
+			groups = append(groups, g.Metadata.Name)
+		}
+		if err := d.sup.SetGroups(groups); err != nil {
+			return fmt.Errorf("routerd: eventd: %w", err)
+		}
+	}
+	d.kickReconcile()
+	return nil
+}
+
+// Reload loads the config dir again and applies it when valid. An invalid config is
+// refused (its problems logged and returned) and the running one stays.
+func (d *Daemon) Reload(ctx context.Context) error {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	cfg, err := d.loadConfig()
+	if err == nil {
+		err = d.apply(ctx, cfg)
+	}
+	d.mu.Lock()
+	d.cfgReloads++
+	d.lastReload = err
+	d.mu.Unlock()
+	if err != nil {
+		d.log.Error("reload refused; the previous configuration keeps running", "err", err)
+		return err
+	}
+	d.log.Info("config reloaded", "resources", cfg.Len())
+	return nil
+}
+
+// Config returns the running configuration.
+func (d *Daemon) Config() *schemas.Config {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg
+}
+
+// Emit validates and stores a locally observed event and wakes the subscriptions.
+func (d *Daemon) Emit(ctx context.Context, e event.Event) (store.InsertResult, error) {
+	res, err := d.store.InsertEvent(ctx, e)
+	if err != nil {
+		return res, fmt.Errorf("routerd: emit: %w", err)
+	}
+	d.engine.Notify()
+	return res, nil
+}
+
+func (d *Daemon) kickReconcile() {
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (d *Daemon) reconcileLoop() {
+	for {
+		select {
+		case <-d.ctx.Done():
+			return
+		case <-d.kick:
+			d.reconcile(d.ctx)
+		}
+	}
+}
+
+// reconcile merges the static configuration with the live dynamic parts, translates the
+// result into a dataplane state and applies it (the dry-run backend records it).
+func (d *Daemon) reconcile(ctx context.Context) {
+	start := time.Now()
+	cfg := d.Config()
+	rec := ReconcileRecord{At: start, Backend: d.backend.Name(), DryRun: d.opts.Dataplane == dataplaneDryRun}
+	parts, err := d.dyn.Live(ctx)
+	if err != nil {
+		rec.Error = err.Error()
+	} else {
+		rec.DynamicParts = len(parts)
+		res := dynamic.ConfigFrom(cfg)
+		merged, conflicts := dynamic.Merge(cfg.Objects(), parts, start, res.Resolution())
+		rec.Conflicts = conflicts
+		mc, err := schemas.NewConfig(merged...)
+		opts := desired.Options{Now: start}
+		if err != nil {
+			// Fall back to the static config plus the dynamic claims; the translator reports
+			// the claims it cannot build.
+			rec.Problems = append(rec.Problems, "merged config: "+err.Error())
+			mc = cfg
+			for _, p := range parts {
+				if c, ok := p.Resource().(*schemas.RemoteAddressClaim); ok {
+					opts.Claims = append(opts.Claims, c)
+				}
+			}
+		}
+		out := desired.FromConfig(mc, opts)
+		rec.Problems = append(rec.Problems, out.Problems...)
+		rec.Objects = out.State.Len()
+		diff, err := d.reconciler.Apply(ctx, out.State)
+		rec.Diff = diff
+		if err != nil {
+			rec.Error = err.Error()
+		}
+	}
+	rec.DurationMS = float64(time.Since(start).Microseconds()) / 1000
+	if rec.Error != "" {
+		d.log.Error("dataplane: reconcile", "err", rec.Error)
+	} else if !rec.Diff.Empty() {
+		d.log.Info("dataplane: applied", "changes", len(rec.Diff.Changes), "dryRun", rec.DryRun,
+			"diff", strings.TrimSpace(rec.Diff.String()))
+	}
+	d.mu.Lock()
+	d.reconcileSeq++
+	rec.Seq = d.reconcileSeq
+	d.reconciles = append(d.reconciles, rec)
+	if len(d.reconciles) > 50 {
+		d.reconciles = d.reconciles[len(d.reconciles)-50:]
+	}
+	close(d.reconciled)
+	d.reconciled = make(chan struct{})
+	d.mu.Unlock()
+}
+
+// Reconciles returns the recent reconciliations, oldest first.
+func (d *Daemon) Reconciles() []ReconcileRecord {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]ReconcileRecord(nil), d.reconciles...)
+}
+
+// WaitReconcile waits until a reconciliation after seq satisfies cond, or ctx ends.
+func (d *Daemon) WaitReconcile(ctx context.Context, after int64, cond func(ReconcileRecord) bool) (ReconcileRecord, error) {
+	for {
+		d.mu.Lock()
+		ch := d.reconciled
+		recs := append([]ReconcileRecord(nil), d.reconciles...)
+		d.mu.Unlock()
+		for _, r := range recs {
+			if r.Seq > after && cond(r) {
+				return r, nil
+			}
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ReconcileRecord{}, ctx.Err()
+		}
+	}
+}
+
+// Status is the daemon's state as served at GET /v1/status.
+type Status struct {
+	Node          string                   `json:"node"`
+	Version       string                   `json:"version"`
+	StartedAt     time.Time                `json:"startedAt"`
+	ConfigDir     string                   `json:"configDir"`
+	ConfigLoaded  time.Time                `json:"configLoadedAt"`
+	Resources     int                      `json:"resources"`
+	Reloads       int                      `json:"reloads"`
+	LastReloadErr string                   `json:"lastReloadError,omitempty"`
+	Store         string                   `json:"store"`
+	Groups        []string                 `json:"groups"`
+	Eventd        []supervise.ChildStatus  `json:"eventd"`
+	Plugins       int                      `json:"plugins"`
+	Subscriptions []subscribe.Status       `json:"subscriptions"`
+	DynamicParts  int                      `json:"dynamicParts"`
+	Dataplane     string                   `json:"dataplane"`
+	LastReconcile *ReconcileRecord         `json:"lastReconcile,omitempty"`
+}
+
+// Status reports the daemon's state.
+func (d *Daemon) Status(ctx context.Context) Status {
+	cfg := d.Config()
+	st := Status{
+		Node: nodeName(cfg), Version: buildinfo.Get(), StartedAt: d.started, ConfigDir: d.opts.Settings.ConfigDir,
+		Store: d.store.Path(), Plugins: len(d.host.Status()), Subscriptions: d.engine.Status(), Dataplane: d.opts.Dataplane,
+		Groups: []string{}, Eventd: []supervise.ChildStatus{},
+	}
+	if cfg != nil {
+		st.Resources = cfg.Len()
+		for _, g := range cfg.EventGroups() {
+			st.Groups = append(st.Groups, g.Metadata.Name)
+		}
+	}
+	if d.sup != nil {
+		st.Eventd = d.sup.Status()
+	}
+	if parts, err := d.dyn.Live(ctx); err == nil {
+		st.DynamicParts = len(parts)
+	}
+	d.mu.Lock()
+	st.ConfigLoaded, st.Reloads = d.cfgLoadedAt, d.cfgReloads
+	if d.lastReload != nil {
+		st.LastReloadErr = d.lastReload.Error()
+	}
+	if n := len(d.reconciles); n > 0 {
+		r := d.reconciles[n-1]
+		st.LastReconcile = &r
+	}
+	d.mu.Unlock()
+	sort.Strings(st.Groups)
+	return st
+}
+
+// Shutdown stops the control API, the eventd children, the subscriptions (cancelling
+// plugin calls), the host and the store, bounded by ctx. Safe to call more than once.
+func (d *Daemon) Shutdown(ctx context.Context) error {
+	d.closeOnce.Do(func() {
+		var errs []error
+		if d.api != nil {
+			errs = append(errs, d.api.Shutdown(ctx))
+		}
+		d.cancel()
+		if d.sup != nil {
+			errs = append(errs, d.sup.Shutdown(ctx))
+		}
+		if d.engine != nil {
+			errs = append(errs, d.engine.Close())
+		}
+		done := make(chan struct{})
+		go func() { d.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("routerd: shutdown: background work did not stop: %w", ctx.Err()))
+		}
+		if d.host != nil {
+			errs = append(errs, d.host.Shutdown(ctx))
+		}
+		if d.reconciler != nil {
+			errs = append(errs, d.reconciler.Close())
+		}
+		if d.store != nil {
+			errs = append(errs, d.store.Close())
+		}
+		if d.ownMetrics && d.metrics != nil {
+			errs = append(errs, d.metrics.Shutdown(ctx))
+		}
+		d.closeErr = errors.Join(errs...)
+		if d.closeErr == nil {
+			d.log.Info("routerd stopped")
+		}
+	})
+	return d.closeErr
+}
+
+// defaultEventdBinary finds routerd-eventd next to the running executable, else on PATH
+// ("" when neither has it).
+func defaultEventdBinary() string {
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), "routerd-eventd")
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+			return p
+		}
+	}
+	return ""
+}

@@ -1,0 +1,488 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
+
+	"routerd.net/routerd/cmd/internal/settings"
+	"routerd.net/routerd/federation/dynamic"
+	"routerd.net/routerd/federation/event"
+	"routerd.net/routerd/federation/store"
+	"routerd.net/routerd/schemas"
+)
+
+// demoRouters are the routers of the demo, one config directory each.
+var demoRouters = []string{"router-a", "router-b", "router-c"}
+
+type demoOptions struct {
+	PluginDir    string
+	ConfigDir    string
+	EventdBinary string
+	Timeout      time.Duration
+	Keep         bool
+	Address      string
+	Out          io.Writer
+}
+
+func newDemoCmd() *cobra.Command {
+	var o demoOptions
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run three routers on 127.0.0.1 and show an observed address become a claim",
+		Long: `routerd demo starts three routers (router-a, router-b, router-c) on 127.0.0.1, each with
+its own state directory in a temporary directory, its own routerd-eventd child on a free
+port, and a dry-run dataplane. It then emits one routerd.client.ipv4.observed event
+(address.observed) on router-a and shows, step by step with timings:
+
+  1. the event stored on router-a;
+  2. the event delivered (HMAC-signed push) to router-b and router-c;
+  3. the event-to-remote-claim plugin (Wasm) turning it into a RemoteAddressClaim on
+     router-b and router-c, checked against the DynamicOverridePolicy and stored as a
+     DynamicConfigPart;
+  4. the dataplane changes router-b and router-c plan for the claim (dry run);
+
+and shuts everything down. No root and no setup are needed. It exits 1 if any step fails
+or times out, so it doubles as an end-to-end test.
+
+The routers' resource documents are read from --config-dir (one subdirectory per router);
+their listen ports and peer endpoints are replaced with free ports and a random shared
+secret is written for the run.`,
+		Example: `  make demo
+  routerd demo --plugin-dir bin/plugins --config-dir testdata/demo`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.Out = cmd.OutOrStdout()
+			if o.EventdBinary == "" {
+				o.EventdBinary = defaultEventdBinary()
+			}
+			if o.EventdBinary == "" {
+				return usageError{errors.New("routerd-eventd not found next to routerd: build it (make build) or pass --eventd-binary")}
+			}
+			return runDemo(cmd.Context(), o)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&o.PluginDir, "plugin-dir", "bin/plugins", "directory holding event-to-remote-claim.wasm")
+	fs.StringVar(&o.ConfigDir, "config-dir", "testdata/demo", "directory with one config subdirectory per router (router-a, router-b, router-c)")
+	fs.StringVar(&o.EventdBinary, "eventd-binary", "", "routerd-eventd executable (default: next to routerd)")
+	fs.DurationVar(&o.Timeout, "timeout", 60*time.Second, "give up when the whole demo takes longer")
+	fs.BoolVar(&o.Keep, "keep", false, "keep the temporary directory (state, logs) afterwards")
+	fs.StringVar(&o.Address, "address", "10.88.60.9", "the observed address (inside the lab domain 10.88.0.0/16)")
+	return cmd
+}
+
+// demoRouter is one router of the demo.
+type demoRouter struct {
+	name    string
+	dir     string // temp dir of this router
+	port    int    // eventd listen port
+	logFile *os.File
+	d       *Daemon
+}
+
+// demoCluster is the three running routers.
+type demoCluster struct {
+	root    string
+	routers []*demoRouter
+	start   time.Time
+	out     io.Writer
+}
+
+func (c *demoCluster) router(name string) *demoRouter {
+	for _, r := range c.routers {
+		if r.name == name {
+			return r
+		}
+	}
+	return nil
+}
+
+func (c *demoCluster) printf(format string, args ...any) {
+	fmt.Fprintf(c.out, "[%7.3fs] ", time.Since(c.start).Seconds())
+	fmt.Fprintf(c.out, format+"\n", args...)
+}
+
+func ms(d time.Duration) string { return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 1, 64) + " ms" }
+
+// freePorts returns n distinct free TCP ports on 127.0.0.1.
+func freePorts(n int) ([]int, error) {
+	var lns []net.Listener
+	defer func() {
+		for _, l := range lns {
+			l.Close()
+		}
+	}()
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("find a free port: %w", err)
+		}
+		lns = append(lns, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// prepareConfig loads src (one router's documents), points its EventGroup listener and
+// its peers' endpoints at the given ports, and writes the result and the shared secret to
+// dst.
+func prepareConfig(src, dst string, ports map[string]int, secret string) (*schemas.Config, error) {
+	cfg, err := schemas.LoadDir(src)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", src, err)
+	}
+	var docs []string
+	for _, o := range cfg.Objects() {
+		switch o := o.(type) {
+		case *schemas.EventGroup:
+			p, ok := ports[o.Spec.NodeName]
+			if !ok {
+				return nil, fmt.Errorf("config %s: EventGroup %s: node %s is not a demo router", src, o.Metadata.Name, o.Spec.NodeName)
+			}
+			o.Spec.Listen.Address, o.Spec.Listen.Port = "127.0.0.1", p
+		case *schemas.EventPeer:
+			p, ok := ports[o.Spec.NodeName]
+			if !ok {
+				return nil, fmt.Errorf("config %s: EventPeer %s: node %s is not a demo router", src, o.Metadata.Name, o.Spec.NodeName)
+			}
+			o.Spec.Endpoint = "http://127.0.0.1:" + strconv.Itoa(p)
+		}
+		js, err := json.Marshal(o)
+		if err != nil {
+			return nil, fmt.Errorf("config %s: encode %s/%s: %w", src, o.GetKind(), o.GetName(), err)
+		}
+		y, err := yaml.JSONToYAML(js)
+		if err != nil {
+			return nil, fmt.Errorf("config %s: encode %s/%s: %w", src, o.GetKind(), o.GetName(), err)
+		}
+		docs = append(docs, string(y))
+	}
+	if err := os.MkdirAll(filepath.Join(dst, "secrets"), 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dst, "secrets", "lab.key"), []byte(secret+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	header := "# Generated by routerd demo from " + src + " (ports replaced).\n"
+	if err := os.WriteFile(filepath.Join(dst, "demo.yaml"), []byte(header+strings.Join(docs, "---\n")), 0o600); err != nil {
+		return nil, err
+	}
+	out, err := schemas.LoadDir(dst)
+	if err != nil {
+		return nil, fmt.Errorf("config %s (rewritten into %s): %w", src, dst, err)
+	}
+	return out, nil
+}
+
+// startCluster prepares and starts the demo routers.
+func startCluster(ctx context.Context, o demoOptions, c *demoCluster) error {
+	ports, err := freePorts(len(demoRouters))
+	if err != nil {
+		return err
+	}
+	portOf := map[string]int{}
+	for i, name := range demoRouters {
+		portOf[name] = ports[i]
+	}
+	sec := make([]byte, 32)
+	if _, err := rand.Read(sec); err != nil {
+		return fmt.Errorf("secret: %w", err)
+	}
+	secret := hex.EncodeToString(sec)
+	pluginDir, err := filepath.Abs(o.PluginDir)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(pluginDir, "event-to-remote-claim.wasm")); err != nil {
+		return fmt.Errorf("plugin dir %s has no event-to-remote-claim.wasm (run make plugins): %w", pluginDir, err)
+	}
+	cacheDir := filepath.Join(c.root, "wasm-cache")
+	for _, name := range demoRouters {
+		r := &demoRouter{name: name, dir: filepath.Join(c.root, name), port: portOf[name]}
+		c.routers = append(c.routers, r)
+		confDir := filepath.Join(r.dir, "conf.d")
+		if _, err := prepareConfig(filepath.Join(o.ConfigDir, name), confDir, portOf, secret); err != nil {
+			return err
+		}
+		r.logFile, err = os.Create(filepath.Join(r.dir, "routerd.log"))
+		if err != nil {
+			return err
+		}
+		s := settings.Settings{
+			StateDir: filepath.Join(r.dir, "state"), PluginDir: pluginDir, ConfigDir: confDir,
+			ControlSocket: filepath.Join(r.dir, "routerd.sock"), LogLevel: "info", LogFormat: "text",
+		}
+		log := slog.New(slog.NewTextHandler(r.logFile, &slog.HandlerOptions{Level: slog.LevelInfo})).With("router", name)
+		r.d, err = Start(ctx, Options{
+			Settings: s, Logger: log, Dataplane: dataplaneDryRun, EventdBinary: o.EventdBinary,
+			EventdArgs: func(group string) []string {
+				return []string{"--group", group, "--state-dir", s.StateDir, "--config-dir", s.ConfigDir,
+					"--plugin-dir", s.PluginDir, "--log-level", "info"}
+			},
+			EventdStdout: r.logFile, EventdStderr: r.logFile, CacheDir: cacheDir, PollInterval: 5 * time.Millisecond,
+			ShutdownTimeout: 15 * time.Second,
+		})
+		if err != nil {
+			return fmt.Errorf("start %s: %w (log: %s)", name, err, r.logFile.Name())
+		}
+	}
+	return nil
+}
+
+// waitEventd waits until every router's routerd-eventd answers GET /v1/status.
+func waitEventd(ctx context.Context, c *demoCluster) error {
+	client := &http.Client{Timeout: time.Second}
+	for _, r := range c.routers {
+		url := "http://127.0.0.1:" + strconv.Itoa(r.port) + "/v1/status"
+		for {
+			resp, err := client.Get(url)
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("%s: routerd-eventd did not answer %s: %w (last error: %v)", r.name, url, ctx.Err(), err)
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+// stopCluster shuts every router down, in parallel.
+func stopCluster(c *demoCluster) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(c.routers))
+	for i, r := range c.routers {
+		if r.d == nil {
+			continue
+		}
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			if err := r.d.Shutdown(ctx); err != nil {
+				errs[i] = fmt.Errorf("%s: shutdown: %w", r.name, err)
+			}
+		})
+	}
+	wg.Wait()
+	for _, r := range c.routers {
+		if r.logFile != nil {
+			r.logFile.Close()
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// waitFor polls cond every 2ms until it reports true, fails or ctx ends.
+func waitFor(ctx context.Context, what string, cond func() (bool, error)) error {
+	for {
+		ok, err := cond()
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("timed out waiting for %s", what)
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+// claimFor returns the dynamic part on r produced from event id ("" when none yet).
+func claimFor(ctx context.Context, r *demoRouter, id string) (dynamic.Part, bool, error) {
+	parts, err := r.d.dyn.List(ctx)
+	if err != nil {
+		return dynamic.Part{}, false, err
+	}
+	for _, p := range parts {
+		if p.Kind == "RemoteAddressClaim" && len(p.EventIDs) > 0 && p.EventIDs[0] == id {
+			return p, true, nil
+		}
+	}
+	return dynamic.Part{}, false, nil
+}
+
+func runDemo(ctx context.Context, o demoOptions) (err error) {
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	root, err := os.MkdirTemp("", "routerd-demo-")
+	if err != nil {
+		return err
+	}
+	c := &demoCluster{root: root, start: time.Now(), out: o.Out}
+	defer func() {
+		c.printf("shutting down router-a, router-b, router-c (routerd-eventd children get SIGTERM)")
+		serr := stopCluster(c)
+		if serr != nil {
+			err = errors.Join(err, serr)
+		} else {
+			c.printf("all routers stopped cleanly")
+		}
+		if err != nil {
+			fmt.Fprintf(o.Out, "\nDEMO FAILED: %v\n", err)
+			for _, r := range c.routers {
+				tailLog(o.Out, r)
+			}
+			fmt.Fprintf(o.Out, "state and logs kept in %s\n", root)
+			return
+		}
+		if o.Keep {
+			fmt.Fprintf(o.Out, "state and logs kept in %s\n", root)
+			return
+		}
+		os.RemoveAll(root)
+	}()
+
+	fmt.Fprintf(o.Out, "routerd demo: three routers on 127.0.0.1, one event group \"lab\", dataplane dry-run\n")
+	fmt.Fprintf(o.Out, "  config %s, plugins %s, work dir %s\n\n", o.ConfigDir, o.PluginDir, root)
+	if err := startCluster(ctx, o, c); err != nil {
+		return err
+	}
+	if err := waitEventd(ctx, c); err != nil {
+		return err
+	}
+	for _, r := range c.routers {
+		var plugins []string
+		for _, p := range r.d.host.Status() {
+			plugins = append(plugins, p.Name+" "+p.State)
+		}
+		sort.Strings(plugins)
+		c.printf("started %s: routerd-eventd on 127.0.0.1:%d, plugins [%s], state %s", r.name, r.port, strings.Join(plugins, ", "), filepath.Join(r.dir, "state"))
+	}
+
+	a, b, cc := c.router("router-a"), c.router("router-b"), c.router("router-c")
+	payload := map[string]string{"address": o.Address, "domain": "lab", "ownerSide": "onprem", "peerRef": "onprem-main"}
+	ev := event.New("lab", "routerd.client.ipv4.observed", "router-a", o.Address, payload, 30*time.Minute, time.Now())
+	fmt.Fprintln(o.Out)
+	emitted := time.Now()
+	res, err := a.d.Emit(ctx, ev)
+	if err != nil {
+		return fmt.Errorf("step 1: %w", err)
+	}
+	c.printf("step 1  router-a observed %s: event %s (routerd.client.ipv4.observed) stored, seq %d", o.Address, ev.ID, res.Seq)
+
+	type hop struct {
+		r         *demoRouter
+		delivered time.Duration
+		claimed   time.Duration
+		part      dynamic.Part
+	}
+	hops := []*hop{{r: b}, {r: cc}}
+	var wg sync.WaitGroup
+	errs := make([]error, len(hops))
+	for i, h := range hops {
+		wg.Go(func() {
+			if err := waitFor(ctx, h.r.name+" to receive "+ev.ID, func() (bool, error) {
+				_, err := h.r.d.store.GetEvent(ctx, ev.ID)
+				if errors.Is(err, store.ErrNotFound) {
+					return false, nil
+				}
+				return err == nil, err
+			}); err != nil {
+				errs[i] = fmt.Errorf("step 2: %w", err)
+				return
+			}
+			h.delivered = time.Since(emitted)
+			if err := waitFor(ctx, h.r.name+" to claim "+o.Address, func() (bool, error) {
+				p, ok, err := claimFor(ctx, h.r, ev.ID)
+				h.part = p
+				return ok, err
+			}); err != nil {
+				errs[i] = fmt.Errorf("step 3: %w", err)
+				return
+			}
+			h.claimed = time.Since(emitted)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for _, h := range hops {
+		c.printf("step 2  %s received the event from router-a (HMAC-signed push) after %s", h.r.name, ms(h.delivered))
+	}
+	for _, h := range hops {
+		p := h.part
+		res := p.Resource().(*schemas.RemoteAddressClaim)
+		c.printf("step 3  %s: plugin event-to-remote-claim proposed RemoteAddressClaim/%s after %s", h.r.name, p.Name, ms(h.claimed))
+		fmt.Fprintf(o.Out, "           address %s, ownerSide %s, delivery via %s (%s)\n", res.Spec.Address, res.Spec.OwnerSide,
+			res.Spec.Delivery.PeerRef, res.Spec.Delivery.TunnelInterface)
+		fmt.Fprintf(o.Out, "           DynamicConfigPart %s: source %s, generation %d, expires %s, events %v\n",
+			p.Document.Metadata.Name, p.Source, p.Generation, p.ExpiresAt.Format(time.RFC3339), p.EventIDs)
+		fmt.Fprintf(o.Out, "           annotations: %s=%s %s=%s %s=%s\n", dynamic.AnnotationEventGroup,
+			res.Metadata.Annotations[dynamic.AnnotationEventGroup], dynamic.AnnotationEventID, res.Metadata.Annotations[dynamic.AnnotationEventID],
+			dynamic.AnnotationEventSubject, res.Metadata.Annotations[dynamic.AnnotationEventSubject])
+	}
+	for _, h := range hops {
+		rec, err := h.r.d.WaitReconcile(ctx, 0, func(r ReconcileRecord) bool {
+			return strings.Contains(r.Diff.String(), o.Address)
+		})
+		if err != nil {
+			return fmt.Errorf("step 4: %s: no dataplane change for %s: %w", h.r.name, o.Address, err)
+		}
+		c.printf("step 4  %s: planned dataplane changes (dry run, %s backend, reconcile #%d):", h.r.name, rec.Backend, rec.Seq)
+		for _, ch := range rec.Diff.Changes {
+			if strings.Contains(ch.String(), o.Address) {
+				fmt.Fprintf(o.Out, "           %s\n", ch.String())
+			}
+		}
+	}
+	if _, ok, err := claimFor(ctx, a, ev.ID); err != nil || ok {
+		return fmt.Errorf("router-a claimed its own address (subscription excludes its own events): %v", err)
+	}
+	c.printf("router-a made no claim: its subscription excludes events it observed itself")
+	fmt.Fprintln(o.Out)
+	return nil
+}
+
+// tailLog prints the last lines of a router's log.
+func tailLog(w io.Writer, r *demoRouter) {
+	if r.logFile == nil {
+		return
+	}
+	f, err := os.Open(r.logFile.Name())
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	if len(lines) > 15 {
+		lines = lines[len(lines)-15:]
+	}
+	fmt.Fprintf(w, "--- %s: last lines of %s\n", r.name, r.logFile.Name())
+	for _, l := range lines {
+		fmt.Fprintln(w, "  "+l)
+	}
+}

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"routerd.net/routerd/abi"
+	"routerd.net/routerd/federation/event"
+	"routerd.net/routerd/federation/store"
+	"routerd.net/routerd/host"
+	"routerd.net/routerd/host/capability"
+	"routerd.net/routerd/schemas"
+)
+
+// pluginSpec converts a Plugin resource into the host's runtime spec. The original
+// top-level timeout is the default for limits.timeout.
+func pluginSpec(p *schemas.Plugin) host.Spec {
+	s := p.Spec
+	spec := host.Spec{
+		Name: p.Metadata.Name, Module: s.Module, SHA256: s.SHA256, Capabilities: s.Capabilities,
+		Grants: capability.Grants{Log: s.Grants.Log, Now: s.Grants.Now, KV: s.Grants.KV},
+		Limits: host.Limits{
+			MemoryMiB: s.Limits.MemoryMiB, Timeout: s.Limits.Timeout.Duration, MaxOutputBytes: s.Limits.MaxOutputBytes,
+			MaxConcurrency: s.Limits.MaxConcurrency, WarmInstances: s.Limits.WarmInstances,
+		},
+	}
+	if spec.Limits.Timeout == 0 {
+		spec.Limits.Timeout = s.Timeout.Duration
+	}
+	for _, h := range s.Hooks {
+		spec.Hooks = append(spec.Hooks, abi.Hook(h))
+	}
+	g := s.Grants
+	if g.ConfigGet != nil {
+		spec.Grants.ConfigGet.Kinds = g.ConfigGet.Kinds
+	}
+	if g.EventEmit != nil {
+		spec.Grants.EventEmit.Types = g.EventEmit.Types
+	}
+	if g.ProviderRequest != nil {
+		spec.Grants.ProviderRequest.Hosts = g.ProviderRequest.Hosts
+		spec.Grants.ProviderRequest.ProfileRefs = g.ProviderRequest.ProfileRefs
+	}
+	if g.WASI != nil {
+		spec.Grants.WASI.Env = g.WASI.Env
+		for _, f := range g.WASI.Files {
+			ro := f.ReadOnly == nil || *f.ReadOnly
+			spec.Grants.WASI.Files = append(spec.Grants.WASI.Files, capability.FileGrant{HostPath: f.HostPath, GuestPath: f.GuestPath, ReadOnly: ro})
+		}
+	}
+	return spec
+}
+
+// pluginSpecs converts every Plugin resource of cfg.
+func pluginSpecs(cfg *schemas.Config) []host.Spec {
+	var out []host.Spec
+	for _, p := range cfg.Plugins() {
+		out = append(out, pluginSpec(p))
+	}
+	return out
+}
+
+// hostAuditor writes the host's audit entries to the store's audit log.
+func hostAuditor(st *store.Store) host.Auditor {
+	return host.AuditorFunc(func(ctx context.Context, e host.AuditEntry) error {
+		return st.AppendAudit(ctx, store.AuditEntry{Time: e.Time, Actor: e.Actor, Action: e.Action, Target: e.Target, Outcome: e.Outcome, Detail: e.Detail})
+	})
+}
+
+// configSource serves config_get from the daemon's current configuration.
+type configSource struct{ d *Daemon }
+
+// Resources returns the JSON documents of kind (one by name, or all).
+func (c configSource) Resources(_ context.Context, kind, name string) ([]json.RawMessage, error) {
+	cfg := c.d.Config()
+	if cfg == nil {
+		return nil, nil
+	}
+	var out []json.RawMessage
+	for _, o := range cfg.Objects() {
+		if o.GetKind() != kind || name != "" && o.GetName() != name {
+			continue
+		}
+		b, err := json.Marshal(o)
+		if err != nil {
+			return nil, fmt.Errorf("config_get %s/%s: %w", kind, o.GetName(), err)
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// eventEmitter stores events plugins emit (event_emit) as locally originated events of
+// the first EventGroup.
+type eventEmitter struct{ d *Daemon }
+
+// Emit stores one event and returns its id.
+func (e eventEmitter) Emit(ctx context.Context, plugin string, req abi.EmitRequest) (string, error) {
+	cfg := e.d.Config()
+	if cfg == nil || len(cfg.EventGroups()) == 0 {
+		return "", errors.New("no EventGroup configured")
+	}
+	g := cfg.EventGroups()[0]
+	ttl := g.Spec.Delivery.DefaultTTL.Duration
+	if req.TTL != "" {
+		d, err := time.ParseDuration(req.TTL)
+		if err != nil {
+			return "", fmt.Errorf("ttl %q: %w", req.TTL, err)
+		}
+		ttl = d
+	}
+	ev := event.New(g.Metadata.Name, req.Type, g.Spec.NodeName, req.Subject, req.Payload, ttl, time.Now())
+	if _, err := e.d.Emit(ctx, ev); err != nil {
+		return "", fmt.Errorf("plugin %s: %w", plugin, err)
+	}
+	return ev.ID, nil
+}
