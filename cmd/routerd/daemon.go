@@ -486,22 +486,22 @@ func (d *Daemon) WaitReconcile(ctx context.Context, after int64, cond func(Recon
 
 // Status is the daemon's state as served at GET /v1/status.
 type Status struct {
-	Node          string                   `json:"node"`
-	Version       string                   `json:"version"`
-	StartedAt     time.Time                `json:"startedAt"`
-	ConfigDir     string                   `json:"configDir"`
-	ConfigLoaded  time.Time                `json:"configLoadedAt"`
-	Resources     int                      `json:"resources"`
-	Reloads       int                      `json:"reloads"`
-	LastReloadErr string                   `json:"lastReloadError,omitempty"`
-	Store         string                   `json:"store"`
-	Groups        []string                 `json:"groups"`
-	Eventd        []supervise.ChildStatus  `json:"eventd"`
-	Plugins       int                      `json:"plugins"`
-	Subscriptions []subscribe.Status       `json:"subscriptions"`
-	DynamicParts  int                      `json:"dynamicParts"`
-	Dataplane     string                   `json:"dataplane"`
-	LastReconcile *ReconcileRecord         `json:"lastReconcile,omitempty"`
+	Node          string                  `json:"node"`
+	Version       string                  `json:"version"`
+	StartedAt     time.Time               `json:"startedAt"`
+	ConfigDir     string                  `json:"configDir"`
+	ConfigLoaded  time.Time               `json:"configLoadedAt"`
+	Resources     int                     `json:"resources"`
+	Reloads       int                     `json:"reloads"`
+	LastReloadErr string                  `json:"lastReloadError,omitempty"`
+	Store         string                  `json:"store"`
+	Groups        []string                `json:"groups"`
+	Eventd        []supervise.ChildStatus `json:"eventd"`
+	Plugins       int                     `json:"plugins"`
+	Subscriptions []subscribe.Status      `json:"subscriptions"`
+	DynamicParts  int                     `json:"dynamicParts"`
+	Dataplane     string                  `json:"dataplane"`
+	LastReconcile *ReconcileRecord        `json:"lastReconcile,omitempty"`
 }
 
 // Status reports the daemon's state.
