@@ -14,6 +14,7 @@ import (
 	"routerd.net/routerd/cmd/internal/settings"
 	"routerd.net/routerd/federation/event"
 	"routerd.net/routerd/federation/store"
+	"routerd.net/routerd/schemas"
 )
 
 func init() { addCommand(newFederationCmd) }
@@ -369,25 +370,38 @@ func newEventShowCmd() *cobra.Command {
 	}
 }
 
+// pruneRow is one line of `federation prune` output: the group ("" for a prune over the
+// whole store) and what was (or would be) deleted.
+type pruneRow struct {
+	Group string `json:"group"`
+	store.PruneResult
+}
+
 func newFederationPruneCmd() *cobra.Command {
 	var (
-		o       store.PruneOptions
-		noExpir bool
+		o          store.PruneOptions
+		noExpir    bool
+		fromConfig bool
 	)
 	cmd := &cobra.Command{
 		Use:   "prune",
 		Short: "Delete expired, old or surplus events from the store",
 		Long: `Delete events by retention, in batches so that running daemons are not blocked:
 
-  expired events     expiresAt + --expired-grace is past (on by default; --keep-expired)
-  --max-age D        events without an expiry received more than D ago
-  --max-events N     keep only the newest N events (of --group, or of the whole store)
+  expired events       expiresAt + --expired-grace is past (on by default; --keep-expired)
+  --max-age D          events without an expiry received more than D ago
+  --max-events N       keep only the newest N events (of --group, or of the whole store)
   --history-max-age D  audit entries, finished subscription runs and executed or rejected
-                     action plans older than D
+                       action plans older than D
+
+--from-config applies instead the retention{maxEvents, maxAge} of every EventGroup in the
+config dir (or of --group): expired events are kept maxAge after expiry, events without
+expiry maxAge after they were received, and at most maxEvents per group.
 
 Deliveries of a deleted event are deleted with it. --dry-run only counts.`,
 		Example: `  routerctl federation prune --dry-run
-  routerctl federation prune --group cloudedge --max-age 168h --max-events 100000 -o json`,
+  routerctl federation prune --group cloudedge --max-age 168h --max-events 100000 -o json
+  routerctl federation prune --from-config --config-dir /etc/routerd/conf.d`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if _, err := outputFormat(cmd); err != nil {
@@ -396,28 +410,46 @@ Deliveries of a deleted event are deleted with it. --dry-run only counts.`,
 			if o.MaxAge < 0 || o.MaxEvents < 0 || o.ExpiredGrace < 0 || o.HistoryMaxAge < 0 {
 				return usagef("--max-age, --max-events, --expired-grace and --history-max-age must not be negative")
 			}
+			if fromConfig && anyChanged(cmd, "max-age", "max-events", "expired-grace", "keep-expired") {
+				return usagef("--from-config takes the retention from the EventGroups; drop --max-age, --max-events, --expired-grace and --keep-expired")
+			}
 			o.Expired = !noExpir
+			plans := []store.PruneOptions{o}
+			if fromConfig {
+				var err error
+				if plans, err = retentionFromConfig(cmd, o); err != nil {
+					return err
+				}
+			}
 			st, err := openStore(cmd)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			res, err := st.Prune(cmd.Context(), o)
-			if err != nil {
-				return err
+			rows := make([]pruneRow, 0, len(plans))
+			for _, p := range plans {
+				res, err := st.Prune(cmd.Context(), p)
+				if err != nil {
+					return err
+				}
+				rows = append(rows, pruneRow{Group: p.Group, PruneResult: res})
 			}
-			return render(cmd, res, func() *table {
+			if len(plans) > 0 && o.HistoryMaxAge > 0 && fromConfig {
+				// History is not per group: one pass after the groups.
+				res, err := st.Prune(cmd.Context(), store.PruneOptions{HistoryMaxAge: o.HistoryMaxAge, DryRun: o.DryRun, BatchSize: o.BatchSize})
+				if err != nil {
+					return err
+				}
+				rows = append(rows, pruneRow{PruneResult: res})
+			}
+			return render(cmd, rows, func() *table {
 				verb := "DELETED"
-				if res.DryRun {
+				if o.DryRun {
 					verb = "WOULD DELETE"
 				}
-				t := &table{header: []string{"RULE", verb}}
-				t.addRow("expired", res.Expired)
-				t.addRow("max-age", res.Aged)
-				t.addRow("max-events", res.OverLimit)
-				t.addRow("total events", res.Total())
-				if o.HistoryMaxAge > 0 {
-					t.addRow("history", res.History)
+				t := &table{header: []string{"GROUP", "EXPIRED", "MAX-AGE", "MAX-EVENTS", "HISTORY", verb}}
+				for _, r := range rows {
+					t.addRow(dash(r.Group), r.Expired, r.Aged, r.OverLimit, r.History, r.Total()+r.History)
 				}
 				return t
 			})
@@ -432,7 +464,38 @@ Deliveries of a deleted event are deleted with it. --dry-run only counts.`,
 	f.Int64Var(&o.MaxEvents, "max-events", 0, "keep only the newest N events (0: off)")
 	f.DurationVar(&o.HistoryMaxAge, "history-max-age", 0, "delete history (audit, finished runs, done action plans) older than this (0: off)")
 	f.IntVar(&o.BatchSize, "batch-size", store.DefaultPruneBatchSize, "rows deleted per transaction")
+	f.BoolVar(&fromConfig, "from-config", false, "use the retention of each EventGroup in the config dir")
 	return cmd
+}
+
+// retentionFromConfig loads the EventGroups of the config dir and returns one prune per
+// group (only base.Group when set), carrying base's DryRun and BatchSize.
+func retentionFromConfig(cmd *cobra.Command, base store.PruneOptions) ([]store.PruneOptions, error) {
+	s, err := settings.Load(cmd.Flags())
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := schemas.LoadOptions{SkipUnknownKinds: true}.Load(s.ConfigDir)
+	if err != nil {
+		return nil, fmt.Errorf("config dir %s: %w", s.ConfigDir, err)
+	}
+	var out []store.PruneOptions
+	for _, g := range cfg.EventGroups() {
+		if base.Group != "" && g.Metadata.Name != base.Group {
+			continue
+		}
+		r := g.Spec.Retention
+		p := store.GroupRetention(g.Metadata.Name, r.MaxAge.Duration, int64(r.MaxEvents))
+		p.DryRun, p.BatchSize = base.DryRun, base.BatchSize
+		out = append(out, p)
+	}
+	if len(out) == 0 {
+		if base.Group != "" {
+			return nil, fmt.Errorf("config dir %s has no EventGroup %q", s.ConfigDir, base.Group)
+		}
+		return nil, fmt.Errorf("config dir %s has no EventGroup", s.ConfigDir)
+	}
+	return out, nil
 }
 
 func newFederationStatsCmd() *cobra.Command {

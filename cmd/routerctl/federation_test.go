@@ -201,12 +201,12 @@ func TestFederationEventCLI(t *testing.T) {
 			name: "prune dry run deletes nothing",
 			args: []string{"federation", "prune", "--dry-run", "-o", "json"},
 			check: func(t *testing.T, stdout, _ string) {
-				var r store.PruneResult
-				if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+				var rows []pruneRow
+				if err := json.Unmarshal([]byte(stdout), &rows); err != nil {
 					t.Fatal(err)
 				}
-				if !r.DryRun || r.Expired != 1 || r.Total() != 1 {
-					t.Errorf("dry run %+v", r)
+				if len(rows) != 1 || !rows[0].DryRun || rows[0].Expired != 1 || rows[0].Total() != 1 {
+					t.Errorf("dry run %+v", rows)
 				}
 			},
 		},
@@ -270,5 +270,85 @@ func TestAddFederationCommand(t *testing.T) {
 	stdout, stderr, code := runFederationCtl(t, "", "federation", "probe", "--state-dir", dir)
 	if code != exitOK || stdout != filepath.Join(dir, "routerd.db") {
 		t.Fatalf("exit %d stdout %q stderr %q", code, stdout, stderr)
+	}
+}
+
+func TestFederationPruneFromConfig(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("ROUTERD_SETTINGS", "")
+	confDir := filepath.Join(dir, "conf.d")
+	if err := os.MkdirAll(confDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(confDir, "group.yaml"), []byte(`apiVersion: federation.routerd.net/v1alpha1
+kind: EventGroup
+metadata:
+  name: cloudedge
+spec:
+  nodeName: router-a
+  auth:
+    mode: hmac
+    secretFile: /etc/routerd/secrets/cloudedge.key
+  retention:
+    maxEvents: 2
+    maxAge: 1h
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	common := []string{"--state-dir", filepath.Join(dir, "state"), "--config-dir", confDir}
+	for _, e := range []struct{ id, group string }{{"c1", "cloudedge"}, {"c2", "cloudedge"}, {"c3", "cloudedge"}, {"o1", "other"}} {
+		args := append([]string{"federation", "event", "emit", "--id", e.id, "--group", e.group, "--type", "t", "--ttl", "0"}, common...)
+		if _, stderr, code := runFederationCtl(t, "", args...); code != exitOK {
+			t.Fatalf("emit %s: exit %d: %s", e.id, code, stderr)
+		}
+	}
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		want     []pruneRow
+		left     int
+	}{
+		{name: "explicit rules conflict with --from-config", args: []string{"--from-config", "--max-age", "1h"}, wantCode: exitUsage, left: 4},
+		{name: "unknown group", args: []string{"--from-config", "--group", "nope"}, wantCode: exitFailed, left: 4},
+		{name: "dry run", args: []string{"--from-config", "--dry-run"},
+			want: []pruneRow{{Group: "cloudedge", PruneResult: store.PruneResult{OverLimit: 1, DryRun: true}}}, left: 4},
+		{name: "prune keeps maxEvents of the group and other groups untouched", args: []string{"--from-config", "--history-max-age", "1h"},
+			want: []pruneRow{{Group: "cloudedge", PruneResult: store.PruneResult{OverLimit: 1, Batches: 1}}, {PruneResult: store.PruneResult{}}}, left: 3},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append(append([]string{"federation", "prune", "-o", "json"}, tc.args...), common...)
+			stdout, stderr, code := runFederationCtl(t, "", args...)
+			if code != tc.wantCode {
+				t.Fatalf("exit %d, want %d: %s", code, tc.wantCode, stderr)
+			}
+			if tc.want != nil {
+				var rows []pruneRow
+				if err := json.Unmarshal([]byte(stdout), &rows); err != nil {
+					t.Fatalf("%v: %s", err, stdout)
+				}
+				if len(rows) != len(tc.want) {
+					t.Fatalf("rows %+v, want %+v", rows, tc.want)
+				}
+				for i := range rows {
+					w, g := tc.want[i], rows[i]
+					if g.Group != w.Group || g.Expired != w.Expired || g.Aged != w.Aged || g.OverLimit != w.OverLimit || g.DryRun != w.DryRun {
+						t.Errorf("row %d = %+v, want %+v", i, g, w)
+					}
+				}
+			}
+			out, _, _ := runFederationCtl(t, "", append([]string{"federation", "event", "list", "-o", "json"}, common...)...)
+			var evs []eventRow
+			if err := json.Unmarshal([]byte(out), &evs); err != nil {
+				t.Fatal(err)
+			}
+			if len(evs) != tc.left {
+				t.Errorf("%d events left, want %d", len(evs), tc.left)
+			}
+			if tc.left == 3 && evs[0].Event.ID != "c2" {
+				t.Errorf("the oldest event of the group was not the one pruned: %+v", evs)
+			}
+		})
 	}
 }
