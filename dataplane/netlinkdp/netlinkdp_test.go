@@ -314,3 +314,38 @@ func TestInspectForDoctor(t *testing.T) {
 		}
 	}
 }
+
+// TestKernelDeletesOnlyByProtocol checks the kernel rule the backend relies on: a delete
+// carrying routerd's protocol never removes a foreign route with the same key.
+func TestKernelDeletesOnlyByProtocol(t *testing.T) {
+	ns := router(t)
+	ns.IP(t, "-6", "route", "add", "2001:db8:77::/64", "dev", "wg0", "metric", "1024")
+	_, b := open(t, ns)
+	tests := []struct {
+		name  string
+		route dataplane.Route
+		show  string
+		want  string
+	}{
+		{name: "ipv4", route: dataplane.Route{Dst: netip.MustParsePrefix("10.88.60.20/32"), Dev: "wg0", Table: 254},
+			show: "route show 10.88.60.20/32", want: "10.88.60.20 dev wg0 proto static"},
+		{name: "ipv4 other table", route: dataplane.Route{Dst: netip.MustParsePrefix("10.200.0.0/16"), Dev: "wg0", Table: 100, Metric: 60},
+			show: "route show table 100", want: "10.200.0.0/16 dev wg0 scope link metric 60"},
+		{name: "ipv6", route: dataplane.Route{Dst: netip.MustParsePrefix("2001:db8:77::/64"), Dev: "wg0", Table: 254, Metric: 1024},
+			show: "-6 route show 2001:db8:77::/64", want: "2001:db8:77::/64 dev wg0 metric 1024"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l, err := b.links()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.h.RouteDel(kernelRoute(tt.route, l.byName[tt.route.Dev])); err == nil {
+				t.Error("deleting with routerd's protocol succeeded on a foreign route")
+			}
+			if out := ns.IP(t, strings.Fields(tt.show)...); !strings.Contains(out, tt.want) {
+				t.Fatalf("foreign route gone: ip %s:\n%s\nwant %q", tt.show, out, tt.want)
+			}
+		})
+	}
+}
