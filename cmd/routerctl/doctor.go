@@ -14,6 +14,8 @@ import (
 	"routerd.net/routerd/dataplane"
 	"routerd.net/routerd/dataplane/desired"
 	"routerd.net/routerd/dataplane/netlinkdp"
+	"routerd.net/routerd/federation/dynamic"
+	"routerd.net/routerd/federation/store"
 	"routerd.net/routerd/schemas"
 )
 
@@ -146,7 +148,8 @@ var dataplaneDoctorArea = doctorArea{
 	short: "Check routes, addresses, proxy neighbors and routerd's nftables table against the config",
 	long: `doctor dataplane builds the desired dataplane from the resource documents in the config
 dir (OverlayPeer, HybridRoute, RemoteAddressClaim including unexpired DynamicConfigParts,
-MSSClamp) and compares it with the kernel of the network namespace (--netns, default the
+MSSClamp) plus the live dynamic parts in the node's store (--state-dir), as routerd does,
+and compares it with the kernel of the network namespace (--netns, default the
 current one). Checks:
 
   references      peers, domains and addresses the resources refer to exist and parse
@@ -160,6 +163,25 @@ Reading routerd's nftables table needs root (CAP_NET_ADMIN).`,
 		cmd.Flags().String("netns", "", "network namespace to check (ip netns name; default: the current one)")
 	},
 	run: runDataplaneDoctor,
+}
+
+// dataplaneDesired is the desired state routerd works towards: the config plus the live
+// dynamic parts of the node's store (when the store exists; the doctor never creates it).
+func dataplaneDesired(ctx context.Context, s settings.Settings, cfg *schemas.Config) (desired.Result, error) {
+	if _, err := os.Stat(s.StorePath()); err != nil {
+		return desired.FromConfig(cfg, desired.Options{}), nil
+	}
+	st, err := store.Open(s.StorePath(), store.Options{})
+	if err != nil {
+		return desired.Result{}, fmt.Errorf("dataplane: open store %s: %w", s.StorePath(), err)
+	}
+	defer st.Close()
+	parts, err := dynamic.NewSQLRepo(st).List(ctx)
+	if err != nil {
+		return desired.Result{}, fmt.Errorf("dataplane: dynamic parts: %w", err)
+	}
+	res, _ := desired.FromConfigAndParts(cfg, parts, time.Now())
+	return res, nil
 }
 
 func runDataplaneDoctor(ctx context.Context, cmd *cobra.Command) ([]doctorCheck, error) {
@@ -179,7 +201,10 @@ func runDataplaneDoctor(ctx context.Context, cmd *cobra.Command) ([]doctorCheck,
 		}
 		return []doctorCheck{check}, nil
 	}
-	want := desired.FromConfig(cfg, desired.Options{})
+	want, err := dataplaneDesired(ctx, s, cfg)
+	if err != nil {
+		return nil, err
+	}
 	b, err := netlinkdp.Open(netlinkdp.Options{NetNS: netnsName})
 	if err != nil {
 		return nil, fmt.Errorf("dataplane: %w", err)

@@ -16,6 +16,8 @@ import (
 	"routerd.net/routerd/dataplane"
 	"routerd.net/routerd/dataplane/desired"
 	"routerd.net/routerd/dataplane/netlinkdp"
+	"routerd.net/routerd/federation/dynamic"
+	"routerd.net/routerd/federation/store"
 	"routerd.net/routerd/schemas"
 )
 
@@ -91,7 +93,35 @@ func TestDoctorDataplane(t *testing.T) {
 	if err := os.WriteFile(settingsFile, []byte("{}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"doctor", "dataplane", "--netns", ns, "--config-dir", dir, "--settings", settingsFile, "-o", "json"}
+	// A live dynamic part in the node's store claims one more address.
+	stateDir := t.TempDir()
+	st, err := store.Open(filepath.Join(stateDir, "routerd.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dynClaim := &schemas.RemoteAddressClaim{
+		TypeMeta: schemas.TypeMeta{APIVersion: "hybrid.routerd.net/v1alpha1", Kind: "RemoteAddressClaim"},
+		Metadata: schemas.ObjectMeta{Name: "onprem-10-88-60-20"},
+		Spec:     schemas.RemoteAddressClaimSpec{DomainRef: "lab", Address: "10.88.60.20"},
+	}
+	part := dynamic.Part{
+		Source: "EventSubscription/claims", Kind: "RemoteAddressClaim", Name: dynClaim.Metadata.Name,
+		ExpiresAt: time.Now().Add(time.Hour), CreatedAt: time.Now(), UpdatedAt: time.Now(),
+		Document: &schemas.DynamicConfigPart{
+			TypeMeta: schemas.TypeMeta{APIVersion: "config.routerd.net/v1alpha1", Kind: "DynamicConfigPart"},
+			Metadata: schemas.ObjectMeta{Name: "claims-onprem-10-88-60-20"},
+			Spec:     schemas.DynamicConfigPartSpec{Source: "EventSubscription/claims", Resources: []schemas.Resource{{Object: dynClaim}}},
+		},
+	}
+	if err := dynamic.NewSQLRepo(st).Put(context.Background(), part); err != nil {
+		t.Fatal(err)
+	}
+	parts, err := dynamic.NewSQLRepo(st).List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	args := []string{"doctor", "dataplane", "--netns", ns, "--config-dir", dir, "--state-dir", stateDir, "--settings", settingsFile, "-o", "json"}
 	report := func() (int, doctorReport) {
 		t.Helper()
 		code, out := runCLI(t, args...)
@@ -114,6 +144,9 @@ func TestDoctorDataplane(t *testing.T) {
 	if code != exitFailed || rep.OK || status(rep) != "references=pass interfaces=pass drift=fail nft-foreign=pass foreign-routes=pass" {
 		t.Fatalf("before apply: exit %d, %s\n%+v", code, status(rep), rep)
 	}
+	if drift := strings.Join(rep.Checks[2].Details, "\n"); !strings.Contains(drift, "missing: route 10.88.60.20/32") || !strings.Contains(drift, "missing: route 10.88.60.9/32") {
+		t.Fatalf("drift does not list the static and the dynamic claim:\n%s", drift)
+	}
 
 	// Apply the desired state the way routerd does: now everything passes.
 	cfg, err := schemas.LoadDir(dir)
@@ -126,7 +159,8 @@ func TestDoctorDataplane(t *testing.T) {
 	}
 	r := dataplane.NewReconciler(b, nil)
 	defer r.Close()
-	if _, err := r.Apply(context.Background(), desired.FromConfig(cfg, desired.Options{}).State); err != nil {
+	res, _ := desired.FromConfigAndParts(cfg, parts, time.Now())
+	if _, err := r.Apply(context.Background(), res.State); err != nil {
 		t.Fatal(err)
 	}
 	if code, rep := report(); code != exitOK || !rep.OK {
@@ -142,7 +176,7 @@ func TestDoctorDataplane(t *testing.T) {
 	}
 
 	// The table form names the failing checks too.
-	code, out := runCLI(t, "doctor", "dataplane", "--netns", ns, "--config-dir", dir, "--settings", settingsFile)
+	code, out := runCLI(t, "doctor", "dataplane", "--netns", ns, "--config-dir", dir, "--state-dir", stateDir, "--settings", settingsFile)
 	if code != exitFailed || !strings.Contains(out, "nft-foreign") || !strings.Contains(out, "FAIL") {
 		t.Fatalf("table output (exit %d):\n%s", code, out)
 	}
