@@ -31,14 +31,28 @@ type docContext struct {
 	lines    map[string]int // field path -> line of its value
 	problems []Problem
 	warnings []Problem
+	budget   int // node visits left; aliases cannot make decoding explode
 }
 
+// Limits of one document.
+const (
+	maxNodeVisits      = 1 << 18
+	maxProblemsPerFile = 200
+)
+
 func newDocContext(file string, doc int, opts LoadOptions) *docContext {
-	return &docContext{file: file, doc: doc, opts: opts, lines: map[string]int{}}
+	return &docContext{file: file, doc: doc, opts: opts, lines: map[string]int{}, budget: maxNodeVisits}
 }
 
 // errorf records an error at line for path.
 func (d *docContext) errorf(line int, path, format string, args ...any) {
+	if len(d.problems) == maxProblemsPerFile {
+		d.problems = append(d.problems, Problem{File: d.file, Line: line, Document: d.doc, Kind: d.kind, Name: d.name,
+			Message: "too many problems; the rest of this document is not reported", Severity: SeverityError})
+	}
+	if len(d.problems) > maxProblemsPerFile {
+		return
+	}
 	d.problems = append(d.problems, Problem{
 		File: d.file, Line: line, Document: d.doc, Kind: d.kind, Name: d.name,
 		Path: path, Message: fmt.Sprintf(format, args...), Severity: SeverityError,
@@ -181,6 +195,12 @@ func resolveAlias(n *yaml.Node) *yaml.Node {
 // checks of the struct field being decoded (nil outside struct fields).
 func (d *docContext) decodeValue(n *yaml.Node, v reflect.Value, path string, fi *fieldInfo) {
 	n = resolveAlias(n)
+	if d.budget--; d.budget == 0 {
+		d.errorf(n.Line, path, "document too large: more than %d values (aliases included)", maxNodeVisits)
+	}
+	if d.budget <= 0 {
+		return
+	}
 	if _, ok := d.lines[path]; !ok {
 		d.lines[path] = n.Line
 	}
@@ -434,6 +454,10 @@ func (d *docContext) decodeResource(n *yaml.Node, path string) Object {
 	info, ok := LookupKind(kind)
 	if !ok {
 		d.unknownKind(kind, apiVersion, kindNode, path)
+		return nil
+	}
+	if path != "" && kind == "DynamicConfigPart" {
+		d.errorf(kindNode.Line, path, "a DynamicConfigPart cannot contain another DynamicConfigPart")
 		return nil
 	}
 	if apiVersion != "" && apiVersion != info.APIVersion {

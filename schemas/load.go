@@ -105,7 +105,12 @@ func unwrapPathError(err error) error {
 // an *ErrorList.
 func DecodeObject(data []byte) (Object, error) {
 	b := newBuilder(LoadOptions{})
-	docs := b.parseDocuments("", data)
+	var docs []*yaml.Node
+	for _, n := range b.parseDocuments("", data) {
+		if n != nil {
+			docs = append(docs, n)
+		}
+	}
 	if len(b.problems) == 0 && len(docs) != 1 {
 		b.fileProblem("", "want exactly one resource document, got %d", len(docs))
 	}
