@@ -545,13 +545,11 @@ func (h *Host) callEntry(ctx context.Context, e *entry, hook abi.Hook, input []b
 // run executes one call on an instance of v under v's limits.
 func (h *Host) run(ctx context.Context, v *version, hook abi.Hook, input []byte, mode callMode, tr *Trace,
 	fail func(error, string, error) error) ([]byte, error) {
-	cctx, cancel := context.WithTimeout(ctx, v.spec.Limits.Timeout)
-	defer cancel()
-	in, err := v.acquire(cctx)
+	in, err := v.acquire(ctx)
 	if err != nil {
 		switch {
 		case errors.Is(err, context.DeadlineExceeded):
-			return nil, fail(ErrTimeout, fmt.Sprintf("no instance free within %v (limits.maxConcurrency %d)", v.spec.Limits.Timeout, v.spec.Limits.MaxConcurrency), err)
+			return nil, fail(ErrTimeout, fmt.Sprintf("no instance became free before the caller's deadline (limits.maxConcurrency %d)", v.spec.Limits.MaxConcurrency), err)
 		case errors.Is(err, context.Canceled):
 			return nil, fail(ErrCanceled, "canceled while waiting for an instance", err)
 		}
@@ -561,6 +559,8 @@ func (h *Host) run(ctx context.Context, v *version, hook abi.Hook, input []byte,
 		}
 		return nil, fail(ErrTrap, "new instance: "+err.Error(), err)
 	}
+	cctx, cancel := context.WithTimeout(ctx, v.spec.Limits.Timeout)
+	defer cancel()
 	in.state.record = mode.trace
 	out, kind, detail, healthy := in.call(cctx, hook, input)
 	if mode.trace {

@@ -334,45 +334,53 @@ func TestCallTracedRecordsHostCalls(t *testing.T) {
 }
 
 func TestLimits(t *testing.T) {
-	spec := Spec{Name: "c", Module: "capcheck.wasm", Limits: Limits{
-		MemoryMiB: 48, Timeout: 300 * time.Millisecond, MaxOutputBytes: 64 << 10, WarmInstances: 1, MaxConcurrency: 1,
-	}}
-	h := capHost(t, Options{BreakerThreshold: 100}, spec)
+	// "c" has a generous timeout so that only the loop, run on "quick", times out even
+	// on a loaded machine.
+	limits := Limits{MemoryMiB: 48, Timeout: 10 * time.Second, MaxOutputBytes: 64 << 10, WarmInstances: 1, MaxConcurrency: 1}
+	quick := limits
+	quick.Timeout = 300 * time.Millisecond
+	h := capHost(t, Options{BreakerThreshold: 100},
+		Spec{Name: "c", Module: "capcheck.wasm", Limits: limits},
+		Spec{Name: "quick", Module: "capcheck.wasm", Limits: quick})
 	tests := []struct {
 		name    string
+		plugin  string // default "c"
 		op      op
 		want    error
 		detail  string
-		healthy bool // the instance may be reused afterwards
 	}{
-		{name: "infinite loop", op: op{Fn: "loop"}, want: ErrTimeout, detail: "limits.timeout 300ms"},
+		{name: "infinite loop", plugin: "quick", op: op{Fn: "loop"}, want: ErrTimeout, detail: "limits.timeout 300ms"},
 		{name: "unbounded allocation", op: op{Fn: "alloc", MiB: 200}, want: ErrMemoryLimit, detail: "limits.memoryMiB 48"},
 		{name: "exit", op: op{Fn: "exit"}, want: ErrTrap, detail: "exited with code 3"},
 		{name: "stack overflow", op: op{Fn: "overflow"}, want: ErrTrap, detail: "stack overflow"},
-		{name: "recovered panic", op: op{Fn: "panic"}, want: ErrGuest, detail: "asked to panic", healthy: true},
-		{name: "garbage output", op: op{Fn: "raw", Value: "\x00\x01garbage"}, want: ErrBadOutput, detail: "not valid JSON", healthy: true},
+		{name: "recovered panic", op: op{Fn: "panic"}, want: ErrGuest, detail: "asked to panic"},
+		{name: "garbage output", op: op{Fn: "raw", Value: "\x00\x01garbage"}, want: ErrBadOutput, detail: "not valid JSON"},
 		{name: "output too large", op: op{Fn: "bigout", MiB: 1}, want: ErrOutputTooLarge, detail: "limit 65536"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := statusOf(t, h, "c")
-			_, err := h.Call(context.Background(), "c", abi.HookOnEvents, capInput(t, tt.op))
+			p := tt.plugin
+			if p == "" {
+				p = "c"
+			}
+			before := statusOf(t, h, p)
+			_, err := h.Call(context.Background(), p, abi.HookOnEvents, capInput(t, tt.op))
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("err %v, want %v", err, tt.want)
 			}
 			var ce *CallError
-			if !errors.As(err, &ce) || ce.Plugin != "c" || ce.Hook != "on_events" || !strings.Contains(err.Error(), tt.detail) {
-				t.Fatalf("error %q: want a CallError for c/on_events containing %q", err, tt.detail)
+			if !errors.As(err, &ce) || ce.Plugin != p || ce.Hook != "on_events" || !strings.Contains(err.Error(), tt.detail) {
+				t.Fatalf("error %q: want a CallError for %s/on_events containing %q", err, p, tt.detail)
 			}
 			// The plugin keeps serving.
-			out, err := h.Call(context.Background(), "c", abi.HookOnEvents, capInput(t, op{Fn: "kv_get", Key: "x"}))
+			out, err := h.Call(context.Background(), p, abi.HookOnEvents, capInput(t, op{Fn: "kv_get", Key: "x"}))
 			if err != nil {
 				t.Fatalf("after %s: %v", tt.name, err)
 			}
 			if r := capResults(t, out); len(r) != 1 || r[0].Code != "capability_denied" {
 				t.Fatalf("after %s: %+v", tt.name, r)
 			}
-			st := statusOf(t, h, "c")
+			st := statusOf(t, h, p)
 			if st.Errors != before.Errors+1 || st.ErrorsByKind[ErrorKind(tt.want)] != before.ErrorsByKind[ErrorKind(tt.want)]+1 {
 				t.Fatalf("status errors %+v (before %+v)", st.ErrorsByKind, before.ErrorsByKind)
 			}

@@ -208,7 +208,8 @@ func (v *version) newInstance(ctx context.Context) (*instance, []byte, error) {
 	}
 
 	c := &capture{}
-	mctx, cancel := context.WithTimeout(ctx, v.spec.Limits.Timeout)
+	initTimeout := max(v.spec.Limits.Timeout, instanceInitTimeout)
+	mctx, cancel := context.WithTimeout(ctx, initTimeout)
 	defer cancel()
 	mctx = context.WithValue(mctx, captureKey{}, c)
 	mctx = context.WithValue(mctx, callStateKey{}, in.state)
@@ -220,7 +221,7 @@ func (v *version) newInstance(ctx context.Context) (*instance, []byte, error) {
 		kind, detail := in.classify(mctx, err)
 		in.close()
 		if kind == ErrTimeout {
-			detail = fmt.Sprintf("initialisation and %s did not finish within %v", abi.ExportManifest, v.spec.Limits.Timeout)
+			detail = fmt.Sprintf("initialisation and %s did not finish within %v", abi.ExportManifest, initTimeout)
 		}
 		return nil, nil, v.loadErr(kind, abi.ExportManifest+": "+detail, err)
 	}

@@ -234,6 +234,10 @@ func (v *version) closeAll() {
 	}
 }
 
+// instanceInitTimeout is the least time a new instance gets for its initialisation and
+// manifest call (a call's own limits.timeout starts once it has an instance).
+const instanceInitTimeout = 10 * time.Second
+
 // acquire takes a concurrency token and an instance (idle, or a new one).
 func (v *version) acquire(ctx context.Context) (*instance, error) {
 	select {
