@@ -1,0 +1,260 @@
+package guest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	"routerd.net/routerd/abi"
+)
+
+// The guest codec must agree with encoding/json on the abi types: decoding the same bytes
+// gives the same values, and what it encodes decodes with encoding/json to the original.
+
+var requestDocs = []struct {
+	name string
+	in   string
+	code abi.ErrorCode // expected error code; "" means success
+}{
+	{name: "full", in: `{"apiVersion":"plugin.routerd.net/v1alpha1","kind":"PluginRequest","abi":"routerd.plugin/v1.0","batchID":"b",
+"spec":{"trigger":{"type":"EventSubscription","topic":"t"},"now":"2026-11-23T10:00:00.123456789+09:00","dryRun":true,
+"events":[{"id":"1","group":"g","sourceNode":"n","type":"x","subject":"s","dedupeKey":"d","payload":{"a":"1","b":"\u00e9\n\"q\""},"observedAt":"o","expiresAt":"e"},{"id":"2","payload":{}}],
+"context":{"resources":[{"kind":"A","spec":{"x":[1,2.5,true,null,"s"]}},{"kind":"B"}]},
+"actionPlan":{"name":"p","provider":"aws","action":"a","target":{"t":"1"},"providerRef":"r","mode":"m","description":"d","riskLevel":"low",
+"idempotencyKey":"k","parameters":{"p":"v"},"preconditions":[{"name":"c","expect":"e","detail":"d","target":"t"}],"expectedEffects":["x","y"],
+"undo":{"action":"u","parameters":{"q":"w"}}}}}`},
+	{name: "minimal", in: `{"apiVersion":"plugin.routerd.net/v1alpha1","kind":"PluginRequest","abi":"routerd.plugin/v1","spec":{"trigger":{"type":"Plan"},"context":{}}}`},
+	{name: "no spec", in: `{"abi":"routerd.plugin/v1.0"}`},
+	{name: "nulls", in: `{"abi":"routerd.plugin/v1.0","batchID":null,"spec":{"events":null,"context":null,"actionPlan":null,"now":null}}`},
+	{name: "empty arrays", in: `{"abi":"routerd.plugin/v1.0","spec":{"events":[],"context":{"resources":[]},"actionPlan":{"name":"p","preconditions":[],"expectedEffects":[],"target":{}}}}`},
+	{name: "unknown fields ignored", in: `{"abi":"routerd.plugin/v1.9","future":{"deep":[{}]},"spec":{"future":1,"events":[{"id":"x","future":[]}]}}`},
+	{name: "abi v2", in: `{"abi":"routerd.plugin/v2.0"}`, code: abi.ErrCodeABIMismatch},
+	{name: "abi missing", in: `{"spec":{}}`, code: abi.ErrCodeABIMismatch},
+	{name: "truncated", in: `{"abi":"routerd.plugin/v1.0","spec":{`, code: abi.ErrCodeInvalidArgument},
+	{name: "array", in: `[1]`, code: abi.ErrCodeInvalidArgument},
+	{name: "payload number", in: `{"abi":"routerd.plugin/v1.0","spec":{"events":[{"payload":{"a":1}}]}}`, code: abi.ErrCodeInvalidArgument},
+	{name: "events object", in: `{"abi":"routerd.plugin/v1.0","spec":{"events":{}}}`, code: abi.ErrCodeInvalidArgument},
+	{name: "event not object", in: `{"abi":"routerd.plugin/v1.0","spec":{"events":["x"]}}`, code: abi.ErrCodeInvalidArgument},
+	{name: "bad time", in: `{"abi":"routerd.plugin/v1.0","spec":{"now":"noon"}}`, code: abi.ErrCodeInvalidArgument},
+	{name: "dryRun string", in: `{"abi":"routerd.plugin/v1.0","spec":{"dryRun":"yes"}}`, code: abi.ErrCodeInvalidArgument},
+	{name: "id number", in: `{"abi":"routerd.plugin/v1.0","spec":{"events":[{"id":5}]}}`, code: abi.ErrCodeInvalidArgument},
+	{name: "trailing garbage", in: `{"abi":"routerd.plugin/v1.0"} x`, code: abi.ErrCodeInvalidArgument},
+}
+
+// stdDecode decodes with encoding/json without the apiVersion/kind checks of
+// abi.DecodeRequest (the guest does not insist on them).
+func stdDecode(data []byte) (*abi.Request, error) {
+	var r abi.Request
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, err
+	}
+	if _, err := abi.CheckCompatible(r.ABI); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// normalize compacts raw resources so both decoders can be compared.
+func normalize(t testing.TB, r *abi.Request) {
+	for i, res := range r.Spec.Context.Resources {
+		var b bytes.Buffer
+		if err := json.Compact(&b, res); err != nil {
+			t.Fatalf("resource %d: %v", i, err)
+		}
+		r.Spec.Context.Resources[i] = b.Bytes()
+	}
+}
+
+func TestDecodeRequestMatchesEncodingJSON(t *testing.T) {
+	for _, tt := range requestDocs {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := DecodeRequest([]byte(tt.in))
+			if tt.code != "" {
+				var e *abi.Error
+				if !errors.As(err, &e) || e.Code != tt.code {
+					t.Fatalf("error = %v, want code %s", err, tt.code)
+				}
+				if _, err := stdDecode([]byte(tt.in)); err == nil {
+					t.Fatalf("encoding/json accepts what the guest refuses")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := stdDecode([]byte(tt.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			normalize(t, got)
+			normalize(t, want)
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("guest decode differs from encoding/json:\n got %+v\nwant %+v", got, want)
+			}
+		})
+	}
+}
+
+func sampleResult() *abi.Result {
+	return &abi.Result{Status: abi.ResultStatus{
+		ObservedAt: time.Date(2026, 11, 23, 10, 0, 0, 120, time.FixedZone("JST", 9*3600)),
+		TTL:        "30m",
+		Resources:  []json.RawMessage{json.RawMessage(`{"kind":"RemoteAddressClaim","metadata":{"name":"a"}}`), json.RawMessage(`{}`)},
+		Directives: []abi.Directive{{Op: "delete", Target: abi.ObjectRef{APIVersion: "v", Kind: "K", Name: "n<>&"}, Reason: "gone"}},
+		ActionPlans: []abi.ActionPlan{{Name: "p", Provider: "aws", Action: "assign", Target: map[string]string{"nic": "eni", "a": "b"},
+			ProviderRef: "r", Mode: "dry-run", Description: "d\u2028", RiskLevel: "low", IdempotencyKey: "k",
+			Parameters: map[string]string{"x": "y"}, Preconditions: []abi.Precondition{{Name: "c", Expect: "e", Detail: "d", Target: "t"}, {Name: "only"}},
+			ExpectedEffects: []string{"one", "two"}, Undo: &abi.ActionUndo{Action: "u", Parameters: map[string]string{"k": "v"}}},
+			{Name: "bare", Provider: "oci", Action: "noop"}},
+		ActionResults: []abi.ActionResult{{Name: "p", IdempotencyKey: "k", Outcome: abi.ActionFailed, Message: "m", Attributes: map[string]string{"id": "1"}}},
+		Events:        []abi.ResultEvent{{Type: "t", Message: "m\x00", Attributes: map[string]string{"a": "b"}}, {Type: "u", Message: ""}},
+	}}
+}
+
+func TestAppendResultMatchesEncodingJSON(t *testing.T) {
+	tests := []struct {
+		name string
+		in   *abi.Result
+	}{
+		{name: "everything", in: sampleResult()},
+		{name: "empty", in: &abi.Result{}},
+		{name: "ttl only", in: &abi.Result{Status: abi.ResultStatus{TTL: "5m"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := AppendResult(nil, tt.in)
+			got, err := abi.DecodeResult(out)
+			if err != nil {
+				t.Fatalf("%s: %v", out, err)
+			}
+			want := *tt.in
+			want.APIVersion, want.Kind = abi.PluginAPIVersion, abi.KindPluginResult
+			if !got.Status.ObservedAt.Equal(want.Status.ObservedAt) {
+				t.Fatalf("observedAt %v, want %v", got.Status.ObservedAt, want.Status.ObservedAt)
+			}
+			got.Status.ObservedAt, want.Status.ObservedAt = time.Time{}, time.Time{}
+			if !reflect.DeepEqual(*got, want) {
+				t.Fatalf("round trip differs:\n got %+v\nwant %+v\njson %s", *got, want, out)
+			}
+			// Same JSON value as encoding/json produces.
+			std, err := json.Marshal(want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var a, b any
+			_ = json.Unmarshal(AppendResult(nil, &want), &a)
+			_ = json.Unmarshal(std, &b)
+			if !reflect.DeepEqual(a, b) {
+				t.Fatalf("guest JSON %v\nencoding/json %v", a, b)
+			}
+		})
+	}
+}
+
+func TestAppendManifest(t *testing.T) {
+	m := abi.Manifest{Name: "n", Version: "1", ABI: abi.ManifestVersion, Hooks: []abi.Hook{abi.HookPlan},
+		Capabilities: []abi.Capability{abi.CapLog}, Description: "d"}
+	got, err := abi.DecodeManifest(AppendManifest(nil, &m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(*got, m) {
+		t.Fatalf("got %+v, want %+v", *got, m)
+	}
+}
+
+func TestHostResponses(t *testing.T) {
+	var d decoder
+	tests := []struct {
+		name     string
+		in       string
+		wantCode abi.ErrorCode
+	}{
+		{name: "ok", in: `{"id":"x"}`},
+		{name: "denied", in: `{"error":{"code":"capability_denied","message":"no"}}`, wantCode: abi.ErrCodeCapabilityDenied},
+		{name: "error without code", in: `{"error":{"message":"?"}}`, wantCode: abi.ErrCodeInternal},
+		{name: "garbage", in: `nope`, wantCode: abi.ErrCodeInternal},
+		{name: "not object", in: `[]`, wantCode: abi.ErrCodeInternal},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := d.response("f", []byte(tt.in))
+			if tt.wantCode == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if !errors.Is(err, &abi.Error{Code: tt.wantCode}) {
+				t.Fatalf("error = %v, want code %s", err, tt.wantCode)
+			}
+		})
+	}
+	// Host-function request bodies decode with encoding/json to what was sent.
+	var emit abi.EmitRequest
+	in := abi.EmitRequest{Type: "t", Subject: "s", Payload: map[string]string{"a": "\"b\""}, TTL: "1m"}
+	if err := json.Unmarshal(encodeEmit(&in), &emit); err != nil || !reflect.DeepEqual(emit, in) {
+		t.Fatalf("emit body: %+v, %v", emit, err)
+	}
+	var kv abi.KVSetRequest
+	if err := json.Unmarshal(encodeKV("k", []byte{0, 1, 255}, true), &kv); err != nil || kv.Key != "k" || !bytes.Equal(kv.Value, []byte{0, 1, 255}) {
+		t.Fatalf("kv body: %+v, %v", kv, err)
+	}
+	var pr abi.ProviderRequest
+	pin := abi.ProviderRequest{ProfileRef: "p", Method: "GET", URL: "https://x/", Headers: map[string]string{"h": "v"}, Body: []byte("b")}
+	if err := json.Unmarshal(encodeProvider(&pin), &pr); err != nil || !reflect.DeepEqual(pr, pin) {
+		t.Fatalf("provider body: %+v, %v", pr, err)
+	}
+	var lr abi.LogRequest
+	lin := abi.LogRequest{Level: "warn", Message: "m", Attrs: map[string]string{"a": "b"}}
+	if err := json.Unmarshal(encodeLog(&lin), &lr); err != nil || !reflect.DeepEqual(lr, lin) {
+		t.Fatalf("log body: %+v, %v", lr, err)
+	}
+	var cg abi.ConfigGetRequest
+	if err := json.Unmarshal(encodeConfigGet(&abi.ConfigGetRequest{Kind: "K", Name: "n"}), &cg); err != nil || cg.Kind != "K" || cg.Name != "n" {
+		t.Fatalf("config_get body: %+v, %v", cg, err)
+	}
+}
+
+func TestHostFunctionsUnsupportedNatively(t *testing.T) {
+	_, err := Now()
+	if !errors.Is(err, &abi.Error{Code: abi.ErrCodeUnsupported}) {
+		t.Fatalf("Now() natively = %v, want unsupported", err)
+	}
+}
+
+// FuzzDecodeRequest checks the guest decoder against encoding/json: it must never panic,
+// and whatever encoding/json accepts, re-encoded the way the host sends it, must decode in
+// the guest to exactly the same value. (On raw input the two legitimately differ: the
+// guest matches keys case-sensitively and keeps the first of duplicate keys.)
+func FuzzDecodeRequest(f *testing.F) {
+	for _, tt := range requestDocs {
+		f.Add([]byte(tt.in))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, _ = DecodeRequest(data)
+		want, err := stdDecode(data)
+		if err != nil {
+			return
+		}
+		canonical, err := json.Marshal(want)
+		if err != nil {
+			return // e.g. a time outside what encoding/json can write
+		}
+		if want, err = stdDecode(canonical); err != nil {
+			t.Fatalf("encoding/json refuses its own %s: %v", canonical, err)
+		}
+		got, err := DecodeRequest(canonical)
+		if err != nil {
+			t.Fatalf("guest refuses host-encoded %s: %v", canonical, err)
+		}
+		normalize(t, got)
+		normalize(t, want)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("decoders disagree on %s:\n guest %+v\n  std  %+v", canonical, got, want)
+		}
+	})
+}
