@@ -11,8 +11,15 @@ import (
 	"go.opentelemetry.io/otel/metric"
 )
 
-// DefaultPrunePause is the default pause between prune batches.
-const DefaultPrunePause = 2 * time.Millisecond
+// Prune pacing defaults.
+const (
+	// DefaultPrunePause is the default pause between prune batches.
+	DefaultPrunePause = 2 * time.Millisecond
+	// DefaultPruneBatchTarget is the default duration aimed at for one prune batch.
+	DefaultPruneBatchTarget = 20 * time.Millisecond
+	// minPruneBatch is the smallest adaptive batch.
+	minPruneBatch = 100
+)
 
 // PruneOptions say which events retention removes. Rules that are zero are off; an event
 // matching several rules is counted under the first: expired, then age, then max events.
@@ -32,9 +39,14 @@ type PruneOptions struct {
 	MaxAge time.Duration
 	// MaxEvents keeps only the newest MaxEvents events (of Group, or overall).
 	MaxEvents int64
-	// BatchSize is the number of rows deleted per transaction (default
+	// BatchSize is the most rows deleted per transaction (default
 	// DefaultPruneBatchSize), so that a writer never waits behind a long delete.
 	BatchSize int
+	// BatchTarget is the time one delete transaction should take (default
+	// DefaultPruneBatchTarget): a slower batch halves the next one (down to
+	// minPruneBatch rows), a batch under half of it doubles the next (up to BatchSize).
+	// This keeps writers' waits short on a loaded machine too.
+	BatchTarget time.Duration
 	// Pause is slept between batches to let writers of other processes in (default
 	// DefaultPrunePause; negative: none).
 	Pause time.Duration
@@ -97,6 +109,10 @@ func (s *Store) Prune(ctx context.Context, o PruneOptions) (PruneResult, error) 
 	if o.Pause == 0 {
 		o.Pause = DefaultPrunePause
 	}
+	if o.BatchTarget <= 0 {
+		o.BatchTarget = DefaultPruneBatchTarget
+	}
+	batch := min(o.BatchSize, 1000) // grows to BatchSize while batches stay fast
 	res := PruneResult{DryRun: o.DryRun}
 	groupWhere, groupArgs := "", []any{}
 	if o.Group != "" {
@@ -171,12 +187,13 @@ func (s *Store) Prune(ctx context.Context, o PruneOptions) (PruneResult, error) 
 			table, key = "events", "seq"
 		}
 		q := `DELETE FROM ` + table + ` WHERE ` + key + ` IN (SELECT ` + key + ` FROM ` + table + ` WHERE ` + r.where + ` LIMIT ?)`
-		args := append(append([]any{}, r.args...), o.BatchSize)
 		for {
 			if err := ctx.Err(); err != nil {
 				return res, err
 			}
 			var n int64
+			args := append(append([]any{}, r.args...), batch)
+			start := time.Now()
 			err := s.writeTx(ctx, func(tx *sql.Tx) error {
 				out, err := tx.ExecContext(ctx, q, args...)
 				if err != nil {
@@ -193,8 +210,14 @@ func (s *Store) Prune(ctx context.Context, o PruneOptions) (PruneResult, error) 
 			if n > 0 && r.table == "" {
 				s.metrics.pruned.Add(ctx, n, metric.WithAttributes(attribute.String("reason", r.reason)))
 			}
-			if n < int64(o.BatchSize) {
+			if n < int64(batch) {
 				break
+			}
+			switch took := time.Since(start); {
+			case took > o.BatchTarget:
+				batch = max(batch/2, min(minPruneBatch, o.BatchSize))
+			case took < o.BatchTarget/2:
+				batch = min(batch*2, o.BatchSize)
 			}
 			if o.Pause > 0 {
 				select {

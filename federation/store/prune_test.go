@@ -161,3 +161,36 @@ func TestPruneHistory(t *testing.T) {
 		}
 	}
 }
+
+func TestPruneAdaptiveBatches(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name        string
+		target      time.Duration
+		wantBatches int
+	}{
+		// Every batch is "slow": 400, 200, 100, 100, 100, 100, then an empty one.
+		{name: "slow batches shrink to the minimum", target: time.Nanosecond, wantBatches: 7},
+		// Every batch is "fast": 400, 400, 200 (the last, short one ends the rule).
+		{name: "fast batches stay at the maximum", target: time.Hour, wantBatches: 3},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := openTest(t)
+			batch := make([]event.Event, 1000)
+			for i := range batch {
+				batch[i] = ev(fmt.Sprintf("e%04d", i), "g", "t", "s", time.Second)
+			}
+			if _, err := s.InsertEvents(ctx, batch); err != nil {
+				t.Fatal(err)
+			}
+			res, err := s.Prune(ctx, PruneOptions{Now: t0.Add(time.Hour), Expired: true, BatchSize: 400, BatchTarget: tc.target, Pause: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Expired != 1000 || res.Batches != tc.wantBatches {
+				t.Errorf("pruned %d in %d batches, want 1000 in %d", res.Expired, res.Batches, tc.wantBatches)
+			}
+		})
+	}
+}
