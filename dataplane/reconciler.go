@@ -6,6 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
 )
 
 // Backend is where kernel objects live: the Linux kernel in one network namespace
@@ -33,17 +38,64 @@ type Reconciler struct {
 	backend Backend
 	log     *slog.Logger
 
+	reconciles metric.Int64Counter
+	changes    metric.Int64Counter
+	duration   metric.Float64Histogram
+	objects    metric.Int64Gauge
+
 	mu     sync.Mutex
 	closed bool
 	last   State // last desired state applied successfully
 }
 
+// Option configures a Reconciler.
+type Option func(*reconcilerOptions)
+
+type reconcilerOptions struct {
+	mp metric.MeterProvider
+}
+
+// WithMeterProvider records the reconciler's metrics with mp (default: the no-op
+// provider): routerd_dataplane_reconcile_total{result: changed|unchanged|error},
+// routerd_dataplane_changes_total{op, kind}, routerd_dataplane_reconcile_duration_seconds
+// and routerd_dataplane_desired_objects.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(o *reconcilerOptions) { o.mp = mp }
+}
+
 // NewReconciler returns a Reconciler over backend. A nil logger discards logs.
-func NewReconciler(backend Backend, log *slog.Logger) *Reconciler {
+func NewReconciler(backend Backend, log *slog.Logger, opts ...Option) *Reconciler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Reconciler{backend: backend, log: log}
+	o := reconcilerOptions{mp: noop.NewMeterProvider()}
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.mp == nil {
+		o.mp = noop.NewMeterProvider()
+	}
+	r := &Reconciler{backend: backend, log: log}
+	meter := o.mp.Meter("routerd.net/routerd/dataplane")
+	var errs []error
+	var err error
+	r.reconciles, err = meter.Int64Counter("routerd_dataplane_reconcile_total",
+		metric.WithDescription("Dataplane reconciliations (Apply), by result: changed, unchanged or error."))
+	errs = append(errs, err)
+	r.changes, err = meter.Int64Counter("routerd_dataplane_changes_total",
+		metric.WithDescription("Kernel object changes of successful reconciliations, by op (add, remove, replace) and kind."))
+	errs = append(errs, err)
+	r.duration, err = meter.Float64Histogram("routerd_dataplane_reconcile_duration_seconds",
+		metric.WithDescription("Duration of one reconciliation (read current state, diff, apply)."), metric.WithUnit("s"))
+	errs = append(errs, err)
+	r.objects, err = meter.Int64Gauge("routerd_dataplane_desired_objects",
+		metric.WithDescription("Objects in the last desired state applied successfully."))
+	errs = append(errs, err)
+	if err := errors.Join(errs...); err != nil {
+		// Instrument creation only fails on invalid names, which are constants here.
+		log.Error("dataplane: metrics", "err", err)
+	}
+	return r
 }
 
 // Backend returns the reconciler's backend.
@@ -69,18 +121,31 @@ func (r *Reconciler) Apply(ctx context.Context, desired State) (Diff, error) {
 	if r.closed {
 		return Diff{}, ErrClosed
 	}
+	start := time.Now()
+	result := "error"
+	defer func() {
+		r.reconciles.Add(ctx, 1, metric.WithAttributes(attribute.String("result", result)))
+		r.duration.Record(ctx, time.Since(start).Seconds())
+	}()
 	d, want, err := r.plan(ctx, desired)
 	if err != nil {
 		return d, err
 	}
 	if d.Empty() {
 		r.last = want
+		result = "unchanged"
+		r.objects.Record(ctx, int64(want.Len()))
 		return d, nil
 	}
 	if err := r.backend.Apply(ctx, d, want); err != nil {
 		return d, fmt.Errorf("dataplane: apply on %s: %w", r.backend.Name(), err)
 	}
+	for _, c := range d.Changes {
+		r.changes.Add(ctx, 1, metric.WithAttributes(attribute.String("op", string(c.Op)), attribute.String("kind", c.Object().Kind().String())))
+	}
 	r.last = want
+	result = "changed"
+	r.objects.Record(ctx, int64(want.Len()))
 	add, rm, repl := d.Count()
 	r.log.Info("dataplane applied", "backend", r.backend.Name(), "added", add, "removed", rm, "replaced", repl)
 	return d, nil
