@@ -547,3 +547,32 @@ func TestEncodePayload(t *testing.T) {
 		})
 	}
 }
+
+func TestSynchronousSetting(t *testing.T) {
+	tests := []struct {
+		name    string
+		durable bool
+		want    int // PRAGMA synchronous: 1 NORMAL, 2 FULL
+	}{
+		{name: "default survives process death", durable: false, want: 1},
+		{name: "durable survives power loss", durable: true, want: 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Open(filepath.Join(t.TempDir(), "routerd.db"), Options{Durable: tc.durable})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			for name, db := range map[string]*sql.DB{"write": s.DB(), "read": s.ReadDB()} {
+				var got int
+				if err := db.QueryRow(`PRAGMA synchronous`).Scan(&got); err != nil || got != tc.want {
+					t.Errorf("%s connection: synchronous = %d, %v; want %d", name, got, err, tc.want)
+				}
+			}
+			if _, err := s.ReadDB().Exec(`DELETE FROM events`); err == nil {
+				t.Error("the read pool accepted a write")
+			}
+		})
+	}
+}
