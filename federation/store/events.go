@@ -105,7 +105,7 @@ func (s *Store) InsertEvents(ctx context.Context, events []event.Event) ([]Inser
 		for i, r := range rows {
 			e := r.ev
 			res, err := ins.ExecContext(ctx, e.ID, e.Group, e.Type, e.SourceNode, e.Subject, e.DedupeKey,
-				r.payload, timeToDB(e.ObservedAt), timeToDB(e.ExpiresAt), received)
+				r.payload, nanosOrNil(e.ObservedAt), nanosOrNil(e.ExpiresAt), received)
 			if err != nil {
 				return fmt.Errorf("insert event %s: %w", e.ID, err)
 			}
@@ -183,6 +183,15 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
+}
+
+// nanosOrNil is timeToDB as a plain driver value (int64 or nil), which database/sql
+// passes through without the driver.Valuer round trip; it matters on the ingest path.
+func nanosOrNil(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixNano()
 }
 
 // InsertEvent stores one event (see InsertEvents).
