@@ -25,7 +25,7 @@ const JSONSchemaID = "https://routerd.net/schemas/" + JSONSchemaFile
 // independent of its working directory. A test fails when a Kind's type has no
 // description, so a new file of Kind types must be listed here.
 //
-//go:embed meta.go federation.go hybrid.go plugin.go
+//go:embed meta.go federation.go hybrid.go dynamic.go plugin.go
 var kindSources embed.FS
 
 // GenerateJSONSchema returns the JSON Schema (draft 2020-12) of a routerd config document,

@@ -107,6 +107,10 @@ func printConfigProblems(w io.Writer, cfg *schemas.Config, el *schemas.ErrorList
 		fmt.Fprintf(w, "invalid: %s%s\n", configPlural(len(el.Problems), "problem"), configWarningSummary(warnings))
 		return
 	}
+	if cfg.Len() == 0 {
+		fmt.Fprintf(w, "valid: no resource documents found%s\n", configWarningSummary(warnings))
+		return
+	}
 	fmt.Fprintf(w, "valid: %s (%s)%s\n", configPlural(cfg.Len(), "resource"), cfg.String(), configWarningSummary(warnings))
 }
 

@@ -1,0 +1,35 @@
+package schemas
+
+import (
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestDocsExamples loads every ```yaml block of docs/config.md together: the minimal
+// examples must form one valid config with every Kind.
+func TestDocsExamples(t *testing.T) {
+	md, err := os.ReadFile("../docs/config.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllStringSubmatch(string(md), -1)
+	var docs []string
+	for _, b := range blocks {
+		docs = append(docs, b[1])
+	}
+	cfg, err := Decode("docs/config.md", []byte(strings.Join(docs, "---\n")))
+	if err != nil {
+		t.Fatalf("docs/config.md examples: %v", err)
+	}
+	for _, k := range Kinds() {
+		found := false
+		for _, o := range cfg.Objects() {
+			found = found || o.GetKind() == k.Kind
+		}
+		if !found {
+			t.Errorf("docs/config.md has no example of %s", k.Kind)
+		}
+	}
+}
