@@ -1,8 +1,10 @@
 // Package netnslab builds a small lab of routers for the demo and tests: one network
 // namespace per router, every pair of routers joined by a veth pair ("ovl-<peer>" on each
-// side, 169.254.N.1/30 and .2/30), forwarding on, and a kernel dataplane reconciler per
+// side, 169.254.N.1/30 and .2/30) — or only the links Options.Links names, with the
+// interface names a config uses — forwarding on, and a kernel dataplane reconciler per
 // router. Apply installs real routes and MSS clamp rules; Excerpt prints them as
-// `ip route` / `nft list table` would. Teardown deletes every namespace it created.
+// `ip route` / `nft list table` would; AddAddress, AddRoute and Ping set up and probe the
+// far sites. Teardown deletes every namespace it created.
 //
 // Everything is done through netlink (vishvananda/netlink, netns, google/nftables); the
 // ip and nft binaries are only used by Excerpt, when installed, to print the kernel's own
@@ -37,8 +39,24 @@ type Options struct {
 	// Prefix starts every namespace name (default "rd-lab-"); the namespace of router r
 	// is Prefix+r. Choose a prefix no other lab on the machine uses.
 	Prefix string
+	// Links, when set, replace the full mesh: only these veth pairs are created, with
+	// the interface names and (optional) addresses given. Use it to reproduce a
+	// config's interface names (e.g. every router's "wg-hybrid" toward an "onprem"
+	// router that is not running routerd).
+	Links []LinkSpec
 	// Logger receives the reconcilers' logs; nil discards them.
 	Logger *slog.Logger
+}
+
+// LinkSpec is one veth pair between routers A and B.
+type LinkSpec struct {
+	// A and B are router names from Options.Routers.
+	A, B string
+	// DevA and DevB are the interface names in A and B (at most 15 characters).
+	DevA, DevB string
+	// AddrA and AddrB are addresses to configure on each end (zero: none; routerd may
+	// configure them from an OverlayPeer's underlay.address).
+	AddrA, AddrB netip.Prefix
 }
 
 // Link is one router's end of a veth pair toward a peer router.
@@ -146,19 +164,32 @@ func Setup(ctx context.Context, opts Options) (*Lab, error) {
 		handles[name] = h
 		lab.Routers = append(lab.Routers, &Router{Name: name, NetNS: nsName})
 	}
-	subnet := 0
-	for i, a := range lab.Routers {
-		for _, b := range lab.Routers[i+1:] {
-			subnet++
-			base := netip.AddrFrom4([4]byte{169, 254, byte(subnet), 0})
-			la := Link{Dev: "ovl-" + b.Name, Peer: b.Name, Local: netip.PrefixFrom(base.Next(), 30), Remote: base.Next().Next()}
-			lb := Link{Dev: "ovl-" + a.Name, Peer: a.Name, Local: netip.PrefixFrom(base.Next().Next(), 30), Remote: base.Next()}
-			if err := addVeth(handles[a.Name], la, handles[b.Name], lb); err != nil {
-				return fail(fmt.Errorf("netnslab: link %s-%s: %w", a.Name, b.Name, err))
+	specs := opts.Links
+	if len(specs) == 0 {
+		subnet := 0
+		for i, a := range lab.Routers {
+			for _, b := range lab.Routers[i+1:] {
+				subnet++
+				base := netip.AddrFrom4([4]byte{169, 254, byte(subnet), 0})
+				specs = append(specs, LinkSpec{
+					A: a.Name, DevA: "ovl-" + b.Name, AddrA: netip.PrefixFrom(base.Next(), 30),
+					B: b.Name, DevB: "ovl-" + a.Name, AddrB: netip.PrefixFrom(base.Next().Next(), 30),
+				})
 			}
-			a.Links = append(a.Links, la)
-			b.Links = append(b.Links, lb)
 		}
+	}
+	for _, sp := range specs {
+		a, b := lab.Router(sp.A), lab.Router(sp.B)
+		if a == nil || b == nil || a == b || len(sp.DevA) == 0 || len(sp.DevA) > 15 || len(sp.DevB) == 0 || len(sp.DevB) > 15 {
+			return fail(fmt.Errorf("netnslab: link %+v: want two different routers of Options.Routers and interface names of 1-15 characters", sp))
+		}
+		la := Link{Dev: sp.DevA, Peer: sp.B, Local: sp.AddrA, Remote: sp.AddrB.Addr()}
+		lb := Link{Dev: sp.DevB, Peer: sp.A, Local: sp.AddrB, Remote: sp.AddrA.Addr()}
+		if err := addVeth(handles[sp.A], la, handles[sp.B], lb); err != nil {
+			return fail(fmt.Errorf("netnslab: link %s/%s-%s/%s: %w", sp.A, sp.DevA, sp.B, sp.DevB, err))
+		}
+		a.Links = append(a.Links, la)
+		b.Links = append(b.Links, lb)
 	}
 	for _, r := range lab.Routers {
 		be, err := netlinkdp.Open(netlinkdp.Options{NetNS: r.NetNS, Logger: opts.Logger})
@@ -235,13 +266,93 @@ func addVeth(a netns.NsHandle, la Link, b netns.NsHandle, lb Link) error {
 		if err != nil {
 			return fmt.Errorf("find %s: %w", side.l.Dev, err)
 		}
-		ipn := &net.IPNet{IP: side.l.Local.Addr().AsSlice(), Mask: net.CIDRMask(side.l.Local.Bits(), 32)}
-		if err := side.h.AddrAdd(link, &netlink.Addr{IPNet: ipn}); err != nil {
-			return fmt.Errorf("address %s on %s: %w", side.l.Local, side.l.Dev, err)
+		if side.l.Local.IsValid() {
+			if err := side.h.AddrAdd(link, &netlink.Addr{IPNet: ipNet(side.l.Local)}); err != nil {
+				return fmt.Errorf("address %s on %s: %w", side.l.Local, side.l.Dev, err)
+			}
 		}
 		if err := side.h.LinkSetUp(link); err != nil {
 			return fmt.Errorf("up %s: %w", side.l.Dev, err)
 		}
+	}
+	return nil
+}
+
+func ipNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+// AddAddress configures p on interface dev of router name as the lab's own (foreign to
+// routerd) address: the far end of a site, or a host address on "lo".
+func (l *Lab) AddAddress(name, dev string, p netip.Prefix) error {
+	r := l.Router(name)
+	if r == nil {
+		return fmt.Errorf("netnslab: no router %q", name)
+	}
+	ns, err := netns.GetFromName(r.NetNS)
+	if err != nil {
+		return fmt.Errorf("netnslab: open netns %s: %w", r.NetNS, err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return fmt.Errorf("netnslab: netlink in %s: %w", r.NetNS, err)
+	}
+	defer h.Close()
+	link, err := h.LinkByName(dev)
+	if err != nil {
+		return fmt.Errorf("netnslab: router %s: interface %s: %w", name, dev, err)
+	}
+	if err := h.AddrAdd(link, &netlink.Addr{IPNet: ipNet(p)}); err != nil {
+		return fmt.Errorf("netnslab: router %s: address %s on %s: %w", name, p, dev, err)
+	}
+	return nil
+}
+
+// AddRoute installs a route of the lab's own (foreign to routerd; protocol static) in
+// router name, e.g. the far site's way back to an overlay. A zero via means a device
+// route.
+func (l *Lab) AddRoute(name string, dst netip.Prefix, dev string, via netip.Addr) error {
+	r := l.Router(name)
+	if r == nil {
+		return fmt.Errorf("netnslab: no router %q", name)
+	}
+	ns, err := netns.GetFromName(r.NetNS)
+	if err != nil {
+		return fmt.Errorf("netnslab: open netns %s: %w", r.NetNS, err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return fmt.Errorf("netnslab: netlink in %s: %w", r.NetNS, err)
+	}
+	defer h.Close()
+	link, err := h.LinkByName(dev)
+	if err != nil {
+		return fmt.Errorf("netnslab: router %s: interface %s: %w", name, dev, err)
+	}
+	route := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: ipNet(dst.Masked()), Protocol: 4} // static
+	if via.IsValid() {
+		route.Gw = net.IP(via.AsSlice())
+	} else {
+		route.Scope = netlink.SCOPE_LINK
+	}
+	if err := h.RouteAdd(route); err != nil {
+		return fmt.Errorf("netnslab: router %s: route %s: %w", name, dst, err)
+	}
+	return nil
+}
+
+// Ping sends one ICMP echo from router name to addr (ping(8) inside the namespace, 1 s
+// timeout) and reports whether a reply came back.
+func (l *Lab) Ping(ctx context.Context, name string, addr netip.Addr) error {
+	r := l.Router(name)
+	if r == nil {
+		return fmt.Errorf("netnslab: no router %q", name)
+	}
+	out, err := exec.CommandContext(ctx, "ip", "netns", "exec", r.NetNS, "ping", "-c", "1", "-W", "1", addr.String()).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("netnslab: ping %s from %s: %w: %s", addr, name, err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }

@@ -10,7 +10,9 @@ import (
 	"testing"
 
 	"routerd.net/routerd/dataplane"
+	"routerd.net/routerd/dataplane/desired"
 	"routerd.net/routerd/dataplane/internal/nstest"
+	"routerd.net/routerd/schemas"
 )
 
 func TestLab(t *testing.T) {
@@ -91,5 +93,74 @@ func TestSetupRejectsBadNames(t *testing.T) {
 				t.Fatalf("Setup(%q) succeeded", tt.routers)
 			}
 		})
+	}
+}
+
+const siteConfig = `apiVersion: hybrid.routerd.net/v1alpha1
+kind: OverlayPeer
+metadata: {name: onprem-main}
+spec:
+  role: cloud
+  underlay: {type: wireguard, interface: wg-hybrid, address: 10.255.1.1/30}
+  remote: {address: 10.255.1.2}
+---
+apiVersion: hybrid.routerd.net/v1alpha1
+kind: AddressMobilityDomain
+metadata: {name: lab}
+spec: {prefix: 10.88.0.0/16, peerRef: onprem-main}
+---
+apiVersion: hybrid.routerd.net/v1alpha1
+kind: RemoteAddressClaim
+metadata: {name: onprem-10-88-60-9}
+spec: {domainRef: lab, address: 10.88.60.9, delivery: {peerRef: onprem-main, tunnelInterface: wg-hybrid}}
+---
+apiVersion: hybrid.routerd.net/v1alpha1
+kind: MSSClamp
+metadata: {name: overlay}
+spec: {peerRefs: [onprem-main]}
+`
+
+// TestLabFromConfig reproduces a config's interface names with explicit links: the
+// router's "wg-hybrid" leads to an on-prem site holding the claimed address; the config's
+// claim, applied for real, makes the address reachable.
+func TestLabFromConfig(t *testing.T) {
+	nstest.RequireRoot(t)
+	ctx := context.Background()
+	lab, err := Setup(ctx, Options{
+		Routers: []string{"router-b", "onprem"},
+		Prefix:  nstest.Name("rdl") + "-",
+		Links:   []LinkSpec{{A: "router-b", DevA: "wg-hybrid", B: "onprem", DevB: "to-b", AddrB: netip.MustParsePrefix("10.255.1.2/30")}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lab.Teardown() })
+	if err := lab.AddAddress("onprem", "lo", netip.MustParsePrefix("10.88.60.9/32")); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := schemas.Decode("site.yaml", []byte(siteConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := desired.FromConfig(cfg, desired.Options{})
+	if len(res.Problems) > 0 {
+		t.Fatalf("problems: %q", res.Problems)
+	}
+	if err := lab.Ping(ctx, "router-b", netip.MustParseAddr("10.88.60.9")); err == nil {
+		t.Fatal("10.88.60.9 reachable before the claim was applied")
+	}
+	d, err := lab.Apply(ctx, "router-b", res.State)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("applied:\n%s", d)
+	if err := lab.Ping(ctx, "router-b", netip.MustParseAddr("10.88.60.9")); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.AddRoute("onprem", netip.MustParsePrefix("10.99.0.0/16"), "to-b", netip.MustParseAddr("10.255.1.1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.AddAddress("router-b", "nope", netip.MustParsePrefix("10.1.1.1/32")); err == nil {
+		t.Fatal("AddAddress on a missing interface succeeded")
 	}
 }
