@@ -210,7 +210,7 @@ func (d *docContext) decodeValue(n *yaml.Node, v reflect.Value, path string, fi 
 	t := v.Type()
 	switch t {
 	case durationType:
-		if n.Kind != yaml.ScalarNode || (n.ShortTag() != "!!str" && n.Value != "0") {
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" {
 			d.errorf(n.Line, path, "want a duration like 30s or 5m, got %s", nodeKind(n))
 			return
 		}
