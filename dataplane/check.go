@@ -10,12 +10,18 @@ import (
 
 // KernelRoute is a route of the kernel that routerd does not own, as Inspect reports it.
 type KernelRoute struct {
-	Dst      netip.Prefix `json:"dst"`
-	Dev      string       `json:"dev,omitempty"`
-	Via      netip.Addr   `json:"via,omitzero"`
-	Table    int          `json:"table"`
-	Metric   int          `json:"metric"`
-	Protocol int          `json:"protocol"`
+	// Dst is the destination (0.0.0.0/0 or ::/0 for a default route).
+	Dst netip.Prefix `json:"dst"`
+	// Dev is the outgoing interface ("" when the route has none, e.g. unreachable).
+	Dev string `json:"dev,omitempty"`
+	// Via is the next hop, if any.
+	Via netip.Addr `json:"via,omitzero"`
+	// Table is the routing table id.
+	Table int `json:"table"`
+	// Metric is the route priority.
+	Metric int `json:"metric"`
+	// Protocol is the route protocol number (2 kernel, 3 boot, 4 static, ...).
+	Protocol int `json:"protocol"`
 }
 
 // String renders the route in the words of ip route.
@@ -74,9 +80,12 @@ type CheckResult struct {
 
 // Report is the result of all dataplane checks.
 type Report struct {
-	Backend string        `json:"backend"`
-	OK      bool          `json:"ok"`
-	Checks  []CheckResult `json:"checks"`
+	// Backend names the backend inspected.
+	Backend string `json:"backend"`
+	// OK is true when every check passed.
+	OK bool `json:"ok"`
+	// Checks are the results in a fixed order.
+	Checks []CheckResult `json:"checks"`
 }
 
 // Check compares desired with what insp found and returns one CheckResult per check:

@@ -20,8 +20,11 @@ const (
 // Change is one step of a Diff. Old is nil for an add, New is nil for a remove; a
 // replace has both (same Key, different attributes).
 type Change struct {
-	Op  Op
+	// Op is add, remove or replace.
+	Op Op
+	// Old is the object being removed or replaced.
 	Old Object
+	// New is the object being added, or the replacement.
 	New Object
 }
 
@@ -66,6 +69,7 @@ func (c Change) MarshalJSON() ([]byte, error) {
 // removals first (mss rules, routes, proxy neighbors, addresses), then additions and
 // replacements (addresses, proxy neighbors, routes, mss rules), each sorted by key.
 type Diff struct {
+	// Changes are in apply order.
 	Changes []Change
 }
 

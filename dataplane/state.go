@@ -211,10 +211,14 @@ func (m MSSRule) match() string {
 
 // State is a set of kernel objects: the desired state, or the objects routerd owns now.
 type State struct {
-	Addresses      []Address       `json:"addresses,omitempty"`
+	// Addresses are interface addresses.
+	Addresses []Address `json:"addresses,omitempty"`
+	// ProxyNeighbors are proxy ARP/NDP entries.
 	ProxyNeighbors []ProxyNeighbor `json:"proxyNeighbors,omitempty"`
-	Routes         []Route         `json:"routes,omitempty"`
-	MSSRules       []MSSRule       `json:"mssRules,omitempty"`
+	// Routes are routes in any table.
+	Routes []Route `json:"routes,omitempty"`
+	// MSSRules are the clamp rules of routerd's nftables table.
+	MSSRules []MSSRule `json:"mssRules,omitempty"`
 }
 
 // Objects returns every object of s, in apply order (kind, then key).

@@ -108,3 +108,17 @@ func TestNoHostImport(t *testing.T) {
 		}
 	}
 }
+
+// TestPackageDocs requires a package comment in every dataplane package.
+func TestPackageDocs(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}}\t{{.Doc}}", "routerd.net/routerd/dataplane/...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		pkg, doc, _ := strings.Cut(line, "\t")
+		if strings.TrimSpace(doc) == "" {
+			t.Errorf("package %s has no package comment", pkg)
+		}
+	}
+}

@@ -36,7 +36,9 @@ const ClaimMetric = schemas.DefaultRouteMetric
 
 // Result is the translated desired state and every problem met on the way.
 type Result struct {
-	State    dataplane.State
+	// State is every object that could be built.
+	State dataplane.State
+	// Problems describe what could not be built, one line each naming the resource.
 	Problems []string
 }
 

@@ -95,6 +95,7 @@ func (r *Router) LinkTo(peer string) (Link, bool) {
 
 // Lab is a set of routers in namespaces. Close it with Teardown.
 type Lab struct {
+	// Routers are the lab's routers, in Options.Routers order.
 	Routers []*Router
 
 	mu      sync.Mutex

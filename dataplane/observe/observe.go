@@ -29,14 +29,18 @@ import (
 
 // Domain is the part of an AddressMobilityDomain the observer needs.
 type Domain struct {
-	Name   string
+	// Name is the AddressMobilityDomain's name.
+	Name string
+	// Prefix holds the addresses that may move.
 	Prefix netip.Prefix
 }
 
 // Observation is one observed fact: an event.AddressObserved or event.NeighborMoved
 // payload and when it was seen.
 type Observation struct {
-	At      time.Time
+	// At is when the observer saw it.
+	At time.Time
+	// Payload is an event.AddressObserved or event.NeighborMoved.
 	Payload event.Payloader
 }
 
