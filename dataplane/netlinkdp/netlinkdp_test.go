@@ -32,8 +32,14 @@ func open(t *testing.T, ns *nstest.NS) (*dataplane.Reconciler, *Backend) {
 // fullState is a desired state with every kind of object.
 func fullState() dataplane.State {
 	return dataplane.State{
-		Addresses:      []dataplane.Address{{Prefix: netip.MustParsePrefix("169.254.10.1/30"), Dev: "wg0", From: "OverlayPeer/cloud"}},
-		ProxyNeighbors: []dataplane.ProxyNeighbor{{Addr: netip.MustParseAddr("10.88.60.11"), Dev: "lan0", From: "RemoteAddressClaim/c"}},
+		Addresses: []dataplane.Address{
+			{Prefix: netip.MustParsePrefix("169.254.10.1/30"), Dev: "wg0", From: "OverlayPeer/cloud"},
+			{Prefix: netip.MustParsePrefix("fd00:10::1/64"), Dev: "wg0", From: "OverlayPeer/cloud"},
+		},
+		ProxyNeighbors: []dataplane.ProxyNeighbor{
+			{Addr: netip.MustParseAddr("10.88.60.11"), Dev: "lan0", From: "RemoteAddressClaim/c"},
+			{Addr: netip.MustParseAddr("2001:db8:60::11"), Dev: "lan0", From: "RemoteAddressClaim/c6"},
+		},
 		Routes: []dataplane.Route{
 			{Dst: netip.MustParsePrefix("10.88.60.9/32"), Dev: "wg0", From: "RemoteAddressClaim/a"},
 			{Dst: netip.MustParsePrefix("10.88.60.10/32"), Dev: "wg0", Via: netip.MustParseAddr("169.254.10.2"), From: "RemoteAddressClaim/b"},
@@ -116,6 +122,8 @@ func TestApplyIdempotentDriftWithdraw(t *testing.T) {
 		{"-6 route show proto 196", "2001:db8::9 dev wg0 metric 1024"},
 		{"addr show dev wg0", "169.254.10.1/30 scope global"},
 		{"neigh show proxy", "10.88.60.11 dev lan0 proxy proto 196"},
+		{"-6 neigh show proxy", "2001:db8:60::11 dev lan0 proxy proto 196"},
+		{"-6 addr show dev wg0", "fd00:10::1/64"},
 	} {
 		if out := ns.IP(t, strings.Fields(c.args)...); !strings.Contains(out, c.want) {
 			t.Errorf("ip %s:\n%s\nwant a line containing %q", c.args, out, c.want)
@@ -157,7 +165,7 @@ func TestApplyIdempotentDriftWithdraw(t *testing.T) {
 	// Withdraw an expired claim (and its proxy entry).
 	withdrawn := fullState()
 	withdrawn.Routes = withdrawn.Routes[1:]
-	withdrawn.ProxyNeighbors = nil
+	withdrawn.ProxyNeighbors = withdrawn.ProxyNeighbors[1:]
 	d = apply(t, r, withdrawn)
 	if got := strings.TrimSpace(d.String()); got != "- route 10.88.60.9/32 dev wg0 table main metric 0 proto routerd\n- proxy-neighbor 10.88.60.11 dev lan0 proto routerd" {
 		t.Errorf("withdraw diff:\n%s", got)
@@ -168,12 +176,12 @@ func TestApplyIdempotentDriftWithdraw(t *testing.T) {
 
 	// Empty desired state: everything of routerd's goes, nothing foreign.
 	apply(t, r, dataplane.State{})
-	for _, args := range []string{"route show proto 196", "route show table all proto 196", "neigh show proxy proto 196"} {
+	for _, args := range []string{"route show proto 196", "route show table all proto 196", "neigh show proxy proto 196", "-6 neigh show proxy proto 196"} {
 		if out := ns.IP(t, strings.Fields(args)...); out != "" {
 			t.Errorf("ip %s after empty apply:\n%s", args, out)
 		}
 	}
-	if out := ns.IP(t, "addr", "show", "dev", "wg0"); strings.Contains(out, "169.254.10.1") {
+	if out := ns.IP(t, "addr", "show", "dev", "wg0"); strings.Contains(out, "169.254.10.1") || strings.Contains(out, "fd00:10::1") {
 		t.Errorf("routerd's address still there:\n%s", out)
 	}
 	if out, err := exec.Command("ip", "netns", "exec", ns.Name, "nft", "list", "table", "inet", "routerd").CombinedOutput(); err == nil {
