@@ -218,7 +218,13 @@ func (o *Observer) address(u netlink.AddrUpdate) {
 // seen records a host at (dev, mac) and emits what changed.
 func (o *Observer) seen(ip netip.Addr, dev, mac string) {
 	domain, ok := o.domain(ip)
-	if !ok || o.opts.Ignore(ip) {
+	if !ok {
+		return
+	}
+	if o.opts.Ignore(ip) {
+		// The address lives elsewhere now (routerd routes it away): forget it, so that
+		// when it comes back it is announced again.
+		delete(o.known, ip)
 		return
 	}
 	now := location{dev: dev, mac: mac}

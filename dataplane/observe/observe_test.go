@@ -115,6 +115,30 @@ func TestObserver(t *testing.T) {
 	if len(got) != 3 || got[2] != "neighbor.moved 10.88.60.51 dev lan0 domain campus mac 02:00:00:00:00:51 was "+macOf(t, hosts) {
 		t.Fatalf("after the move: %q", got)
 	}
+	// The host moves to another site: routerd claims it there (routes it away), and the
+	// observer forgets it. When it comes back (the claim is withdrawn and the host answers
+	// here again) it is announced again.
+	claimed := dataplane.State{Routes: []dataplane.Route{
+		{Dst: netip.MustParsePrefix("10.88.70.9/32"), Dev: "lan0"},
+		{Dst: netip.MustParsePrefix("10.88.60.50/32"), Dev: "lan0", From: "RemoteAddressClaim/cloud-10-88-60-50"},
+	}}
+	if _, err := rec.Apply(context.Background(), claimed); err != nil {
+		t.Fatal(err)
+	}
+	router.IP(t, "neigh", "replace", "10.88.60.50", "lladdr", "02:00:00:00:00:50", "dev", "lan0", "nud", "reachable")
+	if got = r.waitFor(t, 3); len(got) != 3 {
+		t.Fatalf("a claimed-away host was observed: %q", got)
+	}
+	claimed.Routes = claimed.Routes[:1]
+	if _, err := rec.Apply(context.Background(), claimed); err != nil {
+		t.Fatal(err)
+	}
+	router.IP(t, "neigh", "replace", "10.88.60.50", "lladdr", "02:00:00:00:00:52", "dev", "lan0", "nud", "reachable")
+	got = r.waitFor(t, 4)
+	if len(got) != 4 || got[3] != "address.observed 10.88.60.50 dev lan0 domain campus" {
+		t.Fatalf("the returning host: %q", got)
+	}
+
 	// Envelope conversion is valid for the federation.
 	ev := r.obs[2].Event("lab", "router-a", time.Minute)
 	if err := ev.Validate(); err != nil {
