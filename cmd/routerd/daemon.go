@@ -80,7 +80,8 @@ type ReconcileRecord struct {
 	DurationMS   float64            `json:"durationMS"`
 	Backend      string             `json:"backend"`
 	DryRun       bool               `json:"dryRun"`
-	Diff         dataplane.Diff     `json:"diff"`
+	Diff         dataplane.Diff     `json:"-"`
+	Changes      []string           `json:"changes"`
 	Objects      int                `json:"objects"`
 	DynamicParts int                `json:"dynamicParts"`
 	Problems     []string           `json:"problems,omitempty"`
@@ -250,6 +251,10 @@ func (d *Daemon) start(ctx context.Context) error {
 		}
 	}
 
+	// Plugin resources first, so that each module is compiled once, under its resource.
+	if err := d.host.Configure(ctx, pluginSpecs(cfg)); err != nil {
+		d.log.Warn("plugins: configure", "err", err)
+	}
 	if err := d.host.LoadDir(ctx, s.PluginDir); err != nil {
 		// Plugins that failed stay visible in Status; the others serve.
 		d.log.Warn("plugins: some failed to load", "dir", s.PluginDir, "err", err)
@@ -434,6 +439,10 @@ func (d *Daemon) reconcile(ctx context.Context) {
 		rec.Objects = out.State.Len()
 		diff, err := d.reconciler.Apply(ctx, out.State)
 		rec.Diff = diff
+		rec.Changes = []string{}
+		for _, c := range diff.Changes {
+			rec.Changes = append(rec.Changes, c.String())
+		}
 		if err != nil {
 			rec.Error = err.Error()
 		}

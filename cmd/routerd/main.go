@@ -80,7 +80,11 @@ func run(ctx context.Context, args []string) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintf(os.Stderr, "%s: %v\n", programName, err)
+	msg := err.Error()
+	if !strings.HasPrefix(msg, programName+":") {
+		msg = programName + ": " + msg
+	}
+	fmt.Fprintln(os.Stderr, msg)
 	var ue usageError
 	if errors.As(err, &ue) || isCobraUsageError(cmd, err) {
 		return exitUsage

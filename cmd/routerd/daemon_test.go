@@ -1,0 +1,327 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"routerd.net/routerd/cmd/internal/settings"
+	"routerd.net/routerd/federation/dynamic"
+	"routerd.net/routerd/federation/event"
+	"routerd.net/routerd/federation/store"
+	"routerd.net/routerd/federation/subscribe"
+	"routerd.net/routerd/host"
+	"routerd.net/routerd/host/wasmbuild"
+)
+
+// testRouter starts router-b of the demo config as a daemon without a transport child.
+func testRouter(t *testing.T, watch bool) (*Daemon, settings.Settings) {
+	t.Helper()
+	wasm := wasmbuild.ForTest(t, "plugins/event-to-remote-claim")
+	dir := t.TempDir()
+	pluginDir := filepath.Join(dir, "plugins")
+	if err := os.MkdirAll(pluginDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(pluginDir, "event-to-remote-claim.wasm"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ports, err := freePorts(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "conf.d")
+	portOf := map[string]int{"router-a": ports[0], "router-b": ports[1], "router-c": ports[2]}
+	if _, err := prepareConfig(filepath.Join("..", "..", "testdata", "demo", "router-b"), conf, portOf, strings.Repeat("ab", 32)); err != nil {
+		t.Fatal(err)
+	}
+	s := settings.Settings{StateDir: filepath.Join(dir, "state"), PluginDir: pluginDir, ConfigDir: conf,
+		ControlSocket: filepath.Join(dir, "run", "routerd.sock"), LogLevel: "info", LogFormat: "text"}
+	var logs bytes.Buffer
+	d, err := Start(context.Background(), Options{Settings: s, Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: &logs}, nil)),
+		WatchConfig: watch, CacheDir: filepath.Join(os.TempDir(), "routerd-test-wasm-cache")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := d.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", logs.String())
+		}
+	})
+	return d, s
+}
+
+// lockedWriter serialises writes of concurrent loggers into one buffer.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (w *lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.w.Write(p)
+}
+
+// apiClient talks HTTP to the control socket.
+func apiClient(socket string) *http.Client {
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+	}}
+}
+
+func call(t *testing.T, c *http.Client, method, path string, body any, want int, out any) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, "http://routerd"+path, rd)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		t.Fatalf("%s %s: status %d, want %d: %s", method, path, resp.StatusCode, want, data)
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			t.Fatalf("%s %s: decode %s: %v", method, path, data, err)
+		}
+	}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestDaemonEventToClaim runs the whole pipeline inside one daemon: an event written to
+// the store by another process (as routerd-eventd does) reaches the subscription, the
+// plugin proposes a claim, the claim is stored and reconciled, and the control API shows
+// it all; withdrawing it removes the route again.
+func TestDaemonEventToClaim(t *testing.T) {
+	d, s := testRouter(t, false)
+	ctx := context.Background()
+
+	// Another handle on the same file stands in for routerd-eventd.
+	other, err := store.Open(s.StorePath(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	ev := event.New("lab", "routerd.client.ipv4.observed", "router-a", "10.88.60.9",
+		map[string]string{"address": "10.88.60.9", "domain": "lab"}, 30*time.Minute, time.Now())
+	own := event.New("lab", "routerd.client.ipv4.observed", "router-b", "10.88.60.10",
+		map[string]string{"address": "10.88.60.10", "domain": "lab"}, 30*time.Minute, time.Now())
+	if _, err := other.InsertEvents(ctx, []event.Event{own, ev}); err != nil {
+		t.Fatal(err)
+	}
+	var part dynamic.Part
+	waitUntil(t, "the claim", func() bool {
+		p, ok, err := claimFor(ctx, &demoRouter{d: d}, ev.ID)
+		part = p
+		return ok && err == nil
+	})
+	if part.Name != "onprem-10-88-60-9" || part.Source != "EventSubscription/remote-claims" {
+		t.Fatalf("part %+v", part)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	rec, err := d.WaitReconcile(rctx, 0, func(r ReconcileRecord) bool { return strings.Contains(r.Diff.String(), "10.88.60.9/32") })
+	if err != nil {
+		t.Fatalf("no reconcile with the claim route: %v; reconciles %+v", err, d.Reconciles())
+	}
+	if !strings.Contains(rec.Diff.String(), "+ route 10.88.60.9/32 via 10.255.1.2 dev wg-hybrid") {
+		t.Fatalf("diff:\n%s", rec.Diff)
+	}
+
+	c := apiClient(s.ControlSocket)
+	var st Status
+	call(t, c, "GET", "/v1/status", nil, 200, &st)
+	if st.Node != "router-b" || st.DynamicParts != 1 || len(st.Subscriptions) != 1 || st.LastReconcile == nil {
+		t.Fatalf("status %+v", st)
+	}
+	var plugins []host.PluginStatus
+	call(t, c, "GET", "/v1/plugins", nil, 200, &plugins)
+	if len(plugins) != 1 || plugins[0].Name != "event-to-remote-claim" || plugins[0].State != host.StateReady {
+		t.Fatalf("plugins %+v", plugins)
+	}
+	var subs []subscribe.Status
+	call(t, c, "GET", "/v1/subscriptions", nil, 200, &subs)
+	if len(subs) != 1 || subs[0].Name != "remote-claims" || subs[0].Cursor != 2 || subs[0].Batches != 1 || subs[0].LastError != "" {
+		t.Fatalf("subscriptions %+v", subs)
+	}
+	var runs []subscribe.RunRow
+	call(t, c, "GET", "/v1/subscriptions/remote-claims/runs", nil, 200, &runs)
+	if len(runs) != 1 || runs[0].State != "succeeded" || runs[0].Events != 1 {
+		t.Fatalf("runs %+v", runs)
+	}
+	var parts []dynamic.Part
+	call(t, c, "GET", "/v1/dynamic", nil, 200, &parts)
+	if len(parts) != 1 || parts[0].EventIDs[0] != ev.ID {
+		t.Fatalf("dynamic %+v", parts)
+	}
+	call(t, c, "GET", "/v1/dynamic/RemoteAddressClaim/onprem-10-88-60-9", nil, 200, &parts)
+	call(t, c, "GET", "/v1/dynamic/RemoteAddressClaim/nope", nil, 404, nil)
+	call(t, c, "GET", "/v1/nope", nil, 404, nil)
+	call(t, c, "POST", "/v1/dynamic/withdraw", map[string]string{"bogus": "x"}, 400, nil)
+	seq := d.Reconciles()[len(d.Reconciles())-1].Seq
+	call(t, c, "POST", "/v1/dynamic/withdraw", WithdrawRequest{Kind: "RemoteAddressClaim", Name: "onprem-10-88-60-9", Actor: "test"}, 200, &parts)
+	if len(parts) != 1 {
+		t.Fatalf("withdrew %+v", parts)
+	}
+	if _, err := d.WaitReconcile(rctx, seq, func(r ReconcileRecord) bool { return strings.Contains(r.Diff.String(), "- route 10.88.60.9/32") }); err != nil {
+		t.Fatalf("withdrawn claim's route not removed: %+v", d.Reconciles())
+	}
+	resp, err := c.Get("http://routerd/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, m := range []string{"routerd_subscription_batches_total", "routerd_dynamic_parts_applied_total", "routerd_dynamic_parts_withdrawn_total"} {
+		if !strings.Contains(string(body), m) {
+			t.Errorf("/metrics lacks %s", m)
+		}
+	}
+}
+
+// TestDaemonReload: a valid change (file watch) applies; an invalid one is refused with
+// its problems and the running configuration stays.
+func TestDaemonReload(t *testing.T) {
+	d, s := testRouter(t, true)
+	c := apiClient(s.ControlSocket)
+	extra := `apiVersion: federation.routerd.net/v1alpha1
+kind: EventSubscription
+metadata:
+  name: more-claims
+spec:
+  groupRef: lab
+  match:
+    types: [routerd.client.ipv4.observed]
+  trigger:
+    pluginRef: event-to-remote-claim
+`
+	if err := os.WriteFile(filepath.Join(s.ConfigDir, "extra.yaml"), []byte(extra), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the watched config to reload", func() bool { return len(d.engine.Status()) == 2 })
+
+	bad := strings.Replace(extra, "more-claims", "broken", 1) + "  bogusField: 1\n"
+	if err := os.WriteFile(filepath.Join(s.ConfigDir, "zz-bad.yaml"), []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var apiErr apiError
+	call(t, c, "POST", "/v1/reload", nil, 422, &apiErr)
+	if len(apiErr.Problems) == 0 || !strings.Contains(strings.Join(apiErr.Problems, "\n"), "bogusField") {
+		t.Fatalf("reload problems %+v", apiErr)
+	}
+	var st Status
+	call(t, c, "GET", "/v1/status", nil, 200, &st)
+	if len(st.Subscriptions) != 2 || st.LastReloadErr == "" {
+		t.Fatalf("after a refused reload: %+v", st)
+	}
+	if err := os.Remove(filepath.Join(s.ConfigDir, "zz-bad.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	var fixed Status
+	call(t, c, "POST", "/v1/reload", nil, 200, &fixed)
+	if fixed.LastReloadErr != "" || len(fixed.Subscriptions) != 2 {
+		t.Fatalf("reload after the fix: %+v", fixed)
+	}
+}
+
+func TestControlSocketInUse(t *testing.T) {
+	d, s := testRouter(t, false)
+	_, err := serveControl(d, s.ControlSocket)
+	if err == nil || !strings.Contains(err.Error(), "another routerd is listening") {
+		t.Fatalf("second listener on the socket: %v", err)
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	invalid := t.TempDir()
+	if err := os.WriteFile(filepath.Join(invalid, "bad.yaml"), []byte("apiVersion: federation.routerd.net/v1alpha1\nkind: EventGroup\nmetadata: {name: x}\nspec: {bogus: 1}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want int
+	}{
+		{name: "version", args: []string{"version"}, want: exitOK},
+		{name: "unknown flag", args: []string{"--no-such-flag"}, want: exitUsage},
+		{name: "unknown subcommand", args: []string{"nope"}, want: exitUsage},
+		{name: "bad dataplane", args: []string{"run", "--dataplane", "nope", "--config-dir", "../../testdata/demo/router-a",
+			"--state-dir", t.TempDir(), "--control-socket", filepath.Join(t.TempDir(), "s"), "--metrics-address", "", "--no-eventd",
+			"--plugin-dir", t.TempDir()}, want: exitFailed},
+		{name: "invalid config", args: []string{"run", "--config-dir", invalid, "--state-dir", t.TempDir(),
+			"--metrics-address", "", "--no-eventd"}, want: exitFailed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := run(context.Background(), tt.args); got != tt.want {
+				t.Fatalf("run(%q) = %d, want %d", tt.args, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestPrepareConfigRewritesPorts(t *testing.T) {
+	dst := t.TempDir()
+	ports := map[string]int{"router-a": 1001, "router-b": 1002, "router-c": 1003}
+	cfg, err := prepareConfig("../../testdata/demo/router-c", dst, ports, "secret-secret-secret-secret-0123")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := cfg.EventGroups()[0]
+	if g.Spec.NodeName != "router-c" || g.Spec.Listen.Port != 1003 {
+		t.Fatalf("group %+v", g.Spec)
+	}
+	var eps []string
+	for _, p := range cfg.EventPeers() {
+		eps = append(eps, fmt.Sprintf("%s=%s", p.Spec.NodeName, p.Spec.Endpoint))
+	}
+	if strings.Join(eps, " ") != "router-a=http://127.0.0.1:1001 router-b=http://127.0.0.1:1002" {
+		t.Fatalf("peers %v", eps)
+	}
+	if b, err := os.ReadFile(filepath.Join(dst, "secrets", "lab.key")); err != nil || strings.TrimSpace(string(b)) != "secret-secret-secret-secret-0123" {
+		t.Fatalf("secret file %q %v", b, err)
+	}
+	if _, err := prepareConfig("../../testdata/demo/router-c", t.TempDir(), map[string]int{"router-a": 1}, "x"); err == nil {
+		t.Fatal("a node without a port was accepted")
+	}
+}
