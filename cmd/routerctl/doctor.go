@@ -19,7 +19,10 @@ import (
 	"routerd.net/routerd/schemas"
 )
 
-func init() { addCommand(newDoctorCmd) }
+func init() {
+	addCommand(newDoctorCmd)
+	addDoctorArea(dataplaneDoctorArea)
+}
 
 // doctorCheck is one check of any doctor area, as printed (-o table) and encoded (-o json).
 type doctorCheck struct {
@@ -37,7 +40,7 @@ type doctorReport struct {
 }
 
 // doctorArea is one group of checks: `routerctl doctor <name>` runs it, `routerctl doctor`
-// runs every area. Register further areas in doctorAreas (or append in another file's init).
+// runs every area. Another command file registers its area with addDoctorArea in init.
 type doctorArea struct {
 	name  string
 	short string
@@ -48,7 +51,17 @@ type doctorArea struct {
 }
 
 // doctorAreas are the registered areas, in the order `routerctl doctor` runs them.
-var doctorAreas = []doctorArea{dataplaneDoctorArea}
+var doctorAreas []doctorArea
+
+// addDoctorArea registers an area; it panics on a duplicate name.
+func addDoctorArea(a doctorArea) {
+	for _, have := range doctorAreas {
+		if have.name == a.name {
+			panic("routerctl: doctor area " + a.name + " registered twice")
+		}
+	}
+	doctorAreas = append(doctorAreas, a)
+}
 
 // Doctor check statuses.
 const (

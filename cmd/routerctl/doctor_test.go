@@ -180,4 +180,10 @@ func TestDoctorDataplane(t *testing.T) {
 	if code != exitFailed || !strings.Contains(out, "nft-foreign") || !strings.Contains(out, "FAIL") {
 		t.Fatalf("table output (exit %d):\n%s", code, out)
 	}
+
+	// `routerctl doctor` runs every area, the dataplane among them.
+	code, out = runCLI(t, "doctor", "--netns", ns, "--config-dir", dir, "--state-dir", stateDir, "--settings", settingsFile, "-o", "json")
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != exitFailed || !strings.Contains(status(rep), "nft-foreign=fail") {
+		t.Fatalf("doctor (all areas): exit %d, %v\n%s", code, err, out)
+	}
 }
