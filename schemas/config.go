@@ -8,7 +8,8 @@ import (
 )
 
 // Config is a validated set of resources: every document loaded, defaults applied,
-// references checked, names unique per Kind.
+// references checked, names unique per Kind. It is safe for concurrent reads; callers
+// must not change the returned objects while others read them.
 type Config struct {
 	// Warnings are the documents skipped (LoadOptions.SkipUnknownKinds).
 	Warnings []Problem

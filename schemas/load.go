@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -245,13 +246,20 @@ func (b *builder) decodeRouter(d *docContext, n *yaml.Node) {
 	if av, avNode := scalarValue(n, "apiVersion"); av != RouterAPIVersion {
 		d.errorf(lineOr(avNode, n), "apiVersion", "a Router document has apiVersion %s, got %q", RouterAPIVersion, av)
 	}
+	seen := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		switch k := n.Content[i]; k.Value {
-		case "apiVersion", "kind", "metadata":
-		case "spec":
+		k := n.Content[i]
+		switch {
+		case seen[k.Value]:
+			d.errorf(k.Line, k.Value, "field given twice")
+		case k.Value == "metadata":
+			var meta ObjectMeta
+			d.decodeValue(n.Content[i+1], reflect.ValueOf(&meta).Elem(), "metadata", nil)
+		case k.Value == "apiVersion", k.Value == "kind", k.Value == "spec":
 		default:
 			d.errorf(k.Line, k.Value, "unknown field; want one of: apiVersion, kind, metadata, spec")
 		}
+		seen[k.Value] = true
 	}
 	spec := mappingValue(n, "spec")
 	var resources *yaml.Node
