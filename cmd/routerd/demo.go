@@ -105,6 +105,7 @@ type demoCluster struct {
 	routers []*demoRouter
 	start   time.Time
 	out     io.Writer
+	mu      sync.Mutex // serialises printing from the per-router goroutines
 }
 
 func (c *demoCluster) router(name string) *demoRouter {
@@ -116,7 +117,10 @@ func (c *demoCluster) router(name string) *demoRouter {
 	return nil
 }
 
+// printf prints one timestamped line (and optional indented detail lines).
 func (c *demoCluster) printf(format string, args ...any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	fmt.Fprintf(c.out, "[%7.3fs] ", time.Since(c.start).Seconds())
 	fmt.Fprintf(c.out, format+"\n", args...)
 }
@@ -235,6 +239,7 @@ func startCluster(ctx context.Context, o demoOptions, c *demoCluster) error {
 			ControlSocket: filepath.Join(r.dir, "routerd.sock"), LogLevel: "info", LogFormat: "text",
 		}
 		log := slog.New(slog.NewTextHandler(r.logFile, &slog.HandlerOptions{Level: slog.LevelInfo})).With("router", name)
+		t0 := time.Now()
 		r.d, err = Start(ctx, Options{
 			Settings: s, Logger: log, Dataplane: dataplaneDryRun, EventdBinary: o.EventdBinary,
 			EventdArgs: func(group string) []string {
@@ -247,6 +252,12 @@ func startCluster(ctx context.Context, o demoOptions, c *demoCluster) error {
 		if err != nil {
 			return fmt.Errorf("start %s: %w (log: %s)", name, err, r.logFile.Name())
 		}
+		var plugins []string
+		for _, p := range r.d.host.Status() {
+			plugins = append(plugins, p.Name+" "+p.State)
+		}
+		sort.Strings(plugins)
+		c.printf("started %s in %s: routerd-eventd on 127.0.0.1:%d, plugins [%s]", name, ms(time.Since(t0)), r.port, strings.Join(plugins, ", "))
 	}
 	return nil
 }
@@ -370,14 +381,7 @@ func runDemo(ctx context.Context, o demoOptions) (err error) {
 	if err := waitEventd(ctx, c); err != nil {
 		return err
 	}
-	for _, r := range c.routers {
-		var plugins []string
-		for _, p := range r.d.host.Status() {
-			plugins = append(plugins, p.Name+" "+p.State)
-		}
-		sort.Strings(plugins)
-		c.printf("started %s: routerd-eventd on 127.0.0.1:%d, plugins [%s], state %s", r.name, r.port, strings.Join(plugins, ", "), filepath.Join(r.dir, "state"))
-	}
+	c.printf("every routerd-eventd answers GET /v1/status")
 
 	a, b, cc := c.router("router-a"), c.router("router-b"), c.router("router-c")
 	payload := map[string]string{"address": o.Address, "domain": "lab", "ownerSide": "onprem", "peerRef": "onprem-main"}
@@ -389,78 +393,80 @@ func runDemo(ctx context.Context, o demoOptions) (err error) {
 		return fmt.Errorf("step 1: %w", err)
 	}
 	c.printf("step 1  router-a observed %s: event %s (routerd.client.ipv4.observed) stored, seq %d", o.Address, ev.ID, res.Seq)
+	c.printf("        waiting for router-b and router-c ...")
 
-	type hop struct {
-		r         *demoRouter
-		delivered time.Duration
-		claimed   time.Duration
-		part      dynamic.Part
-	}
-	hops := []*hop{{r: b}, {r: cc}}
+	// router-b and router-c are followed concurrently; each line is printed as it happens.
 	var wg sync.WaitGroup
+	hops := []*demoRouter{b, cc}
 	errs := make([]error, len(hops))
-	for i, h := range hops {
-		wg.Go(func() {
-			if err := waitFor(ctx, h.r.name+" to receive "+ev.ID, func() (bool, error) {
-				_, err := h.r.d.store.GetEvent(ctx, ev.ID)
-				if errors.Is(err, store.ErrNotFound) {
-					return false, nil
-				}
-				return err == nil, err
-			}); err != nil {
-				errs[i] = fmt.Errorf("step 2: %w", err)
-				return
-			}
-			h.delivered = time.Since(emitted)
-			if err := waitFor(ctx, h.r.name+" to claim "+o.Address, func() (bool, error) {
-				p, ok, err := claimFor(ctx, h.r, ev.ID)
-				h.part = p
-				return ok, err
-			}); err != nil {
-				errs[i] = fmt.Errorf("step 3: %w", err)
-				return
-			}
-			h.claimed = time.Since(emitted)
-		})
+	for i, r := range hops {
+		wg.Go(func() { errs[i] = followClaim(ctx, c, r, ev, emitted, o.Address) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return err
-	}
-	for _, h := range hops {
-		c.printf("step 2  %s received the event from router-a (HMAC-signed push) after %s", h.r.name, ms(h.delivered))
-	}
-	for _, h := range hops {
-		p := h.part
-		res := p.Resource().(*schemas.RemoteAddressClaim)
-		c.printf("step 3  %s: plugin event-to-remote-claim proposed RemoteAddressClaim/%s after %s", h.r.name, p.Name, ms(h.claimed))
-		fmt.Fprintf(o.Out, "           address %s, ownerSide %s, delivery via %s (%s)\n", res.Spec.Address, res.Spec.OwnerSide,
-			res.Spec.Delivery.PeerRef, res.Spec.Delivery.TunnelInterface)
-		fmt.Fprintf(o.Out, "           DynamicConfigPart %s: source %s, generation %d, expires %s, events %v\n",
-			p.Document.Metadata.Name, p.Source, p.Generation, p.ExpiresAt.Format(time.RFC3339), p.EventIDs)
-		fmt.Fprintf(o.Out, "           annotations: %s=%s %s=%s %s=%s\n", dynamic.AnnotationEventGroup,
-			res.Metadata.Annotations[dynamic.AnnotationEventGroup], dynamic.AnnotationEventID, res.Metadata.Annotations[dynamic.AnnotationEventID],
-			dynamic.AnnotationEventSubject, res.Metadata.Annotations[dynamic.AnnotationEventSubject])
-	}
-	for _, h := range hops {
-		rec, err := h.r.d.WaitReconcile(ctx, 0, func(r ReconcileRecord) bool {
-			return strings.Contains(r.Diff.String(), o.Address)
-		})
-		if err != nil {
-			return fmt.Errorf("step 4: %s: no dataplane change for %s: %w", h.r.name, o.Address, err)
-		}
-		c.printf("step 4  %s: planned dataplane changes (dry run, %s backend, reconcile #%d):", h.r.name, rec.Backend, rec.Seq)
-		for _, ch := range rec.Diff.Changes {
-			if strings.Contains(ch.String(), o.Address) {
-				fmt.Fprintf(o.Out, "           %s\n", ch.String())
-			}
-		}
 	}
 	if _, ok, err := claimFor(ctx, a, ev.ID); err != nil || ok {
 		return fmt.Errorf("router-a claimed its own address (subscription excludes its own events): %v", err)
 	}
 	c.printf("router-a made no claim: its subscription excludes events it observed itself")
 	fmt.Fprintln(o.Out)
+	return nil
+}
+
+// followClaim waits for router r to receive ev, to claim the address and to plan the
+// dataplane change, printing each step with the time since the event was emitted.
+func followClaim(ctx context.Context, c *demoCluster, r *demoRouter, ev event.Event, emitted time.Time, address string) error {
+	if err := waitFor(ctx, r.name+" to receive "+ev.ID, func() (bool, error) {
+		_, err := r.d.store.GetEvent(ctx, ev.ID)
+		if errors.Is(err, store.ErrNotFound) {
+			return false, nil
+		}
+		return err == nil, err
+	}); err != nil {
+		return fmt.Errorf("step 2: %w", err)
+	}
+	c.printf("step 2  %s received the event from router-a (HMAC-signed push, %s after emit)", r.name, ms(time.Since(emitted)))
+
+	var p dynamic.Part
+	if err := waitFor(ctx, r.name+" to claim "+address, func() (bool, error) {
+		var ok bool
+		var err error
+		p, ok, err = claimFor(ctx, r, ev.ID)
+		return ok, err
+	}); err != nil {
+		return fmt.Errorf("step 3: %w", err)
+	}
+	claim, ok := p.Resource().(*schemas.RemoteAddressClaim)
+	if !ok {
+		return fmt.Errorf("step 3: %s: part %s holds no RemoteAddressClaim", r.name, p.Key())
+	}
+	ann := claim.Metadata.Annotations
+	delivery := "-"
+	if claim.Spec.Delivery != nil {
+		delivery = claim.Spec.Delivery.PeerRef + " (" + claim.Spec.Delivery.TunnelInterface + ")"
+	}
+	c.printf("step 3  %s: plugin event-to-remote-claim proposed RemoteAddressClaim/%s (%s after emit)\n"+
+		"           address %s, ownerSide %s, delivery via %s\n"+
+		"           stored as DynamicConfigPart %s: source %s, generation %d, expires %s\n"+
+		"           annotations %s=%s %s=%s %s=%s",
+		r.name, p.Name, ms(time.Since(emitted)), claim.Spec.Address, claim.Spec.OwnerSide, delivery,
+		p.Document.Metadata.Name, p.Source, p.Generation, p.ExpiresAt.Format(time.RFC3339),
+		dynamic.AnnotationEventGroup, ann[dynamic.AnnotationEventGroup], dynamic.AnnotationEventID, ann[dynamic.AnnotationEventID],
+		dynamic.AnnotationEventSubject, ann[dynamic.AnnotationEventSubject])
+
+	rec, err := r.d.WaitReconcile(ctx, 0, func(rr ReconcileRecord) bool { return strings.Contains(rr.Diff.String(), address) })
+	if err != nil {
+		return fmt.Errorf("step 4: %s: no dataplane change for %s: %w", r.name, address, err)
+	}
+	var lines []string
+	for _, ch := range rec.Changes {
+		if strings.Contains(ch, address) {
+			lines = append(lines, "           "+ch)
+		}
+	}
+	c.printf("step 4  %s: planned dataplane change (dry run, reconcile #%d, %s after emit):\n%s",
+		r.name, rec.Seq, ms(time.Since(emitted)), strings.Join(lines, "\n"))
 	return nil
 }
 
