@@ -369,7 +369,7 @@ func TestTransitionsRandomOrder(t *testing.T) {
 	full := fullState()
 	moved := fullState()
 	moved.Routes[0].Via = netip.MustParseAddr("169.254.10.2") // 10.88.60.9 now via the peer
-	moved.Routes[2].Metric = 70                             // 10.200.0.0/16: another key
+	moved.Routes[2].Metric = 70                               // 10.200.0.0/16: another key
 	moved.MSSRules = []dataplane.MSSRule{{Dev: "lan0", Direction: dataplane.Egress, MSS: 1400}}
 	states := []dataplane.State{
 		{},
