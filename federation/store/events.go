@@ -85,7 +85,12 @@ func (s *Store) InsertEvents(ctx context.Context, events []event.Event) ([]Inser
 	}
 	rows := make([]row, len(events))
 	for i := range events {
-		ev := events[i].Clone()
+		// Validate normalizes in place: copy the payload map first when trimming would
+		// change it, so the caller's events are never modified.
+		ev := events[i]
+		if payloadNeedsTrim(ev.Payload) {
+			ev = ev.Clone()
+		}
 		if err := ev.Validate(); err != nil {
 			return nil, fmt.Errorf("store: insert event %d (%s): %w", i, ev.ID, err)
 		}
@@ -145,6 +150,24 @@ func (s *Store) InsertEvents(ctx context.Context, events []event.Event) ([]Inser
 	return results, nil
 }
 
+// payloadNeedsTrim reports whether a payload key or value may start or end with white
+// space (bytes >= 0x80 count, as they may be Unicode spaces).
+func payloadNeedsTrim(p map[string]string) bool {
+	edge := func(s string) bool {
+		if s == "" {
+			return false
+		}
+		a, z := s[0], s[len(s)-1]
+		return a <= ' ' || z <= ' ' || a >= 0x80 || z >= 0x80
+	}
+	for k, v := range p {
+		if edge(k) || edge(v) {
+			return true
+		}
+	}
+	return false
+}
+
 // encodePayload renders a payload as a JSON object with sorted keys. Strings of plain
 // printable ASCII are copied as they are; anything else goes through encoding/json.
 func encodePayload(p map[string]string) string {
@@ -158,31 +181,33 @@ func encodePayload(p map[string]string) string {
 		size += len(k) + len(v) + 6
 	}
 	slices.Sort(keys)
-	b := make([]byte, 0, size)
-	b = append(b, '{')
+	var b strings.Builder
+	b.Grow(size)
+	b.WriteByte('{')
 	for i, k := range keys {
 		if i > 0 {
-			b = append(b, ',')
+			b.WriteByte(',')
 		}
-		b = appendJSONString(b, k)
-		b = append(b, ':')
-		b = appendJSONString(b, p[k])
+		writeJSONString(&b, k)
+		b.WriteByte(':')
+		writeJSONString(&b, p[k])
 	}
-	b = append(b, '}')
-	return string(b)
+	b.WriteByte('}')
+	return b.String()
 }
 
-// appendJSONString appends s as a JSON string.
-func appendJSONString(b []byte, s string) []byte {
+// writeJSONString writes s as a JSON string.
+func writeJSONString(b *strings.Builder, s string) {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
 			q, _ := json.Marshal(s) // a string always encodes
-			return append(b, q...)
+			b.Write(q)
+			return
 		}
 	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
+	b.WriteByte('"')
+	b.WriteString(s)
+	b.WriteByte('"')
 }
 
 // nanosOrNil is timeToDB as a plain driver value (int64 or nil), which database/sql

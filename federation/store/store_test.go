@@ -576,3 +576,37 @@ func TestSynchronousSetting(t *testing.T) {
 		})
 	}
 }
+
+func TestInsertEventsLeavesCallerEventsAlone(t *testing.T) {
+	s, _ := openTest(t)
+	ctx := context.Background()
+	tests := []struct {
+		name    string
+		payload map[string]string
+	}{
+		{name: "payload needing trim", payload: map[string]string{" k ": " v "}},
+		{name: "unicode edges", payload: map[string]string{"k": "\u00a0v\u00a0"}},
+		{name: "clean payload", payload: map[string]string{"k": "v"}},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := event.Event{ID: fmt.Sprintf(" id-%d ", i), Group: "g", Type: "t", Payload: tc.payload}
+			before := fmt.Sprint(in.Payload)
+			if _, err := s.InsertEvent(ctx, in); err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(in.Payload) != before || in.ID != fmt.Sprintf(" id-%d ", i) || in.DedupeKey != "" {
+				t.Errorf("caller's event changed: %+v", in)
+			}
+			got, err := s.GetEvent(ctx, fmt.Sprintf("id-%d", i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range got.Event.Payload {
+				if k != strings.TrimSpace(k) || v != strings.TrimSpace(v) {
+					t.Errorf("stored payload not trimmed: %q=%q", k, v)
+				}
+			}
+		})
+	}
+}
