@@ -51,6 +51,9 @@ type Inspection struct {
 	ForeignInTable []string `json:"foreignInTable,omitempty"`
 	// ForeignRoutes are all routes without routerd's protocol.
 	ForeignRoutes []KernelRoute `json:"-"`
+	// Unmanaged are objects carrying routerd's marker that routerd cannot have written
+	// and does not manage (e.g. a multipath or blackhole route with protocol 196).
+	Unmanaged []string `json:"unmanaged,omitempty"`
 	// Interfaces are the names of the existing interfaces.
 	Interfaces []string `json:"interfaces"`
 }
@@ -93,7 +96,8 @@ type Report struct {
 //   - references: problems found while building the desired state (peers, domains or
 //     interfaces a resource refers to that do not exist), passed in as problems;
 //   - interfaces: interfaces the desired state uses that do not exist in the kernel;
-//   - drift: desired objects missing or changed, and routerd objects no longer desired;
+//   - drift: desired objects missing or changed, routerd objects no longer desired, and
+//     objects with routerd's marker routerd cannot manage;
 //   - nft-foreign: objects in routerd's nftables table that routerd did not write;
 //   - foreign-routes: routes of someone else inside a prefix routerd routes, in the same
 //     table or the local table: more specific ones, or the same prefix with a metric that
@@ -136,6 +140,9 @@ func Check(desired State, problems []string, insp Inspection) Report {
 				drift = append(drift, "not desired: "+c.Old.String())
 			}
 		}
+	}
+	for _, u := range insp.Unmanaged {
+		drift = append(drift, "unmanaged: "+u)
 	}
 	add("drift", fmt.Sprintf("all %d desired objects present and unchanged", want.Len()), "%d objects drifted", drift)
 

@@ -231,6 +231,10 @@ func (b *Backend) Inspect(ctx context.Context) (dataplane.Inspection, error) {
 			})
 			continue
 		}
+		if r.LinkIndex == 0 || len(r.MultiPath) > 0 || r.Type != unix.RTN_UNICAST {
+			insp.Unmanaged = append(insp.Unmanaged, fmt.Sprintf("route %s table %d type %d with %d paths (protocol %d)", defaultDst(r), r.Table, r.Type, max(1, len(r.MultiPath)), dataplane.RouteProtocol))
+			continue
+		}
 		insp.Owned.Routes = append(insp.Owned.Routes, dataplane.Route{
 			Dst: defaultDst(r), Dev: l.byIndex[r.LinkIndex], Via: addrOf(r.Gw), Table: r.Table, Metric: r.Priority,
 		})

@@ -298,6 +298,7 @@ func TestInspectForDoctor(t *testing.T) {
 	ns.IP(t, "route", "del", "10.88.60.9/32", "dev", "wg0")
 	ns.Exec(t, "nft", "add", "rule", "inet", "routerd", "forward", "counter")
 	ns.IP(t, "route", "add", "10.200.5.0/24", "dev", "lan0", "table", "100")
+	ns.IP(t, "route", "add", "blackhole", "10.66.0.0/16", "proto", "196")
 	desired.Routes = append(desired.Routes, dataplane.Route{Dst: netip.MustParsePrefix("10.88.61.1/32"), Dev: "wg9", From: "RemoteAddressClaim/z"})
 	insp, err = b.Inspect(ctx)
 	if err != nil {
@@ -314,7 +315,7 @@ func TestInspectForDoctor(t *testing.T) {
 	for name, want := range map[string]string{
 		"references":     "fail: RemoteAddressClaim/z: peerRef nowhere",
 		"interfaces":     "fail: interface wg9 does not exist (used by RemoteAddressClaim/z)",
-		"drift":          "missing: route 10.88.60.9/32 dev wg0",
+		"drift":          "missing: route 10.88.60.9/32 dev wg0 table main metric 0 proto routerd; missing: route 10.88.61.1/32 dev wg9 table main metric 0 proto routerd; unmanaged: route 10.66.0.0/16 table 254 type 6",
 		"nft-foreign":    "fail: rule handle",
 		"foreign-routes": "fail: route 10.200.5.0/24 dev lan0 table 100 metric 0 proto 3 inside 10.200.0.0/16 (from HybridRoute/dc)",
 	} {
