@@ -85,7 +85,7 @@ func TestFederationEventCLI(t *testing.T) {
 		{
 			name:  "emit a duplicate from stdin",
 			args:  []string{"federation", "event", "emit", "--file", "-"},
-			stdin: `{"id":"old-1","group":"lab","type":"neighbor.moved"}`,
+			stdin: `{"id":"old-1","group":"lab","type":"neighbor.moved","subject":"10.1.1.1"}`,
 			check: func(t *testing.T, stdout, stderr string) {
 				if strings.TrimSpace(stdout) != "old-1" || !strings.Contains(stderr, "already stored") {
 					t.Errorf("stdout %q stderr %q", stdout, stderr)
@@ -96,6 +96,16 @@ func TestFederationEventCLI(t *testing.T) {
 			name:     "emit without type is a usage error",
 			args:     []string{"federation", "event", "emit", "--group", "g"},
 			wantCode: exitUsage,
+		},
+		{
+			name:     "emit of a built-in type checks its payload",
+			args:     []string{"federation", "event", "emit", "--group", "g", "--type", event.TypeClientIPv4Observed, "--subject", "2001:db8::1"},
+			wantCode: exitFailed,
+			check: func(t *testing.T, _, stderr string) {
+				if !strings.Contains(stderr, "not an IPv4 address") || !strings.Contains(stderr, "--skip-type-check") {
+					t.Errorf("stderr %q", stderr)
+				}
+			},
 		},
 		{
 			name:     "emit with a bad payload flag",
@@ -174,6 +184,21 @@ func TestFederationEventCLI(t *testing.T) {
 			name:     "show a missing event",
 			args:     []string{"federation", "event", "show", "nope"},
 			wantCode: exitFailed,
+		},
+		{
+			name: "emits are audited",
+			args: []string{"federation", "event", "list", "-o", "json"}, // opens the store; the check reads the audit log
+			check: func(t *testing.T, _, _ string) {
+				st, err := store.Open(filepath.Join(dir, "state", "routerd.db"), store.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer st.Close()
+				audit, err := st.ListAudit(t.Context(), store.AuditFilter{Action: "event.emit"})
+				if err != nil || len(audit) != 2 || audit[0].Actor != "routerctl" || audit[1].Target != "old-1" {
+					t.Errorf("audit %+v, %v", audit, err)
+				}
+			},
 		},
 		{
 			name: "stats as json",

@@ -341,3 +341,31 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestCheckTyped(t *testing.T) {
+	tests := []struct {
+		name    string
+		ev      Event
+		wantErr string
+	}{
+		{name: "valid client ipv4", ev: Event{Type: TypeClientIPv4Observed, Subject: "10.0.0.1"}},
+		{name: "client ipv4 without address", ev: Event{Type: TypeClientIPv4Observed}, wantErr: "payload.address: is required"},
+		{name: "address observed bad address", ev: Event{Type: TypeAddressObserved, Payload: map[string]string{"address": "x"}}, wantErr: `"x" is not an IP address`},
+		{name: "neighbor moved ok", ev: Event{Type: TypeNeighborMoved, Subject: "fe80::1%eth0"}},
+		{name: "other types pass", ev: Event{Type: "custom.thing"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.ev.CheckTyped()
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !errors.Is(err, ErrInvalid) {
+				t.Fatalf("err = %v, want %q wrapping ErrInvalid", err, tc.wantErr)
+			}
+		})
+	}
+}

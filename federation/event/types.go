@@ -256,3 +256,19 @@ func parseHostAddr(key, s string) (netip.Addr, error) {
 	}
 	return a.WithZone(""), nil
 }
+
+// CheckTyped checks the payload of a built-in event type through its typed accessor
+// (for example that routerd.client.ipv4.observed carries an IPv4 address); events of
+// other types pass. Validate does not call it: peers may send what the original accepted.
+func (e Event) CheckTyped() error {
+	var err error
+	switch e.Type {
+	case TypeClientIPv4Observed:
+		_, err = e.ClientIPv4Observed()
+	case TypeAddressObserved:
+		_, err = e.AddressObserved()
+	case TypeNeighborMoved:
+		_, err = e.NeighborMoved()
+	}
+	return err
+}
