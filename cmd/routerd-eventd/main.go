@@ -191,4 +191,3 @@ func main() {
 	}
 	os.Exit(exitFailed)
 }
-
