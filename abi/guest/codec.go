@@ -4,7 +4,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/valyala/fastjson"
 
@@ -19,6 +21,33 @@ import (
 // decoder parses documents; a guest instance is single-threaded, so one is reused.
 type decoder struct {
 	p fastjson.Parser
+	// arena holds the bytes of every string decoded by one request call: one allocation
+	// per call instead of one per string. It is never written again once a string points
+	// into it (a new arena is allocated for the next call), so the strings stay valid for
+	// as long as a handler keeps them.
+	arena []byte
+}
+
+// str copies b into the arena and returns it as a string.
+func (d *decoder) intern(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if len(d.arena)+len(b) > cap(d.arena) {
+		return string(b) // arena exhausted (cannot happen for strings of the parsed input)
+	}
+	start := len(d.arena)
+	d.arena = append(d.arena, b...)
+	return unsafe.String(&d.arena[start], len(b))
+}
+
+// indexed prefixes the message of an *abi.Error with list[i] (paths are only built on
+// failure, keeping the success path free of formatting).
+func indexed(err error, list string, i int) error {
+	if e, ok := err.(*abi.Error); ok {
+		return &abi.Error{Code: e.Code, Message: list + "[" + strconv.Itoa(i) + "]." + e.Message}
+	}
+	return err
 }
 
 // fieldError names the JSON path of a type mismatch.
@@ -28,6 +57,12 @@ func fieldError(path, want string, v *fastjson.Value) error {
 
 // str returns the string member k of o ("" when absent or null).
 func str(o *fastjson.Value, k, path string) (string, error) {
+	var d decoder
+	return d.str(o, k, path)
+}
+
+// str returns the string member k of o ("" when absent or null), interned.
+func (d *decoder) str(o *fastjson.Value, k, path string) (string, error) {
 	v := o.Get(k)
 	if v == nil || v.Type() == fastjson.TypeNull {
 		return "", nil
@@ -36,12 +71,17 @@ func str(o *fastjson.Value, k, path string) (string, error) {
 	if err != nil {
 		return "", fieldError(path+"."+k, "string", v)
 	}
-	return string(b), nil
+	return d.intern(b), nil
 }
 
 // timeField parses the RFC 3339 member k of o (zero when absent or null).
 func timeField(o *fastjson.Value, k, path string) (time.Time, error) {
-	s, err := str(o, k, path)
+	var d decoder
+	return d.timeField(o, k, path)
+}
+
+func (d *decoder) timeField(o *fastjson.Value, k, path string) (time.Time, error) {
+	s, err := d.str(o, k, path)
 	if err != nil || s == "" {
 		return time.Time{}, err
 	}
@@ -79,11 +119,28 @@ func array(o *fastjson.Value, k, path string) (vs []*fastjson.Value, present boo
 
 // stringMap decodes member k of o as an object of strings (nil when absent).
 func stringMap(o *fastjson.Value, k, path string) (map[string]string, error) {
+	var d decoder
+	return d.stringMap(o, k, path)
+}
+
+// stringMap decodes member k of o as an object of interned strings (nil when absent).
+func (d *decoder) stringMap(o *fastjson.Value, k, path string) (map[string]string, error) {
 	v, err := object(o, k, path)
 	if v == nil || err != nil {
 		return nil, err
 	}
-	obj, _ := v.Object()
+	return d.stringMapValue(v, path+"."+k)
+}
+
+// stringMapValue decodes v (an object or null) as an object of interned strings.
+func (d *decoder) stringMapValue(v *fastjson.Value, path string) (map[string]string, error) {
+	if v.Type() == fastjson.TypeNull {
+		return nil, nil
+	}
+	obj, err := v.Object()
+	if err != nil {
+		return nil, fieldError(path, "object", v)
+	}
 	m := make(map[string]string, obj.Len())
 	obj.Visit(func(key []byte, val *fastjson.Value) {
 		if err != nil {
@@ -91,16 +148,16 @@ func stringMap(o *fastjson.Value, k, path string) (map[string]string, error) {
 		}
 		b, e := val.StringBytes()
 		if e != nil {
-			err = fieldError(path+"."+k+"."+string(key), "string", val)
+			err = fieldError(path+"."+string(key), "string", val)
 			return
 		}
-		m[string(key)] = string(b)
+		m[d.intern(key)] = d.intern(b)
 	})
 	return m, err
 }
 
-// strings decodes member k of o as an array of strings.
-func stringList(o *fastjson.Value, k, path string) ([]string, error) {
+// stringList decodes member k of o as an array of interned strings.
+func (d *decoder) stringList(o *fastjson.Value, k, path string) ([]string, error) {
 	vs, present, err := array(o, k, path)
 	if !present || err != nil {
 		return nil, err
@@ -111,7 +168,7 @@ func stringList(o *fastjson.Value, k, path string) ([]string, error) {
 		if e != nil {
 			return nil, fieldError(fmt.Sprintf("%s.%s[%d]", path, k, i), "string", v)
 		}
-		out[i] = string(b)
+		out[i] = d.intern(b)
 	}
 	return out, nil
 }
@@ -142,6 +199,8 @@ func DecodeRequest(data []byte) (*abi.Request, error) {
 }
 
 func (d *decoder) request(data []byte) (*abi.Request, error) {
+	d.arena = make([]byte, 0, len(data))
+	defer func() { d.arena = nil }()
 	v, err := d.p.ParseBytes(data)
 	if err != nil {
 		return nil, abi.NewError(abi.ErrCodeInvalidArgument, "request: "+err.Error())
@@ -150,19 +209,19 @@ func (d *decoder) request(data []byte) (*abi.Request, error) {
 		return nil, fieldError("request", "object", v)
 	}
 	r := &abi.Request{}
-	if r.APIVersion, err = str(v, "apiVersion", "request"); err != nil {
+	if r.APIVersion, err = d.str(v, "apiVersion", "request"); err != nil {
 		return nil, err
 	}
-	if r.Kind, err = str(v, "kind", "request"); err != nil {
+	if r.Kind, err = d.str(v, "kind", "request"); err != nil {
 		return nil, err
 	}
-	if r.ABI, err = str(v, "abi", "request"); err != nil {
+	if r.ABI, err = d.str(v, "abi", "request"); err != nil {
 		return nil, err
 	}
 	if _, err := abi.CheckCompatible(r.ABI); err != nil {
 		return nil, abi.NewError(abi.ErrCodeABIMismatch, err.Error())
 	}
-	if r.BatchID, err = str(v, "batchID", "request"); err != nil {
+	if r.BatchID, err = d.str(v, "batchID", "request"); err != nil {
 		return nil, err
 	}
 	spec, err := object(v, "spec", "request")
@@ -181,14 +240,14 @@ func (d *decoder) spec(v *fastjson.Value, s *abi.RequestSpec) error {
 	if tr, err := object(v, "trigger", path); err != nil {
 		return err
 	} else if tr != nil {
-		if s.Trigger.Type, err = str(tr, "type", path+".trigger"); err != nil {
+		if s.Trigger.Type, err = d.str(tr, "type", path+".trigger"); err != nil {
 			return err
 		}
-		if s.Trigger.Topic, err = str(tr, "topic", path+".trigger"); err != nil {
+		if s.Trigger.Topic, err = d.str(tr, "topic", path+".trigger"); err != nil {
 			return err
 		}
 	}
-	if s.Now, err = timeField(v, "now", path); err != nil {
+	if s.Now, err = d.timeField(v, "now", path); err != nil {
 		return err
 	}
 	evs, present, err := array(v, "events", path)
@@ -198,8 +257,8 @@ func (d *decoder) spec(v *fastjson.Value, s *abi.RequestSpec) error {
 	if present {
 		s.Events = make([]abi.Event, len(evs))
 		for i, ev := range evs {
-			if err := decodeEvent(ev, &s.Events[i], fmt.Sprintf("spec.events[%d]", i)); err != nil {
-				return err
+			if err := d.decodeEvent(ev, &s.Events[i], "event"); err != nil {
+				return indexed(err, "spec.events", i)
 			}
 		}
 	}
@@ -214,7 +273,7 @@ func (d *decoder) spec(v *fastjson.Value, s *abi.RequestSpec) error {
 		return err
 	} else if p != nil {
 		s.ActionPlan = &abi.ActionPlan{}
-		if err := decodeActionPlan(p, s.ActionPlan, path+".actionPlan"); err != nil {
+		if err := d.decodeActionPlan(p, s.ActionPlan, path+".actionPlan"); err != nil {
 			return err
 		}
 	}
@@ -228,28 +287,54 @@ func (d *decoder) spec(v *fastjson.Value, s *abi.RequestSpec) error {
 	return nil
 }
 
-func decodeEvent(v *fastjson.Value, e *abi.Event, path string) error {
-	if v.Type() != fastjson.TypeObject {
+func (d *decoder) decodeEvent(v *fastjson.Value, e *abi.Event, path string) (err error) {
+	obj, e2 := v.Object()
+	if e2 != nil {
 		return fieldError(path, "object", v)
 	}
-	var err error
-	for _, f := range []struct {
-		key string
-		dst *string
-	}{
-		{"id", &e.ID}, {"group", &e.Group}, {"sourceNode", &e.SourceNode}, {"type", &e.Type},
-		{"subject", &e.Subject}, {"dedupeKey", &e.DedupeKey}, {"observedAt", &e.ObservedAt},
-		{"expiresAt", &e.ExpiresAt},
-	} {
-		if *f.dst, err = str(v, f.key, path); err != nil {
-			return err
+	// One pass over the members with a switch (events are the hot path: a Get per field
+	// would rescan the object for each one).
+	obj.Visit(func(key []byte, val *fastjson.Value) {
+		if err != nil {
+			return
 		}
-	}
-	e.Payload, err = stringMap(v, "payload", path)
+		var dst *string
+		switch string(key) {
+		case "id":
+			dst = &e.ID
+		case "group":
+			dst = &e.Group
+		case "sourceNode":
+			dst = &e.SourceNode
+		case "type":
+			dst = &e.Type
+		case "subject":
+			dst = &e.Subject
+		case "dedupeKey":
+			dst = &e.DedupeKey
+		case "observedAt":
+			dst = &e.ObservedAt
+		case "expiresAt":
+			dst = &e.ExpiresAt
+		case "payload":
+			e.Payload, err = d.stringMapValue(val, path+".payload")
+			return
+		default:
+			return // unknown members are ignored (newer minor versions)
+		}
+		switch val.Type() {
+		case fastjson.TypeString:
+			b, _ := val.StringBytes()
+			*dst = d.intern(b)
+		case fastjson.TypeNull:
+		default:
+			err = fieldError(path+"."+string(key), "string", val)
+		}
+	})
 	return err
 }
 
-func decodeActionPlan(v *fastjson.Value, p *abi.ActionPlan, path string) error {
+func (d *decoder) decodeActionPlan(v *fastjson.Value, p *abi.ActionPlan, path string) error {
 	var err error
 	for _, f := range []struct {
 		key string
@@ -259,17 +344,17 @@ func decodeActionPlan(v *fastjson.Value, p *abi.ActionPlan, path string) error {
 		{"providerRef", &p.ProviderRef}, {"mode", &p.Mode}, {"description", &p.Description},
 		{"riskLevel", &p.RiskLevel}, {"idempotencyKey", &p.IdempotencyKey},
 	} {
-		if *f.dst, err = str(v, f.key, path); err != nil {
+		if *f.dst, err = d.str(v, f.key, path); err != nil {
 			return err
 		}
 	}
-	if p.Target, err = stringMap(v, "target", path); err != nil {
+	if p.Target, err = d.stringMap(v, "target", path); err != nil {
 		return err
 	}
-	if p.Parameters, err = stringMap(v, "parameters", path); err != nil {
+	if p.Parameters, err = d.stringMap(v, "parameters", path); err != nil {
 		return err
 	}
-	if p.ExpectedEffects, err = stringList(v, "expectedEffects", path); err != nil {
+	if p.ExpectedEffects, err = d.stringList(v, "expectedEffects", path); err != nil {
 		return err
 	}
 	pcs, present, err := array(v, "preconditions", path)
@@ -288,7 +373,7 @@ func decodeActionPlan(v *fastjson.Value, p *abi.ActionPlan, path string) error {
 				key string
 				dst *string
 			}{{"name", &c.Name}, {"expect", &c.Expect}, {"detail", &c.Detail}, {"target", &c.Target}} {
-				if *f.dst, err = str(pc, f.key, pp); err != nil {
+				if *f.dst, err = d.str(pc, f.key, pp); err != nil {
 					return err
 				}
 			}
@@ -299,10 +384,10 @@ func decodeActionPlan(v *fastjson.Value, p *abi.ActionPlan, path string) error {
 		return err
 	}
 	p.Undo = &abi.ActionUndo{}
-	if p.Undo.Action, err = str(u, "action", path+".undo"); err != nil {
+	if p.Undo.Action, err = d.str(u, "action", path+".undo"); err != nil {
 		return err
 	}
-	p.Undo.Parameters, err = stringMap(u, "parameters", path+".undo")
+	p.Undo.Parameters, err = d.stringMap(u, "parameters", path+".undo")
 	return err
 }
 

@@ -190,17 +190,34 @@ func (w *Writer) Strings(ss []string) {
 
 const hexDigits = "0123456789abcdef"
 
+// plain[c] is true for ASCII bytes copied unchanged into a JSON string.
+var plain = func() (t [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
 // AppendString appends s as a quoted JSON string. Control characters, '"', '\\', and the
 // line separators U+2028/U+2029 are escaped; '<', '>' and '&' are escaped like
 // encoding/json does so the output is safe to embed in HTML; invalid UTF-8 bytes become
 // U+FFFD.
 func AppendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
+	// Fast path: most strings (names, addresses) need no escaping at all.
+	i := 0
+	for i < len(s) && s[i] < utf8.RuneSelf && plain[s[i]] {
+		i++
+	}
+	if i == len(s) {
+		dst = append(dst, s...)
+		return append(dst, '"')
+	}
 	start := 0
-	for i := 0; i < len(s); {
+	for i < len(s) {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			if plain[c] {
 				i++
 				continue
 			}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"routerd.net/routerd/abi"
+	"routerd.net/routerd/abi/guest/jsonw"
 )
 
 func TestName(t *testing.T) {
@@ -47,5 +48,44 @@ func TestBuildProducesValidJSON(t *testing.T) {
 		if i == 0 && (v.Spec.DomainRef != `we"ird\domain` || v.Metadata.Name != "onprem-10-0-0-1") {
 			t.Fatalf("resource 0 = %+v", v)
 		}
+	}
+}
+
+// TestAppendJSONMatchesWriter checks the hand-laid-out encoding against the same document
+// built field by field with jsonw.Writer, including strings that need escaping.
+func TestAppendJSONMatchesWriter(t *testing.T) {
+	c := Claim{Name: "n<1>", Address: "10.0.0.1/32", OwnerSide: "cloud", DomainRef: "d\"q", ProviderRef: "p\\",
+		NicRef: "nic\u2028", PeerRef: "peer\x01"}
+	var w jsonw.Writer
+	w.BeginObject()
+	w.StringField("apiVersion", APIVersion)
+	w.StringField("kind", Kind)
+	w.Key("metadata")
+	w.BeginObject()
+	w.StringField("name", c.Name)
+	w.EndObject()
+	w.Key("spec")
+	w.BeginObject()
+	w.StringField("domainRef", c.DomainRef)
+	w.StringField("address", c.Address)
+	w.StringField("ownerSide", c.OwnerSide)
+	w.Key("capture")
+	w.BeginObject()
+	w.StringField("type", "provider-secondary-ip")
+	w.StringField("providerRef", c.ProviderRef)
+	w.StringField("providerMode", "secondary-ip")
+	w.StringField("nicRef", c.NicRef)
+	w.BoolField("configureOSAddress", false)
+	w.EndObject()
+	w.Key("delivery")
+	w.BeginObject()
+	w.StringField("peerRef", c.PeerRef)
+	w.StringField("mode", "route")
+	w.StringField("tunnelInterface", "wg-hybrid")
+	w.EndObject()
+	w.EndObject()
+	w.EndObject()
+	if got := string(c.AppendJSON([]byte("x"))[1:]); got != string(w.Bytes()) {
+		t.Fatalf("AppendJSON:\n%s\nwant\n%s", got, w.Bytes())
 	}
 }
