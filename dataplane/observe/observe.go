@@ -60,6 +60,13 @@ type Options struct {
 	// LocalAddresses also reports addresses configured on the namespace's own interfaces
 	// (not only neighbors).
 	LocalAddresses bool
+	// ClientIPv4 also emits, for every new IPv4 host, the original routerd event type
+	// routerd.client.ipv4.observed (event.ClientIPv4Observed with the domain and
+	// OwnerSide), which the bundled event-to-remote-claim plugin turns into claims.
+	ClientIPv4 bool
+	// OwnerSide is this site's side for ClientIPv4 events: onprem or cloud (default
+	// onprem).
+	OwnerSide string
 	// Emit receives every observation, from one goroutine, in order. Required.
 	Emit func(Observation)
 	// Now is the clock (time.Now when nil).
@@ -97,6 +104,9 @@ func Start(opts Options) (*Observer, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.OwnerSide == "" {
+		opts.OwnerSide = "onprem"
 	}
 	if opts.Ignore == nil {
 		opts.Ignore = func(netip.Addr) bool { return false }
@@ -232,9 +242,15 @@ func (o *Observer) seen(ip netip.Addr, dev, mac string) {
 	o.known[ip] = now
 	switch {
 	case !known:
-		o.opts.Emit(Observation{At: o.opts.Now(), Payload: event.AddressObserved{
+		at := o.opts.Now()
+		o.opts.Emit(Observation{At: at, Payload: event.AddressObserved{
 			Address: ip.String(), Interface: dev, MAC: mac, Domain: domain,
 		}})
+		if o.opts.ClientIPv4 && ip.Is4() {
+			o.opts.Emit(Observation{At: at, Payload: event.ClientIPv4Observed{
+				Address: ip.String(), OwnerSide: o.opts.OwnerSide, Domain: domain,
+			}})
+		}
 	case prev != now:
 		o.opts.Emit(Observation{At: o.opts.Now(), Payload: event.NeighborMoved{
 			Address: ip.String(), Interface: dev, MAC: mac, PreviousInterface: prev.dev, PreviousMAC: prev.mac, Domain: domain,

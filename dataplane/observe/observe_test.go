@@ -184,3 +184,78 @@ func TestOwns(t *testing.T) {
 		})
 	}
 }
+
+// TestSeen drives the observer's bookkeeping directly (no netlink): sequences of
+// sightings and the observations they produce.
+func TestSeen(t *testing.T) {
+	type sighting struct {
+		ip, dev, mac string
+		owned        bool // routerd routes the address away at that moment
+	}
+	tests := []struct {
+		name       string
+		clientIPv4 bool
+		seen       []sighting
+		want       []string
+	}{
+		{
+			name: "new, repeated, moved",
+			seen: []sighting{{ip: "10.88.1.1", dev: "lan0", mac: "02:00:00:00:00:01"}, {ip: "10.88.1.1", dev: "lan0", mac: "02:00:00:00:00:01"}, {ip: "10.88.1.1", dev: "lan1", mac: "02:00:00:00:00:01"}},
+			want: []string{"address.observed 10.88.1.1 dev lan0 domain campus", "neighbor.moved 10.88.1.1 dev lan1 domain campus mac 02:00:00:00:00:01 was 02:00:00:00:00:01"},
+		},
+		{
+			name: "outside every domain",
+			seen: []sighting{{ip: "192.0.2.1", dev: "lan0", mac: "02:00:00:00:00:01"}},
+		},
+		{
+			name: "most specific domain",
+			seen: []sighting{{ip: "10.88.200.1", dev: "lan0", mac: "02:00:00:00:00:01"}},
+			want: []string{"address.observed 10.88.200.1 dev lan0 domain dc"},
+		},
+		{
+			name: "owned, then back",
+			seen: []sighting{{ip: "10.88.1.1", dev: "lan0", mac: "02:00:00:00:00:01"}, {ip: "10.88.1.1", dev: "lan0", mac: "02:00:00:00:00:01", owned: true}, {ip: "10.88.1.1", dev: "lan0", mac: "02:00:00:00:00:01"}},
+			want: []string{"address.observed 10.88.1.1 dev lan0 domain campus", "address.observed 10.88.1.1 dev lan0 domain campus"},
+		},
+		{
+			name:       "client ipv4 compatibility events",
+			clientIPv4: true,
+			seen:       []sighting{{ip: "10.88.1.1", dev: "lan0", mac: "02:00:00:00:00:01"}, {ip: "2001:db8:88::1", dev: "lan0", mac: "02:00:00:00:00:02"}},
+			want:       []string{"address.observed 10.88.1.1 dev lan0 domain campus", "routerd.client.ipv4.observed 10.88.1.1 dev  domain campus", "address.observed 2001:db8:88::1 dev lan0 domain campus6"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &recorder{}
+			owned := false
+			o := &Observer{known: map[netip.Addr]location{}, opts: Options{
+				Domains: []Domain{
+					{Name: "campus", Prefix: netip.MustParsePrefix("10.88.0.0/16")},
+					{Name: "dc", Prefix: netip.MustParsePrefix("10.88.200.0/24")},
+					{Name: "campus6", Prefix: netip.MustParsePrefix("2001:db8:88::/48")},
+				},
+				Ignore:     func(netip.Addr) bool { return owned },
+				ClientIPv4: tt.clientIPv4,
+				OwnerSide:  "cloud",
+				Emit:       r.emit,
+				Now:        func() time.Time { return time.Unix(1e9, 0) },
+			}}
+			for _, s := range tt.seen {
+				owned = s.owned
+				o.seen(netip.MustParseAddr(s.ip), s.dev, s.mac)
+			}
+			if got := r.lines(); fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("observations:\n%q\nwant:\n%q", got, tt.want)
+			}
+			for _, ob := range r.obs {
+				ev := ob.Event("lab", "router-a", time.Minute)
+				if err := ev.Validate(); err != nil {
+					t.Errorf("%s: %v", ob.Payload.EventType(), err)
+				}
+				if c, ok := ob.Payload.(event.ClientIPv4Observed); ok && c.OwnerSide != "cloud" {
+					t.Errorf("ownerSide = %q", c.OwnerSide)
+				}
+			}
+		})
+	}
+}
