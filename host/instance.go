@@ -172,7 +172,9 @@ func (v *version) newInstance(ctx context.Context) (*instance, []byte, error) {
 		WithRandSource(rand.Reader)
 	g := &v.spec.Grants
 	if g.WASI.Env {
-		mc = mc.WithEnv("ROUTERD_PLUGIN", v.spec.Name).WithEnv("ROUTERD_ABI", abi.RequestVersion)
+		for k, val := range v.spec.Env {
+			mc = mc.WithEnv(k, val)
+		}
 	}
 	if len(g.WASI.Files) > 0 {
 		fs := wazero.NewFSConfig()

@@ -82,6 +82,8 @@ type Spec struct {
 	Grants capability.Grants `json:"grants"`
 	// Limits bound each call.
 	Limits Limits `json:"limits"`
+	// Env are the environment variables the module sees when grants.wasi.env is true.
+	Env map[string]string `json:"env,omitempty"`
 	// Defaulted is true when no Plugin resource names this module and the host made up
 	// a spec (manifest hooks, log and now granted, default limits).
 	Defaulted bool `json:"defaulted,omitempty"`

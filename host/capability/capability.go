@@ -58,7 +58,7 @@ type ProviderRequestGrant struct {
 
 // WASIGrant grants WASI access. Without it a plugin sees no environment and no files.
 type WASIGrant struct {
-	// Env exposes a small fixed environment (ROUTERD_PLUGIN, ROUTERD_ABI).
+	// Env exposes the Plugin resource's spec.env as environment variables.
 	Env bool `json:"env,omitempty"`
 	// Files are host paths mounted into the guest.
 	Files []FileGrant `json:"files,omitempty"`
