@@ -343,11 +343,11 @@ func TestLimits(t *testing.T) {
 		Spec{Name: "c", Module: "capcheck.wasm", Limits: limits},
 		Spec{Name: "quick", Module: "capcheck.wasm", Limits: quick})
 	tests := []struct {
-		name    string
-		plugin  string // default "c"
-		op      op
-		want    error
-		detail  string
+		name   string
+		plugin string // default "c"
+		op     op
+		want   error
+		detail string
 	}{
 		{name: "infinite loop", plugin: "quick", op: op{Fn: "loop"}, want: ErrTimeout, detail: "limits.timeout 300ms"},
 		{name: "unbounded allocation", op: op{Fn: "alloc", MiB: 200}, want: ErrMemoryLimit, detail: "limits.memoryMiB 48"},
