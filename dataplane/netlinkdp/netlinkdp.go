@@ -91,6 +91,11 @@ func Open(opts Options) (*Backend, error) {
 		return nil, fmt.Errorf("netlinkdp: %s: netlink socket: %w", b.name, err)
 	}
 	b.sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: {Socket: s}}
+	// A shared socket gets no timeouts from the library: bound every request.
+	if err := errors.Join(s.SetSendTimeout(&nl.SocketTimeoutTv), s.SetReceiveTimeout(&nl.SocketTimeoutTv)); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("netlinkdp: %s: socket timeouts: %w", b.name, err)
+	}
 	nftOpts := []nftables.ConnOption{nftables.AsLasting()}
 	if b.ns.IsOpen() {
 		nftOpts = append(nftOpts, nftables.WithNetNSFd(int(b.ns)))
