@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
@@ -31,6 +32,8 @@ import (
 const (
 	dataplaneAddrProto  = dataplane.AddressProtocol
 	dataplaneNeighProto = dataplane.NeighborProtocol
+	// requestTimeout bounds every netlink request (send and each receive).
+	requestTimeout = 10 * time.Second
 )
 
 // Options configure Open.
@@ -85,6 +88,10 @@ func Open(opts Options) (*Backend, error) {
 		b.Close()
 		return nil, fmt.Errorf("netlinkdp: %s: netlink handle: %w", b.name, err)
 	}
+	if err := b.h.SetSocketTimeout(requestTimeout); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("netlinkdp: %s: socket timeout: %w", b.name, err)
+	}
 	s, err := nl.GetNetlinkSocketAt(b.ns, netns.None(), unix.NETLINK_ROUTE)
 	if err != nil {
 		b.Close()
@@ -92,7 +99,8 @@ func Open(opts Options) (*Backend, error) {
 	}
 	b.sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: {Socket: s}}
 	// A shared socket gets no timeouts from the library: bound every request.
-	if err := errors.Join(s.SetSendTimeout(&nl.SocketTimeoutTv), s.SetReceiveTimeout(&nl.SocketTimeoutTv)); err != nil {
+	tv := unix.NsecToTimeval(requestTimeout.Nanoseconds())
+	if err := errors.Join(s.SetSendTimeout(&tv), s.SetReceiveTimeout(&tv)); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("netlinkdp: %s: socket timeouts: %w", b.name, err)
 	}
