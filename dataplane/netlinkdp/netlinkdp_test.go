@@ -7,9 +7,13 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"routerd.net/routerd/dataplane"
+	"routerd.net/routerd/dataplane/desired"
 	"routerd.net/routerd/dataplane/internal/nstest"
+	"routerd.net/routerd/federation/dynamic"
+	"routerd.net/routerd/schemas"
 )
 
 func open(t *testing.T, ns *nstest.NS) (*dataplane.Reconciler, *Backend) {
@@ -397,6 +401,57 @@ func TestTransitionsRandomOrder(t *testing.T) {
 		if d := apply(t, r, states[i]); !d.Empty() {
 			t.Fatalf("step %d (state %d): re-apply changed:\n%s", step, i, d)
 		}
+	}
+	foreignIntact(t, ns)
+}
+
+const claimConfig = `apiVersion: hybrid.routerd.net/v1alpha1
+kind: OverlayPeer
+metadata: {name: cloud}
+spec:
+  role: onprem
+  underlay: {type: wireguard, interface: wg0, address: 169.254.10.1/30}
+  remote: {address: 169.254.10.2}
+---
+apiVersion: hybrid.routerd.net/v1alpha1
+kind: AddressMobilityDomain
+metadata: {name: lab}
+spec: {prefix: 10.88.0.0/16, peerRef: cloud}
+`
+
+// TestExpiredClaimWithdrawn follows a claim from a dynamic part into the kernel and out
+// again when the part expires.
+func TestExpiredClaimWithdrawn(t *testing.T) {
+	ns := router(t)
+	r, _ := open(t, ns)
+	cfg, err := schemas.Decode("claims.yaml", []byte(claimConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	claim := &schemas.RemoteAddressClaim{
+		TypeMeta: schemas.TypeMeta{APIVersion: "hybrid.routerd.net/v1alpha1", Kind: "RemoteAddressClaim"},
+		Metadata: schemas.ObjectMeta{Name: "cloud-10-88-60-9"},
+		Spec:     schemas.RemoteAddressClaimSpec{DomainRef: "lab", Address: "10.88.60.9", OwnerSide: "cloud"},
+	}
+	parts := []dynamic.Part{{
+		Source: "EventSubscription/claims", Kind: "RemoteAddressClaim", Name: claim.Metadata.Name,
+		ExpiresAt: now.Add(30 * time.Minute), UpdatedAt: now,
+		Document: &schemas.DynamicConfigPart{Spec: schemas.DynamicConfigPartSpec{Resources: []schemas.Resource{{Object: claim}}}},
+	}}
+	res, _ := desired.FromConfigAndParts(cfg, parts, now)
+	apply(t, r, res.State)
+	if out := ns.IP(t, "route", "show", "10.88.60.9/32"); !strings.Contains(out, "10.88.60.9 via 169.254.10.2 dev wg0 proto 196 metric 100") {
+		t.Fatalf("claim route not installed: %q", out)
+	}
+	// 31 minutes later the part has expired: the next reconcile withdraws the route.
+	res, _ = desired.FromConfigAndParts(cfg, parts, now.Add(31*time.Minute))
+	d := apply(t, r, res.State)
+	if got := strings.TrimSpace(d.String()); got != "- route 10.88.60.9/32 via 169.254.10.2 dev wg0 table main metric 100 proto routerd" {
+		t.Fatalf("withdraw diff:\n%s", got)
+	}
+	if out := ns.IP(t, "route", "show", "10.88.60.9/32"); out != "" {
+		t.Fatalf("expired claim still routed: %q", out)
 	}
 	foreignIntact(t, ns)
 }
