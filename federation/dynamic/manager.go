@@ -85,7 +85,8 @@ type Auditor interface {
 	AppendAudit(ctx context.Context, a store.AuditEntry) error
 }
 
-// Options are the Manager's dependencies; Repo is required.
+// Options are the Manager's dependencies; Repo is required. The Manager keeps the parts
+// in memory in front of Repo, so it must be Repo's only writer while it runs.
 type Options struct {
 	Repo    Repo
 	Auditor Auditor // optional
@@ -122,8 +123,9 @@ var _ subscribe.Handler = (*Manager)(nil)
 // NewManager returns a Manager with an empty Config (which allows nothing).
 func NewManager(opts Options) (*Manager, error) {
 	if opts.Repo == nil {
-		return nil, errors.New("dynamic: new manager: Repo is required")
+		return nil, errNoRepo
 	}
+	opts.Repo = &cachedRepo{repo: opts.Repo}
 	if opts.Clock == nil {
 		opts.Clock = clock.Real()
 	}

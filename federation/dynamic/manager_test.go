@@ -135,6 +135,20 @@ func TestHandleResultStoresStampedParts(t *testing.T) {
 	if f.changes.Load() != 2 {
 		t.Fatalf("a changed claim did not notify")
 	}
+	// The manager's in-memory parts match what is in the database.
+	fromDB, err := NewSQLRepo(f.st).List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cached, _ := f.mgr.List(ctx)
+	if len(fromDB) != len(cached) {
+		t.Fatalf("database %d parts, manager %d", len(fromDB), len(cached))
+	}
+	for i := range fromDB {
+		if fromDB[i].Key() != cached[i].Key() || fromDB[i].Generation != cached[i].Generation || !fromDB[i].ExpiresAt.Equal(cached[i].ExpiresAt) {
+			t.Fatalf("part %d: database %+v, manager %+v", i, fromDB[i], cached[i])
+		}
+	}
 }
 
 func TestHandleResultRejects(t *testing.T) {

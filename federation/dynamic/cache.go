@@ -1,0 +1,111 @@
+package dynamic
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+)
+
+// cachedRepo keeps every part in memory in front of a Repo, so that listing the live
+// parts (on every reconcile and expiry check) costs no database read and no decoding.
+// It is loaded from the Repo on first use; the Manager owning it must be the only writer
+// of the parts while it runs (other tools go through the daemon's control API).
+type cachedRepo struct {
+	repo Repo
+
+	mu     sync.Mutex
+	loaded bool
+	parts  map[string]Part
+}
+
+func partKey(source, kind, name string) string { return source + "\x00" + kind + "\x00" + name }
+
+func (c *cachedRepo) loadLocked(ctx context.Context) error {
+	if c.loaded {
+		return nil
+	}
+	all, err := c.repo.List(ctx)
+	if err != nil {
+		return err
+	}
+	c.parts = make(map[string]Part, len(all))
+	for _, p := range all {
+		c.parts[partKey(p.Source, p.Kind, p.Name)] = p
+	}
+	c.loaded = true
+	return nil
+}
+
+// Get implements Repo.
+func (c *cachedRepo) Get(ctx context.Context, source, kind, name string) (Part, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.loadLocked(ctx); err != nil {
+		return Part{}, err
+	}
+	p, ok := c.parts[partKey(source, kind, name)]
+	if !ok {
+		return Part{}, fmt.Errorf("dynamic: get %s %s/%s: %w", source, kind, name, ErrNotFound)
+	}
+	return p, nil
+}
+
+// Put implements Repo: the store first, then the cache.
+func (c *cachedRepo) Put(ctx context.Context, p Part) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.loadLocked(ctx); err != nil {
+		return err
+	}
+	if err := c.repo.Put(ctx, p); err != nil {
+		return err
+	}
+	c.parts[partKey(p.Source, p.Kind, p.Name)] = p
+	return nil
+}
+
+// Delete implements Repo.
+func (c *cachedRepo) Delete(ctx context.Context, source, kind, name string) (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.loadLocked(ctx); err != nil {
+		return false, err
+	}
+	ok, err := c.repo.Delete(ctx, source, kind, name)
+	if err != nil {
+		return false, err
+	}
+	delete(c.parts, partKey(source, kind, name))
+	return ok, nil
+}
+
+// List implements Repo (ordered by kind, name, source).
+func (c *cachedRepo) List(ctx context.Context) ([]Part, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.loadLocked(ctx); err != nil {
+		return nil, err
+	}
+	out := make([]Part, 0, len(c.parts))
+	for _, p := range c.parts {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Kind != b.Kind {
+			return a.Kind < b.Kind
+		}
+		if a.Name != b.Name {
+			return a.Name < b.Name
+		}
+		return a.Source < b.Source
+	})
+	return out, nil
+}
+
+var _ Repo = (*cachedRepo)(nil)
+
+// errNoRepo guards NewManager.
+var errNoRepo = errors.New("dynamic: new manager: Repo is required")
