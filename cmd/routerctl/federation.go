@@ -400,6 +400,7 @@ func newFederationPruneCmd() *cobra.Command {
 		o          store.PruneOptions
 		noExpir    bool
 		fromConfig bool
+		reclaim    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "prune",
@@ -416,7 +417,8 @@ func newFederationPruneCmd() *cobra.Command {
 config dir (or of --group): expired events are kept maxAge after expiry, events without
 expiry maxAge after they were received, and at most maxEvents per group.
 
-Deliveries of a deleted event are deleted with it. --dry-run only counts.`,
+Deliveries of a deleted event are deleted with it. --dry-run only counts. --reclaim then
+shrinks the file by the space the deleted rows left free (in small steps).`,
 		Example: `  routerctl federation prune --dry-run
   routerctl federation prune --group cloudedge --max-age 168h --max-events 100000 -o json
   routerctl federation prune --from-config --config-dir /etc/routerd/conf.d`,
@@ -466,6 +468,13 @@ Deliveries of a deleted event are deleted with it. --dry-run only counts.`,
 				}
 				rows = append(rows, pruneRow{PruneResult: res})
 			}
+			if reclaim && !o.DryRun {
+				pages, err := st.Reclaim(cmd.Context(), store.ReclaimOptions{})
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "reclaimed %d free pages\n", pages)
+			}
 			return render(cmd, rows, func() *table {
 				verb := "DELETED"
 				if o.DryRun {
@@ -489,6 +498,7 @@ Deliveries of a deleted event are deleted with it. --dry-run only counts.`,
 	f.DurationVar(&o.HistoryMaxAge, "history-max-age", 0, "delete history (audit, finished runs, done action plans) older than this (0: off)")
 	f.IntVar(&o.BatchSize, "batch-size", store.DefaultPruneBatchSize, "rows deleted per transaction")
 	f.BoolVar(&fromConfig, "from-config", false, "use the retention of each EventGroup in the config dir")
+	f.BoolVar(&reclaim, "reclaim", false, "afterwards return the free pages to the filesystem (shrinks the file)")
 	return cmd
 }
 
@@ -542,8 +552,8 @@ func newFederationStatsCmd() *cobra.Command {
 			}
 			return render(cmd, s, func() *table {
 				// The summary precedes the per-type table in table form.
-				fmt.Fprintf(cmd.OutOrStdout(), "store:       %s (schema %d, %d bytes)\nevents:      %d (%d expired), last seq %d\ndeliveries:  %s\n\n",
-					s.Path, s.SchemaVersion, s.SizeBytes, s.Events, s.Expired, s.LastSeq, formatCounts(s.Deliveries))
+				fmt.Fprintf(cmd.OutOrStdout(), "store:       %s (schema %d, %d bytes, %d free)\nevents:      %d (%d expired), last seq %d\ndeliveries:  %s\n\n",
+					s.Path, s.SchemaVersion, s.SizeBytes, s.FreeBytes, s.Events, s.Expired, s.LastSeq, formatCounts(s.Deliveries))
 				t := &table{header: []string{"GROUP", "TYPE", "EVENTS", "OLDEST", "NEWEST"}}
 				for _, tc := range s.ByType {
 					t.addRow(tc.Group, tc.Type, tc.Count, event.FormatTime(tc.Oldest), event.FormatTime(tc.Newest))

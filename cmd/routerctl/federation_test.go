@@ -236,11 +236,11 @@ func TestFederationEventCLI(t *testing.T) {
 			},
 		},
 		{
-			name: "prune removes the expired event",
-			args: []string{"federation", "prune"},
-			check: func(t *testing.T, stdout, _ string) {
-				if !strings.Contains(stdout, "DELETED") {
-					t.Errorf("prune:\n%s", stdout)
+			name: "prune removes the expired event and reclaims space",
+			args: []string{"federation", "prune", "--reclaim"},
+			check: func(t *testing.T, stdout, stderr string) {
+				if !strings.Contains(stdout, "DELETED") || !strings.Contains(stderr, "reclaimed") {
+					t.Errorf("prune:\n%s\n%s", stdout, stderr)
 				}
 			},
 		},

@@ -23,6 +23,8 @@ type Stats struct {
 	SchemaVersion int    `json:"schemaVersion"`
 	// SizeBytes is the database file plus its WAL file.
 	SizeBytes int64 `json:"sizeBytes"`
+	// FreeBytes is the space of free pages inside the file (Reclaim returns it).
+	FreeBytes int64 `json:"freeBytes"`
 	Events    int64 `json:"events"`
 	// LastSeq is the highest Seq ever assigned.
 	LastSeq int64 `json:"lastSeq"`
@@ -56,6 +58,14 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&st.SchemaVersion); err != nil {
 		return st, fmt.Errorf("store: stats: schema version: %w", err)
 	}
+	var free, pageSize int64
+	if err := tx.QueryRowContext(ctx, `PRAGMA freelist_count`).Scan(&free); err != nil {
+		return st, fmt.Errorf("store: stats: freelist: %w", err)
+	}
+	if err := tx.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&pageSize); err != nil {
+		return st, fmt.Errorf("store: stats: page size: %w", err)
+	}
+	st.FreeBytes = free * pageSize
 	var seq sql.NullInt64
 	if err := tx.QueryRowContext(ctx, `SELECT MAX(seq) FROM sqlite_sequence WHERE name = 'events'`).Scan(&seq); err != nil {
 		return st, fmt.Errorf("store: stats: last seq: %w", err)
