@@ -2,6 +2,7 @@ package netnslab
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -96,13 +97,16 @@ func TestSetupRejectsBadNames(t *testing.T) {
 	}
 }
 
-const siteConfig = `apiVersion: hybrid.routerd.net/v1alpha1
+// siteYAML is a router's config with one overlay peer (the on-prem site) and a claim
+// routed to it.
+func siteYAML(local, remote string) string {
+	return fmt.Sprintf(`apiVersion: hybrid.routerd.net/v1alpha1
 kind: OverlayPeer
 metadata: {name: onprem-main}
 spec:
   role: cloud
-  underlay: {type: wireguard, interface: wg-hybrid, address: 10.255.1.1/30}
-  remote: {address: 10.255.1.2}
+  underlay: {type: wireguard, interface: wg-hybrid, address: %s}
+  remote: {nodeID: onprem, address: %s}
 ---
 apiVersion: hybrid.routerd.net/v1alpha1
 kind: AddressMobilityDomain
@@ -118,7 +122,8 @@ apiVersion: hybrid.routerd.net/v1alpha1
 kind: MSSClamp
 metadata: {name: overlay}
 spec: {peerRefs: [onprem-main]}
-`
+`, local, remote)
+}
 
 // TestLabFromConfig reproduces a config's interface names with explicit links: the
 // router's "wg-hybrid" leads to an on-prem site holding the claimed address; the config's
@@ -138,7 +143,7 @@ func TestLabFromConfig(t *testing.T) {
 	if err := lab.AddAddress("onprem", "lo", netip.MustParsePrefix("10.88.60.9/32")); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := schemas.Decode("site.yaml", []byte(siteConfig))
+	cfg, err := schemas.Decode("site.yaml", []byte(siteYAML("10.255.1.1/30", "10.255.1.2")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,5 +167,48 @@ func TestLabFromConfig(t *testing.T) {
 	}
 	if err := lab.AddAddress("router-b", "nope", netip.MustParsePrefix("10.1.1.1/32")); err == nil {
 		t.Fatal("AddAddress on a missing interface succeeded")
+	}
+}
+
+// TestSetupFromConfigs builds the topology of two routers whose configs both peer with
+// the same on-prem site, applies each router's desired state, and pings the claimed
+// address (which lives on the site) from both.
+func TestSetupFromConfigs(t *testing.T) {
+	nstest.RequireRoot(t)
+	ctx := context.Background()
+	cfgB, err := schemas.Decode("b.yaml", []byte(siteYAML("10.255.1.1/30", "10.255.1.2")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgC, err := schemas.Decode("c.yaml", []byte(siteYAML("10.255.2.1/30", "10.255.2.2")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lab, err := SetupFromConfigs(ctx, Options{Prefix: nstest.Name("rdl") + "-"}, map[string]*schemas.Config{"router-b": cfgB, "router-c": cfgC})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lab.Teardown() })
+	var names []string
+	for _, r := range lab.Routers {
+		names = append(names, r.Name)
+	}
+	if strings.Join(names, " ") != "router-b router-c onprem" {
+		t.Fatalf("lab routers = %q", names)
+	}
+	if l, ok := lab.Router("onprem").LinkTo("router-c"); !ok || l.Dev != "to-router-c" || l.Local.String() != "10.255.2.2/30" {
+		t.Fatalf("onprem link to router-c = %+v", l)
+	}
+	if err := lab.AddAddress("onprem", "lo", netip.MustParsePrefix("10.88.60.9/32")); err != nil {
+		t.Fatal(err)
+	}
+	for name, cfg := range map[string]*schemas.Config{"router-b": cfgB, "router-c": cfgC} {
+		res := desired.FromConfig(cfg, desired.Options{})
+		if _, err := lab.Apply(ctx, name, res.State); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if err := lab.Ping(ctx, name, netip.MustParseAddr("10.88.60.9")); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
