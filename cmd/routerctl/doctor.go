@@ -45,7 +45,8 @@ type doctorArea struct {
 	name  string
 	short string
 	long  string
-	// flags adds the area's own flags to its subcommand and to `doctor`.
+	// flags adds the area's own flags to its subcommand and to `doctor`; flag names
+	// must be unique across areas (cobra panics on a duplicate).
 	flags func(cmd *cobra.Command)
 	run   func(ctx context.Context, cmd *cobra.Command) ([]doctorCheck, error)
 }
