@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -323,5 +324,60 @@ func TestPrepareConfigRewritesPorts(t *testing.T) {
 	}
 	if _, err := prepareConfig("../../testdata/demo/router-c", t.TempDir(), map[string]int{"router-a": 1}, "x"); err == nil {
 		t.Fatal("a node without a port was accepted")
+	}
+}
+
+// TestRunCommandSignals runs `routerd run` in-process: SIGHUP reloads, cancelling the
+// context (what SIGTERM does in main) shuts down cleanly and removes the socket.
+func TestRunCommandSignals(t *testing.T) {
+	dir := t.TempDir()
+	ports, err := freePorts(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "conf.d")
+	if _, err := prepareConfig("../../testdata/demo/router-a", conf, map[string]int{"router-a": ports[0], "router-b": ports[1], "router-c": ports[2]}, strings.Repeat("cd", 32)); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "routerd.sock")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"run", "--config-dir", conf, "--state-dir", filepath.Join(dir, "state"), "--plugin-dir", filepath.Join(dir, "plugins"),
+			"--control-socket", sock, "--metrics-address", "", "--no-eventd", "--no-config-watch", "--log-level", "warn"})
+	}()
+	c := apiClient(sock)
+	waitUntil(t, "the control socket", func() bool {
+		resp, err := c.Get("http://routerd/v1/status")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the SIGHUP reload", func() bool {
+		var st Status
+		resp, err := c.Get("http://routerd/v1/status")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		return json.NewDecoder(resp.Body).Decode(&st) == nil && st.Reloads == 1 && st.LastReloadErr == ""
+	})
+	cancel()
+	select {
+	case code := <-done:
+		if code != exitOK {
+			t.Fatalf("run exited %d after shutdown", code)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not return after the context ended")
+	}
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Fatalf("control socket left behind: %v", err)
 	}
 }

@@ -62,6 +62,10 @@ logged, and the running configuration stays. SIGTERM/SIGINT shut down cleanly wi
 			if dp == dataplaneNetlink && os.Geteuid() != 0 {
 				return usageError{fmt.Errorf("--dataplane=netlink needs root")}
 			}
+			// Take SIGHUP before starting, so that an early one cannot kill the process.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
 			ctx := cmd.Context()
 			d, err := Start(ctx, Options{
 				Settings: s, Logger: log, Dataplane: dp, NetNS: netns, EventdBinary: eventd,
@@ -70,9 +74,6 @@ logged, and the running configuration stays. SIGTERM/SIGINT shut down cleanly wi
 			if err != nil {
 				return err
 			}
-			hup := make(chan os.Signal, 1)
-			signal.Notify(hup, syscall.SIGHUP)
-			defer signal.Stop(hup)
 		loop:
 			for {
 				select {
