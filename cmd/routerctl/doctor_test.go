@@ -69,6 +69,11 @@ func TestDoctorDataplane(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("doctor dataplane test: needs root to create a network namespace")
 	}
+	for _, tool := range []string{"ip", "nft"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("doctor dataplane test: needs %s to set up the namespace", tool)
+		}
+	}
 	ns := fmt.Sprintf("rdtdoc%d", time.Now().UnixNano()%1e8)
 	ip := func(args ...string) {
 		t.Helper()
@@ -168,7 +173,9 @@ func TestDoctorDataplane(t *testing.T) {
 	}
 
 	// Someone writes into routerd's table and shadows the claim.
-	exec.Command("ip", "netns", "exec", ns, "nft", "add", "rule", "inet", "routerd", "forward", "counter").Run()
+	if out, err := exec.Command("ip", "netns", "exec", ns, "nft", "add", "rule", "inet", "routerd", "forward", "counter").CombinedOutput(); err != nil {
+		t.Fatalf("nft add rule: %v\n%s", err, out)
+	}
 	ip("route", "add", "local", "10.88.60.9/32", "dev", "ovl0", "table", "local")
 	code, rep = report()
 	if code != exitFailed || status(rep) != "references=pass interfaces=pass drift=pass nft-foreign=fail foreign-routes=fail" {

@@ -99,6 +99,7 @@ func apply(t *testing.T, r *dataplane.Reconciler, s dataplane.State) dataplane.D
 }
 
 func TestApplyIdempotentDriftWithdraw(t *testing.T) {
+	nstest.RequireBinary(t, "nft")
 	ns := router(t)
 	r, b := open(t, ns)
 	ctx := context.Background()
@@ -217,6 +218,7 @@ func TestForeignConflictNotOverwritten(t *testing.T) {
 }
 
 func TestMSSRulesReadBack(t *testing.T) {
+	nstest.RequireBinary(t, "nft")
 	ns := router(t)
 	r, b := open(t, ns)
 	s := dataplane.State{MSSRules: []dataplane.MSSRule{
@@ -247,6 +249,7 @@ func TestMSSRulesReadBack(t *testing.T) {
 // TestPingFollowsClaim proves traffic follows a claim: router A routes the claimed
 // address over its link to router B, where the address lives; a ping from A reaches B.
 func TestPingFollowsClaim(t *testing.T) {
+	nstest.RequireBinary(t, "ping")
 	a, bns := nstest.New(t), nstest.New(t)
 	nstest.Veth(t, a, "ovl-b", bns, "ovl-a")
 	rb, _ := open(t, bns)
@@ -258,7 +261,7 @@ func TestPingFollowsClaim(t *testing.T) {
 		Addresses: []dataplane.Address{{Prefix: netip.MustParsePrefix("169.254.20.2/30"), Dev: "ovl-a"}},
 	})
 	ping := func() error {
-		return exec.Command("ip", "netns", "exec", a.Name, "ping", "-c", "1", "-W", "1", "10.88.60.9").Run()
+		return a.Ping("10.88.60.9")
 	}
 	apply(t, ra, dataplane.State{
 		Addresses: []dataplane.Address{{Prefix: netip.MustParsePrefix("169.254.20.1/30"), Dev: "ovl-b"}},
@@ -284,6 +287,7 @@ func TestPingFollowsClaim(t *testing.T) {
 }
 
 func TestInspectForDoctor(t *testing.T) {
+	nstest.RequireBinary(t, "nft")
 	ns := router(t)
 	r, b := open(t, ns)
 	desired := fullState()

@@ -344,14 +344,15 @@ func (l *Lab) AddRoute(name string, dst netip.Prefix, dev string, via netip.Addr
 	return nil
 }
 
-// Ping sends one ICMP echo from router name to addr (ping(8) inside the namespace, 1 s
-// timeout) and reports whether a reply came back.
+// Ping sends ICMP echoes from router name to addr (ping(8) inside the namespace), one
+// every 200 ms for at most 3 s, and reports whether a reply came back. A fresh veth pair
+// may drop the very first packet, hence more than one try.
 func (l *Lab) Ping(ctx context.Context, name string, addr netip.Addr) error {
 	r := l.Router(name)
 	if r == nil {
 		return fmt.Errorf("netnslab: no router %q", name)
 	}
-	out, err := exec.CommandContext(ctx, "ip", "netns", "exec", r.NetNS, "ping", "-c", "1", "-W", "1", addr.String()).CombinedOutput()
+	out, err := exec.CommandContext(ctx, "ip", "netns", "exec", r.NetNS, "ping", "-n", "-c", "1", "-i", "0.2", "-w", "3", addr.String()).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("netnslab: ping %s from %s: %w: %s", addr, name, err, strings.TrimSpace(string(out)))
 	}

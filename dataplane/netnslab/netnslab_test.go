@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,6 +17,7 @@ import (
 
 func TestLab(t *testing.T) {
 	nstest.RequireRoot(t)
+	nstest.RequireBinary(t, "ping")
 	ctx := context.Background()
 	prefix := nstest.Name("rdl") + "-"
 	lab, err := Setup(ctx, Options{Routers: []string{"a", "b", "c"}, Prefix: prefix})
@@ -50,8 +50,8 @@ func TestLab(t *testing.T) {
 	if add, _, _ := d.Count(); add != 3 {
 		t.Fatalf("apply diff:\n%s", d)
 	}
-	if out, err := exec.Command("ip", "netns", "exec", a.NetNS, "ping", "-c", "1", "-W", "1", "10.88.60.9").CombinedOutput(); err != nil {
-		t.Fatalf("ping through the claim: %v\n%s", err, out)
+	if err := lab.Ping(ctx, "a", netip.MustParseAddr("10.88.60.9")); err != nil {
+		t.Fatalf("ping through the claim: %v", err)
 	}
 	ex, err := lab.Excerpt(ctx, "a")
 	if err != nil {
@@ -130,6 +130,7 @@ spec: {peerRefs: [onprem-main]}
 // claim, applied for real, makes the address reachable.
 func TestLabFromConfig(t *testing.T) {
 	nstest.RequireRoot(t)
+	nstest.RequireBinary(t, "ping")
 	ctx := context.Background()
 	lab, err := Setup(ctx, Options{
 		Routers: []string{"router-b", "onprem"},
@@ -175,6 +176,7 @@ func TestLabFromConfig(t *testing.T) {
 // address (which lives on the site) from both.
 func TestSetupFromConfigs(t *testing.T) {
 	nstest.RequireRoot(t)
+	nstest.RequireBinary(t, "ping")
 	ctx := context.Background()
 	cfgB, err := schemas.Decode("b.yaml", []byte(siteYAML("10.255.1.1/30", "10.255.1.2")))
 	if err != nil {

@@ -3,7 +3,6 @@ package nft
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -108,9 +107,7 @@ func TestCommentRoundTrip(t *testing.T) {
 
 func requireNft(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("nft"); err != nil {
-		t.Skip("reference test: needs the nft binary to load and list reference rules")
-	}
+	nstest.RequireBinary(t, "nft")
 }
 
 func conn(t *testing.T, ns *nstest.NS) *nftables.Conn {

@@ -54,6 +54,7 @@ func (r *recorder) waitFor(t *testing.T, n int) []string {
 }
 
 func TestObserver(t *testing.T) {
+	nstest.RequireBinary(t, "ping")
 	router, hosts := nstest.New(t), nstest.New(t)
 	nstest.Veth(t, router, "lan0", hosts, "eth0")
 	router.IP(t, "addr", "add", "10.88.60.1/24", "dev", "lan0")
@@ -90,7 +91,9 @@ func TestObserver(t *testing.T) {
 	t.Cleanup(func() { obs.Close() })
 
 	ping := func(addr string) {
-		router.Exec(t, "ping", "-c", "1", "-W", "1", addr)
+		if err := router.Ping(addr); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ping("10.88.60.50")
 	ping("10.88.60.50") // same host again: no second event

@@ -6,6 +6,7 @@ package nstest
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -108,4 +109,26 @@ func Run(t testing.TB, name string, args ...string) string {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// RequireBinary skips t when a tool the test uses to set up or read back the kernel
+// (nft, ping) is not installed; routerd itself never runs them.
+func RequireBinary(t testing.TB, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		if _, err := exec.LookPath(n); err != nil {
+			t.Skipf("kernel test: needs %s to set up or read back the kernel (apt install nftables iputils-ping)", n)
+		}
+	}
+}
+
+// Ping pings addr from inside the namespace: one echo every 200 ms until a reply or 3 s
+// have passed (a fresh veth pair may drop the very first packet). A destination without
+// a route fails at once.
+func (ns *NS) Ping(addr string) error {
+	out, err := exec.Command("ip", "netns", "exec", ns.Name, "ping", "-n", "-c", "1", "-i", "0.2", "-w", "3", addr).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("ping %s from %s: %w: %s", addr, ns.Name, err, strings.TrimSpace(string(out)))
+	}
+	return nil
 }
