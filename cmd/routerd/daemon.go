@@ -256,7 +256,11 @@ func (d *Daemon) start(ctx context.Context) error {
 	if err := d.host.Configure(ctx, pluginSpecs(cfg)); err != nil {
 		d.log.Warn("plugins: configure", "err", err)
 	}
-	if err := d.host.LoadDir(ctx, s.PluginDir); err != nil {
+	// Follow the plugin dir: new, replaced and removed modules (re)load while running.
+	if err := os.MkdirAll(s.PluginDir, 0o755); err != nil {
+		d.log.Warn("plugins: create plugin dir", "dir", s.PluginDir, "err", err)
+	}
+	if err := d.host.Watch(ctx, s.PluginDir); err != nil {
 		// Plugins that failed stay visible in Status; the others serve.
 		d.log.Warn("plugins: some failed to load", "dir", s.PluginDir, "err", err)
 	}

@@ -29,18 +29,25 @@ import (
 // testRouter starts router-b of the demo config as a daemon without a transport child.
 func testRouter(t *testing.T, watch bool) (*Daemon, settings.Settings) {
 	t.Helper()
-	wasm := wasmbuild.ForTest(t, "plugins/event-to-remote-claim")
+	return testRouterPlugin(t, watch, true)
+}
+
+// testRouterPlugin is testRouter, with or without the plugin module in the plugin dir.
+func testRouterPlugin(t *testing.T, watch, withPlugin bool) (*Daemon, settings.Settings) {
+	t.Helper()
 	dir := t.TempDir()
 	pluginDir := filepath.Join(dir, "plugins")
 	if err := os.MkdirAll(pluginDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(wasm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(pluginDir, "event-to-remote-claim.wasm"), b, 0o644); err != nil {
-		t.Fatal(err)
+	if withPlugin {
+		b, err := os.ReadFile(wasmbuild.ForTest(t, "plugins/event-to-remote-claim"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(pluginDir, "event-to-remote-claim.wasm"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ports, err := freePorts(3)
 	if err != nil {
@@ -379,5 +386,53 @@ func TestRunCommandSignals(t *testing.T) {
 	}
 	if _, err := os.Stat(sock); !os.IsNotExist(err) {
 		t.Fatalf("control socket left behind: %v", err)
+	}
+}
+
+// TestSubscriptionRecoversWhenPluginArrives is the "subscription" qualification
+// scenario: the plugin is missing, so the batch fails and is retried with backoff (state
+// and error visible); once the module is dropped into the watched plugin dir, the retry
+// succeeds and the claim appears.
+func TestSubscriptionRecoversWhenPluginArrives(t *testing.T) {
+	d, s := testRouterPlugin(t, false, false)
+	wasm := filepath.Join(s.PluginDir, "event-to-remote-claim.wasm")
+	data, err := os.ReadFile(wasmbuild.ForTest(t, "plugins/event-to-remote-claim"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ev := event.New("lab", "routerd.client.ipv4.observed", "router-c", "10.88.7.7",
+		map[string]string{"address": "10.88.7.7", "domain": "lab"}, 30*time.Minute, time.Now())
+	if _, err := d.Emit(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	var st subscribe.Status
+	waitUntil(t, "the subscription to retry", func() bool {
+		st = d.engine.Status()[0]
+		return st.State == subscribe.StateRetrying && st.Failures >= 1
+	})
+	if st.LastError == "" || st.Pending != 1 || st.NextRetryAt == nil {
+		t.Fatalf("failing subscription status %+v", st)
+	}
+	if err := os.WriteFile(wasm+".tmp", data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(wasm+".tmp", wasm); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the claim after recovery", func() bool {
+		_, ok, err := claimFor(ctx, &demoRouter{d: d}, ev.ID)
+		return ok && err == nil
+	})
+	st = d.engine.Status()[0]
+	if st.State != subscribe.StateIdle || st.LastError != "" || st.Batches != 1 || st.Pending != 0 {
+		t.Fatalf("recovered subscription status %+v", st)
+	}
+	runs, err := subscribe.StoreAdapter{Store: d.store}.Runs(ctx, "remote-claims", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) < 2 || runs[0].State != "succeeded" || runs[len(runs)-1].State != "failed" || runs[0].BatchID != runs[len(runs)-1].BatchID {
+		t.Fatalf("runs %+v", runs)
 	}
 }
