@@ -1,0 +1,339 @@
+package host
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"routerd.net/routerd/abi"
+	"routerd.net/routerd/host/wasmbuild"
+)
+
+// The benchmarks print one line per figure, "BENCH <name> <value> <unit>", and do their
+// whole measurement in one run (make bench uses -benchtime 1x). Every loop is bounded in
+// count and in time.
+
+const (
+	benchCalls   = 20000            // measured calls per latency figure
+	benchWarmup  = 2000             // calls before measuring
+	benchMaxTime = 30 * time.Second // a latency loop stops early after this
+)
+
+func bench(name string, value float64, unit string) {
+	fmt.Printf("BENCH %s %.2f %s\n", name, value, unit)
+}
+
+// observedRequest is the 10-event example batch (testdata/events/observed.json) as a
+// PluginRequest, about 3 KB of JSON.
+func observedRequest(tb testing.TB) []byte {
+	tb.Helper()
+	data, err := os.ReadFile("../testdata/events/observed.json")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var events []abi.Event
+	if err := json.Unmarshal(data, &events); err != nil {
+		tb.Fatal(err)
+	}
+	b, err := json.Marshal(abi.Request{
+		APIVersion: abi.PluginAPIVersion, Kind: abi.KindPluginRequest, ABI: abi.RequestVersion, BatchID: "bench",
+		Spec: abi.RequestSpec{Trigger: abi.Trigger{Type: abi.TriggerEventSubscription, Topic: "bench"},
+			Now: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC), Events: events},
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// latencies calls f benchWarmup times, then up to benchCalls times (at most
+// benchMaxTime), and returns the sorted per-call durations.
+func latencies(tb testing.TB, f func() error) []time.Duration {
+	tb.Helper()
+	for range benchWarmup {
+		if err := f(); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	d := make([]time.Duration, 0, benchCalls)
+	deadline := time.Now().Add(benchMaxTime)
+	for i := 0; i < benchCalls && time.Now().Before(deadline); i++ {
+		start := time.Now()
+		err := f()
+		d = append(d, time.Since(start))
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+	slices.Sort(d)
+	return d
+}
+
+func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
+
+// benchHost loads the given plugin sources (name → source dir) into a host with a warm
+// compilation cache.
+func benchHost(tb testing.TB, plugins map[string]string) *Host {
+	tb.Helper()
+	dir := tb.TempDir()
+	for name, src := range plugins {
+		writeFile(tb, dir, name+".wasm", pluginBytes(tb, src))
+	}
+	h := newHost(tb, Options{})
+	if err := h.LoadDir(context.Background(), dir); err != nil {
+		tb.Fatal(err)
+	}
+	return h
+}
+
+// BenchmarkPluginABIRoundtrip measures the host's own per-call overhead: a warm call of
+// the echo plugin with 3 KB in and 3 KB out (output JSON-checked), p50.
+func BenchmarkPluginABIRoundtrip(b *testing.B) {
+	h := benchHost(b, map[string]string{"echo": echoDir})
+	in := []byte(`{"pad":"` + strings.Repeat("x", 3000) + `"}`)
+	ctx := context.Background()
+	for range b.N {
+		d := latencies(b, func() error {
+			out, err := h.Call(ctx, "echo", abi.HookOnEvents, in)
+			if err == nil && len(out) != len(in) {
+				err = fmt.Errorf("echo returned %d bytes, want %d", len(out), len(in))
+			}
+			return err
+		})
+		bench("plugin_abi_roundtrip_us", us(percentile(d, 0.50)), "us")
+		bench("plugin_abi_roundtrip_p99_us", us(percentile(d, 0.99)), "us")
+	}
+}
+
+// BenchmarkPluginCall measures a warm on_events call of event-to-remote-claim with the
+// 10-event batch (~3 KB), and the same work done by the native subprocess plugin over
+// stdin/stdout in the same run.
+func BenchmarkPluginCall(b *testing.B) {
+	h := benchHost(b, map[string]string{"event-to-remote-claim": "../plugins/event-to-remote-claim"})
+	in := observedRequest(b)
+	ctx := context.Background()
+	var want []byte
+	for range b.N {
+		d := latencies(b, func() error {
+			out, err := h.Call(ctx, "event-to-remote-claim", abi.HookOnEvents, in)
+			if err == nil && want == nil {
+				want = out
+			}
+			return err
+		})
+		p50 := percentile(d, 0.50)
+		bench("plugin_call_p50_us", us(p50), "us")
+		bench("plugin_call_p99_us", us(percentile(d, 0.99)), "us")
+
+		// The subscription engine's path also decodes and checks the PluginResult.
+		di := latencies(b, func() error {
+			_, err := h.Invoke(ctx, "event-to-remote-claim", string(abi.HookOnEvents), in)
+			return err
+		})
+		bench("plugin_invoke_p50_us", us(percentile(di, 0.50)), "us")
+
+		sub := subprocessLatencies(b, in)
+		bench("plugin_subprocess_call_p50_us", us(percentile(sub, 0.50)), "us")
+		bench("plugin_call_speedup_vs_subprocess", float64(percentile(sub, 0.50))/float64(p50), "x")
+	}
+	if !bytes.Contains(want, []byte("RemoteAddressClaim")) {
+		b.Fatalf("plugin output has no claims: %.200s", want)
+	}
+}
+
+// subprocessLatencies runs the native subprocess-claim plugin (fork/exec, JSON on
+// stdin/stdout) 20 times warm-up and up to 300 times measured.
+func subprocessLatencies(b *testing.B, in []byte) []time.Duration {
+	bin := wasmbuild.NativeForTest(b, "testdata/plugins/subprocess-claim")
+	run := func() error {
+		cmd := exec.Command(bin)
+		cmd.Stdin = bytes.NewReader(in)
+		out, err := cmd.Output()
+		if err == nil && !bytes.Contains(out, []byte("RemoteAddressClaim")) {
+			err = fmt.Errorf("subprocess output has no claims: %.200s", out)
+		}
+		return err
+	}
+	for range 20 {
+		if err := run(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	d := make([]time.Duration, 0, 300)
+	deadline := time.Now().Add(benchMaxTime)
+	for i := 0; i < 300 && time.Now().Before(deadline); i++ {
+		start := time.Now()
+		if err := run(); err != nil {
+			b.Fatal(err)
+		}
+		d = append(d, time.Since(start))
+	}
+	slices.Sort(d)
+	return d
+}
+
+// BenchmarkPluginStart measures loading event-to-remote-claim until it is ready to serve
+// (compile, instantiate limits.warmInstances instances, manifest): once with an empty
+// compilation cache (cold) and then with the cache it left behind, in a new Host (warm,
+// like a daemon restart). Each figure is the median of 3 runs.
+func BenchmarkPluginStart(b *testing.B) {
+	module := pluginBytes(b, "../plugins/event-to-remote-claim")
+	dir := b.TempDir()
+	path := writeFile(b, dir, "event-to-remote-claim.wasm", module)
+	load := func(cache string) time.Duration {
+		h, err := New(Options{CacheDir: cache})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer h.Close()
+		start := time.Now()
+		if err := h.LoadFile(context.Background(), path, Spec{Name: "event-to-remote-claim"}); err != nil {
+			b.Fatal(err)
+		}
+		return time.Since(start)
+	}
+	for range b.N {
+		var cold, warm []time.Duration
+		for range 3 {
+			cache := b.TempDir()
+			cold = append(cold, load(cache))
+			warm = append(warm, load(cache))
+		}
+		slices.Sort(cold)
+		slices.Sort(warm)
+		bench("plugin_cold_start_ms", float64(cold[1].Microseconds())/1e3, "ms")
+		bench("plugin_warm_start_ms", float64(warm[1].Microseconds())/1e3, "ms")
+	}
+}
+
+// rssChildEnv makes the test binary act as the RSS measurement child (see TestMain).
+const rssChildEnv = "ROUTERD_HOST_RSS_CHILD"
+
+// rssPlugins are the 10 distinct modules the RSS child loads.
+var rssPlugins = map[string]string{
+	"echo":                  echoDir,
+	"event-to-remote-claim": "../plugins/event-to-remote-claim",
+	"capcheck":              capcheckDir,
+	"pdkstyle":              pdkstyleDir,
+	"claim-v2":              "testdata/plugins/claim-v2",
+	"ungranted":             hostileDir + "/ungranted",
+	"badjson":               hostileDir + "/badjson",
+	"huge":                  hostileDir + "/huge",
+	"loop":                  hostileDir + "/loop",
+	"trap":                  hostileDir + "/trap",
+}
+
+// BenchmarkPluginRSS measures the resident memory of a separate process (this test
+// binary re-executed) that loads 10 plugins with 2 warm instances each and calls each
+// once, so the benchmark's own heap does not count.
+func BenchmarkPluginRSS(b *testing.B) {
+	dir := b.TempDir()
+	for name, src := range rssPlugins {
+		writeFile(b, dir, name+".wasm", pluginBytes(b, src))
+	}
+	// Warm the compilation cache so the child measures a restart, not compiler garbage.
+	h := newHost(b, Options{})
+	if err := h.LoadDir(context.Background(), dir); err != nil {
+		b.Fatal(err)
+	}
+	h.Close()
+	for range b.N {
+		cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
+		cmd.Env = append(os.Environ(), rssChildEnv+"="+dir)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			b.Fatalf("rss child: %v\n%s", err, stderr.String())
+		}
+		var rssKB, loaded int
+		sc := bufio.NewScanner(bytes.NewReader(out))
+		for sc.Scan() {
+			if f := strings.Fields(sc.Text()); len(f) == 3 && f[0] == "RSS" {
+				loaded, _ = strconv.Atoi(f[1])
+				rssKB, _ = strconv.Atoi(f[2])
+			}
+		}
+		if loaded != len(rssPlugins) || rssKB == 0 {
+			b.Fatalf("rss child loaded %d plugins, rss %d kB; output:\n%s\n%s", loaded, rssKB, out, stderr.String())
+		}
+		bench("plugin_rss_mb_10_plugins", float64(rssKB)/1024, "MB")
+	}
+}
+
+// rssChild loads every module of dir with 2 warm instances, calls each once, and prints
+// "RSS <plugins> <VmRSS kB>".
+func rssChild(dir string) error {
+	h, err := New(Options{CacheDir: testCache})
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	var specs []Spec
+	for name := range rssPlugins {
+		specs = append(specs, Spec{Name: name, Limits: Limits{WarmInstances: 2}})
+	}
+	ctx := context.Background()
+	if err := h.Configure(ctx, specs); err != nil {
+		return err
+	}
+	if err := h.LoadDir(ctx, dir); err != nil {
+		return err
+	}
+	req := []byte(`{"apiVersion":"plugin.routerd.net/v1alpha1","kind":"PluginRequest","abi":"routerd.plugin/v1.0","spec":{"trigger":{"type":"DryRun"},"context":{}}}`)
+	for _, name := range []string{"echo", "event-to-remote-claim", "capcheck", "pdkstyle", "claim-v2", "ungranted", "badjson"} {
+		_, _ = h.Call(ctx, name, abi.HookOnEvents, req) // some fail on purpose; they must stay loaded
+	}
+	loaded := 0
+	for _, st := range h.Status() {
+		if st.State != StateFailed && st.IdleInstances >= 1 {
+			loaded++
+		}
+	}
+	runtime.GC()
+	debug.FreeOSMemory()
+	rss, err := vmRSS()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("RSS %d %d\n", loaded, rss)
+	return nil
+}
+
+// vmRSS reads this process's resident set size in kB from /proc.
+func vmRSS() (int, error) {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			return strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS in /proc/self/status")
+}
+
+// TestMain runs the RSS child when asked to, and the tests otherwise.
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(rssChildEnv); dir != "" {
+		if err := rssChild(filepath.Clean(dir)); err != nil {
+			fmt.Fprintln(os.Stderr, "rss child:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
