@@ -351,15 +351,23 @@ func runDemo(ctx context.Context, o demoOptions) (err error) {
 	}
 	c := &demoCluster{root: root, start: time.Now(), out: o.Out}
 	defer func() {
-		c.printf("shutting down router-a, router-b, router-c (routerd-eventd children get SIGTERM)")
+		started := 0
+		for _, r := range c.routers {
+			if r.d != nil {
+				started++
+			}
+		}
+		if started > 0 {
+			c.printf("shutting down the routers (routerd-eventd children get SIGTERM)")
+		}
 		serr := stopCluster(c)
 		if serr != nil {
 			err = errors.Join(err, serr)
-		} else {
+		} else if started > 0 {
 			c.printf("all routers stopped cleanly")
 		}
 		if err != nil {
-			fmt.Fprintf(o.Out, "\nDEMO FAILED: %v\n", err)
+			fmt.Fprintf(o.Out, "\nDEMO FAILED (the error follows on stderr)\n")
 			for _, r := range c.routers {
 				tailLog(o.Out, r)
 			}
