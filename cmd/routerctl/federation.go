@@ -400,7 +400,7 @@ func newFederationPruneCmd() *cobra.Command {
 		o          store.PruneOptions
 		noExpir    bool
 		fromConfig bool
-		reclaim    bool
+		vacuum     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "prune",
@@ -417,8 +417,11 @@ func newFederationPruneCmd() *cobra.Command {
 config dir (or of --group): expired events are kept maxAge after expiry, events without
 expiry maxAge after they were received, and at most maxEvents per group.
 
-Deliveries of a deleted event are deleted with it. --dry-run only counts. --reclaim then
-shrinks the file by the space the deleted rows left free (in small steps).`,
+Deliveries of a deleted event are deleted with it. --dry-run only counts.
+
+Later inserts reuse the space deleted rows leave free, so the file stops growing in a
+steady state. After a one-off purge, --vacuum rebuilds the file to shrink it; it holds the
+write lock for the whole rebuild, so run it while routerd and routerd-eventd are stopped.`,
 		Example: `  routerctl federation prune --dry-run
   routerctl federation prune --group cloudedge --max-age 168h --max-events 100000 -o json
   routerctl federation prune --from-config --config-dir /etc/routerd/conf.d`,
@@ -468,12 +471,12 @@ shrinks the file by the space the deleted rows left free (in small steps).`,
 				}
 				rows = append(rows, pruneRow{PruneResult: res})
 			}
-			if reclaim && !o.DryRun {
-				pages, err := st.Reclaim(cmd.Context(), store.ReclaimOptions{})
+			if vacuum && !o.DryRun {
+				saved, err := st.Vacuum(cmd.Context())
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "reclaimed %d free pages\n", pages)
+				fmt.Fprintf(cmd.ErrOrStderr(), "vacuum: file %d bytes smaller\n", saved)
 			}
 			return render(cmd, rows, func() *table {
 				verb := "DELETED"
@@ -498,7 +501,7 @@ shrinks the file by the space the deleted rows left free (in small steps).`,
 	f.DurationVar(&o.HistoryMaxAge, "history-max-age", 0, "delete history (audit, finished runs, done action plans) older than this (0: off)")
 	f.IntVar(&o.BatchSize, "batch-size", store.DefaultPruneBatchSize, "rows deleted per transaction")
 	f.BoolVar(&fromConfig, "from-config", false, "use the retention of each EventGroup in the config dir")
-	f.BoolVar(&reclaim, "reclaim", false, "afterwards return the free pages to the filesystem (shrinks the file)")
+	f.BoolVar(&vacuum, "vacuum", false, "afterwards rebuild the file without free pages (blocks writers; run with the daemons stopped)")
 	return cmd
 }
 

@@ -236,10 +236,10 @@ func TestFederationEventCLI(t *testing.T) {
 			},
 		},
 		{
-			name: "prune removes the expired event and reclaims space",
-			args: []string{"federation", "prune", "--reclaim"},
+			name: "prune removes the expired event and vacuums",
+			args: []string{"federation", "prune", "--vacuum"},
 			check: func(t *testing.T, stdout, stderr string) {
-				if !strings.Contains(stdout, "DELETED") || !strings.Contains(stderr, "reclaimed") {
+				if !strings.Contains(stdout, "DELETED") || !strings.Contains(stderr, "vacuum: file") {
 					t.Errorf("prune:\n%s\n%s", stdout, stderr)
 				}
 			},

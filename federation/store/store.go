@@ -123,10 +123,6 @@ func dsn(path string, busy time.Duration, durable, readOnly bool) string {
 		q.Set("_query_only", "on")
 	} else {
 		q.Set("_txlock", "immediate")
-		// Before journal_mode on connect, so a new file gets incremental auto-vacuum (only
-		// possible before its first table; on older files it changes nothing) and Reclaim
-		// can hand the pages of pruned events back to the filesystem.
-		q.Set("_auto_vacuum", "incremental")
 		q.Set("_journal_mode", "WAL")
 	}
 	q.Set("_stmt_cache_size", "32")
