@@ -23,7 +23,8 @@ type Stats struct {
 	SchemaVersion int    `json:"schemaVersion"`
 	// SizeBytes is the database file plus its WAL file.
 	SizeBytes int64 `json:"sizeBytes"`
-	// FreeBytes is the space of free pages inside the file (Reclaim returns it).
+	// FreeBytes is the space of free pages inside the file (reused by inserts; Vacuum
+	// returns it to the filesystem).
 	FreeBytes int64 `json:"freeBytes"`
 	Events    int64 `json:"events"`
 	// LastSeq is the highest Seq ever assigned.
