@@ -53,12 +53,13 @@ type Engine struct {
 	clk     clock.Clock
 	metrics engineMetrics
 
-	mu      sync.Mutex
-	runners map[string]*runner
-	closed  bool
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	updateMu sync.Mutex // serialises Update
+	mu       sync.Mutex
+	runners  map[string]*runner
+	closed   bool
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
 
 	// onStep, when set (by tests), is called by every runner after each event it handled
 	// (a wake-up, a timer, a retry), when its state is consistent.
@@ -147,24 +148,38 @@ func (e *Engine) Update(specs []Spec) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
+	e.updateMu.Lock()
+	defer e.updateMu.Unlock()
+	// Stop removed and changed subscriptions first, so that a subscription never runs
+	// twice at once (which could dispatch a batch twice).
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
 		return errors.New("subscribe: update: engine is closed")
 	}
+	want := map[string]Spec{}
+	for _, s := range specs {
+		want[s.Name] = s
+	}
 	var stopping []*runner
 	for name, r := range e.runners {
-		if !seen[name] {
+		if s, ok := want[name]; !ok || !specEqual(r.spec, s) {
 			stopping = append(stopping, r)
 			delete(e.runners, name)
 		}
 	}
+	e.mu.Unlock()
+	for _, r := range stopping {
+		r.stopAndWait()
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return errors.New("subscribe: update: engine is closed")
+	}
 	for _, s := range specs {
-		if r, ok := e.runners[s.Name]; ok {
-			if specEqual(r.spec, s) {
-				continue
-			}
-			stopping = append(stopping, r)
+		if _, ok := e.runners[s.Name]; ok {
+			continue
 		}
 		r := newRunner(e, s)
 		e.runners[s.Name] = r
@@ -173,10 +188,6 @@ func (e *Engine) Update(specs []Spec) error {
 			defer e.wg.Done()
 			r.run()
 		}()
-	}
-	e.mu.Unlock()
-	for _, r := range stopping {
-		r.stopAndWait()
 	}
 	return nil
 }

@@ -395,3 +395,34 @@ func TestCursorLoadRetried(t *testing.T) {
 	h.clk.Advance(time.Second)
 	h.waitStep("started", func() bool { return h.status("claims").State == StateIdle })
 }
+
+// TestUpdateChangedSpecResumesFromCursor: a changed subscription restarts from its
+// durable cursor (nothing dispatched twice) and runs with the new settings.
+func TestUpdateChangedSpecResumesFromCursor(t *testing.T) {
+	h := newHarness(t, nil, Options{})
+	spec := testSpec()
+	if err := h.eng.Update([]Spec{spec}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitStep("start", func() bool { return h.status("claims").State == StateIdle })
+	h.store.add(testGroup, testType, "router-a", "10.0.0.1", nil)
+	h.eng.Notify()
+	if c := h.waitCall(); c.batchID != "claims/1-1" {
+		t.Fatalf("batch %s", c.batchID)
+	}
+	h.waitStep("cursor", func() bool { return h.store.cursor("claims") == 1 })
+	spec.BatchWindow = 50 * time.Millisecond
+	if err := h.eng.Update([]Spec{spec}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitStep("restart", func() bool { return h.status("claims").State == StateIdle })
+	h.noCall()
+	h.clk.Set(h.start.Add(time.Second))
+	h.store.add(testGroup, testType, "router-a", "10.0.0.2", nil)
+	h.eng.Notify()
+	h.waitStep("waiting", func() bool { return h.status("claims").State == StateWaiting })
+	h.clk.Set(h.start.Add(time.Second + 50*time.Millisecond))
+	if c := h.waitCall(); c.batchID != "claims/2-2" || !c.at.Equal(h.start.Add(time.Second+50*time.Millisecond)) {
+		t.Fatalf("batch %s at +%v", c.batchID, c.at.Sub(h.start))
+	}
+}
