@@ -13,6 +13,8 @@
 // IMMEDIATE, so a writer never has to upgrade a read lock and deadlock) and a small pool of
 // read-only connections. Writers in other processes on the same file wait for each other
 // through SQLite's busy timeout; readers never block writers and are never blocked by them.
+// A background goroutine checkpoints the WAL on its own connection, so that writers do not
+// pay for the checkpoint's fsync.
 //
 // The schema is versioned (schema_version table, migrations.go): opening an older file
 // migrates it, opening a file written by a newer routerd fails with ErrSchemaTooNew.
@@ -85,7 +87,7 @@ type Options struct {
 	// CheckpointInterval is how often a background goroutine copies the WAL into the
 	// database file (PRAGMA wal_checkpoint(PASSIVE)) on its own connection, keeping that
 	// work and its fsync off the writers' path (default DefaultCheckpointInterval;
-	// negative: no background checkpoints, writers checkpoint as SQLite does by default).
+	// negative: none, and writers checkpoint when the WAL reaches 16384 pages).
 	CheckpointInterval time.Duration
 	// MeterProvider provides the store's metrics (default: no-op).
 	MeterProvider metric.MeterProvider
