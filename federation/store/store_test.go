@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -606,6 +607,38 @@ func TestInsertEventsLeavesCallerEventsAlone(t *testing.T) {
 				if k != strings.TrimSpace(k) || v != strings.TrimSpace(v) {
 					t.Errorf("stored payload not trimmed: %q=%q", k, v)
 				}
+			}
+		})
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "garbage.db")
+	if err := os.WriteFile(garbage, []byte(strings.Repeat("not a database ", 500)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	blocker := filepath.Join(dir, "file")
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		path    string
+		wantErr string
+	}{
+		{name: "not a database", path: garbage, wantErr: "garbage.db"},
+		{name: "directory cannot be created", path: filepath.Join(blocker, "sub", "routerd.db"), wantErr: "create directory"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Open(tc.path, Options{})
+			if err == nil {
+				s.Close()
+				t.Fatal("Open succeeded")
+			}
+			if !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("error %q does not contain %q", err, tc.wantErr)
 			}
 		})
 	}
