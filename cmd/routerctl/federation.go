@@ -106,8 +106,8 @@ audit log. A duplicate id is not stored twice; emit reports it and succeeds.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var e event.Event
 			if file != "" {
-				if anyChanged(cmd, "group", "type", "subject", "source-node", "payload", "dedupe-key", "id") {
-					return usagef("--file cannot be combined with --group, --type, --subject, --source-node, --payload, --dedupe-key or --id")
+				if anyChanged(cmd, "group", "type", "subject", "source-node", "payload", "dedupe-key", "id", "ttl") {
+					return usagef("--file cannot be combined with --group, --type, --subject, --source-node, --payload, --dedupe-key, --id or --ttl")
 				}
 				data, err := readInput(cmd, file)
 				if err != nil {

@@ -108,6 +108,11 @@ func TestFederationEventCLI(t *testing.T) {
 			},
 		},
 		{
+			name:     "emit with --file and event flags is a usage error",
+			args:     []string{"federation", "event", "emit", "--file", "-", "--ttl", "5m"},
+			wantCode: exitUsage,
+		},
+		{
 			name:     "emit with a bad payload flag",
 			args:     []string{"federation", "event", "emit", "--group", "g", "--type", "t", "--payload", "novalue"},
 			wantCode: exitUsage,
