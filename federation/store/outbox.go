@@ -82,55 +82,85 @@ type RequeueResult struct {
 // OutboxCursorName is the cursors row of one peer's outbox.
 func OutboxCursorName(group, peer string) string { return "eventd/" + group + "/" + peer }
 
-// EnqueueDeliveries creates pending delivery rows for the local events (SourceNode) of
-// Group stored after the peer's outbox cursor, for those Match accepts, and advances the
-// cursor past every scanned event, in one transaction. It returns the rows created.
-func (s *Store) EnqueueDeliveries(ctx context.Context, req EnqueueRequest) (int, error) {
+// FreshEvents is what NextEvents found after a peer's outbox cursor.
+type FreshEvents struct {
+	// Events are the scanned local events Match accepted, in order.
+	Events []StoredEvent
+	// After is the cursor the scan started from; Last is the last scanned Seq (== After
+	// when nothing new was found).
+	After, Last int64
+}
+
+// NextEvents reads up to req.Limit local events (SourceNode) of Group stored after the
+// peer's outbox cursor and returns those Match accepts, without writing anything.
+func (s *Store) NextEvents(ctx context.Context, req EnqueueRequest) (FreshEvents, error) {
 	if s.isClosed() {
-		return 0, ErrClosed
+		return FreshEvents{}, ErrClosed
 	}
 	if req.Limit <= 0 {
 		req.Limit = 1024
 	}
-	if req.Now.IsZero() {
-		req.Now = s.now()
-	}
-	cursorName := OutboxCursorName(req.Group, req.Peer)
-	after, err := s.GetCursor(ctx, cursorName)
+	after, err := s.GetCursor(ctx, OutboxCursorName(req.Group, req.Peer))
 	if err != nil {
-		return 0, fmt.Errorf("store: enqueue deliveries for %s: %w", req.Peer, err)
+		return FreshEvents{}, fmt.Errorf("store: next events for %s: %w", req.Peer, err)
 	}
+	out := FreshEvents{After: after, Last: after}
 	rows, err := s.r.QueryContext(ctx, `SELECT `+eventColumns+` FROM events
 		WHERE group_name = ? AND seq > ? AND source_node = ? ORDER BY seq LIMIT ?`,
 		req.Group, after, req.SourceNode, req.Limit)
 	if err != nil {
-		return 0, fmt.Errorf("store: enqueue deliveries for %s: scan events: %w", req.Peer, err)
+		return FreshEvents{}, fmt.Errorf("store: next events for %s: %w", req.Peer, err)
 	}
-	var (
-		matched []StoredEvent
-		last    = after
-	)
+	defer rows.Close()
 	for rows.Next() {
 		se, err := scanEvent(rows)
 		if err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("store: enqueue deliveries for %s: %w", req.Peer, err)
+			return FreshEvents{}, fmt.Errorf("store: next events for %s: %w", req.Peer, err)
 		}
-		last = se.Seq
+		out.Last = se.Seq
 		if req.Match == nil || req.Match(&se.Event) {
-			matched = append(matched, se)
+			out.Events = append(out.Events, se)
 		}
 	}
-	rows.Close()
 	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("store: enqueue deliveries for %s: scan events: %w", req.Peer, err)
+		return FreshEvents{}, fmt.Errorf("store: next events for %s: %w", req.Peer, err)
 	}
-	if last == after {
-		return 0, nil
+	return out, nil
+}
+
+// EnqueueDeliveries creates pending delivery rows for the local events (SourceNode) of
+// Group stored after the peer's outbox cursor, for those Match accepts, and advances the
+// cursor past every scanned event, in one transaction. It returns the rows created.
+func (s *Store) EnqueueDeliveries(ctx context.Context, req EnqueueRequest) (int, error) {
+	fresh, err := s.NextEvents(ctx, req)
+	if err != nil || fresh.Last == fresh.After {
+		return 0, err
 	}
-	now := req.Now.UnixNano()
+	if req.Now.IsZero() {
+		req.Now = s.now()
+	}
+	outcomes := make([]DeliveryOutcome, len(fresh.Events))
+	for i, se := range fresh.Events {
+		outcomes[i] = DeliveryOutcome{EventID: se.Event.ID, State: DeliveryPending, NextAttemptAt: req.Now}
+	}
+	return s.CommitFresh(ctx, req.Group, req.Peer, fresh, outcomes, req.Now)
+}
+
+// CommitFresh records, in one transaction, delivery rows for the events of fresh (one
+// outcome each, in the same order; state pending for queued rows, or the result of a
+// push already made) and advances the peer's cursor to fresh.Last. Nothing is written
+// when the cursor has moved past fresh.Last meanwhile. It returns the rows created.
+func (s *Store) CommitFresh(ctx context.Context, group, peer string, fresh FreshEvents, outcomes []DeliveryOutcome, now time.Time) (int, error) {
+	if s.isClosed() {
+		return 0, ErrClosed
+	}
+	if len(outcomes) != len(fresh.Events) {
+		return 0, fmt.Errorf("store: commit deliveries for %s/%s: %d outcomes for %d events", group, peer, len(outcomes), len(fresh.Events))
+	}
+	cursorName := OutboxCursorName(group, peer)
+	n := now.UnixNano()
 	created := 0
-	err = s.writeTx(ctx, func(tx *sql.Tx) error {
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
 		// Re-check the cursor inside the write lock: a second sender for the same peer
 		// must not move it backwards.
 		var cur int64
@@ -138,42 +168,64 @@ func (s *Store) EnqueueDeliveries(ctx context.Context, req EnqueueRequest) (int,
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("read cursor: %w", err)
 		}
-		if cur >= last {
+		if cur >= fresh.Last {
 			return nil
 		}
-		if len(matched) > 0 {
+		if len(outcomes) > 0 {
 			ins, err := tx.PrepareContext(ctx, `INSERT INTO event_deliveries
-				(event_id, peer, group_name, state, attempts, next_attempt_at, created_at, updated_at, event_seq)
-				VALUES (?, ?, ?, 'pending', 0, ?, ?, ?, ?) ON CONFLICT (event_id, peer) DO NOTHING`)
+				(event_id, peer, group_name, state, attempts, last_error, next_attempt_at, delivered_at,
+				 delivered_expires_at, created_at, updated_at, event_seq)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id, peer) DO NOTHING`)
 			if err != nil {
 				return fmt.Errorf("prepare insert delivery: %w", err)
 			}
 			defer ins.Close()
-			for _, se := range matched {
+			for i, se := range fresh.Events {
 				if se.Seq <= cur {
 					continue
 				}
-				res, err := ins.ExecContext(ctx, se.Event.ID, req.Peer, req.Group, now, now, now, se.Seq)
+				o := outcomes[i]
+				switch o.State {
+				case DeliveryPending, DeliveryRetrying, DeliveryDelivered, DeliveryFailed:
+				default:
+					return fmt.Errorf("delivery %s: unknown state %q", o.EventID, o.State)
+				}
+				res, err := ins.ExecContext(ctx, se.Event.ID, peer, group, o.State, o.Attempts, truncate(o.LastError, 512),
+					timeToDB(o.NextAttemptAt), timeToDB(o.DeliveredAt), timeToDB(o.DeliveredExpiresAt), n, n, se.Seq)
 				if err != nil {
 					return fmt.Errorf("insert delivery %s: %w", se.Event.ID, err)
 				}
-				if n, _ := res.RowsAffected(); n == 1 {
+				if k, _ := res.RowsAffected(); k == 1 {
 					created++
 				}
 			}
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO cursors (name, seq, updated_at) VALUES (?, ?, ?)
 			ON CONFLICT (name) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at`,
-			cursorName, last, now)
+			cursorName, fresh.Last, n)
 		if err != nil {
 			return fmt.Errorf("advance cursor: %w", err)
 		}
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("store: enqueue deliveries for %s/%s: %w", req.Group, req.Peer, err)
+		return 0, fmt.Errorf("store: commit deliveries for %s/%s: %w", group, peer, err)
 	}
 	return created, nil
+}
+
+// HasBacklog reports whether the peer has pending or retrying deliveries.
+func (s *Store) HasBacklog(ctx context.Context, group, peer string) (bool, error) {
+	if s.isClosed() {
+		return false, ErrClosed
+	}
+	var ok bool
+	err := s.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM event_deliveries INDEXED BY event_deliveries_outbox
+		WHERE group_name = ? AND peer = ? AND state IN ('pending', 'retrying'))`, group, peer).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("store: backlog of %s/%s: %w", group, peer, err)
+	}
+	return ok, nil
 }
 
 // DueDeliveries returns up to limit pending or retrying deliveries of the peer whose

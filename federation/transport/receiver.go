@@ -359,15 +359,15 @@ func (r *Receiver) decode(body []byte, batch bool) ([]event.Event, *rejection) {
 		}
 		return []event.Event{e}, nil
 	}
-	var b BatchRequest
-	if err := json.Unmarshal(body, &b); err != nil || len(b.Events) == 0 || len(b.Events) > r.opts.MaxBatchEvents {
-		return nil, reject(ReasonBadBody)
+	var b struct {
+		Events []event.Event `json:"events"`
 	}
-	events := make([]event.Event, len(b.Events))
-	for i, raw := range b.Events {
-		if err := json.Unmarshal(raw, &events[i]); err != nil {
-			return nil, decodeRejection(err)
-		}
+	if err := json.Unmarshal(body, &b); err != nil {
+		return nil, decodeRejection(err)
+	}
+	events := b.Events
+	if len(events) == 0 || len(events) > r.opts.MaxBatchEvents {
+		return nil, reject(ReasonBadBody)
 	}
 	for i := range events {
 		if err := events[i].Validate(); err != nil {

@@ -2,7 +2,6 @@ package transport
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,6 +22,9 @@ import (
 // Outbox is the persistent delivery queue the sender drives (implemented by
 // *store.Store in federation/store/outbox.go).
 type Outbox interface {
+	HasBacklog(ctx context.Context, group, peer string) (bool, error)
+	NextEvents(ctx context.Context, req store.EnqueueRequest) (store.FreshEvents, error)
+	CommitFresh(ctx context.Context, group, peer string, fresh store.FreshEvents, outcomes []store.DeliveryOutcome, now time.Time) (int, error)
 	EnqueueDeliveries(ctx context.Context, req store.EnqueueRequest) (int, error)
 	DueDeliveries(ctx context.Context, group, peer string, now time.Time, limit int) ([]store.Delivery, error)
 	RecordDeliveries(ctx context.Context, group, peer string, outcomes []store.DeliveryOutcome) error
@@ -406,19 +408,16 @@ func sleep(ctx context.Context, t *time.Timer, d time.Duration, wake <-chan stru
 	return true
 }
 
-// pass enqueues new events, refreshes TTLs when due, and pushes one batch of due
-// deliveries. full reports that a whole batch was delivered (more may be waiting);
-// retryAt is set when a push failed (its outcome is recorded) and says when to try
-// again; err is a store failure.
+// pass refreshes TTLs when due and pushes one batch. Without a backlog it takes the fast
+// path: the next local events after the peer's cursor are pushed straight away and their
+// delivery rows are written once, with the outcome. With a backlog (retries, TTL
+// refreshes) new events queue behind it as pending rows and the due rows go first, so
+// the peer sees events in order. full reports that more may be waiting; retryAt is set
+// when a push failed (its outcome is recorded) and says when to try again; err is a
+// store failure.
 func (p *peerLoop) pass(ctx context.Context, refresh bool) (full bool, retryAt time.Time, err error) {
 	o := &p.s.opts
 	now := o.Now()
-	if _, err := o.Outbox.EnqueueDeliveries(ctx, store.EnqueueRequest{
-		Group: o.Group, Peer: p.peer.Name, SourceNode: o.LocalNode,
-		Match: p.peer.Matches, Limit: 4 * o.BatchSize, Now: now,
-	}); err != nil {
-		return false, time.Time{}, fmt.Errorf("enqueue: %w", err)
-	}
 	if refresh {
 		r, err := o.Outbox.RequeueRefreshed(ctx, o.Group, p.peer.Name, now, o.TTLRefreshBefore)
 		if err != nil {
@@ -431,12 +430,43 @@ func (p *peerLoop) pass(ctx context.Context, refresh bool) (full bool, retryAt t
 			o.Metrics.staleTTL.Add(ctx, int64(r.Stale), attrs(p.attrs...))
 		}
 	}
-	due, err := o.Outbox.DueDeliveries(ctx, o.Group, p.peer.Name, now, o.BatchSize)
+	backlog, err := o.Outbox.HasBacklog(ctx, o.Group, p.peer.Name)
 	if err != nil {
-		return false, time.Time{}, fmt.Errorf("due deliveries: %w", err)
+		return false, time.Time{}, err
 	}
-	if len(due) == 0 {
-		return false, time.Time{}, nil
+	req := store.EnqueueRequest{Group: o.Group, Peer: p.peer.Name, SourceNode: o.LocalNode, Match: p.peer.Matches, Now: now}
+	var (
+		due   []store.Delivery
+		fresh store.FreshEvents
+	)
+	if backlog {
+		req.Limit = 4 * o.BatchSize
+		if _, err := o.Outbox.EnqueueDeliveries(ctx, req); err != nil {
+			return false, time.Time{}, fmt.Errorf("enqueue: %w", err)
+		}
+		if due, err = o.Outbox.DueDeliveries(ctx, o.Group, p.peer.Name, now, o.BatchSize); err != nil {
+			return false, time.Time{}, fmt.Errorf("due deliveries: %w", err)
+		}
+		if len(due) == 0 {
+			return false, time.Time{}, nil
+		}
+	} else {
+		req.Limit = o.BatchSize
+		if fresh, err = o.Outbox.NextEvents(ctx, req); err != nil {
+			return false, time.Time{}, fmt.Errorf("next events: %w", err)
+		}
+		if fresh.Last == fresh.After {
+			return false, time.Time{}, nil
+		}
+		if len(fresh.Events) == 0 {
+			// Nothing for this peer among them: just move the cursor on.
+			_, err := o.Outbox.CommitFresh(ctx, o.Group, p.peer.Name, fresh, nil, now)
+			return err == nil, time.Time{}, err
+		}
+		due = make([]store.Delivery, len(fresh.Events))
+		for i, se := range fresh.Events {
+			due[i] = store.Delivery{Seq: se.Seq, Event: se.Event, StoredAt: se.ReceivedAt, State: store.DeliveryPending, CreatedAt: now}
+		}
 	}
 	if !p.probed {
 		p.probe(ctx)
@@ -444,7 +474,20 @@ func (p *peerLoop) pass(ctx context.Context, refresh bool) (full bool, retryAt t
 	// The push and its bookkeeping finish even when shutdown began meanwhile.
 	wctx := context.WithoutCancel(ctx)
 	outcomes, pushErr := p.push(wctx, due)
-	if err := o.Outbox.RecordDeliveries(wctx, o.Group, p.peer.Name, outcomes); err != nil {
+	if backlog {
+		err = o.Outbox.RecordDeliveries(wctx, o.Group, p.peer.Name, outcomes)
+	} else {
+		byID := make(map[string]store.DeliveryOutcome, len(outcomes))
+		for _, x := range outcomes {
+			byID[x.EventID] = x
+		}
+		ordered := make([]store.DeliveryOutcome, len(fresh.Events))
+		for i, se := range fresh.Events {
+			ordered[i] = byID[se.Event.ID]
+		}
+		_, err = o.Outbox.CommitFresh(wctx, o.Group, p.peer.Name, fresh, ordered, now)
+	}
+	if err != nil {
 		return false, time.Time{}, fmt.Errorf("record deliveries: %w", err)
 	}
 	p.count(outcomes)
@@ -461,7 +504,7 @@ func (p *peerLoop) pass(ctx context.Context, refresh bool) (full bool, retryAt t
 	p.mu.Lock()
 	p.health.LastSuccess = o.Now()
 	p.mu.Unlock()
-	return len(due) == o.BatchSize, time.Time{}, nil
+	return backlog && len(due) == o.BatchSize || !backlog, time.Time{}, nil
 }
 
 // probe asks the peer what it understands; any failure means plain v1 for now.
@@ -491,7 +534,7 @@ func (p *peerLoop) push(ctx context.Context, due []store.Delivery) ([]store.Deli
 	outcomes := make([]store.DeliveryOutcome, 0, len(due))
 	bodies := make([][]byte, len(due))
 	for i := range due {
-		b, err := json.Marshal(&due[i].Event)
+		b, err := due[i].Event.Marshal()
 		if err == nil && len(b) > MaxEventBytes {
 			err = fmt.Errorf("event is %d bytes, over the %d-byte limit", len(b), MaxEventBytes)
 		}
@@ -585,14 +628,21 @@ func (p *peerLoop) send(ctx context.Context, due []store.Delivery, bodies [][]by
 	if p.batch == nil {
 		_, err = p.client.PushEvent(ctx, bodies[idx[0]])
 	} else {
-		req := BatchRequest{Events: make([]json.RawMessage, len(idx))}
+		// The bodies are already compact JSON from event.Marshal: join them as they are
+		// instead of letting encoding/json re-validate every byte.
+		size := len(`{"events":[]}`) + len(idx)
+		for _, i := range idx {
+			size += len(bodies[i])
+		}
+		body := make([]byte, 0, size)
+		body = append(body, `{"events":[`...)
 		for j, i := range idx {
-			req.Events[j] = bodies[i]
+			if j > 0 {
+				body = append(body, ',')
+			}
+			body = append(body, bodies[i]...)
 		}
-		body, merr := json.Marshal(req)
-		if merr != nil {
-			return &PushError{Status: http.StatusBadRequest, Err: merr}
-		}
+		body = append(body, `]}`...)
 		var resp BatchResponse
 		resp, err = p.client.PushBatch(ctx, p.batch.Path, body)
 		if err == nil && resp.Count != len(idx) {
