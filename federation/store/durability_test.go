@@ -62,7 +62,9 @@ func TestDurabilitySIGKILL(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "routerd.db")
 	for round := range 3 {
-		acked := runAndKillWriter(t, path, 30+round*20)
+		// Each round kills at another point: right after an acknowledgement, or a little
+		// later, when the child is deeper into the next batch's transaction.
+		acked := runAndKillWriter(t, path, 30+round*20, time.Duration(round)*400*time.Microsecond)
 		s, err := Open(path, Options{})
 		if err != nil {
 			t.Fatalf("round %d: reopen after SIGKILL: %v", round, err)
@@ -109,9 +111,9 @@ func TestDurabilitySIGKILL(t *testing.T) {
 	}
 }
 
-// runAndKillWriter starts the writer child on path, waits for killAfter acknowledgements,
-// SIGKILLs it, and returns every batch it acknowledged.
-func runAndKillWriter(t *testing.T, path string, killAfter int) map[int]bool {
+// runAndKillWriter starts the writer child on path, waits for killAfter acknowledgements
+// and delay, SIGKILLs it, and returns every batch it acknowledged.
+func runAndKillWriter(t *testing.T, path string, killAfter int, delay time.Duration) map[int]bool {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestDurabilityWriterChild$", "-test.count=1")
 	cmd.Env = append(os.Environ(), envDurabilityChild+"="+path)
@@ -139,6 +141,7 @@ func runAndKillWriter(t *testing.T, path string, killAfter int) map[int]bool {
 			if !killed && len(acked) >= killAfter {
 				// Kill in the middle of the next batch's transaction (the child is
 				// already inserting it); lines still in the pipe are read below.
+				time.Sleep(delay)
 				if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 					t.Fatal(err)
 				}
