@@ -491,6 +491,15 @@ func (p *peerLoop) pass(ctx context.Context, refresh bool) (full bool, retryAt t
 		return false, time.Time{}, fmt.Errorf("record deliveries: %w", err)
 	}
 	p.count(outcomes)
+	if pushErr == nil {
+		// Refused content (4xx) fails single deliveries without stopping the pass; it
+		// still shows as the peer's last error.
+		for _, x := range outcomes {
+			if x.State == store.DeliveryFailed && x.LastError != "" {
+				p.setError(errors.New(x.LastError))
+			}
+		}
+	}
 	if pushErr != nil {
 		p.setError(pushErr)
 		retryAt = o.Now().Add(o.RetryMax)

@@ -1,0 +1,137 @@
+package transport
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"routerd.net/routerd/schemas"
+)
+
+func TestFromSchemas(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("group.secret", "group-secret-0123456789\n")
+	write("old.secret", "old-secret-0123456789")
+	write("new.secret", "new-secret-0123456789")
+	write("b.secret", "b-only-secret-0123456789")
+	write("short.secret", "short")
+	t.Setenv("H5_TEST_SECRET", "env-secret-0123456789")
+
+	group := func(auth string) string {
+		return "apiVersion: federation.routerd.net/v1alpha1\nkind: EventGroup\nmetadata:\n  name: lab\nspec:\n  nodeName: a\n  listen:\n    port: 9555\n  auth:\n" + auth
+	}
+	peer := func(name, node, extra string) string {
+		return fmt.Sprintf("---\napiVersion: federation.routerd.net/v1alpha1\nkind: EventPeer\nmetadata:\n  name: %s\nspec:\n  groupRef: lab\n  nodeName: %s\n  endpoint: http://127.0.0.1:9556\n%s", name, node, extra)
+	}
+	tests := []struct {
+		name    string
+		yaml    string
+		wantErr string
+		check   func(t *testing.T, c GroupConfig)
+	}{
+		{
+			name: "group secret file shared by all peers",
+			yaml: group("    secretFile: group.secret\n") + peer("pb", "b", "") + peer("pc", "c", ""),
+			check: func(t *testing.T, c GroupConfig) {
+				if c.ListenAddress != "127.0.0.1:9555" || c.LocalNode != "a" || len(c.Peers) != 2 {
+					t.Errorf("config = %+v", c)
+				}
+				if len(c.ReceiveKeys) != 1 || strings.Join(c.ReceiveKeys[0].Nodes, ",") != "pb-node,pc-node" && strings.Join(c.ReceiveKeys[0].Nodes, ",") != "b,c" {
+					t.Errorf("receive keys = %v", c.ReceiveKeys)
+				}
+				if string(c.Peers[0].Key.Secret) != "group-secret-0123456789" || c.Peers[0].Key.ID != "" {
+					t.Errorf("peer key = %v", c.Peers[0].Key)
+				}
+				if c.BatchSize != 256 || c.RetryBase.String() != "200ms" || c.TTLRefreshBefore.String() != "2m0s" {
+					t.Errorf("delivery defaults = %+v", c)
+				}
+			},
+		},
+		{
+			name: "rotation signs with the last key, accepts all",
+			yaml: group("    keys:\n    - id: k1\n      secretFile: old.secret\n    - id: k2\n      secretFile: new.secret\n") + peer("pb", "b", ""),
+			check: func(t *testing.T, c GroupConfig) {
+				if len(c.ReceiveKeys) != 2 || c.ReceiveKeys[0].ID != "k1" || c.ReceiveKeys[1].ID != "k2" {
+					t.Errorf("receive keys = %v", c.ReceiveKeys)
+				}
+				if c.Peers[0].Key.ID != "k2" || string(c.Peers[0].Key.Secret) != "new-secret-0123456789" {
+					t.Errorf("signing key = %v", c.Peers[0].Key)
+				}
+			},
+		},
+		{
+			name: "per-peer secret only from that peer",
+			yaml: group("    secretRef: env:H5_TEST_SECRET\n") + peer("pb", "b", "  auth:\n    keys:\n    - id: b1\n      secretFile: b.secret\n") + peer("pc", "c", ""),
+			check: func(t *testing.T, c GroupConfig) {
+				var got []string
+				for _, k := range c.ReceiveKeys {
+					got = append(got, fmt.Sprintf("%s:%s:%v", k.ID, k.Secret[:3], k.Nodes))
+				}
+				if strings.Join(got, " ") != ":env:[c] b1:b-o:[b]" {
+					t.Errorf("receive keys = %v", got)
+				}
+				if c.Peers[0].Key.ID != "b1" || c.Peers[1].Key.ID != "" || string(c.Peers[1].Key.Secret[:3]) != "env" {
+					t.Errorf("signing keys = %v / %v", c.Peers[0].Key, c.Peers[1].Key)
+				}
+			},
+		},
+		{
+			name: "receive-only peer without endpoint",
+			yaml: group("    secretFile: group.secret\n") + strings.Replace(peer("pb", "b", ""), "  endpoint: http://127.0.0.1:9556\n", "", 1),
+			check: func(t *testing.T, c GroupConfig) {
+				if len(c.Peers) != 0 || len(c.ReceiveKeys) != 1 || c.ReceiveKeys[0].Nodes[0] != "b" {
+					t.Errorf("config = %+v", c)
+				}
+			},
+		},
+		{name: "missing secret file", yaml: group("    secretFile: nope.secret\n") + peer("pb", "b", ""), wantErr: "secretFile"},
+		{name: "short secret", yaml: group("    secretFile: short.secret\n") + peer("pb", "b", ""), wantErr: "shorter than"},
+		{name: "key id twice", yaml: group("    keys:\n    - id: k1\n      secretFile: old.secret\n") + peer("pb", "b", "  auth:\n    keys:\n    - id: k1\n      secretFile: b.secret\n"), wantErr: `key id "k1" is used twice`},
+		{name: "unreadable peer key", yaml: group("    secretFile: group.secret\n") + peer("pb", "b", "  auth:\n    secretFile: missing.secret\n"), wantErr: "EventPeer pb spec.auth.secretFile"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := schemas.Decode("lab.yaml", []byte(tt.yaml))
+			if err != nil {
+				t.Fatalf("decode: %v", err)
+			}
+			c, err := FromSchemas(cfg, "lab", dir)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				if strings.Contains(err.Error(), "secret-0123") {
+					t.Fatalf("error leaks a secret: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c)
+		})
+	}
+	cfg, err := schemas.Decode("lab.yaml", []byte(group("    secretFile: group.secret\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := FromSchemas(cfg, "corp", dir); err == nil || !strings.Contains(err.Error(), `no EventGroup "corp"`) {
+		t.Errorf("unknown group: %v", err)
+	}
+}
+
+func TestKeyNeverPrinted(t *testing.T) {
+	k := Key{ID: "k1", Secret: []byte("super-secret-value-123"), Nodes: []string{"b"}}
+	for _, s := range []string{fmt.Sprint(k), fmt.Sprintf("%v %+v %#v %s", k, k, k, k)} {
+		if strings.Contains(s, "super-secret") {
+			t.Fatalf("key printed with its secret: %s", s)
+		}
+	}
+}
