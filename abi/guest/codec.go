@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"time"
 	"unsafe"
 
@@ -14,7 +13,8 @@ import (
 	"routerd.net/routerd/abi/guest/jsonw"
 )
 
-// This file is the guest's reflection-free codec: fastjson for parsing, jsonw for
+// This file is the guest's reflection-free codec: a single-pass scanner for the
+// PluginRequest (request.go), fastjson for the small host-function responses, jsonw for
 // encoding. It produces and accepts the same JSON as encoding/json on the abi types (the
 // tests compare both), at a fraction of the cost inside a Wasm guest.
 
@@ -26,6 +26,7 @@ type decoder struct {
 	// into it (a new arena is allocated for the next call), so the strings stay valid for
 	// as long as a handler keeps them.
 	arena []byte
+	key   []byte // scratch for escaped member names, reused across calls
 }
 
 // str copies b into the arena and returns it as a string.
@@ -39,15 +40,6 @@ func (d *decoder) intern(b []byte) string {
 	start := len(d.arena)
 	d.arena = append(d.arena, b...)
 	return unsafe.String(&d.arena[start], len(b))
-}
-
-// indexed prefixes the message of an *abi.Error with list[i] (paths are only built on
-// failure, keeping the success path free of formatting).
-func indexed(err error, list string, i int) error {
-	if e, ok := err.(*abi.Error); ok {
-		return &abi.Error{Code: e.Code, Message: list + "[" + strconv.Itoa(i) + "]." + e.Message}
-	}
-	return err
 }
 
 // fieldError names the JSON path of a type mismatch.
@@ -156,23 +148,6 @@ func (d *decoder) stringMapValue(v *fastjson.Value, path string) (map[string]str
 	return m, err
 }
 
-// stringList decodes member k of o as an array of interned strings.
-func (d *decoder) stringList(o *fastjson.Value, k, path string) ([]string, error) {
-	vs, present, err := array(o, k, path)
-	if !present || err != nil {
-		return nil, err
-	}
-	out := make([]string, len(vs))
-	for i, v := range vs {
-		b, e := v.StringBytes()
-		if e != nil {
-			return nil, fieldError(fmt.Sprintf("%s.%s[%d]", path, k, i), "string", v)
-		}
-		out[i] = d.intern(b)
-	}
-	return out, nil
-}
-
 // rawList decodes member k of o as an array of raw JSON values (compacted).
 func rawList(o *fastjson.Value, k, path string) ([]json.RawMessage, error) {
 	vs, present, err := array(o, k, path)
@@ -186,7 +161,7 @@ func rawList(o *fastjson.Value, k, path string) ([]json.RawMessage, error) {
 	return out, nil
 }
 
-// DecodeRequest decodes a PluginRequest with the guest's reflection-free parser. It checks
+// DecodeRequest decodes a PluginRequest with the guest's reflection-free scanner. It checks
 // the ABI major version like abi.DecodeRequest; unknown fields are ignored.
 //
 // # Errors
@@ -196,199 +171,6 @@ func rawList(o *fastjson.Value, k, path string) ([]json.RawMessage, error) {
 func DecodeRequest(data []byte) (*abi.Request, error) {
 	var d decoder
 	return d.request(data)
-}
-
-func (d *decoder) request(data []byte) (*abi.Request, error) {
-	d.arena = make([]byte, 0, len(data))
-	defer func() { d.arena = nil }()
-	v, err := d.p.ParseBytes(data)
-	if err != nil {
-		return nil, abi.NewError(abi.ErrCodeInvalidArgument, "request: "+err.Error())
-	}
-	if v.Type() != fastjson.TypeObject {
-		return nil, fieldError("request", "object", v)
-	}
-	r := &abi.Request{}
-	if r.APIVersion, err = d.str(v, "apiVersion", "request"); err != nil {
-		return nil, err
-	}
-	if r.Kind, err = d.str(v, "kind", "request"); err != nil {
-		return nil, err
-	}
-	if r.ABI, err = d.str(v, "abi", "request"); err != nil {
-		return nil, err
-	}
-	if _, err := abi.CheckCompatible(r.ABI); err != nil {
-		return nil, abi.NewError(abi.ErrCodeABIMismatch, err.Error())
-	}
-	if r.BatchID, err = d.str(v, "batchID", "request"); err != nil {
-		return nil, err
-	}
-	spec, err := object(v, "spec", "request")
-	if err != nil || spec == nil {
-		return r, err
-	}
-	if err := d.spec(spec, &r.Spec); err != nil {
-		return nil, err
-	}
-	return r, nil
-}
-
-func (d *decoder) spec(v *fastjson.Value, s *abi.RequestSpec) error {
-	const path = "spec"
-	var err error
-	if tr, err := object(v, "trigger", path); err != nil {
-		return err
-	} else if tr != nil {
-		if s.Trigger.Type, err = d.str(tr, "type", path+".trigger"); err != nil {
-			return err
-		}
-		if s.Trigger.Topic, err = d.str(tr, "topic", path+".trigger"); err != nil {
-			return err
-		}
-	}
-	if s.Now, err = d.timeField(v, "now", path); err != nil {
-		return err
-	}
-	evs, present, err := array(v, "events", path)
-	if err != nil {
-		return err
-	}
-	if present {
-		s.Events = make([]abi.Event, len(evs))
-		for i, ev := range evs {
-			if err := d.decodeEvent(ev, &s.Events[i], "event"); err != nil {
-				return indexed(err, "spec.events", i)
-			}
-		}
-	}
-	if c, err := object(v, "context", path); err != nil {
-		return err
-	} else if c != nil {
-		if s.Context.Resources, err = rawList(c, "resources", path+".context"); err != nil {
-			return err
-		}
-	}
-	if p, err := object(v, "actionPlan", path); err != nil {
-		return err
-	} else if p != nil {
-		s.ActionPlan = &abi.ActionPlan{}
-		if err := d.decodeActionPlan(p, s.ActionPlan, path+".actionPlan"); err != nil {
-			return err
-		}
-	}
-	if dr := v.Get("dryRun"); dr != nil && dr.Type() != fastjson.TypeNull {
-		b, e := dr.Bool()
-		if e != nil {
-			return fieldError(path+".dryRun", "bool", dr)
-		}
-		s.DryRun = b
-	}
-	return nil
-}
-
-func (d *decoder) decodeEvent(v *fastjson.Value, e *abi.Event, path string) (err error) {
-	obj, e2 := v.Object()
-	if e2 != nil {
-		return fieldError(path, "object", v)
-	}
-	// One pass over the members with a switch (events are the hot path: a Get per field
-	// would rescan the object for each one).
-	obj.Visit(func(key []byte, val *fastjson.Value) {
-		if err != nil {
-			return
-		}
-		var dst *string
-		switch string(key) {
-		case "id":
-			dst = &e.ID
-		case "group":
-			dst = &e.Group
-		case "sourceNode":
-			dst = &e.SourceNode
-		case "type":
-			dst = &e.Type
-		case "subject":
-			dst = &e.Subject
-		case "dedupeKey":
-			dst = &e.DedupeKey
-		case "observedAt":
-			dst = &e.ObservedAt
-		case "expiresAt":
-			dst = &e.ExpiresAt
-		case "payload":
-			e.Payload, err = d.stringMapValue(val, path+".payload")
-			return
-		default:
-			return // unknown members are ignored (newer minor versions)
-		}
-		switch val.Type() {
-		case fastjson.TypeString:
-			b, _ := val.StringBytes()
-			*dst = d.intern(b)
-		case fastjson.TypeNull:
-		default:
-			err = fieldError(path+"."+string(key), "string", val)
-		}
-	})
-	return err
-}
-
-func (d *decoder) decodeActionPlan(v *fastjson.Value, p *abi.ActionPlan, path string) error {
-	var err error
-	for _, f := range []struct {
-		key string
-		dst *string
-	}{
-		{"name", &p.Name}, {"provider", &p.Provider}, {"action", &p.Action},
-		{"providerRef", &p.ProviderRef}, {"mode", &p.Mode}, {"description", &p.Description},
-		{"riskLevel", &p.RiskLevel}, {"idempotencyKey", &p.IdempotencyKey},
-	} {
-		if *f.dst, err = d.str(v, f.key, path); err != nil {
-			return err
-		}
-	}
-	if p.Target, err = d.stringMap(v, "target", path); err != nil {
-		return err
-	}
-	if p.Parameters, err = d.stringMap(v, "parameters", path); err != nil {
-		return err
-	}
-	if p.ExpectedEffects, err = d.stringList(v, "expectedEffects", path); err != nil {
-		return err
-	}
-	pcs, present, err := array(v, "preconditions", path)
-	if err != nil {
-		return err
-	}
-	if present {
-		p.Preconditions = make([]abi.Precondition, len(pcs))
-		for i, pc := range pcs {
-			pp := fmt.Sprintf("%s.preconditions[%d]", path, i)
-			if pc.Type() != fastjson.TypeObject {
-				return fieldError(pp, "object", pc)
-			}
-			c := &p.Preconditions[i]
-			for _, f := range []struct {
-				key string
-				dst *string
-			}{{"name", &c.Name}, {"expect", &c.Expect}, {"detail", &c.Detail}, {"target", &c.Target}} {
-				if *f.dst, err = d.str(pc, f.key, pp); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	u, err := object(v, "undo", path)
-	if err != nil || u == nil {
-		return err
-	}
-	p.Undo = &abi.ActionUndo{}
-	if p.Undo.Action, err = d.str(u, "action", path+".undo"); err != nil {
-		return err
-	}
-	p.Undo.Parameters, err = d.stringMap(u, "parameters", path+".undo")
-	return err
 }
 
 // AppendResult appends r as PluginResult JSON (apiVersion and kind filled in) to dst.

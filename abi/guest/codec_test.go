@@ -235,10 +235,18 @@ func FuzzDecodeRequest(f *testing.F) {
 		f.Add([]byte(tt.in))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		_, _ = DecodeRequest(data)
+		_, gerr := DecodeRequest(data)
+		if gerr == nil && !json.Valid(data) {
+			t.Fatalf("guest accepts invalid JSON %q", data)
+		}
 		want, err := stdDecode(data)
 		if err != nil {
 			return
+		}
+		// encoding/json matches member names case-insensitively ("ABI" sets abi); the
+		// guest only takes exact names, as the host sends them.
+		if gerr != nil && !errors.Is(gerr, &abi.Error{Code: abi.ErrCodeABIMismatch}) {
+			t.Fatalf("guest refuses %q, which encoding/json accepts: %v", data, gerr)
 		}
 		canonical, err := json.Marshal(want)
 		if err != nil {

@@ -48,34 +48,49 @@ type Claim struct {
 	PeerRef string
 }
 
-// value returns payload[key] trimmed of spaces, or def when that is empty (blank).
-func value(payload map[string]string, key, def string) string {
-	if v := strings.TrimSpace(payload[key]); v != "" {
-		return v
-	}
-	return def
-}
-
 // FromEvent returns the claim for ev; ok is false when ev is not an observed-address
 // event or names no address.
 func FromEvent(ev *abi.Event) (c Claim, ok bool) {
 	if strings.TrimSpace(ev.Type) != EventType {
 		return Claim{}, false
 	}
-	addr := value(ev.Payload, "address", strings.TrimSpace(ev.Subject))
-	if addr == "" {
+	// One pass over the payload instead of a lookup per field: map hashing is the
+	// expensive part inside a Wasm guest.
+	for k, v := range ev.Payload {
+		switch k {
+		case "address":
+			c.Address = strings.TrimSpace(v)
+		case "ownerSide":
+			c.OwnerSide = strings.TrimSpace(v)
+		case "domain":
+			c.DomainRef = strings.TrimSpace(v)
+		case "providerRef":
+			c.ProviderRef = strings.TrimSpace(v)
+		case "nicRef":
+			c.NicRef = strings.TrimSpace(v)
+		case "peerRef":
+			c.PeerRef = strings.TrimSpace(v)
+		}
+	}
+	if c.Address == "" {
+		c.Address = strings.TrimSpace(ev.Subject)
+	}
+	if c.Address == "" {
 		return Claim{}, false
 	}
-	c = Claim{
-		Address:     addr,
-		OwnerSide:   value(ev.Payload, "ownerSide", defaultOwnerSide),
-		DomainRef:   value(ev.Payload, "domain", ""),
-		ProviderRef: value(ev.Payload, "providerRef", defaultProviderRef),
-		NicRef:      value(ev.Payload, "nicRef", defaultNicRef),
-		PeerRef:     value(ev.Payload, "peerRef", defaultPeerRef),
-	}
+	c.OwnerSide = orDefault(c.OwnerSide, defaultOwnerSide)
+	c.ProviderRef = orDefault(c.ProviderRef, defaultProviderRef)
+	c.NicRef = orDefault(c.NicRef, defaultNicRef)
+	c.PeerRef = orDefault(c.PeerRef, defaultPeerRef)
 	c.Name = Name(c.OwnerSide, c.Address)
 	return c, true
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
 }
 
 // Name returns "<ownerSide>-<address>" where the address loses its prefix length, '.'
