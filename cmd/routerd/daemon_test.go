@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -29,11 +32,17 @@ import (
 // testRouter starts router-b of the demo config as a daemon without a transport child.
 func testRouter(t *testing.T, watch bool) (*Daemon, settings.Settings) {
 	t.Helper()
-	return testRouterPlugin(t, watch, true)
+	return testRouterWith(t, true, func(o *Options) { o.WatchConfig = watch })
 }
 
 // testRouterPlugin is testRouter, with or without the plugin module in the plugin dir.
 func testRouterPlugin(t *testing.T, watch, withPlugin bool) (*Daemon, settings.Settings) {
+	t.Helper()
+	return testRouterWith(t, withPlugin, func(o *Options) { o.WatchConfig = watch })
+}
+
+// testRouterWith starts router-b with the plugin (or not) and options changed by mod.
+func testRouterWith(t *testing.T, withPlugin bool, mod func(*Options)) (*Daemon, settings.Settings) {
 	t.Helper()
 	dir := t.TempDir()
 	pluginDir := filepath.Join(dir, "plugins")
@@ -61,8 +70,10 @@ func testRouterPlugin(t *testing.T, watch, withPlugin bool) (*Daemon, settings.S
 	s := settings.Settings{StateDir: filepath.Join(dir, "state"), PluginDir: pluginDir, ConfigDir: conf,
 		ControlSocket: filepath.Join(dir, "run", "routerd.sock"), LogLevel: "info", LogFormat: "text"}
 	var logs bytes.Buffer
-	d, err := Start(context.Background(), Options{Settings: s, Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: &logs}, nil)),
-		WatchConfig: watch, CacheDir: filepath.Join(os.TempDir(), "routerd-test-wasm-cache")})
+	opts := Options{Settings: s, Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: &logs}, nil)),
+		CacheDir: filepath.Join(os.TempDir(), "routerd-test-wasm-cache")}
+	mod(&opts)
+	d, err := Start(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -447,5 +458,70 @@ func TestDemoFailsClearly(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "DEMO FAILED") || !strings.Contains(out.String(), "state and logs kept in") {
 		t.Fatalf("demo output:\n%s", out.String())
+	}
+}
+
+// TestDaemonNetlinkInNamespace runs router-b with the kernel dataplane inside a network
+// namespace the test creates: the claim produced from an event becomes a real route, and
+// withdrawing the claim removes it.
+func TestDaemonNetlinkInNamespace(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("kernel test: needs root to create a network namespace (CI runs as root)")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("kernel test: needs iproute2's ip")
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	ns := "rdh7" + hex.EncodeToString(b)
+	ipCmd := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command("ip", args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	ipCmd("netns", "add", ns)
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
+			t.Errorf("delete netns %s: %v: %s", ns, err, out)
+		}
+	})
+	ipCmd("-n", ns, "link", "set", "lo", "up")
+	// The overlay tunnel is a veth pair here (no WireGuard or dummy module needed).
+	ipCmd("-n", ns, "link", "add", "wg-hybrid", "type", "veth", "peer", "name", "wg-peer")
+	ipCmd("-n", ns, "link", "set", "wg-hybrid", "up")
+	ipCmd("-n", ns, "link", "set", "wg-peer", "up")
+
+	d, _ := testRouterWith(t, true, func(o *Options) { o.Dataplane, o.NetNS = dataplaneNetlink, ns })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ev := event.New("lab", "routerd.client.ipv4.observed", "router-a", "10.88.60.9",
+		map[string]string{"address": "10.88.60.9", "domain": "lab"}, 30*time.Minute, time.Now())
+	if _, err := d.Emit(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := d.WaitReconcile(ctx, 0, func(r ReconcileRecord) bool { return strings.Contains(r.Diff.String(), "10.88.60.9/32") })
+	if err != nil {
+		t.Fatalf("no reconcile with the claim: %v; %+v", err, d.Reconciles())
+	}
+	if rec.Error != "" || rec.DryRun {
+		t.Fatalf("reconcile %+v", rec)
+	}
+	if out := ipCmd("-n", ns, "route", "show", "10.88.60.9/32"); !strings.Contains(out, "via 10.255.1.2 dev wg-hybrid") {
+		t.Fatalf("route in the namespace: %q", out)
+	}
+	if out := ipCmd("-n", ns, "addr", "show", "dev", "wg-hybrid"); !strings.Contains(out, "10.255.1.1/30") {
+		t.Fatalf("overlay address in the namespace: %q", out)
+	}
+	if _, err := d.dyn.Withdraw(ctx, "", "RemoteAddressClaim", "onprem-10-88-60-9", "test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.WaitReconcile(ctx, rec.Seq, func(r ReconcileRecord) bool { return strings.Contains(r.Diff.String(), "- route 10.88.60.9/32") }); err != nil {
+		t.Fatalf("withdrawal not reconciled: %v", err)
+	}
+	if out := ipCmd("-n", ns, "route", "show", "10.88.60.9/32"); strings.TrimSpace(out) != "" {
+		t.Fatalf("route still present after withdrawal: %q", out)
 	}
 }
