@@ -72,6 +72,9 @@ type Options struct {
 	PollInterval time.Duration
 	// ShutdownTimeout bounds Shutdown (default 15s).
 	ShutdownTimeout time.Duration
+	// ReconcileInterval re-applies the desired state this often even without a change,
+	// repairing drift in the kernel (default 1m; negative disables).
+	ReconcileInterval time.Duration
 }
 
 // ReconcileRecord describes one reconciliation of the dataplane.
@@ -144,6 +147,9 @@ func Start(ctx context.Context, opts Options) (*Daemon, error) {
 	}
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = 15 * time.Second
+	}
+	if opts.ReconcileInterval == 0 {
+		opts.ReconcileInterval = time.Minute
 	}
 	if opts.CacheDir == "" {
 		opts.CacheDir = opts.Settings.CacheDir()
@@ -402,11 +408,19 @@ func (d *Daemon) kickReconcile() {
 }
 
 func (d *Daemon) reconcileLoop() {
+	var tick <-chan time.Time
+	if d.opts.ReconcileInterval > 0 {
+		t := time.NewTicker(d.opts.ReconcileInterval)
+		defer t.Stop()
+		tick = t.C
+	}
 	for {
 		select {
 		case <-d.ctx.Done():
 			return
 		case <-d.kick:
+			d.reconcile(d.ctx)
+		case <-tick:
 			d.reconcile(d.ctx)
 		}
 	}

@@ -494,7 +494,9 @@ func TestDaemonNetlinkInNamespace(t *testing.T) {
 	ipCmd("-n", ns, "link", "set", "wg-hybrid", "up")
 	ipCmd("-n", ns, "link", "set", "wg-peer", "up")
 
-	d, _ := testRouterWith(t, true, func(o *Options) { o.Dataplane, o.NetNS = dataplaneNetlink, ns })
+	d, _ := testRouterWith(t, true, func(o *Options) {
+		o.Dataplane, o.NetNS, o.ReconcileInterval = dataplaneNetlink, ns, 100*time.Millisecond
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	ev := event.New("lab", "routerd.client.ipv4.observed", "router-a", "10.88.60.9",
@@ -515,6 +517,13 @@ func TestDaemonNetlinkInNamespace(t *testing.T) {
 	if out := ipCmd("-n", ns, "addr", "show", "dev", "wg-hybrid"); !strings.Contains(out, "10.255.1.1/30") {
 		t.Fatalf("overlay address in the namespace: %q", out)
 	}
+	// Drift: someone deletes the route; the periodic reconcile puts it back.
+	ipCmd("-n", ns, "route", "del", "10.88.60.9/32")
+	waitUntil(t, "the deleted route to be repaired", func() bool {
+		out, err := exec.Command("ip", "-n", ns, "route", "show", "10.88.60.9/32").CombinedOutput()
+		return err == nil && strings.Contains(string(out), "dev wg-hybrid")
+	})
+	rec = d.Reconciles()[len(d.Reconciles())-1]
 	if _, err := d.dyn.Withdraw(ctx, "", "RemoteAddressClaim", "onprem-10-88-60-9", "test"); err != nil {
 		t.Fatal(err)
 	}

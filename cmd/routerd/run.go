@@ -19,6 +19,7 @@ func newRunCmd() *cobra.Command {
 		noEventd          bool
 		noWatch           bool
 		shutdownTimeout   time.Duration
+		reconcileInterval time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -70,6 +71,7 @@ logged, and the running configuration stays. SIGTERM/SIGINT shut down cleanly wi
 			d, err := Start(ctx, Options{
 				Settings: s, Logger: log, Dataplane: dp, NetNS: netns, EventdBinary: eventd,
 				EventdStdout: os.Stderr, EventdStderr: os.Stderr, WatchConfig: !noWatch, ShutdownTimeout: shutdownTimeout,
+				ReconcileInterval: reconcileInterval,
 			})
 			if err != nil {
 				return err
@@ -98,5 +100,6 @@ logged, and the running configuration stays. SIGTERM/SIGINT shut down cleanly wi
 	fs.BoolVar(&noEventd, "no-eventd", false, "do not supervise routerd-eventd (e.g. when systemd runs routerd-eventd@.service)")
 	fs.BoolVar(&noWatch, "no-config-watch", false, "reload only on SIGHUP or POST /v1/reload, not on file changes")
 	fs.DurationVar(&shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a clean shutdown may take")
+	fs.DurationVar(&reconcileInterval, "reconcile-interval", time.Minute, "re-apply the desired state this often to repair drift (negative: only on changes)")
 	return cmd
 }
