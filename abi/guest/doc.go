@@ -6,7 +6,8 @@
 // export of ABI v1 (routerd_manifest, on_events, plan, execute, routerd_buffer,
 // routerd_call), moves bytes through the Extism kernel (extism:host/env, 8-byte loads and
 // stores) or the direct-memory fast path, and decodes and encodes the JSON documents
-// without reflection:
+// without reflection (a single-pass request scanner, fastjson for host-function responses,
+// package jsonw for output):
 //
 //	func init() {
 //		guest.Register(abi.Manifest{Name: "my-plugin", Version: "1.0.0",

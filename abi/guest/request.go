@@ -66,8 +66,12 @@ func (s *scanner) ws() {
 	}
 }
 
-// peek returns the next non-space byte without consuming it (0 at the end).
+// peek returns the next non-space byte without consuming it (0 at the end). The host
+// sends compact JSON, so the first check almost always answers without calling ws.
 func (s *scanner) peek() byte {
+	if s.i < len(s.data) && s.data[s.i] > ' ' {
+		return s.data[s.i]
+	}
 	s.ws()
 	if s.i < len(s.data) {
 		return s.data[s.i]
