@@ -17,3 +17,23 @@ func callKVGet([]byte) ([]byte, error)           { return nil, notInWasm(abi.Fun
 func callKVSet([]byte) ([]byte, error)           { return nil, notInWasm(abi.FuncKVSet) }
 func callNow([]byte) ([]byte, error)             { return nil, notInWasm(abi.FuncNow) }
 func callProviderRequest([]byte) ([]byte, error) { return nil, notInWasm(abi.FuncProviderRequest) }
+
+// nativeVars backs Var/SetVar outside Wasm, so plugin logic using them can be unit-tested
+// natively (single-threaded, like a guest instance).
+var nativeVars = map[string][]byte{}
+
+// ConfigValue returns the Extism plugin config value of key; outside Wasm there is no
+// config and it always reports false.
+func ConfigValue(key string) (string, bool) { return "", false }
+
+// Var returns the plugin variable key (outside Wasm: from an in-process map).
+func Var(key string) ([]byte, bool) {
+	v, ok := nativeVars[key]
+	return v, ok
+}
+
+// SetVar sets the plugin variable key (outside Wasm: in an in-process map).
+func SetVar(key string, value []byte) { nativeVars[key] = append([]byte(nil), value...) }
+
+// ExtismLog writes to the Extism log; outside Wasm it does nothing.
+func ExtismLog(level, msg string) {}

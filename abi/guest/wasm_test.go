@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -89,7 +90,7 @@ func (h *fakeHost) functions(t *testing.T) []extism.HostFunction {
 func newExtismPlugin(t *testing.T, path string, funcs []extism.HostFunction) *extism.Plugin {
 	t.Helper()
 	ctx := context.Background()
-	m := extism.Manifest{Wasm: []extism.Wasm{extism.WasmFile{Path: path}}}
+	m := extism.Manifest{Wasm: []extism.Wasm{extism.WasmFile{Path: path}}, Config: map[string]string{"mode": "test"}}
 	p, err := extism.NewPlugin(ctx, m, extism.PluginConfig{EnableWasi: true}, funcs)
 	if err != nil {
 		t.Fatalf("load %s: %v", path, err)
@@ -194,6 +195,13 @@ func TestExtismExports(t *testing.T) {
 		}
 	})
 	t.Run("host functions", func(t *testing.T) {
+		var logs []string
+		extism.SetLogLevel(extism.LogLevelInfo) // process-wide; off by default
+		defer extism.SetLogLevel(extism.LogLevelOff)
+		p.SetLogger(func(_ extism.LogLevel, msg string) { logs = append(logs, msg) })
+		if _, _, err := p.Call(string(abi.HookExecute), sampleRequest()); err != nil { // first call: vars "x"
+			t.Fatal(err)
+		}
 		rc, out, err := p.Call(string(abi.HookExecute), sampleRequest())
 		if err != nil || rc != 0 {
 			t.Fatalf("rc=%d err=%v", rc, err)
@@ -218,6 +226,8 @@ func TestExtismExports(t *testing.T) {
 			{name: "kv_get_missing", outcome: abi.ActionSucceeded, attrs: map[string]string{"found": "false"}},
 			{name: "now", outcome: abi.ActionSucceeded, attrs: map[string]string{"now": "2030-01-02T03:04:05Z"}},
 			{name: "event_emit", outcome: abi.ActionFailed, attrs: map[string]string{"id": ""}, message: "capability_denied: event_emit is not granted"},
+			{name: "config", outcome: abi.ActionSucceeded, attrs: map[string]string{"mode": "test", "found": "true", "missingFound": "false"}},
+			{name: "vars", outcome: abi.ActionSucceeded, attrs: map[string]string{"calls": "xx"}},
 		}
 		for _, c := range checks {
 			r, ok := got[c.name]
@@ -229,7 +239,10 @@ func TestExtismExports(t *testing.T) {
 				t.Errorf("%s = %+v; want outcome %s message %q attrs %v", c.name, r, c.outcome, c.message, c.attrs)
 			}
 		}
-		if len(host.logs) != 1 || host.logs[0].Level != abi.LogWarn || host.logs[0].Message != "hello from sdkcheck" || host.logs[0].Attrs["batch"] != "batch-7" {
+		if !slices.Contains(logs, "sdkcheck execute ran") {
+			t.Errorf("Extism log lines = %q", logs)
+		}
+		if len(host.logs) != 2 || host.logs[0].Level != abi.LogWarn || host.logs[0].Message != "hello from sdkcheck" || host.logs[0].Attrs["batch"] != "batch-7" {
 			t.Errorf("host logs = %+v", host.logs)
 		}
 	})

@@ -66,6 +66,16 @@ func execute(req *abi.Request) (*abi.Result, error) {
 	report("now", map[string]string{"now": now.UTC().Format("2006-01-02T15:04:05Z07:00")}, err)
 	id, err := guest.EmitEvent(abi.EmitRequest{Type: "routerd.test", Subject: "s"})
 	report("event_emit", map[string]string{"id": id}, err)
+	// Extism kernel features: plugin config, instance variables, the Extism log.
+	mode, ok := guest.ConfigValue("mode")
+	_, missing := guest.ConfigValue("missing")
+	report("config", map[string]string{"mode": mode, "found": fmt.Sprint(ok), "missingFound": fmt.Sprint(missing)}, nil)
+	calls, _ := guest.Var("calls")
+	calls = append(calls, 'x')
+	guest.SetVar("calls", calls)
+	again, _ := guest.Var("calls")
+	report("vars", map[string]string{"calls": string(again)}, nil)
+	guest.ExtismLog("info", "sdkcheck execute ran")
 	return &abi.Result{Status: abi.ResultStatus{ActionResults: results}}, nil
 }
 
