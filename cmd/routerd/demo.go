@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -24,6 +25,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"routerd.net/routerd/cmd/internal/settings"
+	"routerd.net/routerd/dataplane/netnslab"
 	"routerd.net/routerd/federation/dynamic"
 	"routerd.net/routerd/federation/event"
 	"routerd.net/routerd/federation/store"
@@ -40,7 +42,9 @@ type demoOptions struct {
 	Timeout      time.Duration
 	Keep         bool
 	Address      string
-	Out          io.Writer
+	// Netns is auto (kernel dataplane in network namespaces when root), on or off.
+	Netns string
+	Out   io.Writer
 }
 
 func newDemoCmd() *cobra.Command {
@@ -87,6 +91,7 @@ secret is written for the run.`,
 	fs.DurationVar(&o.Timeout, "timeout", 60*time.Second, "give up when the whole demo takes longer")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the temporary directory (state, logs) afterwards")
 	fs.StringVar(&o.Address, "address", "10.88.60.9", "the observed address (inside the lab domain 10.88.0.0/16)")
+	fs.StringVar(&o.Netns, "netns", "auto", "apply the claims to real kernels in network namespaces: auto (when root), on, off (dry run)")
 	return cmd
 }
 
@@ -106,6 +111,8 @@ type demoCluster struct {
 	start   time.Time
 	out     io.Writer
 	mu      sync.Mutex // serialises printing from the per-router goroutines
+	// lab holds the routers' network namespaces when the kernel dataplane is used.
+	lab *netnslab.Lab
 }
 
 func (c *demoCluster) router(name string) *demoRouter {
@@ -223,12 +230,25 @@ func startCluster(ctx context.Context, o demoOptions, c *demoCluster) error {
 		return fmt.Errorf("plugin dir %s has no event-to-remote-claim.wasm (run make plugins): %w", pluginDir, err)
 	}
 	cacheDir := filepath.Join(c.root, "wasm-cache")
+	configs := map[string]*schemas.Config{}
 	for _, name := range demoRouters {
 		r := &demoRouter{name: name, dir: filepath.Join(c.root, name), port: portOf[name]}
 		c.routers = append(c.routers, r)
-		confDir := filepath.Join(r.dir, "conf.d")
-		if _, err := prepareConfig(filepath.Join(o.ConfigDir, name), confDir, portOf, secret); err != nil {
+		cfg, err := prepareConfig(filepath.Join(o.ConfigDir, name), filepath.Join(r.dir, "conf.d"), portOf, secret)
+		if err != nil {
 			return err
+		}
+		configs[name] = cfg
+	}
+	if err := setupLab(ctx, o, c, configs); err != nil {
+		return err
+	}
+	for _, r := range c.routers {
+		name := r.name
+		confDir := filepath.Join(r.dir, "conf.d")
+		dp, netnsName := dataplaneDryRun, ""
+		if c.lab != nil {
+			dp, netnsName = dataplaneNetlink, c.lab.Router(name).NetNS
 		}
 		r.logFile, err = os.Create(filepath.Join(r.dir, "routerd.log"))
 		if err != nil {
@@ -241,7 +261,7 @@ func startCluster(ctx context.Context, o demoOptions, c *demoCluster) error {
 		log := slog.New(slog.NewTextHandler(r.logFile, &slog.HandlerOptions{Level: slog.LevelInfo})).With("router", name)
 		t0 := time.Now()
 		r.d, err = Start(ctx, Options{
-			Settings: s, Logger: log, Dataplane: dataplaneDryRun, EventdBinary: o.EventdBinary,
+			Settings: s, Logger: log, Dataplane: dp, NetNS: netnsName, EventdBinary: o.EventdBinary,
 			EventdArgs: func(group string) []string {
 				return []string{"--group", group, "--state-dir", s.StateDir, "--config-dir", s.ConfigDir,
 					"--plugin-dir", s.PluginDir, "--log-level", "info"}
@@ -259,6 +279,45 @@ func startCluster(ctx context.Context, o demoOptions, c *demoCluster) error {
 		sort.Strings(plugins)
 		c.printf("started %s in %s: routerd-eventd on 127.0.0.1:%d, plugins [%s]", name, ms(time.Since(t0)), r.port, strings.Join(plugins, ", "))
 	}
+	return nil
+}
+
+// setupLab creates the network namespaces (one per router, one for the on-prem site the
+// OverlayPeers point at) when the kernel dataplane is asked for, or available in auto
+// mode. In auto mode a lab that cannot be built falls back to the dry run.
+func setupLab(ctx context.Context, o demoOptions, c *demoCluster, configs map[string]*schemas.Config) error {
+	switch o.Netns {
+	case "off":
+		return nil
+	case "auto", "on":
+	default:
+		return usageError{fmt.Errorf("--netns %q: want auto, on or off", o.Netns)}
+	}
+	if err := netnslab.Available(); err != nil {
+		if o.Netns == "on" {
+			return err
+		}
+		c.printf("dataplane: dry run (%v)", err)
+		return nil
+	}
+	b := make([]byte, 3)
+	if _, err := rand.Read(b); err != nil {
+		return err
+	}
+	lab, err := netnslab.SetupFromConfigs(ctx, netnslab.Options{Prefix: "rdd" + hex.EncodeToString(b) + "-"}, configs)
+	if err != nil {
+		if o.Netns == "on" {
+			return err
+		}
+		c.printf("dataplane: dry run (network namespaces unavailable: %v)", err)
+		return nil
+	}
+	c.lab = lab
+	var names []string
+	for _, r := range lab.Routers {
+		names = append(names, r.Name+"="+r.NetNS)
+	}
+	c.printf("dataplane: the kernel, in network namespaces %s", strings.Join(names, " "))
 	return nil
 }
 
@@ -305,6 +364,11 @@ func stopCluster(c *demoCluster) error {
 	for _, r := range c.routers {
 		if r.logFile != nil {
 			r.logFile.Close()
+		}
+	}
+	if c.lab != nil {
+		if err := c.lab.Teardown(); err != nil {
+			errs = append(errs, fmt.Errorf("delete network namespaces: %w", err))
 		}
 	}
 	return errors.Join(errs...)
@@ -381,7 +445,7 @@ func runDemo(ctx context.Context, o demoOptions) (err error) {
 		os.RemoveAll(root)
 	}()
 
-	fmt.Fprintf(o.Out, "routerd demo: three routers on 127.0.0.1, one event group \"lab\", dataplane dry-run\n")
+	fmt.Fprintf(o.Out, "routerd demo: three routers on 127.0.0.1, one event group \"lab\"\n")
 	fmt.Fprintf(o.Out, "  config %s, plugins %s, work dir %s\n\n", o.ConfigDir, o.PluginDir, root)
 	if err := startCluster(ctx, o, c); err != nil {
 		return err
@@ -390,6 +454,16 @@ func runDemo(ctx context.Context, o demoOptions) (err error) {
 		return err
 	}
 	c.printf("every routerd-eventd answers GET /v1/status")
+	addr, err := netip.ParseAddr(o.Address)
+	if err != nil {
+		return usageError{fmt.Errorf("--address %q: %w", o.Address, err)}
+	}
+	if c.lab != nil {
+		// The address lives at the on-prem site: routers that claim it must route to it.
+		if err := c.lab.AddAddress("onprem", "lo", netip.PrefixFrom(addr, addr.BitLen())); err != nil {
+			return err
+		}
+	}
 
 	a, b, cc := c.router("router-a"), c.router("router-b"), c.router("router-c")
 	payload := map[string]string{"address": o.Address, "domain": "lab", "ownerSide": "onprem", "peerRef": "onprem-main"}
@@ -473,9 +547,38 @@ func followClaim(ctx context.Context, c *demoCluster, r *demoRouter, ev event.Ev
 			lines = append(lines, "           "+ch)
 		}
 	}
-	c.printf("step 4  %s: planned dataplane change (dry run, reconcile #%d, %s after emit):\n%s",
-		r.name, rec.Seq, ms(time.Since(emitted)), strings.Join(lines, "\n"))
+	if c.lab == nil {
+		c.printf("step 4  %s: planned dataplane change (dry run, reconcile #%d, %s after emit):\n%s",
+			r.name, rec.Seq, ms(time.Since(emitted)), strings.Join(lines, "\n"))
+		return nil
+	}
+	if rec.Error != "" {
+		return fmt.Errorf("step 4: %s: applying to the kernel: %s", r.name, rec.Error)
+	}
+	excerpt, err := c.lab.Excerpt(ctx, r.name)
+	if err != nil {
+		return fmt.Errorf("step 4: %w", err)
+	}
+	c.printf("step 4  %s: applied to the kernel (reconcile #%d, %s after emit):\n%s\n%s", r.name, rec.Seq,
+		ms(time.Since(emitted)), strings.Join(lines, "\n"), indent(excerpt, "           | "))
+	addr, err := netip.ParseAddr(address)
+	if err != nil {
+		return err
+	}
+	if err := c.lab.Ping(ctx, r.name, addr); err != nil {
+		return fmt.Errorf("step 5: %w", err)
+	}
+	c.printf("step 5  %s: ping %s answered by the on-prem site through wg-hybrid", r.name, address)
 	return nil
+}
+
+// indent prefixes every line of s.
+func indent(s, prefix string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = prefix + l
+	}
+	return strings.Join(lines, "\n")
 }
 
 // tailLog prints the last lines of a router's log.
