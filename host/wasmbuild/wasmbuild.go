@@ -241,26 +241,38 @@ func RepoRoot() (string, error) {
 // error. Builds can take tens of seconds on a busy machine; the result is cached.
 func ForTest(tb testing.TB, rel string) string {
 	tb.Helper()
-	return forTest(tb, rel, Build)
+	return forTest(tb, rel, wasmTarget)
 }
 
 // NativeForTest is ForTest for BuildNative.
 func NativeForTest(tb testing.TB, rel string) string {
 	tb.Helper()
-	return forTest(tb, rel, BuildNative)
+	return forTest(tb, rel, nativeTarget)
 }
 
-func forTest(tb testing.TB, rel string, f func(context.Context, string, Options) (string, error)) string {
+// testBuilds memoizes ForTest/NativeForTest results for the life of the test process
+// (sources do not change during a test run), saving the `go list` of a cache hit.
+var testBuilds sync.Map // target name + ":" + absolute dir -> path
+
+func forTest(tb testing.TB, rel string, t target) string {
 	tb.Helper()
 	root, err := RepoRoot()
 	if err != nil {
 		tb.Fatal(err)
 	}
+	dir := filepath.Join(root, filepath.FromSlash(rel))
+	memo := t.name + ":" + dir
+	if p, ok := testBuilds.Load(memo); ok {
+		if _, err := os.Stat(p.(string)); err == nil {
+			return p.(string)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	path, err := f(ctx, filepath.Join(root, filepath.FromSlash(rel)), Options{})
+	path, err := build(ctx, dir, Options{}, t)
 	if err != nil {
 		tb.Fatal(err)
 	}
+	testBuilds.Store(memo, path)
 	return path
 }
