@@ -33,6 +33,10 @@ type EnqueueRequest struct {
 	Match func(*event.Event) bool
 	// Limit bounds the events scanned in one call (default 1024).
 	Limit int
+	// After, when UseAfter is set, replaces the stored cursor as the scan start (NextEvents
+	// only; used to read ahead while the previous page is still being pushed).
+	After    int64
+	UseAfter bool
 	// Now is the creation time of the rows.
 	Now time.Time
 }
@@ -100,9 +104,12 @@ func (s *Store) NextEvents(ctx context.Context, req EnqueueRequest) (FreshEvents
 	if req.Limit <= 0 {
 		req.Limit = 1024
 	}
-	after, err := s.GetCursor(ctx, OutboxCursorName(req.Group, req.Peer))
-	if err != nil {
-		return FreshEvents{}, fmt.Errorf("store: next events for %s: %w", req.Peer, err)
+	after := req.After
+	if !req.UseAfter {
+		var err error
+		if after, err = s.GetCursor(ctx, OutboxCursorName(req.Group, req.Peer)); err != nil {
+			return FreshEvents{}, fmt.Errorf("store: next events for %s: %w", req.Peer, err)
+		}
 	}
 	out := FreshEvents{After: after, Last: after}
 	rows, err := s.r.QueryContext(ctx, `SELECT `+eventColumns+` FROM events

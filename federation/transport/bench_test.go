@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -56,11 +57,23 @@ func benchPair(b *testing.B, batch bool) (a, rcv *testNode) {
 	return a, rcv
 }
 
+// cpuTime is the CPU time this process has used so far (user + system).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // deliveryRate inserts n local events on a in chunks and returns delivered events per
-// second at b (from the first insert to the last acceptance).
-func deliveryRate(b *testing.B, batch bool, n int, limit time.Duration) float64 {
+// second at b (from the first insert to the last acceptance) and the CPU time the whole
+// process (sender, receiver, both stores and the inserting driver) spent per event,
+// which does not depend on how busy the machine is.
+func deliveryRate(b *testing.B, batch bool, n int, limit time.Duration) (rate float64, cpuPerEvent time.Duration) {
 	a, rcv := benchPair(b, batch)
 	ctx := context.Background()
+	cpu0 := cpuTime()
 	start := time.Now()
 	const chunk = 500
 	for i := 0; i < n; i += chunk {
@@ -75,18 +88,20 @@ func deliveryRate(b *testing.B, batch bool, n int, limit time.Duration) float64 
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	return float64(n) / time.Since(start).Seconds()
+	return float64(n) / time.Since(start).Seconds(), (cpuTime() - cpu0) / time.Duration(n)
 }
 
 func BenchmarkTransportEventsPerSecond(b *testing.B) {
-	rate := deliveryRate(b, true, 60000, 90*time.Second)
+	rate, cpu := deliveryRate(b, true, 60000, 90*time.Second)
 	fmt.Printf("BENCH %s %.2f %s\n", "transport_events_per_s", rate, "events/s")
+	fmt.Printf("BENCH %s %.2f %s\n", "transport_cpu_us_per_event", float64(cpu)/1e3, "us")
 	b.ReportMetric(rate, "events/s")
 }
 
 func BenchmarkTransportV1EventsPerSecond(b *testing.B) {
-	rate := deliveryRate(b, false, 10000, 90*time.Second)
+	rate, cpu := deliveryRate(b, false, 10000, 90*time.Second)
 	fmt.Printf("BENCH %s %.2f %s\n", "transport_v1_events_per_s", rate, "events/s")
+	fmt.Printf("BENCH %s %.2f %s\n", "transport_v1_cpu_us_per_event", float64(cpu)/1e3, "us")
 	b.ReportMetric(rate, "events/s")
 }
 
@@ -117,12 +132,11 @@ func fillStore(b *testing.B, st *store.Store, n int) {
 }
 
 // receiveRate posts n single events (v1) to a receiver over st and returns events/s.
-func receiveRate(b *testing.B, st *store.Store, prefix string, n int) float64 {
-	r, srv := receiverFor(b, st, "a", []Key{{Secret: secretGroup, Nodes: []string{"b"}}}, nil)
-	_ = r
+func receiveRate(b *testing.B, st *store.Store, from, n int) float64 {
+	_, srv := receiverFor(b, st, "a", []Key{{Secret: secretGroup, Nodes: []string{"b"}}}, nil)
 	client := &http.Client{}
 	bodies := make([][]byte, n)
-	for i, e := range benchEvents(prefix, 0, n, time.Now()) {
+	for i, e := range benchEvents("b", from, n, time.Now()) {
 		bodies[i] = mustJSON(b, e)
 	}
 	start := time.Now()
@@ -150,10 +164,10 @@ func BenchmarkTransportReceiveFlatness(b *testing.B) {
 	fillStore(b, full, stored)
 	// Warm both paths once, then measure empty, full, empty again and keep the better
 	// empty figure so that machine noise does not flatter the ratio.
-	receiveRate(b, empty, "warm", 200)
-	e1 := receiveRate(b, empty, "e1", n)
-	f := receiveRate(b, full, "f", n)
-	e2 := receiveRate(b, empty, "e2", n)
+	receiveRate(b, empty, 0, 200)
+	e1 := receiveRate(b, empty, 1000, n)
+	f := receiveRate(b, full, 1000, n)
+	e2 := receiveRate(b, empty, 1000+n, n)
 	base := max(e1, e2)
 	fmt.Printf("BENCH %s %.2f %s\n", "transport_receive_flatness", f/base, "ratio")
 	fmt.Printf("BENCH %s %.2f %s\n", "transport_receive_empty_events_per_s", base, "events/s")

@@ -120,8 +120,52 @@ type peerLoop struct {
 	probed bool
 	batch  *BatchExtension
 
+	// Fast-path pipeline: the next page is read while the current one is pushed, and a
+	// delivered page is recorded while the next one is pushed. Only the peer's own loop
+	// touches these.
+	ahead     *readAhead
+	recording *recording
+	committed int64 // cursor after the last recorded fast-path page (0: unknown)
+
 	mu     sync.Mutex
 	health PeerHealth
+}
+
+// readAhead is a page of fresh events being read in the background.
+type readAhead struct {
+	after int64
+	done  chan struct{}
+	fresh store.FreshEvents
+	err   error
+}
+
+// recording is a delivered page whose rows are being written in the background.
+type recording struct {
+	done chan struct{}
+	err  error
+}
+
+// settle waits for the background work of the pipeline and returns the recording's
+// error; a failed recording also discards the read-ahead and the remembered cursor.
+func (p *peerLoop) settle() error {
+	var err error
+	if p.recording != nil {
+		<-p.recording.done
+		err = p.recording.err
+		p.recording = nil
+	}
+	if err != nil {
+		p.committed = 0
+		p.dropAhead()
+	}
+	return err
+}
+
+func (p *peerLoop) dropAhead() {
+	if p.ahead != nil {
+		<-p.ahead.done
+		p.ahead = nil
+	}
 }
 
 // PeerHealth is what the sender last saw of a peer.
@@ -352,6 +396,13 @@ func (p *peerLoop) run(ctx context.Context) {
 	var nextRefresh time.Time
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	defer func() {
+		// Shutdown: the last delivered page must be recorded before the loop ends.
+		if err := p.settle(); err != nil {
+			o.Logger.Warn("sender: record deliveries at shutdown", "group", o.Group, "peer", p.peer.Name, "err", err)
+		}
+		p.dropAhead()
+	}()
 	a := attrs(p.attrs[0], p.attrs[1])
 	for {
 		if ctx.Err() != nil {
@@ -430,6 +481,8 @@ func (p *peerLoop) pass(ctx context.Context, refresh bool) (full bool, retryAt t
 			o.Metrics.staleTTL.Add(ctx, int64(r.Stale), attrs(p.attrs...))
 		}
 	}
+	// Backlog rows come only from recorded failures and TTL refreshes, which are written
+	// synchronously, so this read need not wait for a page still being recorded.
 	backlog, err := o.Outbox.HasBacklog(ctx, o.Group, p.peer.Name)
 	if err != nil {
 		return false, time.Time{}, err
@@ -440,6 +493,11 @@ func (p *peerLoop) pass(ctx context.Context, refresh bool) (full bool, retryAt t
 		fresh store.FreshEvents
 	)
 	if backlog {
+		if err := p.settle(); err != nil {
+			return false, time.Time{}, fmt.Errorf("record deliveries: %w", err)
+		}
+		p.dropAhead()
+		p.committed = 0
 		req.Limit = 4 * o.BatchSize
 		if _, err := o.Outbox.EnqueueDeliveries(ctx, req); err != nil {
 			return false, time.Time{}, fmt.Errorf("enqueue: %w", err)
@@ -452,21 +510,49 @@ func (p *peerLoop) pass(ctx context.Context, refresh bool) (full bool, retryAt t
 		}
 	} else {
 		req.Limit = o.BatchSize
-		if fresh, err = o.Outbox.NextEvents(ctx, req); err != nil {
+		if ra := p.ahead; ra != nil && p.committed != 0 && ra.after == p.committed {
+			<-ra.done
+			fresh, err = ra.fresh, ra.err
+		} else {
+			// The stored cursor is only current once the last page is recorded.
+			if err := p.settle(); err != nil {
+				return false, time.Time{}, fmt.Errorf("record deliveries: %w", err)
+			}
+			fresh, err = o.Outbox.NextEvents(ctx, req)
+		}
+		p.dropAhead()
+		if err != nil {
 			return false, time.Time{}, fmt.Errorf("next events: %w", err)
 		}
 		if fresh.Last == fresh.After {
+			// Idle: finish recording so listings and stats are current.
+			if err := p.settle(); err != nil {
+				return false, time.Time{}, fmt.Errorf("record deliveries: %w", err)
+			}
 			return false, time.Time{}, nil
 		}
 		if len(fresh.Events) == 0 {
 			// Nothing for this peer among them: just move the cursor on.
+			if err := p.settle(); err != nil {
+				return false, time.Time{}, fmt.Errorf("record deliveries: %w", err)
+			}
 			_, err := o.Outbox.CommitFresh(ctx, o.Group, p.peer.Name, fresh, nil, now)
+			p.committed = 0
 			return err == nil, time.Time{}, err
 		}
 		due = make([]store.Delivery, len(fresh.Events))
 		for i, se := range fresh.Events {
 			due[i] = store.Delivery{Seq: se.Seq, Event: se.Event, StoredAt: se.ReceivedAt, State: store.DeliveryPending, CreatedAt: now}
 		}
+		// Read the next page while this one is pushed.
+		ra := &readAhead{after: fresh.Last, done: make(chan struct{})}
+		next := req
+		next.After, next.UseAfter = fresh.Last, true
+		go func() {
+			defer close(ra.done)
+			ra.fresh, ra.err = o.Outbox.NextEvents(context.WithoutCancel(ctx), next)
+		}()
+		p.ahead = ra
 	}
 	if !p.probed {
 		p.probe(ctx)
@@ -474,9 +560,15 @@ func (p *peerLoop) pass(ctx context.Context, refresh bool) (full bool, retryAt t
 	// The push and its bookkeeping finish even when shutdown began meanwhile.
 	wctx := context.WithoutCancel(ctx)
 	outcomes, pushErr := p.push(wctx, due)
-	if backlog {
+	// The previous page must be recorded before this one: if that failed, this page is
+	// not recorded either (both are pushed again; the receiver drops the duplicates).
+	if err := p.settle(); err != nil {
+		return false, time.Time{}, fmt.Errorf("record deliveries: %w", err)
+	}
+	switch {
+	case backlog:
 		err = o.Outbox.RecordDeliveries(wctx, o.Group, p.peer.Name, outcomes)
-	} else {
+	default:
 		byID := make(map[string]store.DeliveryOutcome, len(outcomes))
 		for _, x := range outcomes {
 			byID[x.EventID] = x
@@ -485,7 +577,22 @@ func (p *peerLoop) pass(ctx context.Context, refresh bool) (full bool, retryAt t
 		for i, se := range fresh.Events {
 			ordered[i] = byID[se.Event.ID]
 		}
-		_, err = o.Outbox.CommitFresh(wctx, o.Group, p.peer.Name, fresh, ordered, now)
+		if pushErr != nil {
+			// Failed rows become the backlog: record them now, and read afresh later.
+			p.dropAhead()
+			p.committed = 0
+			_, err = o.Outbox.CommitFresh(wctx, o.Group, p.peer.Name, fresh, ordered, now)
+			break
+		}
+		// Record in the background while the next page is pushed; the next pass
+		// waits for it before it records anything itself.
+		rec := &recording{done: make(chan struct{})}
+		go func() {
+			defer close(rec.done)
+			_, rec.err = o.Outbox.CommitFresh(wctx, o.Group, p.peer.Name, fresh, ordered, now)
+		}()
+		p.recording = rec
+		p.committed = fresh.Last
 	}
 	if err != nil {
 		return false, time.Time{}, fmt.Errorf("record deliveries: %w", err)
