@@ -187,6 +187,10 @@ func TestDaemonEventToClaim(t *testing.T) {
 		t.Fatalf("diff:\n%s", rec.Diff)
 	}
 
+	waitUntil(t, "the subscription to record its batch", func() bool {
+		st := d.engine.Status()
+		return len(st) == 1 && st[0].State == subscribe.StateIdle && st[0].Cursor == 2
+	})
 	c := apiClient(s.ControlSocket)
 	var st Status
 	call(t, c, "GET", "/v1/status", nil, 200, &st)
@@ -435,8 +439,12 @@ func TestSubscriptionRecoversWhenPluginArrives(t *testing.T) {
 		_, ok, err := claimFor(ctx, &demoRouter{d: d}, ev.ID)
 		return ok && err == nil
 	})
-	st = d.engine.Status()[0]
-	if st.State != subscribe.StateIdle || st.LastError != "" || st.Batches != 1 || st.Pending != 0 {
+	// The claim is stored before the runner records its success; wait for that too.
+	waitUntil(t, "the subscription to be idle again", func() bool {
+		st = d.engine.Status()[0]
+		return st.State == subscribe.StateIdle
+	})
+	if st.LastError != "" || st.Batches != 1 || st.Pending != 0 || st.Cursor != 1 {
 		t.Fatalf("recovered subscription status %+v", st)
 	}
 	runs, err := subscribe.StoreAdapter{Store: d.store}.Runs(ctx, "remote-claims", 10)
