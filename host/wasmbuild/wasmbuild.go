@@ -3,7 +3,8 @@
 // a hash of every non-standard-library source file the package depends on, go.mod,
 // go.sum and the Go version. The cache lives under $ROUTERD_WASM_CACHE or
 // <module root>/bin/.wasmcache; results are published by atomic rename, so concurrent
-// test processes may build the same plugin safely (one of the identical files wins).
+// test processes may build the same plugin safely; an advisory lock per output file makes
+// the others wait for the first build instead of repeating it.
 package wasmbuild
 
 import (
@@ -112,6 +113,14 @@ func build(ctx context.Context, dir string, opts Options, t target) (string, err
 	defer mu.(*sync.Mutex).Unlock()
 	if fi, err := os.Stat(out); err == nil && fi.Size() > 0 {
 		return out, nil
+	}
+	unlock, err := lockFile(out + ".lock")
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if fi, err := os.Stat(out); err == nil && fi.Size() > 0 {
+		return out, nil // another process built it while we waited
 	}
 	tmp, err := os.CreateTemp(cache, ".build-*"+t.ext)
 	if err != nil {
