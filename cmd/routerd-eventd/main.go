@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"reflect"
 	"syscall"
 	"time"
 
@@ -73,6 +74,9 @@ It loads the resource documents from the config dir, finds the EventGroup named 
 Secrets are read from the files the EventGroup/EventPeer auth names and never logged.
 SIGTERM or SIGINT stops receiving, lets in-flight pushes finish and exits 0; after a
 crash the outbox resumes from the store, and receivers drop duplicates by event id.
+SIGHUP reloads the config dir: a changed group (peers, keys, listen address, delivery
+settings) is applied by draining the running transport and starting the new one; an
+invalid config is logged and the running one stays.
 
 Exit codes: 0 clean shutdown, 1 runtime failure, 2 usage or configuration error.`,
 		Example: `  routerd-eventd --group lab
@@ -106,16 +110,9 @@ Exit codes: 0 clean shutdown, 1 runtime failure, 2 usage or configuration error.
 // run serves the group until ctx ends.
 func run(ctx context.Context, s settings.Settings, group, listen string, metricsExplicit bool) error {
 	log := s.Logger().With("group", group)
-	cfg, err := schemas.LoadDir(s.ConfigDir)
-	if err != nil {
-		return configError{fmt.Errorf("load config %s: %w", s.ConfigDir, err)}
-	}
-	gc, err := transport.FromSchemas(cfg, group, s.ConfigDir)
+	gc, err := reloadConfig(s, group, listen)
 	if err != nil {
 		return configError{err}
-	}
-	if listen != "" {
-		gc.ListenAddress = listen
 	}
 
 	metrics, err := telemetry.New()
@@ -141,40 +138,89 @@ func run(ctx context.Context, s settings.Settings, group, listen string, metrics
 	}
 	defer st.Close()
 
-	d, err := transport.NewDaemon(gc, st, transport.DaemonOptions{
-		Logger: log, MeterProvider: metrics.Provider(), MetricsHandler: metrics.Handler(),
-	})
-	if err != nil {
-		return configError{err}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	start := func(gc transport.GroupConfig) (*transport.Daemon, error) {
+		d, err := transport.NewDaemon(gc, st, transport.DaemonOptions{
+			Logger: log, MeterProvider: metrics.Provider(), MetricsHandler: metrics.Handler(),
+		})
+		if err != nil {
+			return nil, configError{err}
+		}
+		if err := d.Start(ctx); err != nil {
+			return nil, err
+		}
+		peers := make([]string, 0, len(gc.Peers))
+		for _, p := range gc.Peers {
+			peers = append(peers, p.Name)
+		}
+		log.Info("routerd-eventd started", "node", gc.LocalNode, "listen", d.Addr(), "peers", peers, "store", s.StorePath())
+		return d, nil
 	}
-	if err := d.Start(ctx); err != nil {
+	stop := func(d *transport.Daemon) error {
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		return d.Shutdown(sctx)
+	}
+	d, err := start(gc)
+	if err != nil {
 		return err
 	}
-	peers := make([]string, 0, len(gc.Peers))
-	for _, p := range gc.Peers {
-		peers = append(peers, p.Name)
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down: draining in-flight requests")
+			err := stop(d)
+			if cerr := st.Close(); cerr != nil {
+				err = errors.Join(err, cerr)
+			}
+			if err == nil {
+				log.Info("routerd-eventd stopped")
+			}
+			return err
+		case err := <-d.Errors():
+			log.Error("receiver failed", "err", err)
+			return errors.Join(err, stop(d))
+		case <-hup:
+			next, err := reloadConfig(s, group, listen)
+			if err != nil {
+				log.Error("reload: config refused, keeping the running one", "err", err)
+				continue
+			}
+			if reflect.DeepEqual(next, gc) {
+				log.Info("reload: configuration unchanged")
+				continue
+			}
+			// Drain the running transport, then start the new one on the same store:
+			// the outbox resumes where the old one stopped.
+			if err := stop(d); err != nil {
+				log.Warn("reload: stop running transport", "err", err)
+			}
+			if d, err = start(next); err != nil {
+				return fmt.Errorf("reload: %w", err)
+			}
+			gc = next
+			log.Info("reload: configuration applied")
+		}
 	}
-	log.Info("routerd-eventd started", "node", gc.LocalNode, "listen", d.Addr(), "peers", peers, "store", s.StorePath())
+}
 
-	var runErr error
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down: draining in-flight requests")
-	case runErr = <-d.Errors():
-		log.Error("receiver failed", "err", runErr)
+// reloadConfig loads the config dir again and builds the group's configuration.
+func reloadConfig(s settings.Settings, group, listen string) (transport.GroupConfig, error) {
+	cfg, err := schemas.LoadDir(s.ConfigDir)
+	if err != nil {
+		return transport.GroupConfig{}, fmt.Errorf("load config %s: %w", s.ConfigDir, err)
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	if err := d.Shutdown(sctx); err != nil {
-		runErr = errors.Join(runErr, err)
+	gc, err := transport.FromSchemas(cfg, group, s.ConfigDir)
+	if err != nil {
+		return transport.GroupConfig{}, err
 	}
-	if err := st.Close(); err != nil {
-		runErr = errors.Join(runErr, err)
+	if listen != "" {
+		gc.ListenAddress = listen
 	}
-	if runErr == nil {
-		log.Info("routerd-eventd stopped")
-	}
-	return runErr
+	return gc, nil
 }
 
 func main() {

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -29,10 +30,28 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// syncBuffer is a bytes.Buffer safe for the process-output copier and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 type node struct {
 	name, dir, addr string
 	cmd             *exec.Cmd
-	log             *bytes.Buffer
+	log             *syncBuffer
 	exited          chan error
 }
 
@@ -105,7 +124,7 @@ func (n *node) start(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.log = &bytes.Buffer{}
+	n.log = &syncBuffer{}
 	n.cmd = exec.Command(exe, "--group", "lab", "--config-dir", filepath.Join(n.dir, "conf.d"),
 		"--state-dir", filepath.Join(n.dir, "state"), "--log-level", "debug", "--settings", filepath.Join(n.dir, "none.yaml"))
 	n.cmd.Env = append(os.Environ(), asDaemonEnv+"=1", "ROUTERD_SETTINGS=")
@@ -295,5 +314,32 @@ func TestSenderKilledMidStream(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("a did not stop within 15s of SIGTERM")
+	}
+}
+
+// TestReloadAddsPeer: SIGHUP applies a changed config; the new peer gets every event.
+func TestReloadAddsPeer(t *testing.T) {
+	nodes := newNodes(t, "a", "b", "c")
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	writeConfig(t, a, []*node{a, b}) // a starts knowing only b
+	for _, n := range nodes {
+		n.start(t)
+	}
+	ast := openStore(t, a.storePath())
+	bst, cst := openStore(t, b.storePath()), openStore(t, c.storePath())
+	emit(t, ast, "a", 0, 10)
+	waitFor(t, 10*time.Second, "b to receive", func() bool { return count(t, bst, "a") == 10 })
+	if n := count(t, cst, "a"); n != 0 {
+		t.Fatalf("c received %d events before it was a peer", n)
+	}
+	writeConfig(t, a, nodes)
+	if err := a.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	emit(t, ast, "a", 10, 5)
+	waitFor(t, 10*time.Second, "c to receive everything after the reload", func() bool { return count(t, cst, "a") == 15 })
+	waitFor(t, 10*time.Second, "b to receive the rest", func() bool { return count(t, bst, "a") == 15 })
+	if !strings.Contains(a.log.String(), "reload: configuration applied") {
+		t.Errorf("a did not log the reload:\n%s", a.log.String())
 	}
 }

@@ -143,6 +143,27 @@ func (s *Supervisor) SetGroups(groups []string) error {
 	return nil
 }
 
+// Reload asks group's running child to reload its configuration (SIGHUP: routerd-eventd
+// applies a changed EventGroup/EventPeer set without losing its outbox).
+func (s *Supervisor) Reload(group string) error {
+	s.mu.Lock()
+	c, ok := s.children[group]
+	s.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("supervise: reload %s: no such group", group)
+	}
+	c.mu.Lock()
+	pid, running := c.status.PID, c.status.Running
+	c.mu.Unlock()
+	if !running || pid == 0 {
+		return fmt.Errorf("supervise: reload %s: child not running (it gets the new config when it restarts)", group)
+	}
+	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
+		return fmt.Errorf("supervise: reload %s: signal pid %d: %w", group, pid, err)
+	}
+	return nil
+}
+
 // Status returns the children sorted by group.
 func (s *Supervisor) Status() []ChildStatus {
 	s.mu.Lock()

@@ -44,15 +44,24 @@ func childMain(mode string) int {
 		time.Sleep(time.Minute)
 		return 0
 	}
-	// "serve": run until SIGTERM, then leave a marker and exit 0.
+	// "serve": count SIGHUPs, run until SIGTERM, then leave a marker and exit 0.
 	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, syscall.SIGTERM)
-	select {
-	case <-ch:
-		_ = os.WriteFile(filepath.Join(dir, group+".stopped"), []byte("ok"), 0o644)
-		return 0
-	case <-time.After(time.Minute):
-		return 4
+	signal.Notify(ch, syscall.SIGTERM, syscall.SIGHUP)
+	timeout := time.After(time.Minute)
+	for {
+		select {
+		case sig := <-ch:
+			if sig == syscall.SIGHUP {
+				f, _ := os.OpenFile(filepath.Join(dir, group+".reloads"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+				fmt.Fprintln(f, "hup")
+				f.Close()
+				continue
+			}
+			_ = os.WriteFile(filepath.Join(dir, group+".stopped"), []byte("ok"), 0o644)
+			return 0
+		case <-timeout:
+			return 4
+		}
 	}
 }
 
@@ -128,6 +137,19 @@ func TestSupervisorRestartsKilledChild(t *testing.T) {
 	})
 	if n := len(starts(t, dir, "corp")); n != 1 {
 		t.Errorf("corp started %d times, want 1 (untouched)", n)
+	}
+
+	// Reload signals the running child without restarting it.
+	time.Sleep(50 * time.Millisecond) // let the child install its signal handlers
+	if err := s.Reload("corp"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "corp reload", func() bool {
+		b, _ := os.ReadFile(filepath.Join(dir, "corp.reloads"))
+		return strings.Count(string(b), "hup") == 1
+	})
+	if err := s.Reload("nope"); err == nil {
+		t.Error("Reload of an unknown group succeeded")
 	}
 
 	// Dropping a group stops its child gracefully.

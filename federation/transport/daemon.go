@@ -151,6 +151,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 			ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),
 		}
 		serve := func() error { return d.server.Serve(ln) }
+		useTLS := false
 		if d.cfg.TLS != nil && d.cfg.TLS.CertFile != "" {
 			cert, err := tls.LoadX509KeyPair(d.cfg.TLS.CertFile, d.cfg.TLS.KeyFile)
 			if err != nil {
@@ -159,13 +160,14 @@ func (d *Daemon) Start(ctx context.Context) error {
 			}
 			d.server.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 			serve = func() error { return d.server.ServeTLS(ln, "", "") }
+			useTLS = true
 		}
 		go func() {
 			if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				d.serveErr <- fmt.Errorf("transport: group %s: serve: %w", d.cfg.Group, err)
 			}
 		}()
-		d.log.Info("receiver listening", "group", d.cfg.Group, "address", ln.Addr().String(), "tls", d.server.TLSConfig != nil)
+		d.log.Info("receiver listening", "group", d.cfg.Group, "address", ln.Addr().String(), "tls", useTLS)
 	}
 	if err := d.sender.Start(ctx); err != nil {
 		if d.ln != nil {
