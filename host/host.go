@@ -79,6 +79,15 @@ const (
 	StateFailed = "failed"
 )
 
+// How a plugin's calls are stopped at their deadline (PluginStatus.Preemption).
+const (
+	// PreemptLoopCheck: the module was instrumented with a stop check at every loop.
+	PreemptLoopCheck = "loop-check"
+	// PreemptCloseOnDone: wazero's close-on-context-done (slower; used for modules the
+	// instrumentation does not support).
+	PreemptCloseOnDone = "close-on-done"
+)
+
 // Host loads and runs plugins. It is safe for concurrent use.
 type Host struct {
 	opts    Options
@@ -604,6 +613,7 @@ type PluginStatus struct {
 	Grants          []string          `json:"grants"`
 	Hooks           []abi.Hook        `json:"hooks"`
 	FastPath        bool              `json:"fastPath"`
+	Preemption      string            `json:"preemption,omitempty"`
 	Defaulted       bool              `json:"defaulted,omitempty"`
 	Calls           uint64            `json:"calls"`
 	Errors          uint64            `json:"errors"`
@@ -669,6 +679,10 @@ func (e *entry) status(now time.Time) PluginStatus {
 	}
 	if v != nil {
 		st.Version, st.Digest, st.FastPath = v.manifest.Version, v.digest, v.fast
+		st.Preemption = PreemptCloseOnDone
+		if v.preempt {
+			st.Preemption = PreemptLoopCheck
+		}
 		st.Hooks = slices.Clone(v.hooks)
 		st.IdleInstances, st.InFlight = v.idleCount()
 		t := v.loadedAt

@@ -46,7 +46,7 @@ func TestCallEcho(t *testing.T) {
 		})
 	}
 	st := statusOf(t, h, "echo")
-	if !st.FastPath || st.State != StateReady || st.Calls != uint64(len(tests)) || st.Errors != 0 || st.Version != "1.0.0" || len(st.Digest) != 64 {
+	if !st.FastPath || st.Preemption != PreemptLoopCheck || st.State != StateReady || st.Calls != uint64(len(tests)) || st.Errors != 0 || st.Version != "1.0.0" || len(st.Digest) != 64 {
 		t.Fatalf("status %+v", st)
 	}
 	if st.P50Micros <= 0 || st.P99Micros < st.P50Micros {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	extism "github.com/extism/go-sdk"
@@ -17,6 +18,7 @@ import (
 
 	"routerd.net/routerd/abi"
 	"routerd.net/routerd/host/capability"
+	"routerd.net/routerd/host/internal/preempt"
 )
 
 // The Extism go-sdk keeps the instance's main wazero module private. The host needs it
@@ -29,19 +31,25 @@ import (
 // captureKey is the context key of the *capture filled by the listener.
 type captureKey struct{}
 
-// capture receives the modules of an instance during its manifest call.
+// capture receives the modules of an instance during its first call.
 type capture struct {
 	main   api.Module
 	kernel api.Module
+	// onMain runs once the main module is known (arms the stop timer of the
+	// initialisation, so even a module looping in its Go init functions is stopped).
+	onMain func(api.Module)
+	// disarm releases the timer onMain armed (nil when none).
+	disarm func() bool
 }
 
-// captureFactory attaches captureListener to routerd_manifest only.
+// captureFactory attaches captureListener to _initialize (the WASI reactor's start,
+// run by Extism before the first export) and routerd_manifest only.
 type captureFactory struct{}
 
 // NewFunctionListener implements experimental.FunctionListenerFactory.
 func (captureFactory) NewFunctionListener(def api.FunctionDefinition) experimental.FunctionListener {
 	for _, n := range def.ExportNames() {
-		if n == abi.ExportManifest {
+		if n == abi.ExportManifest || n == "_initialize" {
 			return captureListener{}
 		}
 	}
@@ -59,6 +67,9 @@ func (captureListener) Before(ctx context.Context, mod api.Module, _ api.Functio
 	}
 	c.main = mod
 	c.kernel, _ = ctx.Value(extism.PluginCtxKey("extism")).(api.Module)
+	if c.onMain != nil {
+		c.onMain(mod)
+	}
 }
 
 // After implements experimental.FunctionListener.
@@ -115,6 +126,26 @@ type instance struct {
 	stack         [2]uint64
 	// hookFn are the Extism-path exports, by hook.
 	hookFn map[abi.Hook]bool
+
+	// stopG is the preempt stop global (nil when the version relies on
+	// WithCloseOnContextDone); stopped records that the host set it.
+	stopG   api.MutableGlobal
+	stopped atomic.Bool
+}
+
+// fireStop makes the guest trap at its next loop iteration.
+func (in *instance) fireStop() {
+	in.stopped.Store(true)
+	in.stopG.Set(1)
+}
+
+// armStop sets the stop global when ctx ends; call the returned function when the call
+// returns. Without a stop global it does nothing (wazero closes the module instead).
+func (in *instance) armStop(ctx context.Context) func() bool {
+	if in.stopG == nil {
+		return func() bool { return true }
+	}
+	return context.AfterFunc(ctx, in.fireStop)
 }
 
 // tail keeps what the guest wrote to stdout/stderr during the current call — the first
@@ -213,9 +244,22 @@ func (v *version) newInstance(ctx context.Context) (*instance, []byte, error) {
 	initTimeout := max(v.spec.Limits.Timeout, instanceInitTimeout)
 	mctx, cancel := context.WithTimeout(ctx, initTimeout)
 	defer cancel()
+	if v.preempt {
+		c.onMain = func(mod api.Module) {
+			g, ok := mod.ExportedGlobal(preempt.StopExport).(api.MutableGlobal)
+			if !ok {
+				return
+			}
+			in.stopG = g
+			c.disarm = in.armStop(mctx)
+		}
+	}
 	mctx = context.WithValue(mctx, captureKey{}, c)
 	mctx = context.WithValue(mctx, callStateKey{}, in.state)
 	rc, out, err := p.CallWithContext(mctx, abi.ExportManifest, nil)
+	if c.disarm != nil {
+		c.disarm()
+	}
 	if err == nil && rc != 0 {
 		err = fmt.Errorf("returned status %d", rc)
 	}
@@ -227,7 +271,15 @@ func (v *version) newInstance(ctx context.Context) (*instance, []byte, error) {
 		}
 		return nil, nil, v.loadErr(kind, abi.ExportManifest+": "+detail, err)
 	}
+	if in.stopped.Load() {
+		in.close()
+		return nil, nil, v.loadErr(ErrTimeout, fmt.Sprintf("initialisation and %s did not finish within %v", abi.ExportManifest, initTimeout), nil)
+	}
 	in.main, in.kernel = c.main, c.kernel
+	if v.preempt && in.stopG == nil {
+		in.close()
+		return nil, nil, v.loadErr(ErrBadModule, "instrumented module lost its stop global", nil)
+	}
 	if in.main != nil && in.kernel != nil {
 		in.bufFn = in.main.ExportedFunction(abi.ExportBuffer)
 		in.callFn = in.main.ExportedFunction(abi.ExportCall)
@@ -298,7 +350,10 @@ func (in *instance) callFast(ctx context.Context, hook abi.Hook, input []byte) (
 		return nil, ErrBadOutput, fmt.Sprintf("%s returned buffer %#x of %d bytes outside guest memory (%d bytes)", abi.ExportBuffer, in.bufPtr, n, mem.Size()), false
 	}
 	in.stack[0], in.stack[1] = uint64(id), uint64(n)
-	if err := in.callFn.CallWithStack(cctx, in.stack[:]); err != nil {
+	stop := in.armStop(ctx)
+	err := in.callFn.CallWithStack(cctx, in.stack[:])
+	stop()
+	if err != nil {
 		kind, detail := in.classify(ctx, err)
 		return nil, kind, detail, false
 	}
@@ -323,7 +378,9 @@ func (in *instance) callExtism(ctx context.Context, hook abi.Hook, input []byte)
 		return nil, ErrNoHook, "module does not export " + string(hook), true
 	}
 	ctx = context.WithValue(ctx, callStateKey{}, in.state)
+	stop := in.armStop(ctx)
 	rc, out, err := in.plugin.CallWithContext(ctx, string(hook), input)
+	stop()
 	if err != nil {
 		if msg := in.plugin.GetError(); msg != "" && msg == err.Error() {
 			return nil, ErrGuest, truncate(msg, 512), true
@@ -344,6 +401,12 @@ func (in *instance) callExtism(ctx context.Context, hook abi.Hook, input []byte)
 func (in *instance) classify(ctx context.Context, err error) (error, string) {
 	out := in.stderr.String()
 	var exit *sys.ExitError
+	if in.stopped.Load() {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return errCanceled, "canceled by the caller"
+		}
+		return ErrTimeout, fmt.Sprintf("did not finish within %v (limits.timeout or the caller's deadline); instance stopped", in.v.spec.Limits.Timeout)
+	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &exit) && exit.ExitCode() == sys.ExitCodeDeadlineExceeded):
 		return ErrTimeout, fmt.Sprintf("did not finish within %v (limits.timeout or the caller's deadline); instance closed", in.v.spec.Limits.Timeout)

@@ -19,6 +19,7 @@ import (
 	"github.com/tetratelabs/wazero/experimental"
 
 	"routerd.net/routerd/abi"
+	"routerd.net/routerd/host/internal/preempt"
 )
 
 // wasmMagic is the preamble of a binary Wasm module (magic and version 1).
@@ -36,6 +37,7 @@ type version struct {
 	manifest *abi.Manifest
 	compiled *extism.CompiledPlugin
 	fast     bool
+	preempt  bool // instrumented with loop checks (see internal/preempt)
 	hooks    []abi.Hook // enabled hooks: declared by the manifest and enabled by the spec
 	loadedAt time.Time
 	loadTook time.Duration
@@ -96,14 +98,23 @@ func (h *Host) loadVersion(ctx context.Context, path string, spec Spec, data []b
 		size:   int64(len(data)),
 		sem:    make(chan struct{}, spec.Limits.MaxConcurrency),
 	}
+	// Stop calls at their deadline with loop checks patched into the module (cheap);
+	// modules the rewriter cannot handle fall back to wazero's close-on-context-done,
+	// which exits to Go at every loop header.
+	code, perr := preempt.Instrument(data)
+	v.preempt = perr == nil
+	if perr != nil {
+		code = data
+		h.log.Info("plugin: loop-check instrumentation not applied; using close-on-context-done", "plugin", spec.Name, "reason", perr)
+	}
 	rc := wazero.NewRuntimeConfig().
-		WithCloseOnContextDone(true).
+		WithCloseOnContextDone(!v.preempt).
 		WithMemoryLimitPages(spec.Limits.memoryPages())
 	if h.cache != nil {
 		rc = rc.WithCompilationCache(h.cache)
 	}
 	cctx := experimental.WithFunctionListenerFactory(ctx, captureFactory{})
-	manifest := extism.Manifest{Wasm: []extism.Wasm{extism.WasmData{Data: data, Name: "main"}}}
+	manifest := extism.Manifest{Wasm: []extism.Wasm{extism.WasmData{Data: code, Name: "main"}}}
 	grants := spec.Grants
 	v.compiled, err = extism.NewCompiledPlugin(cctx, manifest,
 		extism.PluginConfig{RuntimeConfig: rc, EnableWasi: true},

@@ -1,0 +1,159 @@
+package preempt
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+
+	"routerd.net/routerd/host/wasmbuild"
+)
+
+// module assembles a binary module from (id, payload) sections.
+func module(secs ...section) []byte {
+	out := append([]byte(nil), magic...)
+	for _, s := range secs {
+		out = append(out, s.id)
+		out = appendU32(out, uint32(len(s.payload)))
+		out = append(out, s.payload...)
+	}
+	return out
+}
+
+// body wraps an expression (ending in 0x0B) into a code entry without locals.
+func body(expr ...byte) []byte {
+	b := append([]byte{0x00}, expr...)
+	return append(appendU32(nil, uint32(len(b))), b...)
+}
+
+var (
+	typeVoid  = section{1, []byte{0x01, 0x60, 0x00, 0x00}}                                     // (func)
+	oneFunc   = section{3, []byte{0x01, 0x00}}                                                 // func 0: type 0
+	exportRun = section{7, []byte{0x01, 0x03, 'r', 'u', 'n', 0x00, 0x00}}                      // export "run" func 0
+	spinCode  = section{10, append([]byte{0x01}, body(0x03, 0x40, 0x0C, 0x00, 0x0B, 0x0B)...)} // loop br 0 end
+)
+
+// instantiate compiles and instantiates m with a plain runtime (no close-on-done).
+func instantiate(t *testing.T, m []byte) api.Module {
+	t.Helper()
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	t.Cleanup(func() { rt.Close(ctx) })
+	if _, err := rt.NewHostModuleBuilder("env").
+		NewFunctionBuilder().WithFunc(func() {}).Export("f").
+		Instantiate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mod, err := rt.InstantiateWithConfig(ctx, m, wazero.NewModuleConfig().WithStartFunctions())
+	if err != nil {
+		t.Fatalf("instantiate instrumented module: %v", err)
+	}
+	return mod
+}
+
+func TestStopsInfiniteLoop(t *testing.T) {
+	tests := []struct {
+		name string
+		secs []section
+	}{
+		{name: "no globals, no exports but run", secs: []section{typeVoid, oneFunc, exportRun, spinCode}},
+		{name: "imported and defined globals", secs: []section{
+			typeVoid,
+			{2, []byte{0x01, 0x03, 'e', 'n', 'v', 0x01, 'f', 0x00, 0x00}}, // import env.f (func type 0): function index 0
+			{3, []byte{0x01, 0x00}},
+			{6, []byte{0x02, 0x7F, 0x01, 0x41, 0x07, 0x0B, 0x7E, 0x00, 0x42, 0x01, 0x0B}}, // two globals
+			{7, []byte{0x02, 0x03, 'r', 'u', 'n', 0x00, 0x01, 0x01, 'g', 0x03, 0x00}},     // run = func 1, g = global 0
+			{10, append([]byte{0x01}, body(0x03, 0x40, 0x10, 0x00, 0x23, 0x01, 0x1A, 0x0C, 0x00, 0x0B, 0x0B)...)},
+			{0, append([]byte{0x04, 'n', 'o', 't', 'e'}, "custom section kept"...)},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := Instrument(module(tt.secs...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			mod := instantiate(t, out)
+			stop, ok := mod.ExportedGlobal(StopExport).(api.MutableGlobal)
+			if !ok || stop.Get() != 0 {
+				t.Fatalf("stop global %v (mutable %v)", stop, ok)
+			}
+			if g := mod.ExportedGlobal("g"); g != nil && g.Get() != 7 {
+				t.Fatalf("existing global g = %d, want 7", g.Get())
+			}
+			done := make(chan error, 1)
+			go func() {
+				_, err := mod.ExportedFunction("run").Call(context.Background())
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				t.Fatalf("spin returned early: %v", err)
+			case <-time.After(50 * time.Millisecond):
+			}
+			stop.Set(1)
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), "unreachable") {
+					t.Fatalf("spin ended with %v, want an unreachable trap", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("the stop global did not stop the loop")
+			}
+		})
+	}
+}
+
+func TestInstrumentRefuses(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []byte
+	}{
+		{name: "not wasm", in: []byte("hello")},
+		{name: "truncated section", in: append(append([]byte(nil), magic...), 0x01, 0x10, 0x00)},
+		{name: "SIMD instruction", in: module(typeVoid, oneFunc, section{10, append([]byte{0x01}, body(0xFD, 0x0C, 0x0B)...)})},
+		{name: "code entry overruns", in: module(typeVoid, oneFunc, section{10, []byte{0x01, 0x20, 0x00}})},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := Instrument(tt.in); !errors.Is(err, ErrUnsupported) {
+				t.Fatalf("err %v, want ErrUnsupported", err)
+			}
+		})
+	}
+}
+
+// TestInstrumentGoModules rewrites real Go wasip1 plugins: they must still compile and
+// carry the stop global.
+func TestInstrumentGoModules(t *testing.T) {
+	for _, dir := range []string{"plugins/echo", "plugins/event-to-remote-claim"} {
+		t.Run(dir, func(t *testing.T) {
+			data, err := os.ReadFile(wasmbuild.ForTest(t, dir))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := Instrument(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(out) <= len(data) {
+				t.Fatalf("instrumented module is %d bytes, original %d", len(out), len(data))
+			}
+			ctx := context.Background()
+			rt := wazero.NewRuntime(ctx)
+			defer rt.Close(ctx)
+			cm, err := rt.CompileModule(ctx, out)
+			if err != nil {
+				t.Fatalf("compile instrumented %s: %v", dir, err)
+			}
+			if _, ok := cm.ExportedFunctions()["routerd_call"]; !ok {
+				t.Fatal("exports lost")
+			}
+		})
+	}
+}
