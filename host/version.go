@@ -37,7 +37,7 @@ type version struct {
 	manifest *abi.Manifest
 	compiled *extism.CompiledPlugin
 	fast     bool
-	preempt  bool // instrumented with loop checks (see internal/preempt)
+	preempt  bool       // instrumented with loop checks (see internal/preempt)
 	hooks    []abi.Hook // enabled hooks: declared by the manifest and enabled by the spec
 	loadedAt time.Time
 	loadTook time.Duration
