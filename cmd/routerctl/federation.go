@@ -300,7 +300,7 @@ takes an RFC 3339 time or a duration meaning "that long ago". Page with --limit 
 				t := &table{header: []string{"SEQ", "ID", "GROUP", "TYPE", "SOURCE", "SUBJECT", "OBSERVED", "EXPIRES"}}
 				for _, e := range evs {
 					t.addRow(e.Seq, e.Event.ID, e.Event.Group, e.Event.Type, dash(e.Event.SourceNode), dash(e.Event.Subject),
-						dash(event.FormatTime(e.Event.ObservedAt)), expiry(e.Event, now))
+						tableTime(e.Event.ObservedAt), expiry(e.Event, now, tableTime))
 				}
 				return t
 			})
@@ -327,12 +327,21 @@ func dash(s string) string {
 	return s
 }
 
-// expiry renders expiresAt with "(expired)" when past.
-func expiry(e event.Event, now time.Time) string {
+// tableTime renders a time for a listing: RFC 3339 in UTC to the second ("-" for zero).
+// JSON and YAML output and `event show` keep the full precision.
+func tableTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// expiry renders expiresAt with format, adding "(expired)" when past.
+func expiry(e event.Event, now time.Time, format func(time.Time) string) string {
 	if e.ExpiresAt.IsZero() {
 		return "-"
 	}
-	s := event.FormatTime(e.ExpiresAt)
+	s := format(e.ExpiresAt)
 	if e.Expired(now) {
 		s += " (expired)"
 	}
@@ -372,7 +381,7 @@ func newEventShowCmd() *cobra.Command {
 				t.addRow("subject", dash(ev.Subject))
 				t.addRow("dedupeKey", dash(ev.DedupeKey))
 				t.addRow("observedAt", dash(event.FormatTime(ev.ObservedAt)))
-				t.addRow("expiresAt", expiry(ev, time.Now()))
+				t.addRow("expiresAt", expiry(ev, time.Now(), event.FormatTime))
 				t.addRow("receivedAt", event.FormatTime(e.ReceivedAt))
 				keys := make([]string, 0, len(ev.Payload))
 				for k := range ev.Payload {
@@ -559,9 +568,9 @@ func newFederationStatsCmd() *cobra.Command {
 					s.Path, s.SchemaVersion, s.SizeBytes, s.FreeBytes, s.Events, s.Expired, s.LastSeq, formatCounts(s.Deliveries))
 				t := &table{header: []string{"GROUP", "TYPE", "EVENTS", "OLDEST", "NEWEST"}}
 				for _, tc := range s.ByType {
-					t.addRow(tc.Group, tc.Type, tc.Count, event.FormatTime(tc.Oldest), event.FormatTime(tc.Newest))
+					t.addRow(tc.Group, tc.Type, tc.Count, tableTime(tc.Oldest), tableTime(tc.Newest))
 				}
-				t.addRow("(all)", "", s.Events, dash(event.FormatTime(s.Oldest)), dash(event.FormatTime(s.Newest)))
+				t.addRow("(all)", "", s.Events, tableTime(s.Oldest), tableTime(s.Newest))
 				return t
 			})
 		},
