@@ -45,7 +45,9 @@ const shutdownTimeout = 20 * time.Second
 // configError marks a usage or configuration problem (exit code 2).
 type configError struct{ err error }
 
+// Error implements error.
 func (e configError) Error() string { return e.err.Error() }
+// Unwrap returns the underlying error.
 func (e configError) Unwrap() error { return e.err }
 
 func newCmd() *cobra.Command {

@@ -278,6 +278,7 @@ func (s *Store) DueDeliveries(ctx context.Context, group, peer string, now time.
 // scanFunc adapts a closure to scanEvent's Scan interface.
 type scanFunc func(dest ...any) error
 
+// Scan calls f.
 func (f scanFunc) Scan(dest ...any) error { return f(dest...) }
 
 // RecordDeliveries stores the outcomes of one push pass in one transaction.

@@ -32,6 +32,7 @@ type PushError struct {
 	Err    error
 }
 
+// Error implements error.
 func (e *PushError) Error() string {
 	if e.Status == 0 {
 		return fmt.Sprintf("push: %v", e.Err)
@@ -42,6 +43,7 @@ func (e *PushError) Error() string {
 	return fmt.Sprintf("push: peer answered %d", e.Status)
 }
 
+// Unwrap returns the transport error, if any.
 func (e *PushError) Unwrap() error { return e.Err }
 
 // Permanent reports whether retrying the same body cannot succeed: the peer refused
