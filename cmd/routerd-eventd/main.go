@@ -47,6 +47,7 @@ type configError struct{ err error }
 
 // Error implements error.
 func (e configError) Error() string { return e.err.Error() }
+
 // Unwrap returns the underlying error.
 func (e configError) Unwrap() error { return e.err }
 
