@@ -161,6 +161,15 @@ CREATE INDEX event_deliveries_refresh ON event_deliveries (group_name, peer, del
 	WHERE state = 'delivered';
 `,
 	},
+	{
+		Version:     4,
+		Description: "events by group, source node and seq (transport outbox scan)",
+		// The sender reads only this node's events after its cursor; without this index a
+		// node that mostly receives rescans every foreign event on each pass.
+		SQL: `
+CREATE INDEX events_group_source_seq ON events (group_name, source_node, seq);
+`,
+	},
 }
 
 // SchemaVersion is the schema version this binary writes: the last migration's.

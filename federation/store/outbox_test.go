@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -253,4 +254,29 @@ func splitComma(s string) []string {
 		}
 	}
 	return out
+}
+
+// TestOutboxScanUsesSourceIndex: the sender's scan for local events must not walk the
+// foreign events of the group (a node that mostly receives would rescan all of them on
+// every pass).
+func TestOutboxScanUsesSourceIndex(t *testing.T) {
+	s, _ := openOutbox(t)
+	rows, err := s.ReadDB().QueryContext(context.Background(), `EXPLAIN QUERY PLAN SELECT `+eventColumns+` FROM events
+		WHERE group_name = ? AND seq > ? AND source_node = ? ORDER BY seq LIMIT ?`, "lab", 0, "a", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan string
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan += detail + "\n"
+	}
+	if !strings.Contains(plan, "events_group_source_seq (group_name=? AND source_node=? AND seq>?)") || strings.Contains(plan, "TEMP B-TREE") {
+		t.Errorf("outbox scan plan:\n%s", plan)
+	}
 }
