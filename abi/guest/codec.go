@@ -176,7 +176,8 @@ func DecodeRequest(data []byte) (*abi.Request, error) {
 // AppendResult appends r as PluginResult JSON (apiVersion and kind filled in) to dst.
 // Resources are written verbatim: they must be valid JSON objects (build them with jsonw).
 func AppendResult(dst []byte, r *abi.Result) []byte {
-	w := jsonw.NewWriter(dst)
+	wv := jsonw.Wrap(dst)
+	w := &wv
 	w.BeginObject()
 	w.StringField("apiVersion", orDefault(r.APIVersion, abi.PluginAPIVersion))
 	w.StringField("kind", orDefault(r.Kind, abi.KindPluginResult))
@@ -296,7 +297,8 @@ func writeActionPlan(w *jsonw.Writer, p *abi.ActionPlan) {
 
 // AppendManifest appends m as manifest JSON to dst.
 func AppendManifest(dst []byte, m *abi.Manifest) []byte {
-	w := jsonw.NewWriter(dst)
+	wv := jsonw.Wrap(dst)
+	w := &wv
 	w.BeginObject()
 	w.StringField("name", m.Name)
 	w.StringField("version", m.Version)

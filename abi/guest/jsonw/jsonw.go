@@ -29,9 +29,34 @@ import (
 // call sequence beyond commas: callers pair Begin/End and put a Key before each object
 // member.
 type Writer struct {
-	buf      []byte
-	nonEmpty []bool // per open container: whether it already holds an element
+	buf []byte
+	// nonEmpty records, per open container, whether it already holds an element: the
+	// first 64 levels in a bit set (no allocation), deeper ones in deep.
+	nonEmpty uint64
+	depth    int
+	deep     []bool
 	afterKey bool
+}
+
+// Wrap returns a Writer value appending to buf, for use on the stack (no allocation).
+func Wrap(buf []byte) Writer { return Writer{buf: buf} }
+
+// push opens a container level.
+func (w *Writer) push() {
+	if w.depth >= 64 {
+		w.deep = append(w.deep, false)
+	} else {
+		w.nonEmpty &^= 1 << w.depth
+	}
+	w.depth++
+}
+
+// pop closes the innermost container level.
+func (w *Writer) pop() {
+	w.depth--
+	if w.depth >= 64 {
+		w.deep = w.deep[:len(w.deep)-1]
+	}
 }
 
 // NewWriter returns a Writer that appends to buf (pass buf[:0] to reuse a buffer).
@@ -40,7 +65,7 @@ func NewWriter(buf []byte) *Writer { return &Writer{buf: buf} }
 // Reset empties the writer, keeping its buffer.
 func (w *Writer) Reset() {
 	w.buf = w.buf[:0]
-	w.nonEmpty = w.nonEmpty[:0]
+	w.nonEmpty, w.depth, w.deep = 0, 0, w.deep[:0]
 	w.afterKey = false
 }
 
@@ -53,12 +78,18 @@ func (w *Writer) sep() {
 		w.afterKey = false
 		return
 	}
-	if n := len(w.nonEmpty); n > 0 {
-		if w.nonEmpty[n-1] {
+	switch d := w.depth - 1; {
+	case d < 0:
+	case d >= 64:
+		if w.deep[d-64] {
 			w.buf = append(w.buf, ',')
 		} else {
-			w.nonEmpty[n-1] = true
+			w.deep[d-64] = true
 		}
+	case w.nonEmpty&(1<<d) != 0:
+		w.buf = append(w.buf, ',')
+	default:
+		w.nonEmpty |= 1 << d
 	}
 }
 
@@ -66,12 +97,12 @@ func (w *Writer) sep() {
 func (w *Writer) BeginObject() {
 	w.sep()
 	w.buf = append(w.buf, '{')
-	w.nonEmpty = append(w.nonEmpty, false)
+	w.push()
 }
 
 // EndObject closes the innermost object.
 func (w *Writer) EndObject() {
-	w.nonEmpty = w.nonEmpty[:len(w.nonEmpty)-1]
+	w.pop()
 	w.buf = append(w.buf, '}')
 }
 
@@ -79,12 +110,12 @@ func (w *Writer) EndObject() {
 func (w *Writer) BeginArray() {
 	w.sep()
 	w.buf = append(w.buf, '[')
-	w.nonEmpty = append(w.nonEmpty, false)
+	w.push()
 }
 
 // EndArray closes the innermost array.
 func (w *Writer) EndArray() {
-	w.nonEmpty = w.nonEmpty[:len(w.nonEmpty)-1]
+	w.pop()
 	w.buf = append(w.buf, ']')
 }
 

@@ -140,3 +140,23 @@ func TestStringMapSorted(t *testing.T) {
 		t.Fatal("< must be escaped")
 	}
 }
+
+func TestDeepNesting(t *testing.T) {
+	for _, depth := range []int{1, 63, 64, 65, 200} {
+		w := Wrap(nil)
+		w.BeginArray()
+		for i := 0; i < depth; i++ {
+			w.BeginArray()
+			w.Int(int64(i))
+		}
+		for i := 0; i < depth; i++ {
+			w.EndArray()
+			w.Int(-1) // a sibling after each closed array
+		}
+		w.EndArray()
+		var v any
+		if err := json.Unmarshal(w.Bytes(), &v); err != nil {
+			t.Fatalf("depth %d: %v\n%s", depth, err, w.Bytes())
+		}
+	}
+}

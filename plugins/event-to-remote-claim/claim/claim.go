@@ -8,6 +8,7 @@ package claim
 import (
 	"encoding/json"
 	"strings"
+	"unsafe"
 
 	"routerd.net/routerd/abi"
 	"routerd.net/routerd/abi/guest/jsonw"
@@ -54,6 +55,15 @@ func FromEvent(ev *abi.Event) (c Claim, ok bool) {
 	if strings.TrimSpace(ev.Type) != EventType {
 		return Claim{}, false
 	}
+	if c, ok = fields(ev); !ok {
+		return Claim{}, false
+	}
+	c.Name = Name(c.OwnerSide, c.Address)
+	return c, true
+}
+
+// fields fills every claim field but the name; ok is false without an address.
+func fields(ev *abi.Event) (c Claim, ok bool) {
 	// One pass over the payload instead of a lookup per field: map hashing is the
 	// expensive part inside a Wasm guest.
 	for k, v := range ev.Payload {
@@ -82,7 +92,27 @@ func FromEvent(ev *abi.Event) (c Claim, ok bool) {
 	c.ProviderRef = orDefault(c.ProviderRef, defaultProviderRef)
 	c.NicRef = orDefault(c.NicRef, defaultNicRef)
 	c.PeerRef = orDefault(c.PeerRef, defaultPeerRef)
-	c.Name = Name(c.OwnerSide, c.Address)
+	return c, true
+}
+
+// fromEvent is FromEvent with the name appended to *names (one allocation for all the
+// names of a batch: each allocation is expensive inside a Wasm guest).
+func fromEvent(ev *abi.Event, names *[]byte) (c Claim, ok bool) {
+	if strings.TrimSpace(ev.Type) != EventType {
+		return Claim{}, false
+	}
+	c, ok = fields(ev)
+	if !ok {
+		return Claim{}, false
+	}
+	start := len(*names)
+	// The name is at most ownerSide + "-" + max(address, "addr").
+	if n := start + len(c.OwnerSide) + 1 + max(len(c.Address), 4); n > cap(*names) {
+		c.Name = Name(c.OwnerSide, c.Address) // buffer full: allocate this one
+		return c, true
+	}
+	*names = appendName(*names, c.OwnerSide, c.Address)
+	c.Name = unsafe.String(&(*names)[start], len(*names)-start)
 	return c, true
 }
 
@@ -96,12 +126,16 @@ func orDefault(v, def string) string {
 // Name returns "<ownerSide>-<address>" where the address loses its prefix length, '.'
 // and ':' become '-', and leading/trailing '-' are trimmed ("addr" if nothing is left).
 func Name(ownerSide, address string) string {
+	return string(appendName(nil, ownerSide, address))
+}
+
+// appendName appends Name(ownerSide, address) to b.
+func appendName(b []byte, ownerSide, address string) []byte {
 	a, _, _ := strings.Cut(address, "/")
 	a = strings.Trim(a, ".:-") // '.' and ':' become '-', and '-' is trimmed
 	if a == "" {
 		a = "addr"
 	}
-	b := make([]byte, 0, len(ownerSide)+1+len(a))
 	b = append(b, ownerSide...)
 	b = append(b, '-')
 	for i := 0; i < len(a); i++ {
@@ -112,7 +146,7 @@ func Name(ownerSide, address string) string {
 			b = append(b, c)
 		}
 	}
-	return string(b)
+	return b
 }
 
 // AppendJSON appends the claim as a RemoteAddressClaim document. The constant parts are
@@ -145,8 +179,10 @@ func Claims(req *abi.Request) []Claim {
 	if len(req.Spec.Events) > 32 {
 		index = make(map[string]int, len(req.Spec.Events))
 	}
+	// All names in one buffer; a name that does not fit gets its own allocation.
+	names := make([]byte, 0, 48*len(req.Spec.Events))
 	for i := range req.Spec.Events {
-		c, ok := FromEvent(&req.Spec.Events[i])
+		c, ok := fromEvent(&req.Spec.Events[i], &names)
 		if !ok {
 			continue
 		}

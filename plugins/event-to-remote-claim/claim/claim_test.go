@@ -2,6 +2,7 @@ package claim
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"routerd.net/routerd/abi"
@@ -87,5 +88,27 @@ func TestAppendJSONMatchesWriter(t *testing.T) {
 	w.EndObject()
 	if got := string(c.AppendJSON([]byte("x"))[1:]); got != string(w.Bytes()) {
 		t.Fatalf("AppendJSON:\n%s\nwant\n%s", got, w.Bytes())
+	}
+}
+
+// TestClaimsNameBuffer checks names built in the shared buffer, including ones that do not
+// fit and fall back to their own allocation, against Name.
+func TestClaimsNameBuffer(t *testing.T) {
+	var events []abi.Event
+	for i := 0; i < 40; i++ {
+		addr := "10.0.0." + string(rune('0'+i%10))
+		if i%7 == 0 {
+			addr = strings.Repeat("fd00:", 20) + "1/128" // longer than the per-event estimate
+		}
+		events = append(events, abi.Event{Type: EventType, Subject: addr, Payload: map[string]string{"ownerSide": "side" + string(rune('a'+i%26))}})
+	}
+	claims := Claims(&abi.Request{Spec: abi.RequestSpec{Events: events}})
+	if len(claims) == 0 {
+		t.Fatal("no claims")
+	}
+	for _, c := range claims {
+		if want := Name(c.OwnerSide, c.Address); c.Name != want {
+			t.Fatalf("claim name %q, want %q", c.Name, want)
+		}
 	}
 }
