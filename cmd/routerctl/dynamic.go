@@ -233,7 +233,7 @@ func withdrawFromStore(ctx context.Context, s settings.Settings, source, kind, n
 		return nil, err
 	}
 	defer st.Close()
-	m, err := dynamic.NewManager(dynamic.Options{Repo: dynamic.NewSQLRepo(st), Auditor: st})
+	m, err := dynamic.NewManager(dynamic.Options{Repo: dynamic.NewSQLRepo(st)})
 	if err != nil {
 		return nil, err
 	}

@@ -50,7 +50,7 @@ func stateWithClaim(t *testing.T) (dir, eventID string) {
 	pol := &schemas.DynamicOverridePolicy{}
 	pol.APIVersion, pol.Kind, pol.Metadata.Name = schemas.ConfigAPIVersion, "DynamicOverridePolicy", "p"
 	pol.Spec.Allow = []schemas.OverrideAllow{{Source: "EventSubscription/*", Targets: []schemas.ResourceRef{{Kind: "RemoteAddressClaim"}}}}
-	m, err := dynamic.NewManager(dynamic.Options{Repo: dynamic.NewSQLRepo(st), Auditor: st})
+	m, err := dynamic.NewManager(dynamic.Options{Repo: dynamic.NewSQLRepo(st)})
 	if err != nil {
 		t.Fatal(err)
 	}

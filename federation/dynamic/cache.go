@@ -81,6 +81,25 @@ func (c *cachedRepo) Delete(ctx context.Context, source, kind, name string) (boo
 	return ok, nil
 }
 
+// Commit implements Repo: the store first, then the cache.
+func (c *cachedRepo) Commit(ctx context.Context, ch Changes) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.loadLocked(ctx); err != nil {
+		return err
+	}
+	if err := c.repo.Commit(ctx, ch); err != nil {
+		return err
+	}
+	for _, d := range ch.Delete {
+		delete(c.parts, partKey(d.Source, d.Kind, d.Name))
+	}
+	for _, p := range ch.Put {
+		c.parts[partKey(p.Source, p.Kind, p.Name)] = p
+	}
+	return nil
+}
+
 // List implements Repo (ordered by kind, name, source).
 func (c *cachedRepo) List(ctx context.Context) ([]Part, error) {
 	c.mu.Lock()

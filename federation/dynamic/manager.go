@@ -80,16 +80,11 @@ func (c Config) Resolution() string {
 	return StaticWins
 }
 
-// Auditor records audit entries (the store's AppendAudit).
-type Auditor interface {
-	AppendAudit(ctx context.Context, a store.AuditEntry) error
-}
-
 // Options are the Manager's dependencies; Repo is required. The Manager keeps the parts
-// in memory in front of Repo, so it must be Repo's only writer while it runs.
+// in memory in front of Repo, so it must be Repo's only writer while it runs. Audit
+// entries (applied, rejected, withdrawn) are committed with the parts they concern.
 type Options struct {
-	Repo    Repo
-	Auditor Auditor // optional
+	Repo Repo
 	// Clock defaults to the wall clock.
 	Clock clock.Clock
 	// Logger defaults to a logger that discards.
@@ -192,82 +187,147 @@ func (m *Manager) HandleResult(ctx context.Context, b subscribe.Batch, r subscri
 		ttl = DefaultTTL
 	}
 	source := SourceOf(b.Subscription)
-	now := m.clk.Now()
-	changed := false
 	m.writeMu.Lock()
 	defer m.writeMu.Unlock()
+	w := &write{pending: map[string]Part{}}
+	now := m.clk.Now()
 	for i, raw := range r.Resources {
-		c, err := m.propose(ctx, cfg, sub, b, source, raw, ttl, now)
-		if err != nil {
+		if err := m.propose(ctx, w, cfg, sub, b, source, raw, ttl, now); err != nil {
 			return fmt.Errorf("dynamic: batch %s: resource %d: %w", b.ID, i, err)
 		}
-		changed = changed || c
 	}
 	if r.Doc != nil {
 		for _, d := range r.Doc.Status.Directives {
+			target := schemas.ResourceRef{APIVersion: d.Target.APIVersion, Kind: d.Target.Kind, Name: d.Target.Name}
 			if d.Op != OpDelete {
-				m.reject(ctx, source, d.Target.Kind+"/"+d.Target.Name, ReasonInvalid, fmt.Sprintf("directive op %q: only delete is supported", d.Op))
+				m.reject(w, source, target.Kind+"/"+target.Name, ReasonInvalid, fmt.Sprintf("directive op %q: only delete is supported", d.Op))
 				continue
 			}
-			target := schemas.ResourceRef{APIVersion: d.Target.APIVersion, Kind: d.Target.Kind, Name: d.Target.Name}
 			dec := Evaluate(cfg.Policies, Proposal{Source: source, Operation: OpDelete, Target: target})
 			if !dec.Allowed {
-				m.reject(ctx, source, target.Kind+"/"+target.Name, ReasonPolicyDenied, dec.Reason)
+				m.reject(w, source, target.Kind+"/"+target.Name, ReasonPolicyDenied, dec.Reason)
 				continue
 			}
-			ok, err := m.opts.Repo.Delete(ctx, source, target.Kind, target.Name)
-			if err != nil {
+			_, err := m.opts.Repo.Get(ctx, source, target.Kind, target.Name)
+			_, inBatch := w.pending[partKey(source, target.Kind, target.Name)]
+			if errors.Is(err, ErrNotFound) && !inBatch {
+				continue
+			}
+			if err != nil && !errors.Is(err, ErrNotFound) {
 				return fmt.Errorf("dynamic: batch %s: %w", b.ID, err)
 			}
-			if ok {
-				changed = true
-				m.recordWithdraw(ctx, source, target.Kind, target.Name, WithdrawDirective, d.Reason)
+			w.delete(PartRef{Source: source, Kind: target.Kind, Name: target.Name})
+			m.recordWithdraw(w, source, target.Kind, target.Name, WithdrawDirective, d.Reason)
+		}
+	}
+	return m.commit(ctx, w)
+}
+
+// write collects the changes of one operation, committed together by commit.
+type write struct {
+	ch      Changes
+	pending map[string]Part // parts put in this write, by partKey
+	changed bool            // the live set changes (for OnChange)
+	metrics []func(context.Context)
+}
+
+func (w *write) put(p Part, changed bool) {
+	k := partKey(p.Source, p.Kind, p.Name)
+	if _, dup := w.pending[k]; dup {
+		for i := range w.ch.Put {
+			if partKey(w.ch.Put[i].Source, w.ch.Put[i].Kind, w.ch.Put[i].Name) == k {
+				w.ch.Put = append(w.ch.Put[:i], w.ch.Put[i+1:]...)
+				break
 			}
 		}
 	}
-	if changed {
+	w.pending[k] = p
+	w.ch.Put = append(w.ch.Put, p)
+	w.changed = w.changed || changed
+}
+
+func (w *write) delete(r PartRef) {
+	k := partKey(r.Source, r.Kind, r.Name)
+	if _, ok := w.pending[k]; ok {
+		delete(w.pending, k)
+		for i := range w.ch.Put {
+			if partKey(w.ch.Put[i].Source, w.ch.Put[i].Kind, w.ch.Put[i].Name) == k {
+				w.ch.Put = append(w.ch.Put[:i], w.ch.Put[i+1:]...)
+				break
+			}
+		}
+	}
+	w.ch.Delete = append(w.ch.Delete, r)
+	w.changed = true
+}
+
+// commit writes w in one transaction, then counts it and notifies a change. On error
+// nothing was written (the caller retries).
+func (m *Manager) commit(ctx context.Context, w *write) error {
+	if w.ch.Empty() {
+		return nil
+	}
+	// Stamp the parts with the time they are written, not the time they were proposed.
+	stamp := m.clk.Now()
+	for i := range w.ch.Put {
+		if w.ch.Put[i].CreatedAt.IsZero() {
+			w.ch.Put[i].CreatedAt = stamp
+		}
+		w.ch.Put[i].UpdatedAt = stamp
+	}
+	if err := m.opts.Repo.Commit(ctx, w.ch); err != nil {
+		return err
+	}
+	for _, f := range w.metrics {
+		f(ctx)
+	}
+	if w.changed {
 		m.changed()
 	}
 	return nil
 }
 
-// propose handles one resource; it reports whether the live set changed.
-func (m *Manager) propose(ctx context.Context, cfg Config, sub Subscription, b subscribe.Batch, source string,
-	raw json.RawMessage, ttl time.Duration, now time.Time) (bool, error) {
+// propose checks one resource and adds its part (or its rejection) to w. Only a store
+// failure is an error.
+func (m *Manager) propose(ctx context.Context, w *write, cfg Config, sub Subscription, b subscribe.Batch, source string,
+	raw json.RawMessage, ttl time.Duration, now time.Time) error {
 	obj, err := schemas.DecodeObject(raw)
 	if err != nil {
-		m.reject(ctx, source, describeRaw(raw), ReasonInvalid, err.Error())
-		return false, nil
+		m.reject(w, source, describeRaw(raw), ReasonInvalid, err.Error())
+		return nil
 	}
 	kind, name := obj.GetKind(), obj.GetName()
 	target := kind + "/" + name
 	if !contains(sub.AllowedKinds, kind) {
-		m.reject(ctx, source, target, ReasonKindNotAllowed,
+		m.reject(w, source, target, ReasonKindNotAllowed,
 			fmt.Sprintf("kind %s is not in output.allowedKinds %v", kind, sub.AllowedKinds))
-		return false, nil
+		return nil
 	}
 	if cfg.Static[target] && cfg.Resolution() != DynamicWins {
-		m.reject(ctx, source, target, ReasonStaticConflict, "a static resource of the same Kind and name exists (static-wins)")
-		return false, nil
+		m.reject(w, source, target, ReasonStaticConflict, "a static resource of the same Kind and name exists (static-wins)")
+		return nil
 	}
-	existing, err := m.opts.Repo.Get(ctx, source, kind, name)
+	existing, ok := w.pending[partKey(source, kind, name)]
 	op := OpUpdate
-	if errors.Is(err, ErrNotFound) {
-		op, err = OpCreate, nil
-	}
-	if err != nil {
-		return false, err
+	if !ok {
+		existing, err = m.opts.Repo.Get(ctx, source, kind, name)
+		if errors.Is(err, ErrNotFound) {
+			op, err = OpCreate, nil
+		}
+		if err != nil {
+			return err
+		}
 	}
 	fields, err := SpecFields(raw)
 	if err != nil {
-		m.reject(ctx, source, target, ReasonInvalid, err.Error())
-		return false, nil
+		m.reject(w, source, target, ReasonInvalid, err.Error())
+		return nil
 	}
 	ref := schemas.ResourceRef{APIVersion: obj.GetAPIVersion(), Kind: kind, Name: name}
 	dec := Evaluate(cfg.Policies, Proposal{Source: source, Operation: op, Target: ref, Fields: fields})
 	if !dec.Allowed {
-		m.reject(ctx, source, target, ReasonPolicyDenied, dec.Reason)
-		return false, nil
+		m.reject(w, source, target, ReasonPolicyDenied, dec.Reason)
+		return nil
 	}
 
 	origin := originEvent(b, obj, raw)
@@ -282,7 +342,7 @@ func (m *Manager) propose(ctx context.Context, cfg Config, sub Subscription, b s
 
 	p := Part{
 		Source: source, Kind: kind, Name: name, Generation: 1, ExpiresAt: now.Add(ttl),
-		EventIDs: []string{origin.ID}, CreatedAt: now, UpdatedAt: now,
+		EventIDs: []string{origin.ID}, // CreatedAt and UpdatedAt are stamped by commit
 	}
 	if op == OpUpdate {
 		p.Generation, p.CreatedAt = existing.Generation+1, existing.CreatedAt
@@ -300,14 +360,14 @@ func (m *Manager) propose(ctx context.Context, cfg Config, sub Subscription, b s
 		doc.Spec.Mask = &schemas.PartMask{Fields: dec.Mask}
 	}
 	p.Document = doc
-	if err := m.opts.Repo.Put(ctx, p); err != nil {
-		return false, err
-	}
-	m.applied.Add(ctx, 1, metric.WithAttributes(attribute.String("kind", kind), attribute.String("operation", op)))
-	m.audit(ctx, store.AuditEntry{Actor: source, Action: "dynamic." + op, Target: target, Outcome: "applied",
+	w.put(p, op == OpCreate || !sameSpec(existing.Resource(), obj))
+	w.metrics = append(w.metrics, func(ctx context.Context) {
+		m.applied.Add(ctx, 1, metric.WithAttributes(attribute.String("kind", kind), attribute.String("operation", op)))
+	})
+	w.ch.Audit = append(w.ch.Audit, store.AuditEntry{Time: now, Actor: source, Action: "dynamic." + op, Target: target, Outcome: "applied",
 		Detail: fmt.Sprintf("generation %d, expires %s, event %s, policy %s", p.Generation, p.ExpiresAt.UTC().Format(time.RFC3339), origin.ID, dec.Policy)})
-	m.log.Debug("dynamic: part stored", "source", source, "target", target, "generation", p.Generation, "event", origin.ID)
-	return op == OpCreate || !sameSpec(existing.Resource(), obj), nil
+	m.log.Debug("dynamic: part proposed", "source", source, "target", target, "generation", p.Generation, "event", origin.ID)
+	return nil
 }
 
 // PartName is the DynamicConfigPart's metadata.name: "<source name>.<kind>.<name>" in
@@ -420,33 +480,26 @@ func describeRaw(raw []byte) string {
 	return m.Kind + "/" + m.Metadata.Name
 }
 
-func (m *Manager) reject(ctx context.Context, source, target, reason, detail string) {
-	m.rejected.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", reason)))
+func (m *Manager) reject(w *write, source, target, reason, detail string) {
 	m.log.Warn("dynamic: resource rejected", "source", source, "target", target, "reason", reason, "detail", detail)
-	m.audit(ctx, store.AuditEntry{Actor: source, Action: "dynamic.propose", Target: target, Outcome: "rejected",
-		Detail: reason + ": " + detail})
+	w.metrics = append(w.metrics, func(ctx context.Context) {
+		m.rejected.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", reason)))
+	})
+	w.ch.Audit = append(w.ch.Audit, store.AuditEntry{Time: m.clk.Now(), Actor: source, Action: "dynamic.propose", Target: target,
+		Outcome: "rejected", Detail: reason + ": " + detail})
 }
 
-func (m *Manager) recordWithdraw(ctx context.Context, source, kind, name, reason, detail string) {
-	m.withdrawn.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", reason)))
+func (m *Manager) recordWithdraw(w *write, source, kind, name, reason, detail string) {
 	m.log.Info("dynamic: part withdrawn", "source", source, "target", kind+"/"+name, "reason", reason)
+	w.metrics = append(w.metrics, func(ctx context.Context) {
+		m.withdrawn.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", reason)))
+	})
 	d := reason
 	if detail != "" {
 		d += ": " + detail
 	}
-	m.audit(ctx, store.AuditEntry{Actor: source, Action: "dynamic.withdraw", Target: kind + "/" + name, Outcome: "withdrawn", Detail: d})
-}
-
-func (m *Manager) audit(ctx context.Context, a store.AuditEntry) {
-	if m.opts.Auditor == nil {
-		return
-	}
-	if a.Time.IsZero() {
-		a.Time = m.clk.Now()
-	}
-	if err := m.opts.Auditor.AppendAudit(ctx, a); err != nil {
-		m.log.Warn("dynamic: audit", "action", a.Action, "target", a.Target, "err", err)
-	}
+	w.ch.Audit = append(w.ch.Audit, store.AuditEntry{Time: m.clk.Now(), Actor: source, Action: "dynamic.withdraw",
+		Target: kind + "/" + name, Outcome: "withdrawn", Detail: d})
 }
 
 func (m *Manager) changed() {
@@ -482,29 +535,23 @@ func (m *Manager) Live(ctx context.Context) ([]Part, error) {
 // is empty) on an operator's request; it returns the parts removed.
 func (m *Manager) Withdraw(ctx context.Context, source, kind, name, actor string) ([]Part, error) {
 	m.writeMu.Lock()
+	defer m.writeMu.Unlock()
 	all, err := m.opts.Repo.List(ctx)
 	if err != nil {
-		m.writeMu.Unlock()
 		return nil, err
 	}
+	w := &write{pending: map[string]Part{}}
 	var removed []Part
 	for _, p := range all {
 		if p.Kind != kind || p.Name != name || source != "" && p.Source != source {
 			continue
 		}
-		ok, err := m.opts.Repo.Delete(ctx, p.Source, p.Kind, p.Name)
-		if err != nil {
-			m.writeMu.Unlock()
-			return removed, err
-		}
-		if ok {
-			removed = append(removed, p)
-			m.recordWithdraw(ctx, p.Source, p.Kind, p.Name, WithdrawOperator, "by "+actor)
-		}
+		w.delete(PartRef{Source: p.Source, Kind: p.Kind, Name: p.Name})
+		m.recordWithdraw(w, p.Source, p.Kind, p.Name, WithdrawOperator, "by "+actor)
+		removed = append(removed, p)
 	}
-	m.writeMu.Unlock()
-	if len(removed) > 0 {
-		m.changed()
+	if err := m.commit(ctx, w); err != nil {
+		return nil, err
 	}
 	return removed, nil
 }
@@ -513,30 +560,24 @@ func (m *Manager) Withdraw(ctx context.Context, source, kind, name, actor string
 // removed.
 func (m *Manager) Expire(ctx context.Context) (int, error) {
 	m.writeMu.Lock()
+	defer m.writeMu.Unlock()
 	all, err := m.opts.Repo.List(ctx)
 	if err != nil {
-		m.writeMu.Unlock()
 		return 0, err
 	}
 	now := m.clk.Now()
+	w := &write{pending: map[string]Part{}}
 	n := 0
 	for _, p := range all {
 		if !p.Expired(now) {
 			continue
 		}
-		ok, err := m.opts.Repo.Delete(ctx, p.Source, p.Kind, p.Name)
-		if err != nil {
-			m.writeMu.Unlock()
-			return n, err
-		}
-		if ok {
-			n++
-			m.recordWithdraw(ctx, p.Source, p.Kind, p.Name, WithdrawExpired, "expired at "+p.ExpiresAt.UTC().Format(time.RFC3339))
-		}
+		w.delete(PartRef{Source: p.Source, Kind: p.Kind, Name: p.Name})
+		m.recordWithdraw(w, p.Source, p.Kind, p.Name, WithdrawExpired, "expired at "+p.ExpiresAt.UTC().Format(time.RFC3339))
+		n++
 	}
-	m.writeMu.Unlock()
-	if n > 0 {
-		m.changed()
+	if err := m.commit(ctx, w); err != nil {
+		return 0, err
 	}
 	return n, nil
 }

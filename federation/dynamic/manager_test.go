@@ -39,7 +39,7 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 	}
 	t.Cleanup(func() { _ = st.Close() })
 	f := &fixture{t: t, st: st, clk: clock.NewFake(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))}
-	f.mgr, err = NewManager(Options{Repo: NewSQLRepo(st), Auditor: st, Clock: f.clk, OnChange: func() { f.changes.Add(1) }})
+	f.mgr, err = NewManager(Options{Repo: NewSQLRepo(st), Clock: f.clk, OnChange: func() { f.changes.Add(1) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,5 +310,25 @@ func TestMerge(t *testing.T) {
 				t.Fatalf("Merge = %v (%d conflicts %+v), want %v (%d)", names, len(conflicts), conflicts, tt.want, tt.conflicts)
 			}
 		})
+	}
+}
+
+// TestHandleResultAtomic: when the store fails, nothing of the result is kept (not in the
+// database, not in memory), so the engine's retry starts from a clean state.
+func TestHandleResultAtomic(t *testing.T) {
+	f := newFixture(t, Config{Policies: []*schemas.DynamicOverridePolicy{allowClaims}})
+	ctx := context.Background()
+	if _, err := f.mgr.List(ctx); err != nil { // load the cache while the store is open
+		t.Fatal(err)
+	}
+	if err := f.st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	res := subscribe.Result{Resources: []json.RawMessage{claimJSON("a", "10.0.0.1", ""), claimJSON("b", "10.0.0.2", "")}}
+	if err := f.mgr.HandleResult(ctx, batch(ev("ev1", "10.0.0.1")), res); err == nil {
+		t.Fatal("HandleResult on a closed store succeeded")
+	}
+	if parts, _ := f.mgr.List(ctx); len(parts) != 0 || f.changes.Load() != 0 {
+		t.Fatalf("after a failed commit: %d parts in memory, %d change notifications", len(parts), f.changes.Load())
 	}
 }

@@ -60,7 +60,23 @@ type Repo interface {
 	Delete(ctx context.Context, source, kind, name string) (bool, error)
 	// List returns every part, ordered by kind, name, source.
 	List(ctx context.Context) ([]Part, error)
+	// Commit applies changes atomically: every put, delete and audit entry, or none.
+	Commit(ctx context.Context, c Changes) error
 }
+
+// Changes are the writes of one plugin result (or one expiry or withdrawal round),
+// committed in one transaction.
+type Changes struct {
+	Put    []Part
+	Delete []PartRef
+	Audit  []store.AuditEntry
+}
+
+// PartRef names a part: its source and the Kind and name of its resource.
+type PartRef struct{ Source, Kind, Name string }
+
+// Empty reports whether there is nothing to commit.
+func (c Changes) Empty() bool { return len(c.Put) == 0 && len(c.Delete) == 0 && len(c.Audit) == 0 }
 
 // SQLRepo keeps parts in the store's dynamic_parts table.
 type SQLRepo struct {
@@ -69,6 +85,66 @@ type SQLRepo struct {
 
 // NewSQLRepo returns a Repo on st's dynamic_parts table.
 func NewSQLRepo(st *store.Store) *SQLRepo { return &SQLRepo{w: st.DB(), r: st.ReadDB()} }
+
+const (
+	upsertPartSQL = `INSERT INTO dynamic_parts (` + partColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (source, kind, name) DO UPDATE SET generation = excluded.generation,
+		expires_at = excluded.expires_at, document = excluded.document, event_ids = excluded.event_ids,
+		updated_at = excluded.updated_at`
+	deletePartSQL = `DELETE FROM dynamic_parts WHERE source = ? AND kind = ? AND name = ?`
+	// insertAuditSQL writes an audit_log row as store.AppendAudit does, inside our
+	// transaction.
+	insertAuditSQL = `INSERT INTO audit_log (time, actor, action, target, outcome, detail) VALUES (?, ?, ?, ?, ?, ?)`
+)
+
+// partArgs returns the upsert arguments of p.
+func partArgs(p Part) ([]any, error) {
+	doc, err := json.Marshal(p.Document)
+	if err != nil {
+		return nil, fmt.Errorf("dynamic: put %s: encode document: %w", p.Key(), err)
+	}
+	ids, err := json.Marshal(nonNil(p.EventIDs))
+	if err != nil {
+		return nil, fmt.Errorf("dynamic: put %s: encode event ids: %w", p.Key(), err)
+	}
+	return []any{p.Source, p.Kind, p.Name, p.Generation, store.TimeToDB(p.ExpiresAt), string(doc), string(ids),
+		p.CreatedAt.UnixNano(), p.UpdatedAt.UnixNano()}, nil
+}
+
+// Commit implements Repo.
+func (s *SQLRepo) Commit(ctx context.Context, c Changes) error {
+	if c.Empty() {
+		return nil
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("dynamic: commit: begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	for _, p := range c.Put {
+		args, err := partArgs(p)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, upsertPartSQL, args...); err != nil {
+			return fmt.Errorf("dynamic: commit: put %s: %w", p.Key(), err)
+		}
+	}
+	for _, d := range c.Delete {
+		if _, err := tx.ExecContext(ctx, deletePartSQL, d.Source, d.Kind, d.Name); err != nil {
+			return fmt.Errorf("dynamic: commit: delete %s %s/%s: %w", d.Source, d.Kind, d.Name, err)
+		}
+	}
+	for _, a := range c.Audit {
+		if _, err := tx.ExecContext(ctx, insertAuditSQL, a.Time.UnixNano(), a.Actor, a.Action, a.Target, a.Outcome, a.Detail); err != nil {
+			return fmt.Errorf("dynamic: commit: audit %s %s: %w", a.Actor, a.Action, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("dynamic: commit: %w", err)
+	}
+	return nil
+}
 
 const partColumns = `source, kind, name, generation, expires_at, document, event_ids, created_at, updated_at`
 
@@ -108,21 +184,11 @@ func (s *SQLRepo) Get(ctx context.Context, source, kind, name string) (Part, err
 
 // Put implements Repo.
 func (s *SQLRepo) Put(ctx context.Context, p Part) error {
-	doc, err := json.Marshal(p.Document)
+	args, err := partArgs(p)
 	if err != nil {
-		return fmt.Errorf("dynamic: put %s: encode document: %w", p.Key(), err)
+		return err
 	}
-	ids, err := json.Marshal(nonNil(p.EventIDs))
-	if err != nil {
-		return fmt.Errorf("dynamic: put %s: encode event ids: %w", p.Key(), err)
-	}
-	_, err = s.w.ExecContext(ctx, `INSERT INTO dynamic_parts (`+partColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (source, kind, name) DO UPDATE SET generation = excluded.generation,
-		expires_at = excluded.expires_at, document = excluded.document, event_ids = excluded.event_ids,
-		updated_at = excluded.updated_at`,
-		p.Source, p.Kind, p.Name, p.Generation, store.TimeToDB(p.ExpiresAt), string(doc), string(ids),
-		p.CreatedAt.UnixNano(), p.UpdatedAt.UnixNano())
-	if err != nil {
+	if _, err := s.w.ExecContext(ctx, upsertPartSQL, args...); err != nil {
 		return fmt.Errorf("dynamic: put %s: %w", p.Key(), err)
 	}
 	return nil
@@ -130,7 +196,7 @@ func (s *SQLRepo) Put(ctx context.Context, p Part) error {
 
 // Delete implements Repo.
 func (s *SQLRepo) Delete(ctx context.Context, source, kind, name string) (bool, error) {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM dynamic_parts WHERE source = ? AND kind = ? AND name = ?`, source, kind, name)
+	res, err := s.w.ExecContext(ctx, deletePartSQL, source, kind, name)
 	if err != nil {
 		return false, fmt.Errorf("dynamic: delete %s %s/%s: %w", source, kind, name, err)
 	}

@@ -21,6 +21,8 @@
 // (at-least-once). Each batch carries a stable id, "<subscription>/<firstSeq>-<lastSeq>",
 // which plugins may use to be idempotent. A failing batch is retried, unchanged and with the
 // same id, after an exponential backoff; later events wait behind it, so order is kept.
+// Events that have already expired (expiresAt in the past) when they are read are
+// skipped: they describe something no longer true.
 //
 // # Timers
 //

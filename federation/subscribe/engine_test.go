@@ -426,3 +426,19 @@ func TestUpdateChangedSpecResumesFromCursor(t *testing.T) {
 		t.Fatalf("batch %s at +%v", c.batchID, c.at.Sub(h.start))
 	}
 }
+
+func TestExpiredEventsSkipped(t *testing.T) {
+	h := newHarness(t, nil, Options{})
+	if err := h.eng.Update([]Spec{testSpec()}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitStep("start", func() bool { return h.status("claims").State == StateIdle })
+	h.store.addExpiring(testGroup, testType, "router-a", "10.0.0.1", nil, h.start)                // expired now
+	h.store.addExpiring(testGroup, testType, "router-a", "10.0.0.2", nil, h.start.Add(time.Hour)) // live
+	h.eng.Notify()
+	c := h.waitCall()
+	if !reflect.DeepEqual(c.seqs, []int64{2}) || c.batchID != "claims/2-2" {
+		t.Fatalf("batch %s %v, want only the live event 2", c.batchID, c.seqs)
+	}
+	h.waitStep("cursor", func() bool { return h.store.cursor("claims") == 2 })
+}

@@ -26,12 +26,17 @@ func newMemStore() *memStore { return &memStore{cursors: map[string]int64{}} }
 
 // add appends an event and returns its seq.
 func (m *memStore) add(group, typ, source, subject string, payload map[string]string) int64 {
+	return m.addExpiring(group, typ, source, subject, payload, time.Time{})
+}
+
+// addExpiring appends an event that expires at exp.
+func (m *memStore) addExpiring(group, typ, source, subject string, payload map[string]string, exp time.Time) int64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	seq := int64(len(m.events) + 1)
 	id := fmt.Sprintf("ev%03d", seq)
 	js, _ := json.Marshal(map[string]any{"id": id, "group": group, "type": typ, "sourceNode": source, "subject": subject, "payload": payload})
-	m.events = append(m.events, Record{Seq: seq, ID: id, Group: group, Type: typ, SourceNode: source, Subject: subject, Payload: payload, JSON: js})
+	m.events = append(m.events, Record{Seq: seq, ID: id, Group: group, Type: typ, SourceNode: source, Subject: subject, Payload: payload, JSON: js, ExpiresAt: exp})
 	return seq
 }
 

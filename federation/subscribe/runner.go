@@ -201,6 +201,9 @@ func (r *runner) fetch() error {
 				continue
 			}
 			r.fetched = rec.Seq
+			if !rec.ExpiresAt.IsZero() && !now.Before(rec.ExpiresAt) {
+				continue // no longer true: nothing to act on
+			}
 			if r.spec.Matches(rec) {
 				r.pending = append(r.pending, pendingEvent{rec: rec, seen: now})
 				added = true

@@ -36,7 +36,7 @@ func (a StoreAdapter) Events(ctx context.Context, group string, types []string, 
 		e := se.Event
 		out = append(out, Record{
 			Seq: se.Seq, ID: e.ID, Group: e.Group, Type: e.Type, SourceNode: e.SourceNode,
-			Subject: e.Subject, Payload: e.Payload, JSON: js, ReceivedAt: se.ReceivedAt,
+			Subject: e.Subject, Payload: e.Payload, JSON: js, ReceivedAt: se.ReceivedAt, ExpiresAt: e.ExpiresAt,
 		})
 	}
 	return out, nil

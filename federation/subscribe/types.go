@@ -130,6 +130,9 @@ type Record struct {
 	JSON json.RawMessage
 	// ReceivedAt is when the store received the event.
 	ReceivedAt time.Time
+	// ExpiresAt is when the event stops being live (zero: never). Events already
+	// expired when the engine reads them are skipped.
+	ExpiresAt time.Time
 }
 
 // Source reads stored events.
