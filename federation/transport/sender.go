@@ -84,7 +84,7 @@ type SenderOptions struct {
 	// TTLRefreshBefore re-pushes live events this long before the peer's copy expires
 	// (default 2m).
 	TTLRefreshBefore time.Duration
-	// PollInterval is how often the store is checked for new local events (default 20ms).
+	// PollInterval is how often the store is checked for new local events (default 10ms).
 	PollInterval time.Duration
 	// RefreshInterval is how often TTL refresh runs per peer (default 1s).
 	RefreshInterval time.Duration
@@ -197,7 +197,7 @@ func NewSender(opts SenderOptions) (*Sender, error) {
 	def(&opts.RetryMax, 5*time.Second)
 	def(&opts.FailAfter, 24*time.Hour)
 	def(&opts.TTLRefreshBefore, 2*time.Minute)
-	def(&opts.PollInterval, 20*time.Millisecond)
+	def(&opts.PollInterval, 10*time.Millisecond)
 	def(&opts.RefreshInterval, time.Second)
 	def(&opts.PruneInterval, time.Minute)
 	def(&opts.PruneMaxAge, 24*time.Hour)
