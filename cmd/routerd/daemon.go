@@ -83,18 +83,25 @@ type Options struct {
 
 // ReconcileRecord describes one reconciliation of the dataplane.
 type ReconcileRecord struct {
-	Seq          int64              `json:"seq"`
-	At           time.Time          `json:"at"`
-	DurationMS   float64            `json:"durationMS"`
-	Backend      string             `json:"backend"`
-	DryRun       bool               `json:"dryRun"`
-	Diff         dataplane.Diff     `json:"-"`
-	Changes      []string           `json:"changes"`
-	Objects      int                `json:"objects"`
-	DynamicParts int                `json:"dynamicParts"`
-	Problems     []string           `json:"problems,omitempty"`
-	Conflicts    []dynamic.Conflict `json:"conflicts,omitempty"`
-	Error        string             `json:"error,omitempty"`
+	// Seq numbers the reconciliations of this daemon, from 1.
+	Seq int64 `json:"seq"`
+	// At and DurationMS say when it ran and how long it took.
+	At         time.Time `json:"at"`
+	DurationMS float64   `json:"durationMS"`
+	// Backend names the dataplane backend; DryRun is true for the recording fake.
+	Backend string `json:"backend"`
+	DryRun  bool   `json:"dryRun"`
+	// Diff is what was applied; Changes is the same, one line per change.
+	Diff    dataplane.Diff `json:"-"`
+	Changes []string       `json:"changes"`
+	// Objects is the size of the desired state; DynamicParts the live parts merged in.
+	Objects      int `json:"objects"`
+	DynamicParts int `json:"dynamicParts"`
+	// Problems are resources that could not be translated; Conflicts dynamic resources
+	// left out; Error a failure to apply.
+	Problems  []string           `json:"problems,omitempty"`
+	Conflicts []dynamic.Conflict `json:"conflicts,omitempty"`
+	Error     string             `json:"error,omitempty"`
 }
 
 // Daemon is a running routerd.
@@ -318,10 +325,12 @@ type configError struct {
 	list *schemas.ErrorList
 }
 
+// Error says how many problems the configuration has.
 func (e *configError) Error() string {
 	return fmt.Sprintf("routerd: config %s: %d problems", e.dir, len(e.list.Problems))
 }
 
+// Unwrap returns the *schemas.ErrorList.
 func (e *configError) Unwrap() error { return e.list }
 
 // loadConfig loads the config dir, logging every problem of an invalid one.

@@ -75,19 +75,26 @@ func (a StoreAdapter) RecordRun(ctx context.Context, r Run) error {
 	return nil
 }
 
-// RunRow is one row of subscription_runs.
+// RunRow is one row of subscription_runs: one dispatch of one batch.
 type RunRow struct {
-	ID           int64     `json:"id"`
-	Subscription string    `json:"subscription"`
-	BatchID      string    `json:"batchID"`
-	State        string    `json:"state"`
-	Attempts     int       `json:"attempts"`
-	Events       int       `json:"events"`
-	FirstSeq     int64     `json:"firstSeq"`
-	LastSeq      int64     `json:"lastSeq"`
-	Error        string    `json:"error,omitempty"`
-	StartedAt    time.Time `json:"startedAt"`
-	FinishedAt   time.Time `json:"finishedAt"`
+	// ID is the row id (newest highest).
+	ID int64 `json:"id"`
+	// Subscription and BatchID name the batch.
+	Subscription string `json:"subscription"`
+	BatchID      string `json:"batchID"`
+	// State is succeeded or failed.
+	State string `json:"state"`
+	// Attempts is the attempt number of this dispatch (1 for the first).
+	Attempts int `json:"attempts"`
+	// Events, FirstSeq and LastSeq describe the batch.
+	Events   int   `json:"events"`
+	FirstSeq int64 `json:"firstSeq"`
+	LastSeq  int64 `json:"lastSeq"`
+	// Error is the failure, if any.
+	Error string `json:"error,omitempty"`
+	// StartedAt and FinishedAt bound the dispatch.
+	StartedAt  time.Time `json:"startedAt"`
+	FinishedAt time.Time `json:"finishedAt"`
 }
 
 // Runs returns the newest limit runs of subscription (all subscriptions when empty),

@@ -197,14 +197,17 @@ type Handler interface {
 
 // Run is one dispatch of a batch, for the subscription_runs history.
 type Run struct {
+	// Subscription and BatchID name the batch; FirstSeq, LastSeq and Events describe it.
 	Subscription string
 	BatchID      string
 	FirstSeq     int64
 	LastSeq      int64
 	Events       int
-	Attempt      int
-	StartedAt    time.Time
-	FinishedAt   time.Time
+	// Attempt counts the dispatches of this batch (1 for the first).
+	Attempt int
+	// StartedAt and FinishedAt bound the dispatch (plugin call and result handling).
+	StartedAt  time.Time
+	FinishedAt time.Time
 	// Outcome is "ok" or "error".
 	Outcome string
 	Error   string
@@ -229,10 +232,12 @@ const (
 
 // Status is a subscription's state as shown by `routerctl subscription list`.
 type Status struct {
+	// Name, Group and Plugin identify the subscription.
 	Name   string `json:"name"`
 	Group  string `json:"group"`
 	Plugin string `json:"plugin"`
-	State  string `json:"state"`
+	// State is one of the State* constants.
+	State string `json:"state"`
 	// Cursor is the durable cursor: every matching event up to it has been handled.
 	Cursor int64 `json:"cursor"`
 	// Pending is the number of matching events not yet handled.
@@ -243,9 +248,12 @@ type Status struct {
 	Batches  int64 `json:"batches"`
 	Failures int64 `json:"failures"`
 	// Attempts is the number of failed attempts of the current batch.
-	Attempts    int        `json:"attempts,omitempty"`
+	Attempts int `json:"attempts,omitempty"`
+	// LastBatchID, LastRunAt and LastError describe the latest dispatch (LastError is
+	// cleared by a success).
 	LastBatchID string     `json:"lastBatchID,omitempty"`
 	LastRunAt   *time.Time `json:"lastRunAt,omitempty"`
 	LastError   string     `json:"lastError,omitempty"`
+	// NextRetryAt is when a failed batch is tried again.
 	NextRetryAt *time.Time `json:"nextRetryAt,omitempty"`
 }

@@ -30,8 +30,10 @@ func Real() Clock { return realClock{} }
 
 type realClock struct{}
 
+// Now returns the wall-clock time.
 func (realClock) Now() time.Time { return time.Now() }
 
+// AfterFunc is time.AfterFunc.
 func (realClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
 
 // Fake is a clock that moves only when Advance or Set is called. Due timers fire
@@ -77,6 +79,7 @@ func (c *Fake) AfterFunc(d time.Duration, f func()) Timer {
 	return t
 }
 
+// Stop removes the timer from the fake clock unless it fired already.
 func (t *fakeTimer) Stop() bool {
 	t.c.mu.Lock()
 	defer t.c.mu.Unlock()
