@@ -415,42 +415,56 @@ func (s *Store) ExtendExpiry(ctx context.Context, events []event.Event) (int, er
 	return extended, nil
 }
 
-// PruneDeliveries removes delivery rows of group that are no longer useful: failed rows
-// untouched for maxAge, and delivered rows whose event is no longer live (expired or
-// gone) once they are maxAge old or the peer's copy expired. Rows of live events stay,
-// for TTL refresh. It returns the rows removed.
-func (s *Store) PruneDeliveries(ctx context.Context, group string, now time.Time, maxAge time.Duration) (int64, error) {
+// PruneDeliveries removes delivery rows of group that are no longer useful, for each of
+// peers: failed rows untouched for maxAge, and delivered rows whose event is no longer
+// live (expired or gone) once the peer's copy expired too, or, for events without an
+// expiry, once they are maxAge old. Rows of live events stay, for TTL refresh. Each part
+// is an index range (never a scan of every delivered row). It returns the rows removed.
+func (s *Store) PruneDeliveries(ctx context.Context, group string, peers []string, now time.Time, maxAge time.Duration) (int64, error) {
 	if s.isClosed() {
 		return 0, ErrClosed
 	}
 	n := now.UnixNano()
 	cutoff := now.Add(-maxAge).UnixNano()
+	const notLive = `NOT EXISTS (SELECT 1 FROM events e WHERE e.id = d.event_id AND e.expires_at > ?3)`
+	parts := []string{
+		// The peer's copy expired and so did ours.
+		`SELECT d.event_id, d.peer FROM event_deliveries d INDEXED BY event_deliveries_refresh
+			WHERE d.group_name = ?1 AND d.peer = ?2 AND d.state = 'delivered' AND d.delivered_expires_at < ?3
+			AND ` + notLive + ` LIMIT ?5`,
+		// Events without an expiry: kept maxAge after delivery.
+		`SELECT d.event_id, d.peer FROM event_deliveries d INDEXED BY event_deliveries_refresh
+			WHERE d.group_name = ?1 AND d.peer = ?2 AND d.state = 'delivered' AND d.delivered_expires_at IS NULL
+			AND d.updated_at < ?4 AND ` + notLive + ` LIMIT ?5`,
+		// Failed rows: kept maxAge for inspection and retry-failed-deliveries.
+		`SELECT d.event_id, d.peer FROM event_deliveries d INDEXED BY event_deliveries_due
+			WHERE d.group_name = ?1 AND d.peer = ?2 AND d.state = 'failed' AND d.updated_at < ?4 LIMIT ?5`,
+	}
 	var total int64
-	for {
-		var removed int64
-		err := s.writeTx(ctx, func(tx *sql.Tx) error {
-			res, err := tx.ExecContext(ctx, `DELETE FROM event_deliveries WHERE (event_id, peer) IN (
-				SELECT d.event_id, d.peer FROM event_deliveries d
-				WHERE d.group_name = ?1 AND (
-					(d.state = 'failed' AND d.updated_at < ?2)
-					OR (d.state = 'delivered'
-						AND (d.updated_at < ?2 OR (d.delivered_expires_at IS NOT NULL AND d.delivered_expires_at < ?3))
-						AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = d.event_id AND e.expires_at > ?3)))
-				LIMIT ?4)`, group, cutoff, n, DefaultPruneBatchSize)
-			if err != nil {
-				return err
+	for _, peer := range peers {
+		for _, sel := range parts {
+			for {
+				var removed int64
+				err := s.writeTx(ctx, func(tx *sql.Tx) error {
+					res, err := tx.ExecContext(ctx, `DELETE FROM event_deliveries WHERE (event_id, peer) IN (`+sel+`)`,
+						group, peer, n, cutoff, DefaultPruneBatchSize)
+					if err != nil {
+						return err
+					}
+					removed, err = res.RowsAffected()
+					return err
+				})
+				if err != nil {
+					return total, fmt.Errorf("store: prune deliveries of %s/%s: %w", group, peer, err)
+				}
+				total += removed
+				if removed < DefaultPruneBatchSize {
+					break
+				}
 			}
-			removed, err = res.RowsAffected()
-			return err
-		})
-		if err != nil {
-			return total, fmt.Errorf("store: prune deliveries of %s: %w", group, err)
-		}
-		total += removed
-		if removed < DefaultPruneBatchSize {
-			return total, nil
 		}
 	}
+	return total, nil
 }
 
 // DeliveryFilter selects rows for ListDeliveries. Zero fields do not filter.

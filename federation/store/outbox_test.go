@@ -228,7 +228,7 @@ func TestPruneDeliveries(t *testing.T) {
 		{name: "old failed row; live event kept", at: t0.Add(20 * time.Minute), maxAge: 10 * time.Minute, pruned: 1, left: "live"},
 	}
 	for _, tt := range tests {
-		n, err := s.PruneDeliveries(ctx, "lab", tt.at, tt.maxAge)
+		n, err := s.PruneDeliveries(ctx, "lab", []string{"p"}, tt.at, tt.maxAge)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -29,7 +29,7 @@ type Outbox interface {
 	DueDeliveries(ctx context.Context, group, peer string, now time.Time, limit int) ([]store.Delivery, error)
 	RecordDeliveries(ctx context.Context, group, peer string, outcomes []store.DeliveryOutcome) error
 	RequeueRefreshed(ctx context.Context, group, peer string, now time.Time, before time.Duration) (store.RequeueResult, error)
-	PruneDeliveries(ctx context.Context, group string, now time.Time, maxAge time.Duration) (int64, error)
+	PruneDeliveries(ctx context.Context, group string, peers []string, now time.Time, maxAge time.Duration) (int64, error)
 	LastSeq(ctx context.Context) (int64, error)
 }
 
@@ -355,6 +355,10 @@ func (s *Sender) prune(ctx context.Context) {
 	t := time.NewTicker(s.opts.PruneInterval)
 	defer t.Stop()
 	a := attrs(attribute.String("group", s.opts.Group))
+	peers := make([]string, len(s.peers))
+	for i, p := range s.peers {
+		peers[i] = p.peer.Name
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -362,7 +366,7 @@ func (s *Sender) prune(ctx context.Context) {
 		case <-t.C:
 		}
 		s.opts.Metrics.prunerTicks.Add(ctx, 1, a)
-		n, err := s.opts.Outbox.PruneDeliveries(ctx, s.opts.Group, s.opts.Now(), s.opts.PruneMaxAge)
+		n, err := s.opts.Outbox.PruneDeliveries(ctx, s.opts.Group, peers, s.opts.Now(), s.opts.PruneMaxAge)
 		if err != nil {
 			if ctx.Err() == nil {
 				s.opts.Metrics.prunerTickErrs.Add(ctx, 1, a)
