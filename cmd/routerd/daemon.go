@@ -482,6 +482,9 @@ func (d *Daemon) reconcile(ctx context.Context) {
 		}
 	}
 	rec.DurationMS = float64(time.Since(start).Microseconds()) / 1000
+	if ctx.Err() != nil {
+		return // shutting down: nothing to record
+	}
 	if rec.Error != "" {
 		d.log.Error("dataplane: reconcile", "err", rec.Error)
 	} else if !rec.Diff.Empty() {

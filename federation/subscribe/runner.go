@@ -135,6 +135,9 @@ func (r *runner) run() {
 			r.update(func(s *Status) { s.Cursor = c; s.State = StateIdle })
 			break
 		}
+		if r.ctx.Err() != nil {
+			return // stopping
+		}
 		log.Warn("subscribe: load cursor", "err", err)
 		r.update(func(s *Status) { s.LastError = fmt.Sprintf("load cursor: %v", err) })
 		if !r.sleep(r.bo.NextBackOff()) {
