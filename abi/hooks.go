@@ -1,6 +1,6 @@
 package abi
 
-import "fmt"
+import "strconv"
 
 // Hook is the name of a plugin entry point, which is also the name of its Wasm export.
 type Hook string
@@ -76,7 +76,7 @@ func (id HookID) String() string {
 	if h, ok := id.Hook(); ok {
 		return string(h)
 	}
-	return fmt.Sprintf("HookID(%d)", int32(id))
+	return "HookID(" + strconv.Itoa(int(id)) + ")"
 }
 
 // Export names every v1 plugin module provides (besides one export per declared hook).

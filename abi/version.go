@@ -2,7 +2,6 @@ package abi
 
 import (
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 )
@@ -30,6 +29,17 @@ var (
 	ErrIncompatibleVersion = errors.New("incompatible ABI major version")
 )
 
+// wrapError is an error with a message that wraps a sentinel. The version functions use it
+// instead of fmt.Errorf because guests call them, and fmt would add reflection and about
+// half a megabyte to every plugin module.
+type wrapError struct {
+	msg string
+	err error
+}
+
+func (e *wrapError) Error() string { return e.msg + ": " + e.err.Error() }
+func (e *wrapError) Unwrap() error { return e.err }
+
 // Version is a parsed ABI version.
 type Version struct {
 	// Major is the major version; different majors are incompatible.
@@ -56,18 +66,19 @@ func ParseVersion(s string) (Version, error) {
 	t := strings.TrimSpace(s)
 	rest, ok := strings.CutPrefix(t, Family+"/v")
 	if !ok {
-		return Version{}, fmt.Errorf("abi: parse version %q: want %q or %q: %w", s, ManifestVersion, RequestVersion, ErrMalformedVersion)
+		return Version{}, &wrapError{"abi: parse version " + strconv.Quote(s) + ": want " + strconv.Quote(ManifestVersion) +
+			" or " + strconv.Quote(RequestVersion), ErrMalformedVersion}
 	}
 	majorText, minorText, hasMinor := strings.Cut(rest, ".")
 	major, err := parseVersionNumber(majorText)
 	if err != nil {
-		return Version{}, fmt.Errorf("abi: parse version %q: major: %w", s, err)
+		return Version{}, &wrapError{"abi: parse version " + strconv.Quote(s) + ": major", err}
 	}
 	v := Version{Major: major}
 	if hasMinor {
 		minor, err := parseVersionNumber(minorText)
 		if err != nil {
-			return Version{}, fmt.Errorf("abi: parse version %q: minor: %w", s, err)
+			return Version{}, &wrapError{"abi: parse version " + strconv.Quote(s) + ": minor", err}
 		}
 		v.Minor = minor
 	}
@@ -77,16 +88,16 @@ func ParseVersion(s string) (Version, error) {
 // parseVersionNumber accepts a non-negative decimal without sign or leading zeros.
 func parseVersionNumber(s string) (int, error) {
 	if s == "" || len(s) > 6 {
-		return 0, fmt.Errorf("%q is not a version number: %w", s, ErrMalformedVersion)
+		return 0, &wrapError{strconv.Quote(s) + " is not a version number", ErrMalformedVersion}
 	}
 	if len(s) > 1 && s[0] == '0' {
-		return 0, fmt.Errorf("%q has a leading zero: %w", s, ErrMalformedVersion)
+		return 0, &wrapError{strconv.Quote(s) + " has a leading zero", ErrMalformedVersion}
 	}
 	n := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c < '0' || c > '9' {
-			return 0, fmt.Errorf("%q is not a version number: %w", s, ErrMalformedVersion)
+			return 0, &wrapError{strconv.Quote(s) + " is not a version number", ErrMalformedVersion}
 		}
 		n = n*10 + int(c-'0')
 	}
@@ -106,8 +117,8 @@ func CheckCompatible(s string) (Version, error) {
 		return Version{}, err
 	}
 	if v.Major != Major {
-		return v, fmt.Errorf("abi: plugin speaks %s/v%d but this host speaks %s (major versions must match): %w",
-			Family, v.Major, ManifestVersion, ErrIncompatibleVersion)
+		return v, &wrapError{"abi: plugin speaks " + Family + "/v" + strconv.Itoa(v.Major) + " but this host speaks " +
+			ManifestVersion + " (major versions must match)", ErrIncompatibleVersion}
 	}
 	return v, nil
 }

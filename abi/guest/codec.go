@@ -2,25 +2,21 @@ package guest
 
 import (
 	"encoding/base64"
-	"encoding/json"
-	"fmt"
-	"time"
 	"unsafe"
-
-	"github.com/valyala/fastjson"
 
 	"routerd.net/routerd/abi"
 	"routerd.net/routerd/abi/guest/jsonw"
 )
 
-// This file is the guest's reflection-free codec: a single-pass scanner for the
-// PluginRequest (request.go), fastjson for the small host-function responses, jsonw for
+// This file and request.go/response.go are the guest's reflection-free codec: a
+// single-pass scanner for the PluginRequest and the host-function responses, jsonw for
 // encoding. It produces and accepts the same JSON as encoding/json on the abi types (the
-// tests compare both), at a fraction of the cost inside a Wasm guest.
+// tests compare both), at a fraction of the cost inside a Wasm guest, and keeps fmt,
+// reflection and generic JSON libraries out of the module (smaller modules compile and
+// load faster).
 
 // decoder parses documents; a guest instance is single-threaded, so one is reused.
 type decoder struct {
-	p fastjson.Parser
 	// arena holds the bytes of every string decoded by one request call: one allocation
 	// per call instead of one per string. It is never written again once a string points
 	// into it (a new arena is allocated for the next call), so the strings stay valid for
@@ -40,125 +36,6 @@ func (d *decoder) intern(b []byte) string {
 	start := len(d.arena)
 	d.arena = append(d.arena, b...)
 	return unsafe.String(&d.arena[start], len(b))
-}
-
-// fieldError names the JSON path of a type mismatch.
-func fieldError(path, want string, v *fastjson.Value) error {
-	return abi.NewError(abi.ErrCodeInvalidArgument, fmt.Sprintf("%s: got %s, want %s", path, v.Type(), want))
-}
-
-// str returns the string member k of o ("" when absent or null).
-func str(o *fastjson.Value, k, path string) (string, error) {
-	var d decoder
-	return d.str(o, k, path)
-}
-
-// str returns the string member k of o ("" when absent or null), interned.
-func (d *decoder) str(o *fastjson.Value, k, path string) (string, error) {
-	v := o.Get(k)
-	if v == nil || v.Type() == fastjson.TypeNull {
-		return "", nil
-	}
-	b, err := v.StringBytes()
-	if err != nil {
-		return "", fieldError(path+"."+k, "string", v)
-	}
-	return d.intern(b), nil
-}
-
-// timeField parses the RFC 3339 member k of o (zero when absent or null).
-func timeField(o *fastjson.Value, k, path string) (time.Time, error) {
-	var d decoder
-	return d.timeField(o, k, path)
-}
-
-func (d *decoder) timeField(o *fastjson.Value, k, path string) (time.Time, error) {
-	s, err := d.str(o, k, path)
-	if err != nil || s == "" {
-		return time.Time{}, err
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}, abi.NewError(abi.ErrCodeInvalidArgument, fmt.Sprintf("%s.%s: %q is not an RFC 3339 time", path, k, s))
-	}
-	return t, nil
-}
-
-// object returns member k of o when it is an object (nil when absent or null).
-func object(o *fastjson.Value, k, path string) (*fastjson.Value, error) {
-	v := o.Get(k)
-	if v == nil || v.Type() == fastjson.TypeNull {
-		return nil, nil
-	}
-	if v.Type() != fastjson.TypeObject {
-		return nil, fieldError(path+"."+k, "object", v)
-	}
-	return v, nil
-}
-
-// array returns member k of o when it is an array; present reports a non-null member.
-func array(o *fastjson.Value, k, path string) (vs []*fastjson.Value, present bool, err error) {
-	v := o.Get(k)
-	if v == nil || v.Type() == fastjson.TypeNull {
-		return nil, false, nil
-	}
-	if v.Type() != fastjson.TypeArray {
-		return nil, false, fieldError(path+"."+k, "array", v)
-	}
-	vs, _ = v.Array()
-	return vs, true, nil
-}
-
-// stringMap decodes member k of o as an object of strings (nil when absent).
-func stringMap(o *fastjson.Value, k, path string) (map[string]string, error) {
-	var d decoder
-	return d.stringMap(o, k, path)
-}
-
-// stringMap decodes member k of o as an object of interned strings (nil when absent).
-func (d *decoder) stringMap(o *fastjson.Value, k, path string) (map[string]string, error) {
-	v, err := object(o, k, path)
-	if v == nil || err != nil {
-		return nil, err
-	}
-	return d.stringMapValue(v, path+"."+k)
-}
-
-// stringMapValue decodes v (an object or null) as an object of interned strings.
-func (d *decoder) stringMapValue(v *fastjson.Value, path string) (map[string]string, error) {
-	if v.Type() == fastjson.TypeNull {
-		return nil, nil
-	}
-	obj, err := v.Object()
-	if err != nil {
-		return nil, fieldError(path, "object", v)
-	}
-	m := make(map[string]string, obj.Len())
-	obj.Visit(func(key []byte, val *fastjson.Value) {
-		if err != nil {
-			return
-		}
-		b, e := val.StringBytes()
-		if e != nil {
-			err = fieldError(path+"."+string(key), "string", val)
-			return
-		}
-		m[d.intern(key)] = d.intern(b)
-	})
-	return m, err
-}
-
-// rawList decodes member k of o as an array of raw JSON values (compacted).
-func rawList(o *fastjson.Value, k, path string) ([]json.RawMessage, error) {
-	vs, present, err := array(o, k, path)
-	if !present || err != nil {
-		return nil, err
-	}
-	out := make([]json.RawMessage, len(vs))
-	for i, v := range vs {
-		out[i] = v.MarshalTo(nil)
-	}
-	return out, nil
 }
 
 // DecodeRequest decodes a PluginRequest with the guest's reflection-free scanner. It checks
@@ -384,40 +261,4 @@ func encodeProvider(r *abi.ProviderRequest) []byte {
 	}
 	w.EndObject()
 	return w.Bytes()
-}
-
-// response parses a host-function response and returns its error member as an *abi.Error.
-func (d *decoder) response(fn string, data []byte) (*fastjson.Value, error) {
-	v, err := d.p.ParseBytes(data)
-	if err != nil {
-		return nil, abi.NewError(abi.ErrCodeInternal, fmt.Sprintf("host function %s: malformed response: %v", fn, err))
-	}
-	if v.Type() != fastjson.TypeObject {
-		return nil, abi.NewError(abi.ErrCodeInternal, fmt.Sprintf("host function %s: response is %s, want object", fn, v.Type()))
-	}
-	ev, err := object(v, "error", fn)
-	if err != nil {
-		return nil, err
-	}
-	if ev != nil {
-		code, _ := str(ev, "code", fn+".error")
-		msg, _ := str(ev, "message", fn+".error")
-		if code == "" {
-			code = string(abi.ErrCodeInternal)
-		}
-		return nil, &abi.Error{Code: abi.ErrorCode(code), Message: msg}
-	}
-	return v, nil
-}
-
-func bytesField(v *fastjson.Value, k, path string) ([]byte, error) {
-	s, err := str(v, k, path)
-	if err != nil || s == "" {
-		return nil, err
-	}
-	b, err := base64.StdEncoding.DecodeString(s)
-	if err != nil {
-		return nil, abi.NewError(abi.ErrCodeInternal, fmt.Sprintf("%s.%s: not base64: %v", path, k, err))
-	}
-	return b, nil
 }

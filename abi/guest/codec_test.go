@@ -168,23 +168,71 @@ func TestAppendManifest(t *testing.T) {
 
 func TestHostResponses(t *testing.T) {
 	var d decoder
+	type got struct {
+		id     string
+		found  bool
+		value  []byte
+		status int
+		now    time.Time
+		res    int
+		hdr    map[string]string
+	}
+	field := func(g *got) func(s *scanner, key string) (bool, error) {
+		return func(s *scanner, key string) (known bool, err error) {
+			switch key {
+			case "id":
+				g.id, err = s.str("id")
+			case "found":
+				g.found, err = s.boolValue("found")
+			case "value":
+				g.value, err = s.bytesValue("value")
+			case "statusCode":
+				g.status, err = s.intValue("statusCode")
+			case "now":
+				g.now, err = s.timeValue("now")
+			case "resources":
+				var r []json.RawMessage
+				r, err = s.rawList("resources")
+				g.res = len(r)
+			case "headers":
+				g.hdr, err = s.stringMap(func() string { return "headers" })
+			default:
+				return false, nil
+			}
+			return true, err
+		}
+	}
 	tests := []struct {
 		name     string
 		in       string
+		want     got
 		wantCode abi.ErrorCode
 	}{
-		{name: "ok", in: `{"id":"x"}`},
+		{name: "id", in: `{"id":"01JX"}`, want: got{id: "01JX"}},
+		{name: "kv", in: `{"found":true,"value":"aGkAdGhlcmU="}`, want: got{found: true, value: []byte("hi\x00there")}},
+		{name: "provider", in: `{"statusCode":200,"headers":{"a":"b"},"body":null,"extra":[1,{"x":null}]}`, want: got{status: 200, hdr: map[string]string{"a": "b"}}},
+		{name: "now", in: ` {"now":"2030-01-02T03:04:05Z"} `, want: got{now: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}},
+		{name: "resources", in: `{"resources":[{"kind":"A"},{"kind":"B"}]}`, want: got{res: 2}},
+		{name: "null error", in: `{"error":null,"id":"x"}`, want: got{id: "x"}},
 		{name: "denied", in: `{"error":{"code":"capability_denied","message":"no"}}`, wantCode: abi.ErrCodeCapabilityDenied},
 		{name: "error without code", in: `{"error":{"message":"?"}}`, wantCode: abi.ErrCodeInternal},
 		{name: "garbage", in: `nope`, wantCode: abi.ErrCodeInternal},
 		{name: "not object", in: `[]`, wantCode: abi.ErrCodeInternal},
+		{name: "trailing data", in: `{} {}`, wantCode: abi.ErrCodeInternal},
+		{name: "wrong type", in: `{"found":"yes"}`, wantCode: abi.ErrCodeInternal},
+		{name: "bad base64", in: `{"value":"***"}`, wantCode: abi.ErrCodeInternal},
+		{name: "bad time", in: `{"now":"soon"}`, wantCode: abi.ErrCodeInternal},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := d.response("f", []byte(tt.in))
+			var g got
+			err := d.response("f", []byte(tt.in), field(&g))
 			if tt.wantCode == "" {
 				if err != nil {
 					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(g, tt.want) {
+					t.Fatalf("got %+v, want %+v", g, tt.want)
 				}
 				return
 			}

@@ -6,7 +6,7 @@
 // export of ABI v1 (routerd_manifest, on_events, plan, execute, routerd_buffer,
 // routerd_call), moves bytes through the Extism kernel (extism:host/env, 8-byte loads and
 // stores) or the direct-memory fast path, and decodes and encodes the JSON documents
-// without reflection (a single-pass request scanner, fastjson for host-function responses,
+// without reflection (a single-pass scanner for requests and host-function responses,
 // package jsonw for output):
 //
 //	func init() {

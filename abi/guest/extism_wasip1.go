@@ -4,6 +4,7 @@ package guest
 
 import (
 	"encoding/binary"
+	"strconv"
 	"unsafe"
 )
 
@@ -206,7 +207,7 @@ func bufferPointer(size int32) int32 {
 
 func callFast(hook, n int32) uint64 {
 	if n < 0 || int(n) > cap(fastIn) {
-		return failFast(errorf("routerd_call: length %d exceeds the buffer of %d bytes from routerd_buffer", n, cap(fastIn)))
+		return failFast(internalError("routerd_call: length " + strconv.Itoa(int(n)) + " exceeds the buffer of " + strconv.Itoa(cap(fastIn)) + " bytes from routerd_buffer"))
 	}
 	out, err := dispatchID(hook, fastIn[:n])
 	if err != nil {

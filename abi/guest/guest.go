@@ -1,8 +1,8 @@
 package guest
 
 import (
-	"fmt"
 	"runtime/debug"
+	"strconv"
 
 	"routerd.net/routerd/abi"
 )
@@ -65,10 +65,10 @@ func HandleRaw(hook abi.Hook, h RawHandler) {
 func mustSlot(hook abi.Hook) abi.HookID {
 	id, ok := hook.ID()
 	if !ok {
-		panic(fmt.Sprintf("guest: unknown hook %q", hook))
+		panic("guest: unknown hook " + strconv.Quote(string(hook)))
 	}
 	if registry.typed[id] != nil || registry.raw[id] != nil {
-		panic(fmt.Sprintf("guest: hook %q registered twice", hook))
+		panic("guest: hook " + strconv.Quote(string(hook)) + " registered twice")
 	}
 	registry.hookOrder = append(registry.hookOrder, hook)
 	registry.manifestOut = nil
@@ -100,7 +100,7 @@ func dispatch(id abi.HookID, input []byte) (out []byte, err error) {
 		if p := recover(); p != nil {
 			out = nil
 			err = &abi.Error{Code: abi.ErrCodePluginPanic,
-				Message: fmt.Sprintf("panic in %s: %v\n%s", id, p, debug.Stack())}
+				Message: "panic in " + id.String() + ": " + panicText(p) + "\n" + string(debug.Stack())}
 		}
 	}()
 	if id == abi.HookIDManifest {
@@ -115,7 +115,7 @@ func dispatch(id abi.HookID, input []byte) (out []byte, err error) {
 	}
 	hook, ok := id.Hook()
 	if !ok {
-		return nil, abi.NewError(abi.ErrCodeInvalidArgument, fmt.Sprintf("unknown hook id %d", int32(id)))
+		return nil, abi.NewError(abi.ErrCodeInvalidArgument, "unknown hook id "+strconv.Itoa(int(id)))
 	}
 	if rh := registry.raw[id]; rh != nil {
 		out, err := rh(input)
@@ -126,7 +126,7 @@ func dispatch(id abi.HookID, input []byte) (out []byte, err error) {
 	}
 	h := registry.typed[id]
 	if h == nil {
-		return nil, abi.NewError(abi.ErrCodeHookNotImplemented, fmt.Sprintf("plugin %q does not implement hook %s", registry.manifest.Name, hook))
+		return nil, abi.NewError(abi.ErrCodeHookNotImplemented, "plugin "+strconv.Quote(registry.manifest.Name)+" does not implement hook "+string(hook))
 	}
 	req, err := registry.dec.request(input)
 	if err != nil {
@@ -161,7 +161,23 @@ func encodeFast(ptr int32, n int, failed bool) uint64 {
 	return abi.EncodeCallResult(uint32(ptr), uint32(n), failed)
 }
 
-// errorf returns an *abi.Error with code internal.
-func errorf(format string, args ...any) error {
-	return abi.NewError(abi.ErrCodeInternal, fmt.Sprintf(format, args...))
+// internalError returns an *abi.Error with code internal.
+func internalError(msg string) error {
+	return abi.NewError(abi.ErrCodeInternal, msg)
+}
+
+// panicText describes a recovered panic value without package fmt (which would add
+// reflection and about half a megabyte to every module).
+func panicText(p any) string {
+	switch v := p.(type) {
+	case string:
+		return v
+	case error:
+		return v.Error()
+	case interface{ String() string }:
+		return v.String()
+	case int:
+		return strconv.Itoa(v)
+	}
+	return "(panic value of a non-error, non-string type)"
 }

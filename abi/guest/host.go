@@ -18,11 +18,11 @@ func Log(level, message string, attrs map[string]string) error {
 	if err != nil {
 		return err
 	}
-	_, err = registry.dec.response(abi.FuncLog, out)
-	return err
+	return registry.dec.response(abi.FuncLog, out, nil)
 }
 
-// Logf writes an info line formatted with fmt.Sprintf, ignoring failures (for debugging).
+// Logf writes an info line formatted with fmt.Sprintf, ignoring failures (for debugging;
+// using it links package fmt into the plugin).
 func Logf(format string, args ...any) {
 	_ = Log(abi.LogInfo, fmt.Sprintf(format, args...), nil)
 }
@@ -33,11 +33,16 @@ func EmitEvent(r abi.EmitRequest) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	v, err := registry.dec.response(abi.FuncEventEmit, out)
-	if err != nil {
-		return "", err
-	}
-	return str(v, "id", abi.FuncEventEmit)
+	var id string
+	err = registry.dec.response(abi.FuncEventEmit, out, func(s *scanner, key string) (bool, error) {
+		if key != "id" {
+			return false, nil
+		}
+		var err error
+		id, err = s.str("event_emit.id")
+		return true, err
+	})
+	return id, err
 }
 
 // ConfigGet returns the resource documents of kind (all, or the one named name)
@@ -47,11 +52,19 @@ func ConfigGet(kind, name string) ([]json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}
-	v, err := registry.dec.response(abi.FuncConfigGet, out)
+	var res []json.RawMessage
+	err = registry.dec.response(abi.FuncConfigGet, out, func(s *scanner, key string) (bool, error) {
+		if key != "resources" {
+			return false, nil
+		}
+		var err error
+		res, err = s.rawList("config_get.resources")
+		return true, err
+	})
 	if err != nil {
 		return nil, err
 	}
-	return rawList(v, "resources", abi.FuncConfigGet)
+	return res, nil
 }
 
 // KVGet reads a plugin-private key; found is false when it does not exist (grant: kv).
@@ -60,13 +73,22 @@ func KVGet(key string) (value []byte, found bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
-	v, err := registry.dec.response(abi.FuncKVGet, out)
+	err = registry.dec.response(abi.FuncKVGet, out, func(s *scanner, key string) (bool, error) {
+		var err error
+		switch key {
+		case "found":
+			found, err = s.boolValue("kv_get.found")
+		case "value":
+			value, err = s.bytesValue("kv_get.value")
+		default:
+			return false, nil
+		}
+		return true, err
+	})
 	if err != nil {
 		return nil, false, err
 	}
-	found = v.GetBool("found")
-	value, err = bytesField(v, "value", abi.FuncKVGet)
-	return value, found, err
+	return value, found, nil
 }
 
 // KVSet writes a plugin-private key (grant: kv).
@@ -75,8 +97,7 @@ func KVSet(key string, value []byte) error {
 	if err != nil {
 		return err
 	}
-	_, err = registry.dec.response(abi.FuncKVSet, out)
-	return err
+	return registry.dec.response(abi.FuncKVSet, out, nil)
 }
 
 // Now returns the host's clock (grant: now). Handlers should prefer Request.Spec.Now,
@@ -86,11 +107,19 @@ func Now() (time.Time, error) {
 	if err != nil {
 		return time.Time{}, err
 	}
-	v, err := registry.dec.response(abi.FuncNow, out)
+	var now time.Time
+	err = registry.dec.response(abi.FuncNow, out, func(s *scanner, key string) (bool, error) {
+		if key != "now" {
+			return false, nil
+		}
+		var err error
+		now, err = s.timeValue("now.now")
+		return true, err
+	})
 	if err != nil {
 		return time.Time{}, err
 	}
-	return timeField(v, "now", abi.FuncNow)
+	return now, nil
 }
 
 // ProviderRequest sends a provider API request that the host signs with the credentials
@@ -100,15 +129,22 @@ func ProviderRequest(r abi.ProviderRequest) (*abi.ProviderResponse, error) {
 	if err != nil {
 		return nil, err
 	}
-	v, err := registry.dec.response(abi.FuncProviderRequest, out)
+	resp := &abi.ProviderResponse{}
+	err = registry.dec.response(abi.FuncProviderRequest, out, func(s *scanner, key string) (bool, error) {
+		var err error
+		switch key {
+		case "statusCode":
+			resp.StatusCode, err = s.intValue("provider_request.statusCode")
+		case "headers":
+			resp.Headers, err = s.stringMap(func() string { return "provider_request.headers" })
+		case "body":
+			resp.Body, err = s.bytesValue("provider_request.body")
+		default:
+			return false, nil
+		}
+		return true, err
+	})
 	if err != nil {
-		return nil, err
-	}
-	resp := &abi.ProviderResponse{StatusCode: v.GetInt("statusCode")}
-	if resp.Headers, err = stringMap(v, "headers", abi.FuncProviderRequest); err != nil {
-		return nil, err
-	}
-	if resp.Body, err = bytesField(v, "body", abi.FuncProviderRequest); err != nil {
 		return nil, err
 	}
 	return resp, nil

@@ -37,7 +37,7 @@ func callHost(req []byte, f func(uint64) uint64) ([]byte, error) {
 		extismFree(outOff)
 	}
 	if len(out) == 0 {
-		return nil, errorf("host function returned no response")
+		return nil, internalError("host function returned no response")
 	}
 	return out, nil
 }
