@@ -7,8 +7,10 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -167,7 +169,9 @@ func (s *Store) CommitFresh(ctx context.Context, group, peer string, fresh Fresh
 	cursorName := OutboxCursorName(group, peer)
 	n := now.UnixNano()
 	created := 0
+	var delivered []string
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		delivered = delivered[:0]
 		// Re-check the cursor inside the write lock: a second sender for the same peer
 		// must not move it backwards.
 		var cur int64
@@ -205,6 +209,12 @@ func (s *Store) CommitFresh(ctx context.Context, group, peer string, fresh Fresh
 				if k, _ := res.RowsAffected(); k == 1 {
 					created++
 				}
+				if o.State == DeliveryDelivered {
+					delivered = append(delivered, se.Event.ID)
+				}
+			}
+			if err := requeueIfExtended(ctx, tx, peer, delivered, n); err != nil {
+				return err
 			}
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO cursors (name, seq, updated_at) VALUES (?, ?, ?)
@@ -290,7 +300,9 @@ func (s *Store) RecordDeliveries(ctx context.Context, group, peer string, outcom
 		return nil
 	}
 	now := s.now().UnixNano()
+	var delivered []string
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		delivered = delivered[:0]
 		st, err := tx.PrepareContext(ctx, `UPDATE event_deliveries SET state = ?, attempts = ?, last_error = ?,
 			next_attempt_at = ?, delivered_at = COALESCE(?, delivered_at),
 			delivered_expires_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_expires_at END,
@@ -310,11 +322,36 @@ func (s *Store) RecordDeliveries(ctx context.Context, group, peer string, outcom
 				now, o.EventID, peer); err != nil {
 				return fmt.Errorf("update delivery %s: %w", o.EventID, err)
 			}
+			if o.State == DeliveryDelivered {
+				delivered = append(delivered, o.EventID)
+			}
 		}
-		return nil
+		return requeueIfExtended(ctx, tx, peer, delivered, now)
 	})
 	if err != nil {
 		return fmt.Errorf("store: record %d deliveries for %s/%s: %w", len(outcomes), group, peer, err)
+	}
+	return nil
+}
+
+// requeueIfExtended puts just-delivered rows back to pending when their event's expiresAt
+// moved past the one pushed while the push was in flight (ExtendExpiry only requeues rows
+// that were already delivered), so such a refresh is never lost.
+func requeueIfExtended(ctx context.Context, tx *sql.Tx, peer string, ids []string, now int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	b, err := json.Marshal(ids)
+	if err != nil {
+		return fmt.Errorf("encode ids: %w", err)
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE event_deliveries SET state = 'pending', next_attempt_at = ?1, updated_at = ?1
+		WHERE peer = ?2 AND event_id IN (SELECT value FROM json_each(?3)) AND state = 'delivered'
+		AND delivered_expires_at IS NOT NULL
+		AND EXISTS (SELECT 1 FROM events e WHERE e.id = event_deliveries.event_id AND e.expires_at > event_deliveries.delivered_expires_at)`,
+		now, peer, string(b))
+	if err != nil {
+		return fmt.Errorf("requeue extended: %w", err)
 	}
 	return nil
 }
@@ -329,20 +366,29 @@ func truncate(s string, n int) string {
 // RequeueRefreshed puts delivered rows of the peer back to pending when the peer's copy
 // expires within before (or already has) while the local event lives on with a later
 // expiresAt: the TTL refresh. The failAfter horizon restarts for them.
-func (s *Store) RequeueRefreshed(ctx context.Context, group, peer string, now time.Time, before time.Duration) (RequeueResult, error) {
+//
+// Rows are considered when the peer's copy expires in (since, now+before]: a caller that
+// passes the previous call's now+before as since looks at each row once, when it enters
+// the window (zero since: every row up to now+before). Extensions made through
+// ExtendExpiry requeue at once; this is the safety net for other changes.
+func (s *Store) RequeueRefreshed(ctx context.Context, group, peer string, since, now time.Time, before time.Duration) (RequeueResult, error) {
 	var r RequeueResult
 	if s.isClosed() {
 		return r, ErrClosed
 	}
 	n := now.UnixNano()
+	lower := int64(math.MinInt64)
+	if !since.IsZero() {
+		lower = since.UnixNano()
+	}
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `UPDATE event_deliveries SET state = 'pending', attempts = 0,
 			next_attempt_at = ?1, created_at = ?1, updated_at = ?1
 			WHERE group_name = ?2 AND peer = ?3 AND state = 'delivered'
-			AND delivered_expires_at IS NOT NULL AND delivered_expires_at <= ?4
+			AND delivered_expires_at > ?5 AND delivered_expires_at <= ?4
 			AND EXISTS (SELECT 1 FROM events e WHERE e.id = event_deliveries.event_id
 				AND e.expires_at > event_deliveries.delivered_expires_at AND e.expires_at > ?1)
-			RETURNING delivered_expires_at`, n, group, peer, n+before.Nanoseconds())
+			RETURNING delivered_expires_at`, n, group, peer, n+before.Nanoseconds(), lower)
 		if err != nil {
 			return err
 		}

@@ -133,31 +133,43 @@ func TestRequeueRefreshedAndExtendExpiry(t *testing.T) {
 	s, clk := openOutbox(t)
 	ctx := context.Background()
 	t0 := clk.now()
-	outboxEvents(t, s, t0, "e1 a t", "e2 a t", "e3 a t")
+	outboxEvents(t, s, t0, "e1 a t", "e2 a t", "e3 a t", "e4 a t")
 	if _, err := s.EnqueueDeliveries(ctx, EnqueueRequest{Group: "lab", Peer: "p", SourceNode: "a", Now: t0}); err != nil {
 		t.Fatal(err)
 	}
 	exp := t0.Add(30 * time.Minute)
-	// e1 was pushed with an older expiry than it has now (it was extended meanwhile);
-	// e2 and e3 with their current one.
+	extend := func(id string, to time.Time) { // another writer changes the expiry directly
+		t.Helper()
+		if _, err := s.DB().ExecContext(ctx, `UPDATE events SET expires_at = ? WHERE id = ?`, to.UnixNano(), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// e4's push carried an older expiry than the event has by the time it is recorded
+	// (extended while the push was in flight): it is queued again at once.
 	if err := s.RecordDeliveries(ctx, "lab", "p", []DeliveryOutcome{
-		{EventID: "e1", State: DeliveryDelivered, DeliveredAt: t0, DeliveredExpiresAt: exp.Add(-20 * time.Minute)},
+		{EventID: "e1", State: DeliveryDelivered, DeliveredAt: t0, DeliveredExpiresAt: exp},
 		{EventID: "e2", State: DeliveryDelivered, DeliveredAt: t0, DeliveredExpiresAt: exp},
 		{EventID: "e3", State: DeliveryDelivered, DeliveredAt: t0, DeliveredExpiresAt: exp},
+		{EventID: "e4", State: DeliveryDelivered, DeliveredAt: t0, DeliveredExpiresAt: exp.Add(-time.Minute)},
 	}); err != nil {
 		t.Fatal(err)
 	}
+	if got := states(t, s, "p"); got["e4"] != DeliveryPending || got["e1"] != DeliveryDelivered {
+		t.Fatalf("states after recording = %v, want e4 pending (extended in flight)", got)
+	}
+	extend("e1", exp.Add(time.Hour))
 	tests := []struct {
 		name            string
-		at              time.Time
+		since, at       time.Time
 		requeued, stale int
 	}{
-		{name: "peer copy far from expiry", at: t0, requeued: 0},
-		{name: "peer copy expires within 2m", at: exp.Add(-21 * time.Minute), requeued: 1},
-		{name: "already requeued", at: exp.Add(-19 * time.Minute), requeued: 0},
+		{name: "peer copy far from expiry", at: t0},
+		{name: "window already examined", since: exp.Add(time.Minute), at: exp.Add(-time.Minute)},
+		{name: "peer copy expires within 2m", at: exp.Add(-time.Minute), requeued: 1},
+		{name: "already requeued", at: exp.Add(-time.Minute)},
 	}
 	for _, tt := range tests {
-		r, err := s.RequeueRefreshed(ctx, "lab", "p", tt.at, 2*time.Minute)
+		r, err := s.RequeueRefreshed(ctx, "lab", "p", tt.since, tt.at, 2*time.Minute)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -186,13 +198,8 @@ func TestRequeueRefreshedAndExtendExpiry(t *testing.T) {
 		t.Errorf("e3 expiry changed to %v", se.Event.ExpiresAt)
 	}
 	// A stale refresh: the peer's copy already expired while the origin lives on.
-	if _, err := s.ExtendExpiry(ctx, []event.Event{{ID: "e3", SourceNode: "a", ExpiresAt: exp.Add(2 * time.Hour)}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.RecordDeliveries(ctx, "lab", "p", []DeliveryOutcome{{EventID: "e3", State: DeliveryDelivered, DeliveredAt: t0, DeliveredExpiresAt: exp}}); err != nil {
-		t.Fatal(err)
-	}
-	r, err := s.RequeueRefreshed(ctx, "lab", "p", exp.Add(time.Minute), 2*time.Minute)
+	extend("e3", exp.Add(2*time.Hour))
+	r, err := s.RequeueRefreshed(ctx, "lab", "p", time.Time{}, exp.Add(time.Minute), 2*time.Minute)
 	if err != nil || r.Requeued != 1 || r.Stale != 1 {
 		t.Errorf("stale refresh = %+v, %v; want 1 requeued, 1 stale", r, err)
 	}

@@ -28,7 +28,7 @@ type Outbox interface {
 	EnqueueDeliveries(ctx context.Context, req store.EnqueueRequest) (int, error)
 	DueDeliveries(ctx context.Context, group, peer string, now time.Time, limit int) ([]store.Delivery, error)
 	RecordDeliveries(ctx context.Context, group, peer string, outcomes []store.DeliveryOutcome) error
-	RequeueRefreshed(ctx context.Context, group, peer string, now time.Time, before time.Duration) (store.RequeueResult, error)
+	RequeueRefreshed(ctx context.Context, group, peer string, since, now time.Time, before time.Duration) (store.RequeueResult, error)
 	PruneDeliveries(ctx context.Context, group string, peers []string, now time.Time, maxAge time.Duration) (int64, error)
 	LastSeq(ctx context.Context) (int64, error)
 }
@@ -126,6 +126,8 @@ type peerLoop struct {
 	ahead     *readAhead
 	recording *recording
 	committed int64 // cursor after the last recorded fast-path page (0: unknown)
+
+	refreshedTo time.Time // TTL-refresh window already examined (see RequeueRefreshed)
 
 	mu     sync.Mutex
 	health PeerHealth
@@ -474,10 +476,11 @@ func (p *peerLoop) pass(ctx context.Context, refresh bool) (full bool, retryAt t
 	o := &p.s.opts
 	now := o.Now()
 	if refresh {
-		r, err := o.Outbox.RequeueRefreshed(ctx, o.Group, p.peer.Name, now, o.TTLRefreshBefore)
+		r, err := o.Outbox.RequeueRefreshed(ctx, o.Group, p.peer.Name, p.refreshedTo, now, o.TTLRefreshBefore)
 		if err != nil {
 			return false, time.Time{}, fmt.Errorf("ttl refresh: %w", err)
 		}
+		p.refreshedTo = now.Add(o.TTLRefreshBefore)
 		if r.Requeued > 0 {
 			o.Metrics.repush.Add(ctx, int64(r.Requeued), attrs(p.attrs...))
 		}
