@@ -273,7 +273,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	}
 
 	// Plugin resources first, so that each module is compiled once, under its resource.
-	if err := d.host.Configure(ctx, pluginSpecs(cfg)); err != nil {
+	if err := d.host.Configure(ctx, host.SpecsFromConfig(cfg)); err != nil {
 		d.log.Warn("plugins: configure", "err", err)
 	}
 	// Follow the plugin dir: new, replaced and removed modules (re)load while running.
@@ -355,11 +355,21 @@ func (d *Daemon) loadConfig() (*schemas.Config, error) {
 
 // apply makes cfg the running configuration.
 func (d *Daemon) apply(ctx context.Context, cfg *schemas.Config) error {
-	if err := d.host.Configure(ctx, pluginSpecs(cfg)); err != nil {
+	if err := d.host.Configure(ctx, host.SpecsFromConfig(cfg)); err != nil {
 		d.log.Warn("plugins: configure", "err", err)
 	}
 	d.dyn.SetConfig(dynamic.ConfigFrom(cfg))
-	if err := d.engine.Update(subscribe.SpecsFrom(cfg)); err != nil {
+	specs := subscribe.SpecsFrom(cfg)
+	for i := range specs {
+		if p, ok := cfg.Get("Plugin", specs[i].Plugin).(*schemas.Plugin); ok {
+			res, err := host.ContextResources(cfg, p.Spec.Context.Resources)
+			if err != nil {
+				return fmt.Errorf("routerd: subscription %s: %w", specs[i].Name, err)
+			}
+			specs[i].Context = res
+		}
+	}
+	if err := d.engine.Update(specs); err != nil {
 		return fmt.Errorf("routerd: subscriptions: %w", err)
 	}
 	d.mu.Lock()

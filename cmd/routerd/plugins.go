@@ -11,57 +11,7 @@ import (
 	"routerd.net/routerd/federation/event"
 	"routerd.net/routerd/federation/store"
 	"routerd.net/routerd/host"
-	"routerd.net/routerd/host/capability"
-	"routerd.net/routerd/schemas"
 )
-
-// pluginSpec converts a Plugin resource into the host's runtime spec. The original
-// top-level timeout is the default for limits.timeout.
-func pluginSpec(p *schemas.Plugin) host.Spec {
-	s := p.Spec
-	spec := host.Spec{
-		Name: p.Metadata.Name, Module: s.Module, SHA256: s.SHA256, Capabilities: s.Capabilities,
-		Grants: capability.Grants{Log: s.Grants.Log, Now: s.Grants.Now, KV: s.Grants.KV},
-		Limits: host.Limits{
-			MemoryMiB: s.Limits.MemoryMiB, Timeout: s.Limits.Timeout.Duration, MaxOutputBytes: s.Limits.MaxOutputBytes,
-			MaxConcurrency: s.Limits.MaxConcurrency, WarmInstances: s.Limits.WarmInstances,
-		},
-	}
-	if spec.Limits.Timeout == 0 {
-		spec.Limits.Timeout = s.Timeout.Duration
-	}
-	for _, h := range s.Hooks {
-		spec.Hooks = append(spec.Hooks, abi.Hook(h))
-	}
-	g := s.Grants
-	if g.ConfigGet != nil {
-		spec.Grants.ConfigGet.Kinds = g.ConfigGet.Kinds
-	}
-	if g.EventEmit != nil {
-		spec.Grants.EventEmit.Types = g.EventEmit.Types
-	}
-	if g.ProviderRequest != nil {
-		spec.Grants.ProviderRequest.Hosts = g.ProviderRequest.Hosts
-		spec.Grants.ProviderRequest.ProfileRefs = g.ProviderRequest.ProfileRefs
-	}
-	if g.WASI != nil {
-		spec.Grants.WASI.Env = g.WASI.Env
-		for _, f := range g.WASI.Files {
-			ro := f.ReadOnly == nil || *f.ReadOnly
-			spec.Grants.WASI.Files = append(spec.Grants.WASI.Files, capability.FileGrant{HostPath: f.HostPath, GuestPath: f.GuestPath, ReadOnly: ro})
-		}
-	}
-	return spec
-}
-
-// pluginSpecs converts every Plugin resource of cfg.
-func pluginSpecs(cfg *schemas.Config) []host.Spec {
-	var out []host.Spec
-	for _, p := range cfg.Plugins() {
-		out = append(out, pluginSpec(p))
-	}
-	return out
-}
 
 // hostAuditor writes the host's audit entries to the store's audit log.
 func hostAuditor(st *store.Store) host.Auditor {

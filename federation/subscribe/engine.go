@@ -1,6 +1,7 @@
 package subscribe
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -295,6 +296,14 @@ func specEqual(a, b Spec) bool {
 	}
 	for k, v := range a.Payload {
 		if w, ok := b.Payload[k]; !ok || w != v {
+			return false
+		}
+	}
+	if len(a.Context) != len(b.Context) {
+		return false
+	}
+	for i := range a.Context {
+		if !bytes.Equal(a.Context[i], b.Context[i]) {
 			return false
 		}
 	}

@@ -341,6 +341,11 @@ func TestRequestAndResult(t *testing.T) {
 	if string(req) != want {
 		t.Fatalf("request\n%s\nwant\n%s", req, want)
 	}
+	b.Context = []json.RawMessage{json.RawMessage(`{"kind":"AddressMobilityDomain","metadata":{"name":"lab"}}`)}
+	req, err = BuildRequest(b, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	if err != nil || !strings.Contains(string(req), `"context":{"resources":[{"kind":"AddressMobilityDomain","metadata":{"name":"lab"}}]}`) {
+		t.Fatalf("request with context: %s %v", req, err)
+	}
 	if _, err := BuildRequest(Batch{ID: "x", Events: []Record{{ID: "e"}}}, time.Now()); err == nil {
 		t.Fatal("request with an event without JSON accepted")
 	}

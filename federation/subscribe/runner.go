@@ -253,7 +253,7 @@ func (r *runner) schedule() {
 		}
 		r.stopTimer()
 		n := min(len(r.pending), r.spec.maxBatch())
-		b := Batch{Subscription: r.spec.Name, Group: r.spec.Group, Plugin: r.spec.Plugin}
+		b := Batch{Subscription: r.spec.Name, Group: r.spec.Group, Plugin: r.spec.Plugin, Context: r.spec.Context}
 		for _, p := range r.pending[:n] {
 			b.Events = append(b.Events, p.rec)
 		}
@@ -393,7 +393,8 @@ func (r *runner) call(b Batch) (int, error) {
 }
 
 // BuildRequest encodes the on_events PluginRequest (abi.Request) for b: the trigger names
-// the subscription, events are the stored envelopes as they are.
+// the subscription, events are the stored envelopes as they are, the context holds
+// b.Context.
 func BuildRequest(b Batch, now time.Time) ([]byte, error) {
 	type spec struct {
 		Trigger abi.Trigger       `json:"trigger"`
@@ -419,7 +420,10 @@ func BuildRequest(b Batch, now time.Time) ([]byte, error) {
 		}
 		req.Spec.Events = append(req.Spec.Events, e.JSON)
 	}
-	req.Spec.Context.Resources = []json.RawMessage{}
+	req.Spec.Context.Resources = b.Context
+	if req.Spec.Context.Resources == nil {
+		req.Spec.Context.Resources = []json.RawMessage{}
+	}
 	out, err := json.Marshal(req)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe: batch %s: encode request: %w", b.ID, err)

@@ -36,6 +36,9 @@ type Spec struct {
 	Debounce time.Duration
 	// MaxBatchEvents caps the events in one batch (0: DefaultMaxBatchEvents).
 	MaxBatchEvents int
+	// Context are the resource documents sent in every request's spec.context.resources
+	// (the plugin's allowlisted resources; see host.ContextResources).
+	Context []json.RawMessage
 }
 
 // DefaultMaxBatchEvents is the batch size cap when Spec.MaxBatchEvents is 0.
@@ -166,6 +169,8 @@ type Batch struct {
 	Group        string
 	// Plugin is the plugin called.
 	Plugin string
+	// Context are the resources sent in the request's spec.context.
+	Context []json.RawMessage
 	// Events are the batch's events in Seq order.
 	Events []Record
 	// Attempt counts dispatches of this batch, starting at 1.
