@@ -59,6 +59,9 @@ func FromSchemas(cfg *schemas.Config, group, baseDir string) (GroupConfig, error
 		FailAfter:        s.Delivery.FailAfter.Duration,
 		TTLRefreshBefore: s.Delivery.TTLRefreshBefore.Duration,
 		PruneMaxAge:      s.Retention.MaxAge.Duration,
+
+		RetentionMaxEvents: int64(s.Retention.MaxEvents),
+		RetentionMaxAge:    s.Retention.MaxAge.Duration,
 	}
 	if s.TLS != nil {
 		out.TLS = &TLSFiles{

@@ -37,6 +37,10 @@ type GroupConfig struct {
 	BatchSize                                        int
 	RetryBase, RetryMax, FailAfter, TTLRefreshBefore time.Duration
 	PruneMaxAge                                      time.Duration
+	// RetentionMaxEvents and RetentionMaxAge are the EventGroup's event retention, applied
+	// by the pruner (both zero: events are not pruned here).
+	RetentionMaxEvents int64
+	RetentionMaxAge    time.Duration
 }
 
 // TLSFiles are PEM files for the receiver and the sender.
@@ -110,8 +114,14 @@ func NewDaemon(cfg GroupConfig, st *store.Store, opts DaemonOptions) (*Daemon, e
 			d.handler = mux
 		}
 	}
+	var retention *store.PruneOptions
+	if cfg.RetentionMaxEvents > 0 || cfg.RetentionMaxAge > 0 {
+		r := store.GroupRetention(cfg.Group, cfg.RetentionMaxAge, cfg.RetentionMaxEvents)
+		retention = &r
+	}
 	d.sender, err = NewSender(SenderOptions{
-		Group: cfg.Group, LocalNode: cfg.LocalNode, Peers: cfg.Peers, Outbox: st, HTTP: client,
+		EventRetention: retention,
+		Group:          cfg.Group, LocalNode: cfg.LocalNode, Peers: cfg.Peers, Outbox: st, HTTP: client,
 		BatchSize: cfg.BatchSize, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax, FailAfter: cfg.FailAfter,
 		TTLRefreshBefore: cfg.TTLRefreshBefore, PruneMaxAge: cfg.PruneMaxAge, PollInterval: opts.PollInterval, PruneInterval: opts.PruneInterval,
 		Logger: opts.Logger, Metrics: m, Now: opts.Now,

@@ -357,3 +357,29 @@ func TestTTLRefreshRepushes(t *testing.T) {
 		t.Errorf("b counted %d duplicates, want 1 (the refresh)", d)
 	}
 }
+
+func TestPrunerAppliesRetention(t *testing.T) {
+	addrs := map[string]string{"a": freeAddr(t), "b": freeAddr(t)}
+	cfgs := meshConfigs(t, []string{"a", "b"}, addrs)
+	a := startNode(t, "a", openStore(t, "a"), cfgs["a"])
+	bcfg := cfgs["b"]
+	bcfg.RetentionMaxEvents, bcfg.RetentionMaxAge = 5, time.Hour
+	bst := openStore(t, "b")
+	d, err := NewDaemon(bcfg, bst, DaemonOptions{PollInterval: 5 * time.Millisecond, PruneInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	a.emit(t, 20)
+	waitUntil(t, 10*time.Second, "all 20 accepted by b", func() bool { return d.Receiver().Status().Counters.Accepted == 20 })
+	waitUntil(t, 10*time.Second, "b pruned to its 5 newest", func() bool { return countEvents(t, bst) == 5 })
+	ids := storedIDs(t, bst)
+	for _, e := range a.events[15:] {
+		if _, ok := ids[e.ID]; !ok {
+			t.Errorf("newest event %s was pruned", e.ID)
+		}
+	}
+}

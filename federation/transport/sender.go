@@ -31,6 +31,7 @@ type Outbox interface {
 	RequeueRefreshed(ctx context.Context, group, peer string, since, now time.Time, before time.Duration) (store.RequeueResult, error)
 	PruneDeliveries(ctx context.Context, group string, peers []string, now time.Time, maxAge time.Duration) (int64, error)
 	LastSeq(ctx context.Context) (int64, error)
+	Prune(ctx context.Context, o store.PruneOptions) (store.PruneResult, error)
 }
 
 // Peer is one push target of the group.
@@ -90,6 +91,9 @@ type SenderOptions struct {
 	RefreshInterval time.Duration
 	// PruneInterval and PruneMaxAge drive the delivery-row pruner (defaults 1m, 24h).
 	PruneInterval, PruneMaxAge time.Duration
+	// EventRetention, when set, is applied to the store's events of the group after each
+	// delivery prune (store.GroupRetention of the EventGroup's retention).
+	EventRetention *store.PruneOptions
 	// RequestTimeout bounds one push (default 10s).
 	RequestTimeout time.Duration
 	Logger         *slog.Logger
@@ -257,7 +261,9 @@ func NewSender(opts SenderOptions) (*Sender, error) {
 		opts.Metrics.outboxTickErrs.Add(ctx, 0, attrs(p.attrs...))
 	}
 	opts.Metrics.prunerTicks.Add(ctx, 0, attrs(g))
-	opts.Metrics.prunerPruned.Add(ctx, 0, attrs(g))
+	for _, r := range []string{"deliveries", "expired", "aged", "over_limit"} {
+		opts.Metrics.prunerPruned.Add(ctx, 0, attrs(g, attribute.String("reason", r)))
+	}
 	opts.Metrics.prunerTickErrs.Add(ctx, 0, attrs(g))
 	return s, nil
 }
@@ -352,14 +358,21 @@ func (s *Sender) watch(ctx context.Context) {
 	}
 }
 
-// prune removes old delivery rows every PruneInterval.
+// prune removes old delivery rows every PruneInterval, then applies the group's event
+// retention (when EventRetention is set).
 func (s *Sender) prune(ctx context.Context) {
 	t := time.NewTicker(s.opts.PruneInterval)
 	defer t.Stop()
-	a := attrs(attribute.String("group", s.opts.Group))
+	g := attribute.String("group", s.opts.Group)
+	a := attrs(g)
 	peers := make([]string, len(s.peers))
 	for i, p := range s.peers {
 		peers[i] = p.peer.Name
+	}
+	pruned := func(reason string, n int64) {
+		if n > 0 {
+			s.opts.Metrics.prunerPruned.Add(ctx, n, attrs(g, attribute.String("reason", reason)))
+		}
 	}
 	for {
 		select {
@@ -369,14 +382,23 @@ func (s *Sender) prune(ctx context.Context) {
 		}
 		s.opts.Metrics.prunerTicks.Add(ctx, 1, a)
 		n, err := s.opts.Outbox.PruneDeliveries(ctx, s.opts.Group, peers, s.opts.Now(), s.opts.PruneMaxAge)
-		if err != nil {
-			if ctx.Err() == nil {
-				s.opts.Metrics.prunerTickErrs.Add(ctx, 1, a)
-				s.opts.Logger.Warn("sender: prune deliveries", "group", s.opts.Group, "err", err)
+		if err == nil {
+			pruned("deliveries", n)
+			if s.opts.EventRetention != nil {
+				o := *s.opts.EventRetention
+				o.Now = s.opts.Now()
+				var r store.PruneResult
+				if r, err = s.opts.Outbox.Prune(ctx, o); err == nil {
+					pruned("expired", r.Expired)
+					pruned("aged", r.Aged)
+					pruned("over_limit", r.OverLimit)
+				}
 			}
-			continue
 		}
-		s.opts.Metrics.prunerPruned.Add(ctx, n, a)
+		if err != nil && ctx.Err() == nil {
+			s.opts.Metrics.prunerTickErrs.Add(ctx, 1, a)
+			s.opts.Logger.Warn("sender: prune", "group", s.opts.Group, "err", err)
+		}
 	}
 }
 
