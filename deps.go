@@ -5,6 +5,7 @@
 package tools
 
 import (
+	_ "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	_ "github.com/cenkalti/backoff/v5"
 	_ "github.com/extism/go-sdk"
 	_ "github.com/fsnotify/fsnotify"
@@ -12,6 +13,7 @@ import (
 	_ "github.com/invopop/jsonschema"
 	_ "github.com/mattn/go-sqlite3"
 	_ "github.com/oklog/ulid/v2"
+	_ "github.com/prometheus/client_golang/prometheus/promhttp"
 	_ "github.com/santhosh-tekuri/jsonschema/v6"
 	_ "github.com/spf13/cobra"
 	_ "github.com/spf13/viper"
@@ -21,9 +23,6 @@ import (
 	_ "go.opentelemetry.io/otel"
 	_ "go.opentelemetry.io/otel/exporters/prometheus"
 	_ "go.opentelemetry.io/otel/sdk/metric"
-	_ "github.com/prometheus/client_golang/prometheus/promhttp"
-	_ "sigs.k8s.io/yaml"
 	_ "gopkg.in/yaml.v3"
-	_ "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	_ "sigs.k8s.io/yaml"
 )
-
