@@ -314,3 +314,38 @@ func FuzzDecodeRequest(f *testing.F) {
 		}
 	})
 }
+
+// FuzzHostResponse feeds arbitrary bytes to the host-response decoder: it must never
+// panic and never accept invalid JSON.
+func FuzzHostResponse(f *testing.F) {
+	for _, s := range []string{`{"id":"x"}`, `{"found":true,"value":"aGk="}`, `{"error":{"code":"capability_denied","message":"no"}}`,
+		`{"statusCode":200,"headers":{"a":"b"}}`, `{"resources":[{"a":[1,2,{"b":null}]}]}`, `{"now":"2030-01-02T03:04:05Z"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var d decoder
+		err := d.response("f", data, func(s *scanner, key string) (bool, error) {
+			switch key {
+			case "id":
+				_, err := s.str("id")
+				return true, err
+			case "value":
+				_, err := s.bytesValue("value")
+				return true, err
+			case "statusCode":
+				_, err := s.intValue("statusCode")
+				return true, err
+			case "resources":
+				_, err := s.rawList("resources")
+				return true, err
+			case "headers":
+				_, err := s.stringMap(func() string { return "headers" })
+				return true, err
+			}
+			return false, nil
+		})
+		if (err == nil || errors.Is(err, &abi.Error{Code: abi.ErrCodeCapabilityDenied})) && !json.Valid(data) {
+			t.Fatalf("accepted invalid JSON %q", data)
+		}
+	})
+}

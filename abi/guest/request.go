@@ -442,8 +442,9 @@ func (s *scanner) stringMap(path func() string) (map[string]string, error) {
 		if c := s.peek(); c != '"' && c != 'n' {
 			return s.typeError(path()+"."+string(key), "string")
 		}
+		k := s.d.intern(key) // before the value: key may be scratch space
 		v, err := s.str("")
-		m[s.d.intern(key)] = v
+		m[k] = v
 		return err
 	})
 	if present && m == nil && err == nil {
