@@ -37,7 +37,10 @@ type wrapError struct {
 	err error
 }
 
+// Error returns the message followed by the sentinel's text.
 func (e *wrapError) Error() string { return e.msg + ": " + e.err.Error() }
+
+// Unwrap returns the sentinel, for errors.Is.
 func (e *wrapError) Unwrap() error { return e.err }
 
 // Version is a parsed ABI version.
