@@ -156,3 +156,35 @@ func TestSubscriptionListFromDaemon(t *testing.T) {
 		t.Fatalf("exit %d\n%s", code, out)
 	}
 }
+
+// TestDynamicWithdrawThroughDaemon checks that a running daemon gets the withdrawal (so
+// it can reconcile at once) and that its answer is shown.
+func TestDynamicWithdrawThroughDaemon(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "routerd.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan map[string]string, 1)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.URL.Path != "/v1/dynamic/withdraw" {
+			http.NotFound(w, r)
+			return
+		}
+		var body map[string]string
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		got <- body
+		_ = json.NewEncoder(w).Encode([]dynamic.Part{{Source: "EventSubscription/remote-claims", Kind: body["kind"], Name: body["name"], Generation: 4}})
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	code, out := routerctl(t, "dynamic", "withdraw", "RemoteAddressClaim/onprem-10-88-60-9", "--state-dir", dir, "--control-socket", sock)
+	if code != exitOK || !strings.Contains(out, "RemoteAddressClaim/onprem-10-88-60-9") || !strings.Contains(out, "EventSubscription/remote-claims") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	body := <-got
+	if body["kind"] != "RemoteAddressClaim" || body["name"] != "onprem-10-88-60-9" || body["actor"] != "routerctl" {
+		t.Fatalf("request body %v", body)
+	}
+}
