@@ -183,8 +183,8 @@ func subscriptionStatus(ctx context.Context, s settings.Settings) ([]subscribe.S
 	return subs, nil
 }
 
-// pendingAfter counts the events matching spec after cursor and returns when the oldest
-// was received.
+// pendingAfter counts the live events matching spec after cursor and returns when the
+// oldest was received.
 func pendingAfter(ctx context.Context, ad subscribe.StoreAdapter, spec subscribe.Spec, cursor int64) (int, time.Time, error) {
 	n := 0
 	var oldest time.Time
@@ -193,8 +193,12 @@ func pendingAfter(ctx context.Context, ad subscribe.StoreAdapter, spec subscribe
 		if err != nil {
 			return 0, time.Time{}, err
 		}
+		now := time.Now()
 		for _, r := range recs {
 			after = r.Seq
+			if !r.ExpiresAt.IsZero() && !now.Before(r.ExpiresAt) {
+				continue // the engine skips expired events
+			}
 			if spec.Matches(r) {
 				if n == 0 {
 					oldest = r.ReceivedAt
