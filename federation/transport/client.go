@@ -63,27 +63,28 @@ func (c *Client) httpClient() *http.Client {
 	return http.DefaultClient
 }
 
-// Status fetches the peer's /v1/status.
+// Status fetches the peer's /v1/status. A peer that answered but not with a status
+// document gives a *PushError with its HTTP status; no answer at all gives Status 0.
 func (c *Client) Status(ctx context.Context) (Status, error) {
 	var s Status
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url(PathStatus), nil)
 	if err != nil {
-		return s, fmt.Errorf("transport: status %s: %w", c.Endpoint, err)
+		return s, &PushError{Err: fmt.Errorf("status %s: %w", c.Endpoint, err)}
 	}
 	resp, err := c.httpClient().Do(req)
 	if err != nil {
-		return s, fmt.Errorf("transport: status %s: %w", c.Endpoint, err)
+		return s, &PushError{Err: fmt.Errorf("status %s: %w", c.Endpoint, err)}
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return s, fmt.Errorf("transport: status %s: read: %w", c.Endpoint, err)
+		return s, &PushError{Err: fmt.Errorf("status %s: read: %w", c.Endpoint, err)}
 	}
 	if resp.StatusCode != http.StatusOK {
-		return s, fmt.Errorf("transport: status %s: peer answered %d", c.Endpoint, resp.StatusCode)
+		return s, &PushError{Status: resp.StatusCode}
 	}
 	if err := json.Unmarshal(b, &s); err != nil {
-		return s, fmt.Errorf("transport: status %s: decode: %w", c.Endpoint, err)
+		return s, &PushError{Status: resp.StatusCode, Err: fmt.Errorf("status %s: decode: %w", c.Endpoint, err)}
 	}
 	return s, nil
 }

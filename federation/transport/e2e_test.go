@@ -184,6 +184,7 @@ type v1Peer struct {
 	mu     sync.Mutex
 	events map[string]json.RawMessage
 	posts  int
+	probes int
 }
 
 func (p *v1Peer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -191,6 +192,7 @@ func (p *v1Peer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/v1/status":
 		p.mu.Lock()
 		defer p.mu.Unlock()
+		p.probes++
 		fmt.Fprintf(w, `{"received":%d}`, len(p.events))
 		return
 	case "/v1/events":
@@ -256,8 +258,14 @@ func TestInteropWithV1Peer(t *testing.T) {
 	a := startNode(t, "a", openStore(t, "a"), cfg)
 	a.emit(t, 40)
 	waitUntil(t, 10*time.Second, "v1 peer received 40 events", func() bool { return peer.count() == 40 })
-	if peer.posts != 40 {
-		t.Errorf("v1 peer saw %d POSTs, want 40 single-event posts", peer.posts)
+	peer.mu.Lock()
+	posts, probes := peer.posts, peer.probes
+	peer.mu.Unlock()
+	if posts != 40 {
+		t.Errorf("v1 peer saw %d POSTs, want 40 single-event posts", posts)
+	}
+	if probes != 1 {
+		t.Errorf("v1 peer was asked for its status %d times, want once", probes)
 	}
 	for _, e := range a.events {
 		var got event.Event

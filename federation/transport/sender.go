@@ -661,7 +661,10 @@ func (p *peerLoop) probe(ctx context.Context) {
 	if err == nil && st.Extensions.Batch != nil && st.Extensions.Batch.Path == PathBatch && st.Extensions.Batch.MaxEvents > 0 {
 		p.batch = st.Extensions.Batch
 	}
-	p.probed = err == nil
+	// A peer that answered anything (even 404 or another document) has told us what it
+	// is: plain v1. Only no answer at all means asking again before the next push.
+	var pe *PushError
+	p.probed = err == nil || (errors.As(err, &pe) && pe.Status != 0)
 	p.mu.Lock()
 	p.health.Batch = p.batch != nil
 	p.mu.Unlock()
