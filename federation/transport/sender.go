@@ -638,6 +638,7 @@ func (p *peerLoop) pass(ctx context.Context, refresh bool) (full bool, retryAt t
 	}
 	if pushErr != nil {
 		p.setError(pushErr)
+		p.probed = false // it may come back as another version: ask again
 		retryAt = o.Now().Add(o.RetryMax)
 		for _, x := range outcomes {
 			if x.State == store.DeliveryRetrying && x.NextAttemptAt.Before(retryAt) {
