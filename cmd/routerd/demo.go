@@ -230,7 +230,12 @@ func startCluster(ctx context.Context, o demoOptions, c *demoCluster) error {
 	if _, err := os.Stat(filepath.Join(pluginDir, "event-to-remote-claim.wasm")); err != nil {
 		return fmt.Errorf("plugin dir %s has no event-to-remote-claim.wasm (run make plugins): %w", pluginDir, err)
 	}
+	// Compiled plugins are cached across runs (wazero keys the cache by module content
+	// and wazero version), so only the first demo on a machine pays for compilation.
 	cacheDir := filepath.Join(c.root, "wasm-cache")
+	if dir, err := os.UserCacheDir(); err == nil {
+		cacheDir = filepath.Join(dir, "routerd", "demo-wasm")
+	}
 	configs := map[string]*schemas.Config{}
 	for _, name := range demoRouters {
 		r := &demoRouter{name: name, dir: filepath.Join(c.root, name), port: portOf[name]}
