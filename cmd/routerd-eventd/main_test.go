@@ -343,3 +343,37 @@ func TestReloadAddsPeer(t *testing.T) {
 		t.Errorf("a did not log the reload:\n%s", a.log.String())
 	}
 }
+
+// TestReceiverKilledMidStream: node b is SIGKILLed while a pushes to it; after b restarts
+// the backlog drains and b holds every event exactly once.
+func TestReceiverKilledMidStream(t *testing.T) {
+	nodes := newNodes(t, "a", "b")
+	a, b := nodes[0], nodes[1]
+	b.start(t)
+	a.start(t)
+	ast := openStore(t, a.storePath())
+	bst := openStore(t, b.storePath())
+	const total, chunk = 2000, 50
+	for i := 0; i < total/2; i += chunk {
+		emit(t, ast, "a", i, chunk)
+		time.Sleep(2 * time.Millisecond)
+	}
+	if err := b.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	b.exited <- <-b.exited // observed; leave it for the cleanup
+	t.Logf("b had %d of %d events when it was killed", count(t, bst, "a"), total/2)
+	for i := total / 2; i < total; i += chunk {
+		emit(t, ast, "a", i, chunk)
+	}
+	time.Sleep(100 * time.Millisecond) // a retries against a dead peer meanwhile
+	restart := time.Now()
+	b.start(t)
+	t.Logf("b listening again after %v", time.Since(restart))
+	waitFor(t, 20*time.Second, "all events on b", func() bool { return count(t, bst, "a") == total })
+	t.Logf("backlog drained %v after the restart", time.Since(restart))
+	waitFor(t, 10*time.Second, "a's outbox to be empty", func() bool {
+		s, err := ast.PeerStats(context.Background(), "lab", time.Now())
+		return err == nil && len(s) == 1 && s[0].Backlog == 0 && s[0].Delivered == total
+	})
+}
