@@ -112,7 +112,9 @@ Exit codes: 0 clean shutdown, 1 runtime failure, 2 usage or configuration error.
 
 // run serves the group until ctx ends.
 func run(ctx context.Context, s settings.Settings, group, listen string, metricsExplicit bool) error {
-	log := s.Logger().With("group", group)
+	// The transport names the group in its own lines; ours add it here.
+	base := s.Logger()
+	log := base.With("group", group)
 	gc, err := reloadConfig(s, group, listen)
 	if err != nil {
 		return configError{err}
@@ -147,7 +149,7 @@ func run(ctx context.Context, s settings.Settings, group, listen string, metrics
 
 	start := func(gc transport.GroupConfig) (*transport.Daemon, error) {
 		d, err := transport.NewDaemon(gc, st, transport.DaemonOptions{
-			Logger: log, MeterProvider: metrics.Provider(), MetricsHandler: metrics.Handler(),
+			Logger: base, MeterProvider: metrics.Provider(), MetricsHandler: metrics.Handler(),
 		})
 		if err != nil {
 			return nil, configError{err}
