@@ -296,10 +296,17 @@ func rssChild(dir string) error {
 	for _, name := range []string{"echo", "event-to-remote-claim", "capcheck", "pdkstyle", "claim-v2", "ungranted", "badjson"} {
 		_, _ = h.Call(ctx, name, abi.HookOnEvents, req) // some fail on purpose; they must stay loaded
 	}
+	// Wait (bounded) until every plugin has its 2 warm instances.
 	loaded := 0
-	for _, st := range h.Status() {
-		if st.State != StateFailed && st.IdleInstances >= 1 {
-			loaded++
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		loaded = 0
+		for _, st := range h.Status() {
+			if st.State != StateFailed && st.IdleInstances >= 2 {
+				loaded++
+			}
+		}
+		if loaded == len(rssPlugins) {
+			break
 		}
 	}
 	runtime.GC()

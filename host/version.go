@@ -138,15 +138,15 @@ func (h *Host) loadVersion(ctx context.Context, path string, spec Spec, data []b
 		return nil, err
 	}
 	v.fast = in.fast()
-	for i := 1; i < spec.Limits.WarmInstances; i++ {
-		in, _, err := v.newInstance(ctx)
-		if err != nil {
-			return nil, err
-		}
-		v.idle = append(v.idle, in)
-	}
 	v.loadedAt = time.Now()
 	v.loadTook = v.loadedAt.Sub(start)
+	// The version serves from its first instance; the other warm instances are created
+	// in the background (a call that finds none idle creates its own).
+	for i := 1; i < spec.Limits.WarmInstances; i++ {
+		v.warming++
+		h.wg.Add(1)
+		go v.refill()
+	}
 	return v, nil
 }
 

@@ -4,23 +4,29 @@
 // wazero can stop a call at its deadline only when the runtime is built with
 // WithCloseOnContextDone(true), which makes every loop header of the compiled code exit
 // to Go to check whether the module was closed. Go guests have a loop at the top of
-// nearly every function, so that check costs several times the call itself. Instrument
-// instead adds a mutable i32 global, exported as StopExport, and inserts at the start of
-// every loop body
+// nearly every function, so that check costs several times the call itself.
 //
-//	global.get $stop
-//	if
-//	  unreachable
-//	end
+// Instrument instead adds two mutable i32 globals — $stop, exported as StopExport, and a
+// loop budget — and inserts at the start of every loop body
 //
-// which is one load and one branch. The host sets the global to 1 from the call's
-// deadline timer; the guest traps at its next loop iteration and the host discards the
-// instance. Straight-line code always reaches a loop, a return or a host call soon, so
-// every call ends within a bounded time of the deadline.
+//	$budget = $budget - 1
+//	if $budget == 0 {
+//	  $budget = Budget
+//	  memory.grow 0   ;; a no-op that returns to Go: a preemption point
+//	  if $stop { unreachable }
+//	}
+//
+// which costs a load, a store and a branch per iteration. The host sets $stop from the
+// call's deadline timer; the guest traps within Budget loop iterations and the host
+// discards the instance. The periodic memory.grow 0 matters as much as the check: code
+// compiled by wazero cannot be preempted by the Go scheduler, so a guest that never
+// returned to Go would block every stop-the-world pause of the process (and with it the
+// very timer that is to stop it). Straight-line code and recursion are bounded by the
+// module size and the call stack limit.
 //
 // Modules using instructions this package does not decode (SIMD, threads, exception
-// handling, GC) are refused with ErrUnsupported; the host then falls back to
-// WithCloseOnContextDone.
+// handling, GC, tail calls) or without a memory are refused with ErrUnsupported; the host
+// then falls back to WithCloseOnContextDone.
 package preempt
 
 import (
@@ -31,6 +37,9 @@ import (
 
 // StopExport is the export name of the added stop global.
 const StopExport = "__routerd_stop"
+
+// Budget is how many loop iterations run between two returns to Go.
+const Budget = 4096
 
 // ErrUnsupported means the module uses an instruction or layout Instrument does not
 // rewrite.
@@ -46,6 +55,7 @@ const (
 	kindGlobal   = 3
 	opLoop       = 0x03
 	opGlobalGet  = 0x23
+	opGlobalSet  = 0x24
 	opIf         = 0x04
 	opUnreachabl = 0x00
 	opEnd        = 0x0B
@@ -100,24 +110,30 @@ func Instrument(module []byte) ([]byte, error) {
 			}
 		}
 	}
+	if !hasMemory(secs) {
+		return nil, fmt.Errorf("%w: module has no memory (the yield to Go uses memory.grow)", ErrUnsupported)
+	}
 	stop := uint32(importedGlobals + definedGlobals)
+	budget := stop + 1
 
-	// New global: mutable i32 initialised to 0.
-	global := []byte{0x7F, 0x01, 0x41, 0x00, opEnd}
-	export := append(appendName(nil, StopExport), kindGlobal)
-	export = appendU32(export, stop)
-
-	secs, err = appendToVec(secs, secGlobal, global)
+	// New globals: $stop (mutable i32 = 0) and $budget (mutable i32 = Budget).
+	secs, err = appendToVec(secs, secGlobal, []byte{0x7F, 0x01, 0x41, 0x00, opEnd})
 	if err != nil {
 		return nil, err
 	}
+	secs, err = appendToVec(secs, secGlobal, appendS32([]byte{0x7F, 0x01, 0x41}, Budget, opEnd))
+	if err != nil {
+		return nil, err
+	}
+	export := append(appendName(nil, StopExport), kindGlobal)
+	export = appendU32(export, stop)
 	secs, err = appendToVec(secs, secExport, export)
 	if err != nil {
 		return nil, err
 	}
 	for i, s := range secs {
 		if s.id == secCode {
-			code, err := rewriteCode(s.payload, stop)
+			code, err := rewriteCode(s.payload, stop, budget)
 			if err != nil {
 				return nil, err
 			}
@@ -203,14 +219,68 @@ func appendToVec(secs []section, id byte, entry []byte) ([]section, error) {
 	return secs, nil
 }
 
+// loopCheck is the code inserted at the start of every loop body (see the package
+// comment).
+func loopCheck(stop, budget uint32) []byte {
+	g := func(op byte, idx uint32) []byte { return appendU32([]byte{op}, idx) }
+	var c []byte
+	c = append(c, g(opGlobalGet, budget)...)
+	c = append(c, 0x41, 0x01, 0x6B) // i32.const 1, i32.sub
+	c = append(c, g(opGlobalSet, budget)...)
+	c = append(c, g(opGlobalGet, budget)...)
+	c = append(c, 0x45, opIf, 0x40) // i32.eqz, if
+	c = appendS32(append(c, 0x41), Budget)
+	c = append(c, g(opGlobalSet, budget)...)
+	c = append(c, 0x41, 0x00, 0x40, 0x00, 0x1A) // i32.const 0, memory.grow 0, drop
+	c = append(c, g(opGlobalGet, stop)...)
+	c = append(c, opIf, 0x40, opUnreachabl, opEnd) // if $stop: unreachable
+	return append(c, opEnd)
+}
+
+// hasMemory reports whether the module defines or imports a memory.
+func hasMemory(secs []section) bool {
+	for _, s := range secs {
+		switch s.id {
+		case 5:
+			r := &reader{b: s.payload}
+			if r.u32() > 0 {
+				return true
+			}
+		case secImport:
+			r := &reader{b: s.payload}
+			count := r.u32()
+			for i := uint32(0); i < count && r.err == nil; i++ {
+				r.name()
+				r.name()
+				switch r.byte() {
+				case 0x00:
+					r.u32()
+				case 0x01:
+					r.byte()
+					r.limits()
+				case 0x02:
+					return true
+				case 0x03:
+					r.byte()
+					r.byte()
+				case 0x04:
+					r.byte()
+					r.u32()
+				default:
+					return false
+				}
+			}
+		}
+	}
+	return false
+}
+
 // rewriteCode rewrites every function body of the code section.
-func rewriteCode(payload []byte, stop uint32) ([]byte, error) {
+func rewriteCode(payload []byte, stop, budget uint32) ([]byte, error) {
 	r := &reader{b: payload}
 	count := r.u32()
 	out := appendU32(make([]byte, 0, len(payload)+len(payload)/8), count)
-	check := []byte{opGlobalGet}
-	check = appendU32(check, stop)
-	check = append(check, opIf, 0x40, opUnreachabl, opEnd)
+	check := loopCheck(stop, budget)
 	var body []byte
 	for fn := uint32(0); fn < count; fn++ {
 		size := r.u32()
@@ -244,7 +314,7 @@ func rewriteBody(out, body, check []byte) ([]byte, error) {
 	if r.err != nil {
 		return nil, fmt.Errorf("locals: %v", r.err)
 	}
-	out = append(out, body[:r.off]...)
+	copied := 0 // body[:copied] is in out
 	for r.off < len(body) {
 		start := r.off
 		op := r.byte()
@@ -253,14 +323,14 @@ func rewriteBody(out, body, check []byte) ([]byte, error) {
 			r.blockType()
 		case op == 0x00 || op == 0x01 || op == 0x05 || op == opEnd || op == 0x0F || op == 0x1A || op == 0x1B || op == 0xD1:
 			// unreachable, nop, else, end, return, drop, select, ref.is_null
-		case op == 0x0C || op == 0x0D || op == 0x10 || op == 0x12 || op == 0xD2: // br, br_if, call, return_call, ref.func
+		case op == 0x0C || op == 0x0D || op == 0x10 || op == 0xD2: // br, br_if, call, ref.func
 			r.u32()
 		case op == 0x0E: // br_table
 			n := r.u32()
 			for j := uint32(0); j <= n && r.err == nil; j++ {
 				r.u32()
 			}
-		case op == 0x11 || op == 0x13: // call_indirect, return_call_indirect
+		case op == 0x11: // call_indirect
 			r.u32()
 			r.u32()
 		case op == 0x1C: // select t*
@@ -295,12 +365,13 @@ func rewriteBody(out, body, check []byte) ([]byte, error) {
 		if r.err != nil {
 			return nil, fmt.Errorf("offset %d: opcode %#x: %v", start, op, r.err)
 		}
-		out = append(out, body[start:r.off]...)
 		if op == opLoop {
+			out = append(out, body[copied:r.off]...)
 			out = append(out, check...)
+			copied = r.off
 		}
 	}
-	return out, nil
+	return append(out, body[copied:]...), nil
 }
 
 // reader decodes the binary format; the first error sticks.
@@ -425,6 +496,19 @@ func appendU32(b []byte, v uint32) []byte {
 			continue
 		}
 		return append(b, c)
+	}
+}
+
+// appendS32 appends v as a signed LEB128, then the extra bytes.
+func appendS32(b []byte, v int32, extra ...byte) []byte {
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if (v == 0 && c&0x40 == 0) || (v == -1 && c&0x40 != 0) {
+			b = append(b, c)
+			return append(b, extra...)
+		}
+		b = append(b, c|0x80)
 	}
 }
 

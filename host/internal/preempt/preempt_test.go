@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -34,6 +36,7 @@ func body(expr ...byte) []byte {
 var (
 	typeVoid  = section{1, []byte{0x01, 0x60, 0x00, 0x00}}                                     // (func)
 	oneFunc   = section{3, []byte{0x01, 0x00}}                                                 // func 0: type 0
+	oneMemory = section{5, []byte{0x01, 0x00, 0x01}}                                           // memory 0: min 1 page
 	exportRun = section{7, []byte{0x01, 0x03, 'r', 'u', 'n', 0x00, 0x00}}                      // export "run" func 0
 	spinCode  = section{10, append([]byte{0x01}, body(0x03, 0x40, 0x0C, 0x00, 0x0B, 0x0B)...)} // loop br 0 end
 )
@@ -61,11 +64,12 @@ func TestStopsInfiniteLoop(t *testing.T) {
 		name string
 		secs []section
 	}{
-		{name: "no globals, no exports but run", secs: []section{typeVoid, oneFunc, exportRun, spinCode}},
+		{name: "no globals, no exports but run", secs: []section{typeVoid, oneFunc, oneMemory, exportRun, spinCode}},
 		{name: "imported and defined globals", secs: []section{
 			typeVoid,
 			{2, []byte{0x01, 0x03, 'e', 'n', 'v', 0x01, 'f', 0x00, 0x00}}, // import env.f (func type 0): function index 0
 			{3, []byte{0x01, 0x00}},
+			oneMemory,
 			{6, []byte{0x02, 0x7F, 0x01, 0x41, 0x07, 0x0B, 0x7E, 0x00, 0x42, 0x01, 0x0B}}, // two globals
 			{7, []byte{0x02, 0x03, 'r', 'u', 'n', 0x00, 0x01, 0x01, 'g', 0x03, 0x00}},     // run = func 1, g = global 0
 			{10, append([]byte{0x01}, body(0x03, 0x40, 0x10, 0x00, 0x23, 0x01, 0x1A, 0x0C, 0x00, 0x0B, 0x0B)...)},
@@ -116,8 +120,10 @@ func TestInstrumentRefuses(t *testing.T) {
 	}{
 		{name: "not wasm", in: []byte("hello")},
 		{name: "truncated section", in: append(append([]byte(nil), magic...), 0x01, 0x10, 0x00)},
-		{name: "SIMD instruction", in: module(typeVoid, oneFunc, section{10, append([]byte{0x01}, body(0xFD, 0x0C, 0x0B)...)})},
-		{name: "code entry overruns", in: module(typeVoid, oneFunc, section{10, []byte{0x01, 0x20, 0x00}})},
+		{name: "SIMD instruction", in: module(typeVoid, oneFunc, oneMemory, section{10, append([]byte{0x01}, body(0xFD, 0x0C, 0x0B)...)})},
+		{name: "tail call", in: module(typeVoid, oneFunc, oneMemory, section{10, append([]byte{0x01}, body(0x12, 0x00, 0x0B)...)})},
+		{name: "code entry overruns", in: module(typeVoid, oneFunc, oneMemory, section{10, []byte{0x01, 0x20, 0x00}})},
+		{name: "no memory", in: module(typeVoid, oneFunc, exportRun, spinCode)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -155,5 +161,46 @@ func TestInstrumentGoModules(t *testing.T) {
 				t.Fatal("exports lost")
 			}
 		})
+	}
+}
+
+// gcChildEnv makes the test binary run the spinning-guest GC check as a child.
+const gcChildEnv = "ROUTERD_PREEMPT_GC_CHILD"
+
+// TestGCWhileSpinning checks that a guest spinning in a loop does not block the Go
+// runtime's stop-the-world pauses (which would also block the timer meant to stop it).
+// The check runs in a child process so that a regression hangs the child, not the tests.
+func TestGCWhileSpinning(t *testing.T) {
+	if os.Getenv(gcChildEnv) != "" {
+		out, err := Instrument(module(typeVoid, oneFunc, oneMemory, exportRun, spinCode))
+		if err != nil {
+			t.Fatal(err)
+		}
+		mod := instantiate(t, out)
+		done := make(chan error, 1)
+		go func() {
+			_, err := mod.ExportedFunction("run").Call(context.Background())
+			done <- err
+		}()
+		time.Sleep(20 * time.Millisecond)
+		for range 5 {
+			runtime.GC() // stops the world: needs the spinning goroutine to reach Go
+		}
+		mod.ExportedGlobal(StopExport).(api.MutableGlobal).Set(1)
+		if err := <-done; err == nil {
+			t.Fatal("spin returned without a trap")
+		}
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestGCWhileSpinning$", "-test.count=1")
+	cmd.Env = append(os.Environ(), gcChildEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("child hung: a spinning guest blocked garbage collection\n%s", out)
+	}
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
 	}
 }
