@@ -6,7 +6,6 @@
 package claim
 
 import (
-	"encoding/json"
 	"strings"
 	"unsafe"
 
@@ -174,15 +173,44 @@ func (c *Claim) AppendJSON(dst []byte) []byte {
 // name the same claim (same owner side and address), the last one wins, at the position of
 // the first.
 func Claims(req *abi.Request) []Claim {
-	out := make([]Claim, 0, len(req.Spec.Events))
+	var b Builder
+	return b.claims(req)
+}
+
+// Build is the on_events hook: one RemoteAddressClaim per observed address, TTL 30m,
+// observedAt = the request's now.
+func Build(req *abi.Request) *abi.Result {
+	var b Builder
+	return b.Build(req)
+}
+
+// Builder is Build with buffers reused from one call to the next: a Wasm plugin, whose SDK
+// encodes each result before the next call, allocates less per call and so collects
+// garbage less often. Everything a Build returns is valid only until the next Build.
+// The zero value is ready to use; a Builder is not safe for concurrent use.
+type Builder struct {
+	out    []Claim
+	names  []byte
+	buf    []byte
+	ends   []int
+	result abi.Result
+}
+
+func (b *Builder) claims(req *abi.Request) []Claim {
+	events := req.Spec.Events
+	out := b.out[:0]
 	var index map[string]int // only for large batches; small ones scan linearly
-	if len(req.Spec.Events) > 32 {
-		index = make(map[string]int, len(req.Spec.Events))
+	if len(events) > 32 {
+		index = make(map[string]int, len(events))
 	}
-	// All names in one buffer; a name that does not fit gets its own allocation.
-	names := make([]byte, 0, 48*len(req.Spec.Events))
-	for i := range req.Spec.Events {
-		c, ok := fromEvent(&req.Spec.Events[i], &names)
+	// All names in one buffer; a name that does not fit gets its own allocation. The
+	// buffer is fresh when it must grow, so names handed out earlier stay intact.
+	if need := 48 * len(events); cap(b.names) < need {
+		b.names = make([]byte, 0, need)
+	}
+	names := b.names[:0]
+	for i := range events {
+		c, ok := fromEvent(&events[i], &names)
 		if !ok {
 			continue
 		}
@@ -208,30 +236,33 @@ func Claims(req *abi.Request) []Claim {
 		}
 		out = append(out, c)
 	}
+	b.out = out
 	return out
 }
 
-// Build is the on_events hook: one RemoteAddressClaim per observed address, TTL 30m,
-// observedAt = the request's now.
-func Build(req *abi.Request) *abi.Result {
-	claims := Claims(req)
-	res := &abi.Result{APIVersion: abi.PluginAPIVersion, Kind: abi.KindPluginResult,
-		Status: abi.ResultStatus{ObservedAt: req.Spec.Now, TTL: TTL}}
+// Build returns the on_events result for req (see the package function Build), reusing
+// the builder's buffers.
+func (b *Builder) Build(req *abi.Request) *abi.Result {
+	claims := b.claims(req)
+	res := &b.result
+	*res = abi.Result{APIVersion: abi.PluginAPIVersion, Kind: abi.KindPluginResult,
+		Status: abi.ResultStatus{ObservedAt: req.Spec.Now, TTL: TTL, Resources: res.Status.Resources[:0]}}
 	if len(claims) == 0 {
+		res.Status.Resources = nil
 		return res
 	}
-	// One backing array for all documents: few allocations in the guest.
-	buf := make([]byte, 0, 512*len(claims))
-	ends := make([]int, len(claims))
+	// One backing array for all documents.
+	buf := b.buf[:0]
+	ends := b.ends[:0]
 	for i := range claims {
 		buf = claims[i].AppendJSON(buf)
-		ends[i] = len(buf)
+		ends = append(ends, len(buf))
 	}
+	b.buf, b.ends = buf, ends
 	// buf is final: slice it only after the last append.
-	res.Status.Resources = make([]json.RawMessage, len(claims))
 	start := 0
-	for i, end := range ends {
-		res.Status.Resources[i] = buf[start:end:end]
+	for _, end := range ends {
+		res.Status.Resources = append(res.Status.Resources, buf[start:end:end])
 		start = end
 	}
 	return res

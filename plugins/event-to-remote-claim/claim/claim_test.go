@@ -2,6 +2,7 @@ package claim
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -109,6 +110,37 @@ func TestClaimsNameBuffer(t *testing.T) {
 	for _, c := range claims {
 		if want := Name(c.OwnerSide, c.Address); c.Name != want {
 			t.Fatalf("claim name %q, want %q", c.Name, want)
+		}
+	}
+}
+
+// TestBuilderReuse checks that a reused Builder gives the same results as fresh builds,
+// for batches that shrink, grow and are empty.
+func TestBuilderReuse(t *testing.T) {
+	batch := func(n int, owner string) *abi.Request {
+		req := &abi.Request{}
+		for i := 0; i < n; i++ {
+			req.Spec.Events = append(req.Spec.Events, abi.Event{Type: EventType,
+				Subject: "10.1." + strconv.Itoa(i/200) + "." + strconv.Itoa(i%200), Payload: map[string]string{"ownerSide": owner}})
+		}
+		return req
+	}
+	var b Builder
+	for _, step := range []struct {
+		n     int
+		owner string
+	}{{3, "onprem"}, {40, "cloud"}, {0, ""}, {1, "x"}, {100, "onprem"}, {2, "cloud"}} {
+		req := batch(step.n, step.owner)
+		got, err := json.Marshal(b.Build(req))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := json.Marshal(Build(req))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Fatalf("batch of %d: reused builder gave\n%s\nwant\n%s", step.n, got, want)
 		}
 	}
 }
