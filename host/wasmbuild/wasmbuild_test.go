@@ -3,7 +3,10 @@ package wasmbuild
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -133,5 +136,52 @@ func TestBuildNative(t *testing.T) {
 	}
 	if fi, err := os.Stat(path); err != nil || fi.Mode()&0o111 == 0 {
 		t.Fatalf("native binary %s not executable: %v", path, err)
+	}
+}
+
+// TestBuildAcrossProcesses runs three test processes building the same module into one
+// cache at once: exactly one of them compiles, the others wait for it and reuse the file.
+func TestBuildAcrossProcesses(t *testing.T) {
+	if dir := os.Getenv("WASMBUILD_CHILD_DIR"); dir != "" {
+		var logs bytes.Buffer
+		path, err := Build(context.Background(), dir, Options{CacheDir: os.Getenv("WASMBUILD_CHILD_CACHE"),
+			Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Printf("PATH %s\nBUILT %v\n", path, strings.Contains(logs.String(), "wasmbuild: built"))
+		return
+	}
+	dir := writeModule(t, strings.Replace(reactor, "%s", "3", 1))
+	cache := t.TempDir()
+	outs := make([][]byte, 3)
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for i := range outs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cmd := exec.Command(os.Args[0], "-test.run=^TestBuildAcrossProcesses$", "-test.count=1")
+			cmd.Env = append(os.Environ(), "WASMBUILD_CHILD_DIR="+dir, "WASMBUILD_CHILD_CACHE="+cache)
+			outs[i], errs[i] = cmd.CombinedOutput()
+		}()
+	}
+	wg.Wait()
+	built, paths := 0, map[string]bool{}
+	for i, out := range outs {
+		if errs[i] != nil {
+			t.Fatalf("child %d: %v\n%s", i, errs[i], out)
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			if p, ok := strings.CutPrefix(line, "PATH "); ok {
+				paths[p] = true
+			}
+			if line == "BUILT true" {
+				built++
+			}
+		}
+	}
+	if len(paths) != 1 || built != 1 {
+		t.Fatalf("3 processes: %d distinct paths, %d builds; want 1 and 1\n%s\n%s\n%s", len(paths), built, outs[0], outs[1], outs[2])
 	}
 }
