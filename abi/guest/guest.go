@@ -1,6 +1,7 @@
 package guest
 
 import (
+	"runtime"
 	"runtime/debug"
 	"strconv"
 
@@ -153,7 +154,14 @@ func asABIError(err error) *abi.Error {
 
 // dispatchID is dispatch for a raw i32 hook id from an export.
 func dispatchID(id int32, input []byte) ([]byte, error) {
-	return dispatch(abi.HookID(id), input)
+	out, err := dispatch(abi.HookID(id), input)
+	// Let other goroutines run before returning to the host. In a Wasm reactor the Go
+	// scheduler only switches goroutines while an export is running and its goroutine
+	// yields; the garbage collector's background mark workers are goroutines, so without
+	// this a collection that has started may never finish and the heap grows until the
+	// memory cap (measured: stable for 30 000 calls, then 80 MiB within 10 000 more).
+	runtime.Gosched()
+	return out, err
 }
 
 // encodeFast packs a routerd_call result.

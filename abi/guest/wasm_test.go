@@ -396,3 +396,20 @@ func TestFastPath(t *testing.T) {
 		}
 	})
 }
+
+// TestGuestMemoryStaysBounded makes many calls that each allocate 1 MiB of garbage: the
+// guest's linear memory must stay bounded, which requires the garbage collector to finish
+// its cycles between calls (see dispatchID).
+func TestGuestMemoryStaysBounded(t *testing.T) {
+	m, ctx := fastModule(t, wasmbuild.ForTest(t, "abi/guest/testdata/gcchurn"))
+	const calls, limit = 1000, 64 << 20
+	for i := 0; i < calls; i++ {
+		if _, err := fastCall(ctx, m, abi.HookIDOnEvents, []byte("{}")); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		if size := m.Memory().Size(); size > limit {
+			t.Fatalf("after %d calls of 1 MiB garbage each the guest has %d MiB of memory: the GC is not keeping up", i+1, size>>20)
+		}
+	}
+	t.Logf("guest memory after %d calls: %d MiB", calls, m.Memory().Size()>>20)
+}
