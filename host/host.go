@@ -63,6 +63,10 @@ type Options struct {
 	// WatchDebounce is how long a file must be quiet before Watch (re)loads it
 	// (default 250ms), so partial writes are not loaded.
 	WatchDebounce time.Duration
+	// Preemption selects how calls are stopped at their deadline: PreemptLoopCheck
+	// (default; modules it cannot instrument fall back) or PreemptCloseOnDone (always
+	// wazero's close-on-context-done: slower, no module rewriting).
+	Preemption string
 }
 
 // Plugin states reported in PluginStatus.State.

@@ -488,3 +488,34 @@ func TestConcurrentCalls(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+func TestPreemptionModes(t *testing.T) {
+	tests := []struct {
+		name string
+		mode string
+		want string
+	}{
+		{name: "loop checks (default)", mode: "", want: PreemptLoopCheck},
+		{name: "close on context done", mode: PreemptCloseOnDone, want: PreemptCloseOnDone},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec := Spec{Name: "c", Module: "capcheck.wasm", Limits: Limits{Timeout: 300 * time.Millisecond, WarmInstances: 1}}
+			h := capHost(t, Options{Preemption: tt.mode}, spec)
+			if st := statusOf(t, h, "c"); st.Preemption != tt.want {
+				t.Fatalf("preemption %q, want %q", st.Preemption, tt.want)
+			}
+			start := time.Now()
+			if _, err := h.Call(context.Background(), "c", abi.HookOnEvents, capInput(t, op{Fn: "loop"})); !errors.Is(err, ErrTimeout) {
+				t.Fatalf("loop: %v, want timeout", err)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Fatalf("loop stopped after %v", d)
+			}
+			out, err := h.Call(context.Background(), "c", abi.HookOnEvents, capInput(t, op{Fn: "kv_get", Key: "k"}))
+			if err != nil || capResults(t, out)[0].Code != "capability_denied" {
+				t.Fatalf("after the timeout: %q %v", out, err)
+			}
+		})
+	}
+}

@@ -101,7 +101,12 @@ func (h *Host) loadVersion(ctx context.Context, path string, spec Spec, data []b
 	// Stop calls at their deadline with loop checks patched into the module (cheap);
 	// modules the rewriter cannot handle fall back to wazero's close-on-context-done,
 	// which exits to Go at every loop header.
-	code, perr := preempt.Instrument(data)
+	code, perr := data, error(nil)
+	if h.opts.Preemption == PreemptCloseOnDone {
+		perr = errors.New("Options.Preemption is " + PreemptCloseOnDone)
+	} else {
+		code, perr = preempt.Instrument(data)
+	}
 	v.preempt = perr == nil
 	if perr != nil {
 		code = data
