@@ -13,8 +13,11 @@ CMDS      := routerd routerd-eventd routerctl routerd-schema
 PLUGINS   := $(patsubst plugins/%/main.go,%,$(wildcard plugins/*/main.go))
 WASM_ENV  := GOOS=wasip1 GOARCH=wasm
 TEST_TIMEOUT ?= 12m
+FUZZTIME  ?= 8s
+# Fuzz targets run briefly by `make test` (package:Target); longer: make fuzz FUZZTIME=5m
+FUZZ_TARGETS := federation/transport:FuzzReceiverVerify federation/event:FuzzDecode abi:FuzzDecode schemas:FuzzDecode
 
-.PHONY: all build plugins test unit vet fmt-check check-schema schema bench demo deps clean help
+.PHONY: all build plugins test unit fuzz vet fmt-check check-schema schema bench demo deps clean help
 
 all: build plugins
 
@@ -55,7 +58,15 @@ vet: ## go vet (host and wasm guest code)
 unit: plugins ## go test ./... (netns tests run when root)
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
-test: fmt-check vet check-schema build unit demo ## everything that must pass
+fuzz: ## run each fuzz target for FUZZTIME (the HMAC verifier, event, ABI and config decoders)
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz  ./$$pkg $$fn ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) ./$$pkg >/tmp/routerd-fuzz.$$$$.log 2>&1 || { cat /tmp/routerd-fuzz.$$$$.log; rm -f /tmp/routerd-fuzz.$$$$.log; exit 1; }; \
+		rm -f /tmp/routerd-fuzz.$$$$.log; \
+	done
+
+test: fmt-check vet check-schema build unit fuzz demo ## everything that must pass
 
 bench: build plugins ## benchmarks: BENCH <name> <value> <unit> lines (full log in bin/bench.log)
 	@set -o pipefail; $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 40m ./... 2>&1 | tee $(BIN)/bench.log | grep '^BENCH ' ; \
