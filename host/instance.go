@@ -352,7 +352,9 @@ func (in *instance) callFast(ctx context.Context, hook abi.Hook, input []byte) (
 	in.stack[0], in.stack[1] = uint64(id), uint64(n)
 	stop := in.armStop(ctx)
 	err := in.callFn.CallWithStack(cctx, in.stack[:])
-	stop()
+	// A deadline that fired as the call returned has set the stop global: the result
+	// stands, but the instance would trap on its next call, so it is not reused.
+	reusable := stop()
 	if err != nil {
 		kind, detail := in.classify(ctx, err)
 		return nil, kind, detail, false
@@ -366,9 +368,9 @@ func (in *instance) callFast(ctx context.Context, hook abi.Hook, input []byte) (
 		return nil, ErrBadOutput, fmt.Sprintf("%s returned %d bytes at %#x, outside guest memory", abi.ExportCall, ln, ptr), false
 	}
 	if failed {
-		return nil, ErrGuest, truncate(string(buf), 512), true
+		return nil, ErrGuest, truncate(string(buf), 512), reusable
 	}
-	return append([]byte(nil), buf...), nil, "", true
+	return append([]byte(nil), buf...), nil, "", reusable
 }
 
 // callExtism runs the hook export through the Extism call path (modules without the
@@ -380,21 +382,21 @@ func (in *instance) callExtism(ctx context.Context, hook abi.Hook, input []byte)
 	ctx = context.WithValue(ctx, callStateKey{}, in.state)
 	stop := in.armStop(ctx)
 	rc, out, err := in.plugin.CallWithContext(ctx, string(hook), input)
-	stop()
+	reusable := stop() // see callFast
 	if err != nil {
 		if msg := in.plugin.GetError(); msg != "" && msg == err.Error() {
-			return nil, ErrGuest, truncate(msg, 512), true
+			return nil, ErrGuest, truncate(msg, 512), reusable
 		}
 		kind, detail := in.classify(ctx, err)
 		return nil, kind, detail, false
 	}
 	if rc != 0 {
-		return nil, ErrGuest, fmt.Sprintf("returned status %d", rc), true
+		return nil, ErrGuest, fmt.Sprintf("returned status %d", rc), reusable
 	}
 	if len(out) > in.v.spec.Limits.MaxOutputBytes {
 		return nil, ErrOutputTooLarge, fmt.Sprintf("%d bytes, limit %d (limits.maxOutputBytes)", len(out), in.v.spec.Limits.MaxOutputBytes), false
 	}
-	return out, nil, "", true
+	return out, nil, "", reusable
 }
 
 // classify maps a wazero call error to an error kind and a detail for the operator.
