@@ -308,32 +308,49 @@ func (h *Host) syncFile(ctx context.Context, dir, base string) error {
 		return err
 	}
 	_, statErr := os.Stat(filepath.Join(dir, base))
-	var errs []error
-	for _, s := range specs {
-		if s.Module != base {
-			continue
-		}
-		if statErr != nil && s.Defaulted {
-			continue
-		}
-		errs = append(errs, h.load(ctx, filepath.Join(dir, base), s))
-	}
-	if statErr != nil {
-		// Removed: unload the defaulted plugins of that file; resources naming it stay
-		// (failed: module missing) so the operator sees it.
-		h.mu.RLock()
-		var gone []string
-		for name, e := range h.plugins {
-			if e.spec.Module == base && e.spec.Defaulted {
-				gone = append(gone, name)
+	if statErr == nil {
+		var errs []error
+		for _, s := range specs {
+			if s.Module == base {
+				errs = append(errs, h.load(ctx, filepath.Join(dir, base), s))
 			}
 		}
-		h.mu.RUnlock()
-		for _, name := range gone {
-			h.Unload(name)
-		}
+		return errors.Join(errs...)
 	}
-	return errors.Join(errs...)
+	// Removed: defaulted plugins of that file unload; plugins a resource binds to it
+	// stop serving and stay listed as failed, so the operator sees the missing module.
+	h.mu.RLock()
+	var gone, missing []*entry
+	for _, e := range h.plugins {
+		e.mu.Lock()
+		switch {
+		case e.spec.Module != base:
+		case e.spec.Defaulted:
+			gone = append(gone, e)
+		default:
+			missing = append(missing, e)
+		}
+		e.mu.Unlock()
+	}
+	h.mu.RUnlock()
+	for _, e := range gone {
+		h.Unload(e.name)
+	}
+	for _, e := range missing {
+		err := &LoadError{Plugin: e.name, File: base, Kind: ErrBadModule, Detail: "module file removed from the plugin directory", Err: statErr}
+		h.loadMu.Lock()
+		e.mu.Lock()
+		e.loadErr, e.failDigest = err, ""
+		old := e.current.Swap(nil)
+		e.mu.Unlock()
+		h.loadMu.Unlock()
+		if old != nil {
+			old.retire()
+		}
+		e.stats.setError(err)
+		h.log.Warn("plugin module removed", "plugin", e.name, "file", base)
+	}
+	return nil
 }
 
 // LoadFile loads (or reloads) the module at path as a plugin with spec (use

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -254,4 +255,32 @@ func TestConfigureMissingModuleIsVisible(t *testing.T) {
 	if st.State != StateFailed || st.LastError == "" {
 		t.Fatalf("status %+v", st)
 	}
+}
+
+func TestWatchRemovedModuleOfResource(t *testing.T) {
+	dir := t.TempDir()
+	path := writeFile(t, dir, "echo.wasm", pluginBytes(t, echoDir))
+	h := newHost(t, Options{WatchDebounce: 50 * time.Millisecond})
+	if err := h.Configure(context.Background(), []Spec{{Name: "bound", Module: "echo.wasm"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Watch(context.Background(), dir); err != nil {
+		t.Fatal(err)
+	}
+	if st := statusOf(t, h, "bound"); st.State != StateReady {
+		t.Fatalf("status %+v", st)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "bound to fail", func() bool { st, ok := find(h, "bound"); return ok && st.State == StateFailed })
+	if st := statusOf(t, h, "bound"); !strings.Contains(st.LastError, "module file removed") {
+		t.Fatalf("status %+v", st)
+	}
+	if _, err := h.Call(context.Background(), "bound", abi.HookPlan, []byte(`{}`)); !errors.Is(err, ErrNotLoaded) {
+		t.Fatalf("call after removal: %v", err)
+	}
+	// Putting the file back brings it back.
+	writeFile(t, dir, "echo.wasm", pluginBytes(t, echoDir))
+	waitFor(t, "bound to be ready", func() bool { st, ok := find(h, "bound"); return ok && st.State == StateReady })
 }
