@@ -113,6 +113,11 @@ type Host struct {
 	closed  bool
 
 	watch *watcher
+
+	hcAttrs sync.Map // [2]string{plugin, function} → metric.MeasurementOption
+
+	compiledMu sync.Mutex
+	compiled   map[compiledKey]*sharedCompiled // compiled modules, shared by plugins
 }
 
 // entry is one plugin: its current version and the state that outlives versions.
@@ -146,7 +151,7 @@ func New(opts Options) (*Host, error) {
 	if opts.KV == nil {
 		opts.KV = &kv.Memory{}
 	}
-	h := &Host{opts: opts, log: opts.Logger, plugins: make(map[string]*entry)}
+	h := &Host{opts: opts, log: opts.Logger, plugins: make(map[string]*entry), compiled: make(map[compiledKey]*sharedCompiled)}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	if opts.CacheDir != "" {
 		if err := os.MkdirAll(opts.CacheDir, 0o700); err != nil {

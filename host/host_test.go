@@ -267,6 +267,16 @@ func TestHostFunctionGrants(t *testing.T) {
 			}
 		})
 	}
+	// Both plugins run on one compiled module, yet each call saw its own grants.
+	h.compiledMu.Lock()
+	var refs []int
+	for _, sc := range h.compiled {
+		refs = append(refs, sc.refs)
+	}
+	h.compiledMu.Unlock()
+	if len(refs) != 1 || refs[0] != 2 {
+		t.Fatalf("compiled modules %v, want one shared by 2 plugins", refs)
+	}
 	// kv is private: "none" cannot see it even with a grant on another name, and
 	// "full"'s key lives under "full" only.
 	if v, err := (h.opts.KV).KVGet(context.Background(), "full", "k"); err != nil || string(v) != "v1" {

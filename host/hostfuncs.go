@@ -75,16 +75,18 @@ func unsupportedProviderRequest() capability.Function {
 	}
 }
 
-// hostFunctions binds every host function for a plugin with the given grants: granted
-// ones to their handler, the others to a denial. All are linked, so a module importing
-// an ungranted function still instantiates.
-func (h *Host) hostFunctions(plugin string, grants *capability.Grants) []extism.HostFunction {
+// hostFunctions builds the host functions of module "routerd". They are the same for
+// every plugin (so plugins bound to one module share its compiled code): each call
+// takes the calling plugin's name and grants from the call's context and runs the
+// handler only when the grant allows the function; otherwise the call is bound to a
+// denial. Every function is always linked, so a module importing an ungranted function
+// still instantiates.
+func (h *Host) hostFunctions() []extism.HostFunction {
 	out := make([]extism.HostFunction, 0, len(h.funcs))
 	for _, f := range h.funcs {
-		fn, granted := f, f.Granted(grants)
-		pluginAttrs := metric.WithAttributeSet(attribute.NewSet(attribute.String("plugin", plugin), attribute.String("function", fn.Name)))
+		fn := f
 		hf := extism.NewHostFunctionWithStack(fn.Name, func(ctx context.Context, p *extism.CurrentPlugin, stack []uint64) {
-			stack[0] = h.serveHostCall(ctx, p, plugin, grants, fn, granted, pluginAttrs, stack[0])
+			stack[0] = h.serveHostCall(ctx, p, fn, stack[0])
 		}, []extism.ValueType{extism.ValueTypePTR}, []extism.ValueType{extism.ValueTypePTR})
 		hf.SetNamespace(abi.HostModule)
 		out = append(out, hf)
@@ -92,17 +94,32 @@ func (h *Host) hostFunctions(plugin string, grants *capability.Grants) []extism.
 	return out
 }
 
+// hostCallAttrs returns the metric attributes of (plugin, function), built once.
+func (h *Host) hostCallAttrs(plugin, fn string) metric.MeasurementOption {
+	key := [2]string{plugin, fn}
+	if a, ok := h.hcAttrs.Load(key); ok {
+		return a.(metric.MeasurementOption)
+	}
+	a := metric.WithAttributeSet(attribute.NewSet(attribute.String("plugin", plugin), attribute.String("function", fn)))
+	h.hcAttrs.Store(key, a)
+	return a
+}
+
 // serveHostCall runs one host-function call: read the request block, check the grant,
 // run the handler, audit and count denials, write the response block. It never panics
 // into the guest: a handler panic becomes an "internal" error response.
-func (h *Host) serveHostCall(ctx context.Context, p *extism.CurrentPlugin, plugin string, grants *capability.Grants,
-	fn capability.Function, granted bool, attrs metric.MeasurementOption, off uint64) (ret uint64) {
+func (h *Host) serveHostCall(ctx context.Context, p *extism.CurrentPlugin, fn capability.Function, off uint64) (ret uint64) {
 	start := time.Now()
 	st, _ := ctx.Value(callStateKey{}).(*callState)
-	call := capability.Call{Plugin: plugin, Grants: grants, DryRun: h.opts.DryRun}
+	var call capability.Call
 	if st != nil {
 		call = st.call
 	}
+	if call.Grants == nil {
+		call.Grants = &capability.Grants{} // no call context: nothing is granted
+	}
+	plugin := call.Plugin
+	attrs := h.hostCallAttrs(plugin, fn.Name)
 	var (
 		req  []byte
 		resp any
@@ -121,7 +138,7 @@ func (h *Host) serveHostCall(ctx context.Context, p *extism.CurrentPlugin, plugi
 		return 0
 	}
 	req = b
-	if !granted {
+	if !fn.Granted(call.Grants) {
 		herr = capability.Denied(fn.Name, "plugin %s holds no grant for %s (Plugin.spec.grants)", plugin, fn.Name)
 		return 0
 	}

@@ -187,6 +187,12 @@ func TestReplaceWaitsForInflightCalls(t *testing.T) {
 	if closedEarly {
 		t.Fatal("old version closed while a call was running on it")
 	}
+	h.compiledMu.Lock()
+	shared := len(h.compiled)
+	h.compiledMu.Unlock()
+	if shared != 2 {
+		t.Fatalf("%d compiled modules while both versions live, want 2", shared)
+	}
 	close(release)
 	r := <-done
 	if r.err != nil || !capResults(t, r.out)[0].OK {
@@ -197,6 +203,12 @@ func TestReplaceWaitsForInflightCalls(t *testing.T) {
 	old.mu.Unlock()
 	if !closed {
 		t.Fatal("old version not closed after its last call")
+	}
+	h.compiledMu.Lock()
+	shared = len(h.compiled)
+	h.compiledMu.Unlock()
+	if shared != 1 {
+		t.Fatalf("%d compiled modules after the old version closed, want 1", shared)
 	}
 }
 

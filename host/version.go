@@ -35,7 +35,8 @@ type version struct {
 	digest   string
 	size     int64
 	manifest *abi.Manifest
-	compiled *extism.CompiledPlugin
+	compiled *extism.CompiledPlugin // shared with plugins bound to the same module (key)
+	key      compiledKey
 	fast     bool
 	preempt  bool       // instrumented with loop checks (see internal/preempt)
 	hooks    []abi.Hook // enabled hooks: declared by the manifest and enabled by the spec
@@ -112,22 +113,11 @@ func (h *Host) loadVersion(ctx context.Context, path string, spec Spec, data []b
 		code = data
 		h.log.Info("plugin: loop-check instrumentation not applied; using close-on-context-done", "plugin", spec.Name, "reason", perr)
 	}
-	rc := wazero.NewRuntimeConfig().
-		WithCloseOnContextDone(!v.preempt).
-		WithMemoryLimitPages(spec.Limits.memoryPages())
-	if h.cache != nil {
-		rc = rc.WithCompilationCache(h.cache)
-	}
-	cctx := experimental.WithFunctionListenerFactory(ctx, captureFactory{})
-	manifest := extism.Manifest{Wasm: []extism.Wasm{extism.WasmData{Data: code, Name: "main"}}}
-	grants := spec.Grants
-	v.compiled, err = extism.NewCompiledPlugin(cctx, manifest,
-		extism.PluginConfig{RuntimeConfig: rc, EnableWasi: true},
-		h.hostFunctions(spec.Name, &grants))
+	v.key = compiledKey{digest: digest, pages: spec.Limits.memoryPages(), preempt: v.preempt}
+	v.compiled, err = h.acquireCompiled(ctx, v.key, code)
 	if err != nil {
 		return nil, v.loadErr(ErrBadModule, "compile: "+cleanWazeroError(err), err)
 	}
-	v.spec.Grants = grants
 	defer func() {
 		if err != nil {
 			v.closeAll()
@@ -274,9 +264,66 @@ func (v *version) closeAll() {
 		in.close()
 	}
 	if compiled != nil {
+		v.h.releaseCompiled(v.key)
+	}
+}
+
+// compiledKey identifies a compiled module: the same file under the same runtime
+// settings (memory cap, preemption mode) compiles to the same thing.
+type compiledKey struct {
+	digest  string
+	pages   uint32
+	preempt bool
+}
+
+// sharedCompiled is a compiled module (its own wazero runtime) and how many plugin
+// versions use it.
+type sharedCompiled struct {
+	compiled *extism.CompiledPlugin
+	refs     int
+}
+
+// acquireCompiled returns the compiled module for key, compiling code on first use.
+func (h *Host) acquireCompiled(ctx context.Context, key compiledKey, code []byte) (*extism.CompiledPlugin, error) {
+	h.compiledMu.Lock()
+	defer h.compiledMu.Unlock()
+	if sc, ok := h.compiled[key]; ok {
+		sc.refs++
+		return sc.compiled, nil
+	}
+	rc := wazero.NewRuntimeConfig().
+		WithCloseOnContextDone(!key.preempt).
+		WithMemoryLimitPages(key.pages)
+	if h.cache != nil {
+		rc = rc.WithCompilationCache(h.cache)
+	}
+	cctx := experimental.WithFunctionListenerFactory(ctx, captureFactory{})
+	manifest := extism.Manifest{Wasm: []extism.Wasm{extism.WasmData{Data: code, Name: "main"}}}
+	compiled, err := extism.NewCompiledPlugin(cctx, manifest, extism.PluginConfig{RuntimeConfig: rc, EnableWasi: true}, h.hostFunctions())
+	if err != nil {
+		return nil, err
+	}
+	h.compiled[key] = &sharedCompiled{compiled: compiled, refs: 1}
+	return compiled, nil
+}
+
+// releaseCompiled drops one use of key's compiled module and closes it after the last.
+func (h *Host) releaseCompiled(key compiledKey) {
+	h.compiledMu.Lock()
+	sc, ok := h.compiled[key]
+	if ok {
+		sc.refs--
+		if sc.refs > 0 {
+			ok = false
+		} else {
+			delete(h.compiled, key)
+		}
+	}
+	h.compiledMu.Unlock()
+	if ok {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = compiled.Close(ctx)
+		_ = sc.compiled.Close(ctx)
 	}
 }
 
