@@ -127,11 +127,18 @@ func TestPluginDryRunWithConfig(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	// The subscription claims-from-peers uses the plugin; its policy decides.
-	for _, want := range []string{"Summary", "DynamicOverridePolicies evaluated", "nothing applied", "rejected"} {
+	// The subscription claims-from-peers uses the plugin; its policy decides. The example
+	// config's policy admits every field the bundled plugin sets, so the nine observed
+	// addresses become eight parts; the ninth names a static claim, which wins.
+	for _, want := range []string{"Summary", "DynamicOverridePolicies evaluated", "nothing applied",
+		"8 parts, 1 rejected",
+		"RemoteAddressClaim/onprem-10-88-60-9", "a static resource of the same Kind and name exists (static-wins)"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("output lacks %q:\n%s", want, out)
 		}
+	}
+	if strings.Contains(out, "does not allow field") {
+		t.Fatalf("the example policy rejects a field the bundled plugin sets:\n%s", out)
 	}
 }
 
