@@ -2,9 +2,7 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,23 +15,8 @@ import (
 // run() would return.
 func runConfigCtl(t *testing.T, args ...string) (string, int) {
 	t.Helper()
-	root := newRootCmd()
-	var out, errb bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&errb)
-	root.SetArgs(args)
-	cmd, err := root.ExecuteC()
-	if err == nil {
-		return out.String(), exitOK
-	}
-	var ue usageError
-	switch {
-	case errors.Is(err, silentFailure):
-		return out.String(), exitFailed
-	case errors.As(err, &ue) || isCobraUsageError(cmd, err):
-		return out.String() + err.Error(), exitUsage
-	}
-	return out.String() + err.Error(), exitFailed
+	r := runCtl(t, "", args...)
+	return r.stdout + r.err, r.code
 }
 
 func TestConfigValidateExitCodes(t *testing.T) {

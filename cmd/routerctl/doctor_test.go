@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -48,21 +46,8 @@ spec: {peerRefs: [peer-b]}
 // runCLI runs routerctl with args and returns the exit code and stdout.
 func runCLI(t *testing.T, args ...string) (int, string) {
 	t.Helper()
-	root := newRootCmd()
-	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&out)
-	root.SetArgs(args)
-	cmd, err := root.ExecuteC()
-	code := exitOK
-	if err != nil {
-		code = exitFailed
-		var ue usageError
-		if !errors.Is(err, silentFailure) && (errors.As(err, &ue) || isCobraUsageError(cmd, err)) {
-			code = exitUsage
-		}
-	}
-	return code, out.String()
+	r := runCtl(t, "", args...)
+	return r.code, r.stdout + r.stderr
 }
 
 func TestDoctorDataplane(t *testing.T) {

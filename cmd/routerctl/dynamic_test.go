@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -22,20 +20,8 @@ import (
 // routerctl runs the CLI in-process and returns its exit code and stdout.
 func routerctl(t *testing.T, args ...string) (int, string) {
 	t.Helper()
-	root := newRootCmd()
-	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&out)
-	root.SetArgs(args)
-	_, err := root.ExecuteC()
-	if err == nil {
-		return exitOK, out.String()
-	}
-	var ue usageError
-	if errors.As(err, &ue) || isCobraUsageError(nil, err) {
-		return exitUsage, out.String() + err.Error()
-	}
-	return exitFailed, out.String() + err.Error()
+	r := runCtl(t, "", args...)
+	return r.code, r.stdout + r.stderr + r.err
 }
 
 // stateWithClaim makes a state dir whose store holds one dynamic claim.

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,27 +17,8 @@ import (
 // run() would return.
 func runFederationCtl(t *testing.T, stdin string, args ...string) (string, string, int) {
 	t.Helper()
-	root := newRootCmd()
-	var out, errb bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&errb)
-	root.SetIn(strings.NewReader(stdin))
-	root.SetArgs(args)
-	cmd, err := root.ExecuteC()
-	code := exitOK
-	if err != nil {
-		var ue usageError
-		switch {
-		case errors.Is(err, silentFailure):
-			code = exitFailed
-		case errors.As(err, &ue) || isCobraUsageError(cmd, err):
-			code = exitUsage
-		default:
-			code = exitFailed
-		}
-		errb.WriteString(err.Error())
-	}
-	return out.String(), errb.String(), code
+	r := runCtl(t, stdin, args...)
+	return r.stdout, r.stderr + r.err, r.code
 }
 
 // TestFederationEventCLI walks through emit, duplicate emit, list, show, stats and prune

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -19,20 +17,8 @@ import (
 // ctl runs routerctl in-process and returns stdout and the exit code run() would give.
 func ctl(t *testing.T, args ...string) (string, int) {
 	t.Helper()
-	root := newRootCmd()
-	var out, errb bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&errb)
-	root.SetArgs(args)
-	cmd, err := root.ExecuteC()
-	switch {
-	case err == nil:
-		return out.String(), exitOK
-	case errors.As(err, new(usageError)) || isCobraUsageError(cmd, err):
-		return out.String() + errb.String() + err.Error(), exitUsage
-	default:
-		return out.String() + errb.String() + err.Error(), exitFailed
-	}
+	r := runCtl(t, "", args...)
+	return r.stdout + r.stderr + r.err, r.code
 }
 
 // outboxState fills a store with 3 local events: delivered to b, one retrying and one

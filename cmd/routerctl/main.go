@@ -11,6 +11,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -82,20 +83,37 @@ Exit codes: 0 ok, 1 failed or problems found, 2 usage error.`,
 	return root
 }
 
-// run executes routerctl with args and returns the exit code.
+// run executes routerctl with args on the process's standard streams and returns the
+// exit code.
 func run(args []string) int {
+	code, err := execute(args, os.Stdin, os.Stdout, os.Stderr)
+	if err != nil && !errors.Is(err, silentFailure) {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", programName, err)
+	}
+	return code
+}
+
+// execute runs a fresh routerctl command tree with args and the given streams, and returns
+// the exit code with the error that caused it (nil on success). Tests call it in-process.
+func execute(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	root := newRootCmd()
 	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
 	cmd, err := root.ExecuteC()
-	if err == nil {
-		return exitOK
-	}
-	if errors.Is(err, silentFailure) {
-		return exitFailed
-	}
-	fmt.Fprintf(os.Stderr, "%s: %v\n", programName, err)
+	return exitCode(cmd, err), err
+}
+
+// exitCode maps the outcome of a command to routerctl's exit code.
+func exitCode(cmd *cobra.Command, err error) int {
 	var ue usageError
-	if errors.As(err, &ue) || isCobraUsageError(cmd, err) {
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, silentFailure):
+		return exitFailed
+	case errors.As(err, &ue) || isCobraUsageError(cmd, err):
 		return exitUsage
 	}
 	return exitFailed

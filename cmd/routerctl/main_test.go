@@ -2,9 +2,30 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 )
+
+// ctlRun is what one in-process routerctl run produced.
+type ctlRun struct {
+	stdout string // what the command printed
+	stderr string // what cobra and the command wrote to stderr
+	err    string // the error run() would print ("" on success)
+	code   int    // the exit code run() would return
+}
+
+// runCtl runs routerctl in-process with stdin and args.
+func runCtl(t *testing.T, stdin string, args ...string) ctlRun {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code, err := execute(args, strings.NewReader(stdin), &out, &errb)
+	r := ctlRun{stdout: out.String(), stderr: errb.String(), code: code}
+	if err != nil && !errors.Is(err, silentFailure) {
+		r.err = err.Error()
+	}
+	return r
+}
 
 func TestExitCodes(t *testing.T) {
 	tests := []struct {

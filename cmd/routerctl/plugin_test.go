@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"net"
 	"net/http"
 	"os"
@@ -22,26 +20,8 @@ import (
 // ctlPlugin runs routerctl with args and returns stdout, stderr and the exit code.
 func ctlPlugin(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	root := newRootCmd()
-	var out, errb bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&errb)
-	root.SetArgs(args)
-	cmd, err := root.ExecuteC()
-	code := exitOK
-	if err != nil {
-		var ue usageError
-		switch {
-		case errors.Is(err, silentFailure):
-			code = exitFailed
-		case errors.As(err, &ue) || isCobraUsageError(cmd, err):
-			code = exitUsage
-		default:
-			code = exitFailed
-		}
-		errb.WriteString(err.Error())
-	}
-	return out.String(), errb.String(), code
+	r := runCtl(t, "", args...)
+	return r.stdout, r.stderr + r.err, r.code
 }
 
 // pluginDir builds echo and event-to-remote-claim into a fresh plugin dir (plus extra
