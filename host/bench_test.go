@@ -221,6 +221,10 @@ func BenchmarkPluginStart(b *testing.B) {
 // rssChildEnv makes the test binary act as the RSS measurement child (see TestMain).
 const rssChildEnv = "ROUTERD_HOST_RSS_CHILD"
 
+// rssDebugEnv set to any value makes the RSS child print where its memory is to
+// stderr (and the benchmark pass it on).
+const rssDebugEnv = "ROUTERD_HOST_RSS_DEBUG"
+
 // rssPlugins are the 10 distinct modules the RSS child loads.
 var rssPlugins = map[string]string{
 	"echo":                  echoDir,
@@ -278,6 +282,9 @@ func BenchmarkPluginRSS(b *testing.B) {
 			}
 			if loaded != 10 || rssKB == 0 {
 				b.Fatalf("rss child (%s) loaded %d plugins, rss %d kB; output:\n%s\n%s", m.mode, loaded, rssKB, out, stderr.String())
+			}
+			if os.Getenv(rssDebugEnv) != "" {
+				fmt.Fprintf(os.Stderr, "%s:\n%s", m.name, stderr.String())
 			}
 			bench(m.name, float64(rssKB)/1024, "MB")
 		}
@@ -343,6 +350,9 @@ func rssChild(mode, dir string) error {
 		return err
 	}
 	fmt.Printf("RSS %d %d\n", loaded, rss)
+	if os.Getenv(rssDebugEnv) != "" {
+		rssBreakdown(os.Stderr, h)
+	}
 	return nil
 }
 

@@ -114,8 +114,9 @@ func (c *callCtx) Value(key any) any {
 type instance struct {
 	v      *version
 	plugin *extism.Plugin
-	main   api.Module // the plugin's own module (nil for a failed capture)
-	kernel api.Module // the Extism kernel module of this instance
+	mem    *instanceMemory // the linear memories of plugin's modules
+	main   api.Module      // the plugin's own module (nil for a failed capture)
+	kernel api.Module      // the Extism kernel module of this instance
 	stderr *tail
 	state  *callState
 
@@ -218,17 +219,21 @@ func (v *version) newInstance(ctx context.Context) (*instance, []byte, error) {
 		}
 		mc = mc.WithFSConfig(fs)
 	}
-	p, err := v.compiled.Instance(ctx, extism.PluginInstanceConfig{ModuleConfig: mc})
+	im := &instanceMemory{}
+	p, err := v.compiled.Instance(experimental.WithMemoryAllocator(ctx, im.allocator()), extism.PluginInstanceConfig{ModuleConfig: mc})
 	if err != nil {
+		im.release()
 		return nil, nil, v.loadErr(ErrBadModule, "instantiate: "+cleanWazeroError(err), err)
 	}
 	in := &instance{
 		v:      v,
 		plugin: p,
+		mem:    im,
 		stderr: stderr,
 		state:  &callState{call: capability.Call{Plugin: v.spec.Name, Hook: abi.ExportManifest, Grants: g, DryRun: v.h.opts.DryRun}},
 		hookFn: make(map[abi.Hook]bool),
 	}
+	im.guard(in)
 	p.SetLogger(func(level extism.LogLevel, msg string) {
 		v.h.log.Debug("extism", "plugin", v.spec.Name, "level", level.String(), "msg", msg)
 	})
@@ -442,7 +447,7 @@ func (in *instance) hitMemoryLimit(stderr string) bool {
 	return false
 }
 
-// close releases the instance's modules.
+// close releases the instance's modules and their memory. No call may be running on it.
 func (in *instance) close() {
 	if in.plugin != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -450,6 +455,7 @@ func (in *instance) close() {
 		_ = in.plugin.Close(ctx)
 		in.plugin = nil
 	}
+	in.mem.release()
 }
 
 // lastLine returns ": <last line of s>" or "" (the guest's own explanation of a crash,

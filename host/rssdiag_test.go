@@ -1,0 +1,97 @@
+package host
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"unsafe"
+)
+
+// rssBreakdown writes where this process's resident memory is: Go runtime figures,
+// guest linear memory of the idle instances, and resident kB by mapping kind.
+func rssBreakdown(w io.Writer, h *Host) {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	mb := func(n uint64) float64 { return float64(n) / (1 << 20) }
+	fmt.Fprintf(w, "go: HeapAlloc %.1f MB (%d objects), HeapInuse %.1f MB, HeapIdle-Released %.1f MB, StackInuse %.1f MB, Sys %.1f MB, other (mspan, gc, ...) %.1f MB\n",
+		mb(ms.HeapAlloc), ms.HeapObjects, mb(ms.HeapInuse), mb(ms.HeapIdle-ms.HeapReleased), mb(ms.StackInuse), mb(ms.Sys), mb(ms.MSpanInuse+ms.GCSys+ms.OtherSys+ms.MCacheInuse+ms.BuckHashSys))
+	var mainMem, kernMem uint64
+	var guestRanges [][2]uint64
+	var n int
+	h.mu.RLock()
+	for _, e := range h.plugins {
+		v := e.current.Load()
+		if v == nil {
+			continue
+		}
+		v.mu.Lock()
+		for _, in := range v.idle {
+			n++
+			in.mem.mu.Lock()
+			for _, r := range in.mem.regions {
+				if len(r.mem) > 0 {
+					start := uint64(uintptr(unsafe.Pointer(&r.mem[0])))
+					guestRanges = append(guestRanges, [2]uint64{start, start + uint64(len(r.mem))})
+				}
+			}
+			in.mem.mu.Unlock()
+			if in.main != nil && in.main.Memory() != nil {
+				mainMem += uint64(in.main.Memory().Size())
+			}
+			if in.kernel != nil && in.kernel.Memory() != nil {
+				kernMem += uint64(in.kernel.Memory().Size())
+			}
+		}
+		v.mu.Unlock()
+	}
+	h.mu.RUnlock()
+	fmt.Fprintf(w, "instances: %d idle, guest memory size %.1f MB, extism kernel memory size %.1f MB\n", n, mb(mainMem), mb(kernMem))
+	f, err := os.Open("/proc/self/smaps")
+	if err != nil {
+		fmt.Fprintln(w, err)
+		return
+	}
+	defer f.Close()
+	byKind := map[string]int{}
+	kind := ""
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fl := strings.Fields(sc.Text())
+		if len(fl) >= 5 && strings.Contains(fl[0], "-") && !strings.HasSuffix(fl[0], ":") {
+			kind = "anon " + fl[1]
+			var lo, hi uint64
+			if a, b, ok := strings.Cut(fl[0], "-"); ok {
+				lo, _ = strconv.ParseUint(a, 16, 64)
+				hi, _ = strconv.ParseUint(b, 16, 64)
+			}
+			for _, g := range guestRanges {
+				if lo >= g[0] && hi <= g[1] {
+					kind = "guest linear memory " + fl[1]
+				}
+			}
+			if len(fl) >= 6 {
+				kind = fl[5] + " " + fl[1]
+			}
+			continue
+		}
+		if len(fl) == 3 && fl[0] == "Rss:" {
+			kb, _ := strconv.Atoi(fl[1])
+			byKind[kind] += kb
+		}
+	}
+	kinds := make([]string, 0, len(byKind))
+	for k := range byKind {
+		kinds = append(kinds, k)
+	}
+	sort.Slice(kinds, func(i, j int) bool { return byKind[kinds[i]] > byKind[kinds[j]] })
+	for _, k := range kinds {
+		if byKind[k] >= 1024 {
+			fmt.Fprintf(w, "rss %-60s %7.1f MB\n", k, float64(byKind[k])/1024)
+		}
+	}
+}
