@@ -4,6 +4,7 @@
 #   make test    everything that must pass (format, vet, schema, unit + netns tests, demo)
 #   make bench   benchmarks; prints one line per figure: BENCH <name> <value> <unit>
 
+SHELL     := /bin/bash
 GO        ?= go
 BIN       := bin
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
@@ -69,8 +70,9 @@ fuzz: ## run each fuzz target for FUZZTIME (the HMAC verifier, event, ABI and co
 test: fmt-check vet check-schema build unit fuzz demo ## everything that must pass
 
 bench: build plugins ## benchmarks: BENCH <name> <value> <unit> lines (full log in bin/bench.log)
-	@set -o pipefail; $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 40m ./... 2>&1 | tee $(BIN)/bench.log | grep '^BENCH ' ; \
-	status=$$?; grep -E '^(FAIL|--- FAIL|panic)' $(BIN)/bench.log && exit 1; exit 0
+	@set -o pipefail; $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 40m ./... 2>&1 \
+		| tee $(BIN)/bench.log | grep --line-buffered '^BENCH ' \
+		|| { echo "bench failed (full log: $(BIN)/bench.log):"; grep -E '^(FAIL|--- FAIL|panic)' $(BIN)/bench.log; exit 1; }
 
 demo: build plugins ## three routers on 127.0.0.1: event on A -> claim on B and C
 	$(BIN)/routerd demo --plugin-dir $(BIN)/plugins --config-dir testdata/demo
