@@ -225,6 +225,10 @@ const rssChildEnv = "ROUTERD_HOST_RSS_CHILD"
 // stderr (and the benchmark pass it on).
 const rssDebugEnv = "ROUTERD_HOST_RSS_DEBUG"
 
+// rssProfileEnv set to a path prefix makes the RSS child record every allocation and
+// write its heap profile to <prefix>.<mode> (go tool pprof -sample_index=inuse_space).
+const rssProfileEnv = "ROUTERD_HOST_RSS_PROFILE"
+
 // rssPlugins are the 10 distinct modules the RSS child loads.
 var rssPlugins = map[string]string{
 	"echo":                  echoDir,
@@ -295,6 +299,9 @@ func BenchmarkPluginRSS(b *testing.B) {
 // ("distinct") or 10 resources bound to event-to-remote-claim.wasm ("one-module") —
 // calls each once, and prints "RSS <plugins ready> <VmRSS kB>".
 func rssChild(mode, dir string) error {
+	if os.Getenv(rssProfileEnv) != "" {
+		runtime.MemProfileRate = 1
+	}
 	h, err := New(Options{CacheDir: testCache})
 	if err != nil {
 		return err
@@ -352,6 +359,11 @@ func rssChild(mode, dir string) error {
 	fmt.Printf("RSS %d %d\n", loaded, rss)
 	if os.Getenv(rssDebugEnv) != "" {
 		rssBreakdown(os.Stderr, h)
+	}
+	if p := os.Getenv(rssProfileEnv); p != "" {
+		if err := writeHeapProfile(p + "." + mode); err != nil {
+			return err
+		}
 	}
 	return nil
 }

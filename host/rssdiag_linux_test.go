@@ -6,14 +6,18 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"unsafe"
 )
 
 // rssBreakdown writes where this process's resident memory is: Go runtime figures,
-// guest linear memory of the idle instances, and resident kB by mapping kind.
+// resident guest linear memory of the idle instances (Extism instantiates its kernel
+// before the plugin, so an instance's first region is the kernel's), and resident MB by
+// mapping kind (anonymous r-xp is wazero's compiled code).
 func rssBreakdown(w io.Writer, h *Host) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
@@ -22,6 +26,7 @@ func rssBreakdown(w io.Writer, h *Host) {
 		mb(ms.HeapAlloc), ms.HeapObjects, mb(ms.HeapInuse), mb(ms.HeapIdle-ms.HeapReleased), mb(ms.StackInuse), mb(ms.Sys), mb(ms.MSpanInuse+ms.GCSys+ms.OtherSys+ms.MCacheInuse+ms.BuckHashSys))
 	var mainMem, kernMem uint64
 	var guestRanges [][2]uint64
+	var residentPages [2]int // Extism kernel, plugin
 	var n int
 	h.mu.RLock()
 	for _, e := range h.plugins {
@@ -33,7 +38,15 @@ func rssBreakdown(w io.Writer, h *Host) {
 		for _, in := range v.idle {
 			n++
 			in.mem.mu.Lock()
-			for _, r := range in.mem.regions {
+			for i, r := range in.mem.regions {
+				if r.size > 0 {
+					vec := make([]byte, (r.size+pageSize-1)/pageSize)
+					if _, _, errno := syscall.Syscall(syscall.SYS_MINCORE, uintptr(unsafe.Pointer(&r.mem[0])), uintptr(r.size), uintptr(unsafe.Pointer(&vec[0]))); errno == 0 {
+						for _, b := range vec {
+							residentPages[min(i, 1)] += int(b & 1)
+						}
+					}
+				}
 				if len(r.mem) > 0 {
 					start := uint64(uintptr(unsafe.Pointer(&r.mem[0])))
 					guestRanges = append(guestRanges, [2]uint64{start, start + uint64(len(r.mem))})
@@ -50,6 +63,7 @@ func rssBreakdown(w io.Writer, h *Host) {
 		v.mu.Unlock()
 	}
 	h.mu.RUnlock()
+	fmt.Fprintf(w, "resident guest memory: Extism kernels %.1f MB, plugins %.1f MB\n", mb(uint64(residentPages[0])*pageSize), mb(uint64(residentPages[1])*pageSize))
 	fmt.Fprintf(w, "instances: %d idle, guest memory size %.1f MB, extism kernel memory size %.1f MB\n", n, mb(mainMem), mb(kernMem))
 	f, err := os.Open("/proc/self/smaps")
 	if err != nil {
@@ -94,4 +108,18 @@ func rssBreakdown(w io.Writer, h *Host) {
 			fmt.Fprintf(w, "rss %-60s %7.1f MB\n", k, float64(byKind[k])/1024)
 		}
 	}
+}
+
+// writeHeapProfile writes the heap profile to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	werr := pprof.WriteHeapProfile(f)
+	if err := f.Close(); werr == nil {
+		werr = err
+	}
+	return werr
 }
