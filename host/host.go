@@ -118,6 +118,8 @@ type Host struct {
 
 	compiledMu sync.Mutex
 	compiled   map[compiledKey]*sharedCompiled // compiled modules, shared by plugins
+
+	trim trimmer // returns loading garbage to the OS (see trim.go)
 }
 
 // entry is one plugin: its current version and the state that outlives versions.
@@ -152,6 +154,7 @@ func New(opts Options) (*Host, error) {
 		opts.KV = &kv.Memory{}
 	}
 	h := &Host{opts: opts, log: opts.Logger, plugins: make(map[string]*entry), compiled: make(map[compiledKey]*sharedCompiled)}
+	h.trim.delay = defaultTrimDelay
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	if opts.CacheDir != "" {
 		if err := os.MkdirAll(opts.CacheDir, 0o700); err != nil {
@@ -406,6 +409,7 @@ func (h *Host) load(ctx context.Context, path string, spec Spec) error {
 	var v *version
 	if err == nil {
 		v, err = h.loadVersion(ctx, path, spec, data, digest)
+		h.trim.schedule()
 	}
 	if err != nil {
 		e.mu.Lock()
@@ -787,6 +791,7 @@ func (h *Host) Shutdown(ctx context.Context) error {
 		w.close()
 	}
 	h.cancel()
+	h.trim.stop()
 	names := h.Names()
 	var versions []*version
 	for _, n := range names {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+	"time"
 	"unsafe"
 
 	"routerd.net/routerd/abi"
@@ -146,4 +147,32 @@ func inRegions(t *testing.T, regions []*region, mem interface {
 		}
 	}
 	return false
+}
+
+// TestTrimAfterLoading checks that loading (the plugin and its background warm
+// instance) is followed by a trim, and that a closed host does not trim.
+func TestTrimAfterLoading(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "echo.wasm", pluginBytes(t, echoDir))
+	h := newHost(t, Options{})
+	h.trim.delay = 50 * time.Millisecond
+	if err := h.LoadFile(context.Background(), filepath.Join(dir, "echo.wasm"), Spec{Name: "echo", Limits: Limits{WarmInstances: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && (h.trim.runs.Load() == 0 || statusOf(t, h, "echo").IdleInstances < 2) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if h.trim.runs.Load() == 0 {
+		t.Fatal("no trim within 10s of loading")
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n := h.trim.runs.Load()
+	h.trim.schedule()
+	time.Sleep(150 * time.Millisecond)
+	if got := h.trim.runs.Load(); got != n {
+		t.Fatalf("closed host trimmed (%d trims, %d before)", got, n)
+	}
 }

@@ -414,6 +414,7 @@ func (v *version) refill() {
 	if err != nil {
 		v.h.log.Warn("plugin instance refill failed", "plugin", v.spec.Name, "err", err)
 	}
+	v.h.trim.schedule()
 	if err == nil && !keep {
 		in.close()
 	}
