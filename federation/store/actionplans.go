@@ -163,23 +163,9 @@ func (s *Store) ListActionPlans(ctx context.Context, f ActionPlanFilter) ([]Acti
 	if f.Limit > 0 {
 		q, args = q+` LIMIT ?`, append(args, f.Limit)
 	}
-	rows, err := s.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: list action plans: %w", err)
-	}
-	defer rows.Close()
-	out := []ActionPlanRecord{}
-	for rows.Next() {
-		p, err := scanPlan(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: list action plans: %w", err)
-		}
-		out = append(out, p)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: list action plans: %w", err)
-	}
-	return out, nil
+	return queryList(ctx, s.r, "list action plans", q, args, func(rows *sql.Rows) (ActionPlanRecord, error) {
+		return scanPlan(rows)
+	})
 }
 
 // PlanTransition is a state change of an action plan.

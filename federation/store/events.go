@@ -333,23 +333,9 @@ func (s *Store) ListEvents(ctx context.Context, f EventFilter) ([]StoredEvent, e
 		q += ` LIMIT ?`
 		args = append(args, f.Limit)
 	}
-	rows, err := s.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: list events: %w", err)
-	}
-	defer rows.Close()
-	out := []StoredEvent{}
-	for rows.Next() {
-		se, err := scanEvent(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: list events: %w", err)
-		}
-		out = append(out, se)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: list events: %w", err)
-	}
-	return out, nil
+	return queryList(ctx, s.r, "list events", q, args, func(rows *sql.Rows) (StoredEvent, error) {
+		return scanEvent(rows)
+	})
 }
 
 // CountEvents returns how many events match f (Limit and AfterSeq apply as in ListEvents

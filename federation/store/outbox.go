@@ -562,30 +562,18 @@ func (s *Store) ListDeliveries(ctx context.Context, f DeliveryFilter) ([]Deliver
 	}
 	q += " ORDER BY d.event_seq DESC, d.peer LIMIT ?"
 	args = append(args, f.Limit)
-	rows, err := s.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: list deliveries: %w", err)
-	}
-	defer rows.Close()
-	out := []DeliveryRow{}
-	for rows.Next() {
+	return queryList(ctx, s.r, "list deliveries", q, args, func(rows *sql.Rows) (DeliveryRow, error) {
 		var (
 			r                DeliveryRow
 			next, deliv, exp sql.NullInt64
 			created, updated int64
 		)
-		if err := rows.Scan(&r.EventID, &r.Group, &r.Peer, &r.EventType, &r.State, &r.Attempts, &r.LastError,
-			&next, &deliv, &exp, &created, &updated); err != nil {
-			return nil, fmt.Errorf("store: list deliveries: %w", err)
-		}
+		err := rows.Scan(&r.EventID, &r.Group, &r.Peer, &r.EventType, &r.State, &r.Attempts, &r.LastError,
+			&next, &deliv, &exp, &created, &updated)
 		r.NextAttemptAt, r.DeliveredAt, r.DeliveredExpiresAt = timeFromDB(next), timeFromDB(deliv), timeFromDB(exp)
 		r.CreatedAt, r.UpdatedAt = time.Unix(0, created).UTC(), time.Unix(0, updated).UTC()
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: list deliveries: %w", err)
-	}
-	return out, nil
+		return r, err
+	})
 }
 
 // PeerDeliveryStats summarises one peer's outbox.

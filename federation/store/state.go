@@ -151,23 +151,11 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, err
 	if f.Limit > 0 {
 		q, args = q+` LIMIT ?`, append(args, f.Limit)
 	}
-	rows, err := s.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: list audit: %w", err)
-	}
-	defer rows.Close()
-	out := []AuditEntry{}
-	for rows.Next() {
+	return queryList(ctx, s.r, "list audit", q, args, func(rows *sql.Rows) (AuditEntry, error) {
 		var a AuditEntry
 		var t int64
-		if err := rows.Scan(&a.Seq, &t, &a.Actor, &a.Action, &a.Target, &a.Outcome, &a.Detail); err != nil {
-			return nil, fmt.Errorf("store: list audit: %w", err)
-		}
+		err := rows.Scan(&a.Seq, &t, &a.Actor, &a.Action, &a.Target, &a.Outcome, &a.Detail)
 		a.Time = time.Unix(0, t).UTC()
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: list audit: %w", err)
-	}
-	return out, nil
+		return a, err
+	})
 }
