@@ -23,6 +23,14 @@ type decoder struct {
 	// as long as a handler keeps them.
 	arena []byte
 	key   []byte // scratch for escaped member names, reused across calls
+
+	// View mode (requestView): events are decoded into view, payload members into fields,
+	// and strings into keep, all reused from one call to the next.
+	viewMode      bool
+	eventsPresent bool
+	view          RequestView
+	fields        []Field
+	keep          []byte
 }
 
 // str copies b into the arena and returns it as a string.

@@ -283,6 +283,7 @@ func FuzzDecodeRequest(f *testing.F) {
 		f.Add([]byte(tt.in))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		checkViewMatches(t, data)
 		_, gerr := DecodeRequest(data)
 		if gerr == nil && !json.Valid(data) {
 			t.Fatalf("guest accepts invalid JSON %q", data)
@@ -348,4 +349,101 @@ func FuzzHostResponse(f *testing.F) {
 			t.Fatalf("accepted invalid JSON %q", data)
 		}
 	})
+}
+
+// checkViewMatches decodes data as a view and as a typed request: both must fail with the
+// same code, or both succeed with the same request.
+func checkViewMatches(t *testing.T, data []byte) {
+	t.Helper()
+	want, werr := DecodeRequest(data)
+	v, err := DecodeRequestView(data)
+	if werr != nil || err != nil {
+		var we, ge *abi.Error
+		if !errors.As(werr, &we) || !errors.As(err, &ge) || we.Code != ge.Code {
+			t.Fatalf("view error %v, typed error %v", err, werr)
+		}
+		return
+	}
+	for i := range v.Events {
+		if v.Events[i].Event.Payload != nil {
+			t.Fatalf("event %d of the view has a payload map", i)
+		}
+	}
+	got := v.ToRequest()
+	normalize(t, got)
+	normalize(t, want)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("view differs from the typed decode:\n view  %+v\n typed %+v", got, want)
+	}
+}
+
+func TestDecodeRequestViewMatchesTyped(t *testing.T) {
+	docs := append([]struct {
+		name string
+		in   string
+		code abi.ErrorCode
+	}{
+		{name: "repeated payload and events", in: `{"abi":"routerd.plugin/v1.0","spec":{"events":[{"id":"x"}],"events":[{"payload":{"a":"1"},"payload":{"b":"2","b":"3"}},{"payload":null},{}]}}`},
+		{name: "escaped payload", in: `{"abi":"routerd.plugin/v1.0","spec":{"events":[{"payload":{"k\"ey":"v\u00e9","n":null}}]}}`},
+	}, requestDocs...)
+	for _, tt := range docs {
+		t.Run(tt.name, func(t *testing.T) {
+			checkViewMatches(t, []byte(tt.in))
+		})
+	}
+}
+
+func TestEventViewPayload(t *testing.T) {
+	v, err := DecodeRequestView([]byte(`{"abi":"routerd.plugin/v1.0","spec":{"events":[{"payload":{"a":"1","b":"2","a":"3"}},{"id":"e"}]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		event  int
+		key    string
+		want   string
+		wantOK bool
+	}{
+		{name: "last of a repeated key", event: 0, key: "a", want: "3", wantOK: true},
+		{name: "present", event: 0, key: "b", want: "2", wantOK: true},
+		{name: "absent", event: 0, key: "c"},
+		{name: "no payload", event: 1, key: "a"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := v.Events[tt.event].Payload(tt.key)
+			if got != tt.want || ok != tt.wantOK {
+				t.Fatalf("Payload(%q) = %q, %v; want %q, %v", tt.key, got, ok, tt.want, tt.wantOK)
+			}
+		})
+	}
+	if n := len(v.Events[0].PayloadFields()); n != 3 {
+		t.Fatalf("%d payload fields, want 3 (duplicates kept)", n)
+	}
+}
+
+// TestViewHandlerDispatch runs a view handler through Invoke, the exports' dispatch path.
+func TestViewHandlerDispatch(t *testing.T) {
+	defer func(saved [4]ViewHandler) { registry.view = saved }(registry.view)
+	registry.view[abi.HookIDExecute] = func(req *RequestView) (*abi.Result, error) {
+		if len(req.Events) != 1 {
+			return nil, abi.NewError(abi.ErrCodeInvalidArgument, "want one event")
+		}
+		v, _ := req.Events[0].Payload("address")
+		return &abi.Result{Status: abi.ResultStatus{TTL: v}}, nil
+	}
+	out, err := Invoke(abi.HookIDExecute, []byte(`{"abi":"routerd.plugin/v1.0","spec":{"events":[{"payload":{"address":"10.0.0.1"}}]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"apiVersion":"plugin.routerd.net/v1alpha1","kind":"PluginResult","status":{"ttl":"10.0.0.1"}}`; string(out) != want {
+		t.Fatalf("output %s, want %s", out, want)
+	}
+	if _, err := Invoke(abi.HookIDExecute, []byte(`{"abi":"routerd.plugin/v1.0","spec":{}}`)); !errors.Is(err, &abi.Error{Code: abi.ErrCodeInvalidArgument}) {
+		t.Fatalf("handler error = %v, want invalid_argument", err)
+	}
+	if _, err := Invoke(abi.HookIDExecute, []byte(`{"abi":"routerd.plugin/v2"}`)); !errors.Is(err, &abi.Error{Code: abi.ErrCodeABIMismatch}) {
+		t.Fatalf("abi v2 error = %v, want abi_mismatch", err)
+	}
 }

@@ -24,6 +24,7 @@ var registry struct {
 	registered  bool
 	typed       [4]Handler
 	raw         [4]RawHandler
+	view        [4]ViewHandler
 	hookOrder   []abi.Hook
 	manifestOut []byte
 
@@ -68,7 +69,7 @@ func mustSlot(hook abi.Hook) abi.HookID {
 	if !ok {
 		panic("guest: unknown hook " + strconv.Quote(string(hook)))
 	}
-	if registry.typed[id] != nil || registry.raw[id] != nil {
+	if registry.typed[id] != nil || registry.raw[id] != nil || registry.view[id] != nil {
 		panic("guest: hook " + strconv.Quote(string(hook)) + " registered twice")
 	}
 	registry.hookOrder = append(registry.hookOrder, hook)
@@ -125,6 +126,17 @@ func dispatch(id abi.HookID, input []byte) (out []byte, err error) {
 		}
 		return out, nil
 	}
+	var res *abi.Result
+	if vh := registry.view[id]; vh != nil {
+		req, err := registry.dec.requestView(input)
+		if err != nil {
+			return nil, err
+		}
+		if res, err = vh(req); err != nil {
+			return nil, asABIError(err)
+		}
+		return encodeResult(res), nil
+	}
 	h := registry.typed[id]
 	if h == nil {
 		return nil, abi.NewError(abi.ErrCodeHookNotImplemented, "plugin "+strconv.Quote(registry.manifest.Name)+" does not implement hook "+string(hook))
@@ -133,15 +145,19 @@ func dispatch(id abi.HookID, input []byte) (out []byte, err error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := h(req)
-	if err != nil {
+	if res, err = h(req); err != nil {
 		return nil, asABIError(err)
 	}
+	return encodeResult(res), nil
+}
+
+// encodeResult encodes a handler's result (nil: empty) into the reused output buffer.
+func encodeResult(res *abi.Result) []byte {
 	if res == nil {
 		res = &abi.Result{}
 	}
 	registry.out = AppendResult(registry.out[:0], res)
-	return registry.out, nil
+	return registry.out
 }
 
 // asABIError keeps an *abi.Error and classifies anything else as plugin_error.

@@ -453,6 +453,23 @@ func (s *scanner) stringMap(path func() string) (map[string]string, error) {
 	return m, err
 }
 
+// fieldList consumes an object of strings like stringMap, appending its members to the
+// decoder's field list, and reports whether it was an object (not null).
+func (s *scanner) fieldList(path func() string) (bool, error) {
+	if c := s.peek(); c != '{' && c != 'n' {
+		return false, s.typeError(path(), "object")
+	}
+	return s.members("", func(key []byte) error {
+		if c := s.peek(); c != '"' && c != 'n' {
+			return s.typeError(path()+"."+string(key), "string")
+		}
+		k := s.d.intern(key) // before the value: key may be scratch space
+		v, err := s.str("")
+		s.d.fields = append(s.d.fields, Field{Key: k, Value: v})
+		return err
+	})
+}
+
 // stringList consumes an array of strings (null gives nil).
 func (s *scanner) stringList(path string) ([]string, error) {
 	out := []string{}
@@ -472,13 +489,23 @@ func (s *scanner) stringList(path string) ([]string, error) {
 
 // request decodes a PluginRequest.
 func (d *decoder) request(data []byte) (*abi.Request, error) {
-	d.arena = make([]byte, 0, len(data))
+	r := &abi.Request{}
+	if err := d.decodeRequest(data, make([]byte, 0, len(data)), r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// decodeRequest decodes a PluginRequest into r, copying strings into arena (which must
+// have room for len(data) bytes). In view mode events go to d.view.Events instead.
+func (d *decoder) decodeRequest(data, arena []byte, r *abi.Request) error {
+	d.arena = arena
 	defer func() { d.arena = nil }()
+	d.eventsPresent = false
 	s := &scanner{d: d, data: data, key: d.key[:0]}
 	defer func() { d.key = s.key[:0] }()
-	r := &abi.Request{}
 	if s.peek() != '{' {
-		return nil, s.typeError("request", "object")
+		return s.typeError("request", "object")
 	}
 	_, err := s.members("request", func(key []byte) (err error) {
 		switch string(key) {
@@ -498,15 +525,15 @@ func (d *decoder) request(data []byte) (*abi.Request, error) {
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if s.ws(); s.i != len(data) {
-		return nil, s.syntaxError("data after the request object")
+		return s.syntaxError("data after the request object")
 	}
 	if _, err := abi.CheckCompatible(r.ABI); err != nil {
-		return nil, abi.NewError(abi.ErrCodeABIMismatch, err.Error())
+		return abi.NewError(abi.ErrCodeABIMismatch, err.Error())
 	}
-	return r, nil
+	return nil
 }
 
 func (s *scanner) spec(sp *abi.RequestSpec) error {
@@ -532,6 +559,9 @@ func (s *scanner) spec(sp *abi.RequestSpec) error {
 				}
 			}
 		case "events":
+			if s.d.viewMode {
+				return s.eventViews()
+			}
 			events := make([]abi.Event, 0, 16)
 			var present bool
 			present, err = s.elements("spec.events", func(i int) error {
@@ -583,7 +613,40 @@ func (s *scanner) spec(sp *abi.RequestSpec) error {
 	return err
 }
 
+// eventViews consumes spec.events into the decoder's view (a repeated member replaces
+// the earlier list, as encoding/json does).
+func (s *scanner) eventViews() error {
+	d := s.d
+	events := d.view.Events[:0]
+	if events == nil {
+		events = make([]EventView, 0, 16) // kept for later calls; [] must not decode as nil
+	}
+	d.fields = d.fields[:0]
+	present, err := s.elements("spec.events", func(i int) error {
+		if len(events) < cap(events) {
+			events = events[:len(events)+1]
+			events[len(events)-1] = EventView{}
+		} else {
+			events = append(events, EventView{})
+		}
+		v := &events[len(events)-1]
+		v.lo = len(d.fields)
+		err := s.eventInto(&v.Event, v, i)
+		v.hi = len(d.fields)
+		return err
+	})
+	d.view.Events = events
+	d.eventsPresent = present
+	return err
+}
+
 func (s *scanner) event(e *abi.Event, i int) error {
+	return s.eventInto(e, nil, i)
+}
+
+// eventInto decodes one event into e; with a view, the payload goes to the decoder's
+// field list instead of a map.
+func (s *scanner) eventInto(e *abi.Event, v *EventView, i int) error {
 	path := func() string { return "spec.events[" + strconv.Itoa(i) + "]" }
 	if c := s.peek(); c != '{' && c != 'n' {
 		return s.typeError(path(), "object")
@@ -608,6 +671,11 @@ func (s *scanner) event(e *abi.Event, i int) error {
 		case "expiresAt":
 			dst = &e.ExpiresAt
 		case "payload":
+			if v != nil {
+				v.lo = len(s.d.fields) // a repeated payload member replaces the earlier one
+				v.payloadPresent, err = s.fieldList(func() string { return path() + ".payload" })
+				return err
+			}
 			e.Payload, err = s.stringMap(func() string { return path() + ".payload" })
 			return err
 		default:

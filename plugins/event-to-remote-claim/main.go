@@ -21,13 +21,30 @@ var Manifest = abi.Manifest{
 
 func init() {
 	guest.Register(Manifest)
-	guest.OnEvents(onEvents)
+	guest.OnEventsView(onEvents)
 }
 
-// builder's buffers are reused across calls: the SDK encodes each result before the next
-// call, so the guest allocates (and collects) less per call.
-var builder claim.Builder
+// builder's and inputs' buffers are reused across calls: the SDK encodes each result
+// before the next call, so the guest allocates (and collects) less per call.
+var (
+	builder claim.Builder
+	inputs  []claim.Input
+)
 
-func onEvents(req *abi.Request) (*abi.Result, error) { return builder.Build(req), nil }
+// onEvents reads the events as views (no payload maps: allocations and map operations are
+// what costs most inside a Go Wasm guest) and runs the shared claim logic.
+func onEvents(req *guest.RequestView) (*abi.Result, error) {
+	ins := inputs[:0]
+	for i := range req.Events {
+		ev := &req.Events[i]
+		in := claim.Input{Type: ev.Event.Type, Subject: ev.Event.Subject}
+		for _, f := range ev.PayloadFields() {
+			in.SetPayload(f.Key, f.Value)
+		}
+		ins = append(ins, in)
+	}
+	inputs = ins
+	return builder.BuildInputs(req.Request.Spec.Now, ins), nil
+}
 
 func main() {}

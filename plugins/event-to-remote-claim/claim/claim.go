@@ -7,6 +7,7 @@ package claim
 
 import (
 	"strings"
+	"time"
 	"unsafe"
 
 	"routerd.net/routerd/abi"
@@ -48,13 +49,52 @@ type Claim struct {
 	PeerRef string
 }
 
+// Input is what the logic reads from one event: its type, its subject and the payload
+// members it knows ("" when absent). Build fills it from abi.Events; a Wasm plugin can
+// fill it from the guest SDK's event views without building payload maps.
+type Input struct {
+	// Type and Subject are the event's.
+	Type, Subject string
+	// Address, OwnerSide, Domain, ProviderRef, NicRef and PeerRef are the payload members
+	// of those names (untrimmed).
+	Address, OwnerSide, Domain, ProviderRef, NicRef, PeerRef string
+}
+
+// SetPayload records the payload member key = value if the logic reads that key.
+func (in *Input) SetPayload(key, value string) {
+	switch key {
+	case "address":
+		in.Address = value
+	case "ownerSide":
+		in.OwnerSide = value
+	case "domain":
+		in.Domain = value
+	case "providerRef":
+		in.ProviderRef = value
+	case "nicRef":
+		in.NicRef = value
+	case "peerRef":
+		in.PeerRef = value
+	}
+}
+
+// InputOf returns the Input of ev.
+func InputOf(ev *abi.Event) Input {
+	in := Input{Type: ev.Type, Subject: ev.Subject}
+	for k, v := range ev.Payload {
+		in.SetPayload(k, v)
+	}
+	return in
+}
+
 // FromEvent returns the claim for ev; ok is false when ev is not an observed-address
 // event or names no address.
 func FromEvent(ev *abi.Event) (c Claim, ok bool) {
-	if strings.TrimSpace(ev.Type) != EventType {
+	in := InputOf(ev)
+	if strings.TrimSpace(in.Type) != EventType {
 		return Claim{}, false
 	}
-	if c, ok = fields(ev); !ok {
+	if c, ok = fields(&in); !ok {
 		return Claim{}, false
 	}
 	c.Name = Name(c.OwnerSide, c.Address)
@@ -62,45 +102,29 @@ func FromEvent(ev *abi.Event) (c Claim, ok bool) {
 }
 
 // fields fills every claim field but the name; ok is false without an address.
-func fields(ev *abi.Event) (c Claim, ok bool) {
-	// One pass over the payload instead of a lookup per field: map hashing is the
-	// expensive part inside a Wasm guest.
-	for k, v := range ev.Payload {
-		switch k {
-		case "address":
-			c.Address = strings.TrimSpace(v)
-		case "ownerSide":
-			c.OwnerSide = strings.TrimSpace(v)
-		case "domain":
-			c.DomainRef = strings.TrimSpace(v)
-		case "providerRef":
-			c.ProviderRef = strings.TrimSpace(v)
-		case "nicRef":
-			c.NicRef = strings.TrimSpace(v)
-		case "peerRef":
-			c.PeerRef = strings.TrimSpace(v)
-		}
-	}
+func fields(in *Input) (c Claim, ok bool) {
+	c.Address = strings.TrimSpace(in.Address)
 	if c.Address == "" {
-		c.Address = strings.TrimSpace(ev.Subject)
+		c.Address = strings.TrimSpace(in.Subject)
 	}
 	if c.Address == "" {
 		return Claim{}, false
 	}
-	c.OwnerSide = orDefault(c.OwnerSide, defaultOwnerSide)
-	c.ProviderRef = orDefault(c.ProviderRef, defaultProviderRef)
-	c.NicRef = orDefault(c.NicRef, defaultNicRef)
-	c.PeerRef = orDefault(c.PeerRef, defaultPeerRef)
+	c.OwnerSide = orDefault(strings.TrimSpace(in.OwnerSide), defaultOwnerSide)
+	c.DomainRef = strings.TrimSpace(in.Domain)
+	c.ProviderRef = orDefault(strings.TrimSpace(in.ProviderRef), defaultProviderRef)
+	c.NicRef = orDefault(strings.TrimSpace(in.NicRef), defaultNicRef)
+	c.PeerRef = orDefault(strings.TrimSpace(in.PeerRef), defaultPeerRef)
 	return c, true
 }
 
-// fromEvent is FromEvent with the name appended to *names (one allocation for all the
+// fromInput is FromEvent with the name appended to *names (one allocation for all the
 // names of a batch: each allocation is expensive inside a Wasm guest).
-func fromEvent(ev *abi.Event, names *[]byte) (c Claim, ok bool) {
-	if strings.TrimSpace(ev.Type) != EventType {
+func fromInput(in *Input, names *[]byte) (c Claim, ok bool) {
+	if strings.TrimSpace(in.Type) != EventType {
 		return Claim{}, false
 	}
-	c, ok = fields(ev)
+	c, ok = fields(in)
 	if !ok {
 		return Claim{}, false
 	}
@@ -174,7 +198,7 @@ func (c *Claim) AppendJSON(dst []byte) []byte {
 // the first.
 func Claims(req *abi.Request) []Claim {
 	var b Builder
-	return b.claims(req)
+	return b.claims(b.inputsOf(req))
 }
 
 // Build is the on_events hook: one RemoteAddressClaim per observed address, TTL 30m,
@@ -189,6 +213,7 @@ func Build(req *abi.Request) *abi.Result {
 // garbage less often. Everything a Build returns is valid only until the next Build.
 // The zero value is ready to use; a Builder is not safe for concurrent use.
 type Builder struct {
+	inputs []Input
 	out    []Claim
 	names  []byte
 	buf    []byte
@@ -196,21 +221,30 @@ type Builder struct {
 	result abi.Result
 }
 
-func (b *Builder) claims(req *abi.Request) []Claim {
-	events := req.Spec.Events
+// inputsOf returns the Inputs of req's events in the builder's reused slice.
+func (b *Builder) inputsOf(req *abi.Request) []Input {
+	ins := b.inputs[:0]
+	for i := range req.Spec.Events {
+		ins = append(ins, InputOf(&req.Spec.Events[i]))
+	}
+	b.inputs = ins
+	return ins
+}
+
+func (b *Builder) claims(ins []Input) []Claim {
 	out := b.out[:0]
 	var index map[string]int // only for large batches; small ones scan linearly
-	if len(events) > 32 {
-		index = make(map[string]int, len(events))
+	if len(ins) > 32 {
+		index = make(map[string]int, len(ins))
 	}
 	// All names in one buffer; a name that does not fit gets its own allocation. The
 	// buffer is fresh when it must grow, so names handed out earlier stay intact.
-	if need := 48 * len(events); cap(b.names) < need {
+	if need := 48 * len(ins); cap(b.names) < need {
 		b.names = make([]byte, 0, need)
 	}
 	names := b.names[:0]
-	for i := range events {
-		c, ok := fromEvent(&events[i], &names)
+	for i := range ins {
+		c, ok := fromInput(&ins[i], &names)
 		if !ok {
 			continue
 		}
@@ -243,10 +277,16 @@ func (b *Builder) claims(req *abi.Request) []Claim {
 // Build returns the on_events result for req (see the package function Build), reusing
 // the builder's buffers.
 func (b *Builder) Build(req *abi.Request) *abi.Result {
-	claims := b.claims(req)
+	return b.BuildInputs(req.Spec.Now, b.inputsOf(req))
+}
+
+// BuildInputs is Build for events already reduced to Inputs (in event order), with now
+// as the result's observedAt. The result may point into the Inputs' strings.
+func (b *Builder) BuildInputs(now time.Time, ins []Input) *abi.Result {
+	claims := b.claims(ins)
 	res := &b.result
 	*res = abi.Result{APIVersion: abi.PluginAPIVersion, Kind: abi.KindPluginResult,
-		Status: abi.ResultStatus{ObservedAt: req.Spec.Now, TTL: TTL, Resources: res.Status.Resources[:0]}}
+		Status: abi.ResultStatus{ObservedAt: now, TTL: TTL, Resources: res.Status.Resources[:0]}}
 	if len(claims) == 0 {
 		res.Status.Resources = nil
 		return res
