@@ -17,6 +17,12 @@
 // timed out or hit its memory cap is discarded, never reused. Consecutive failures open a
 // per-plugin circuit breaker that half-opens after a cool-down.
 //
+// Memory: guest linear memory is reserved address space made accessible as the guest
+// grows (linearmem.go), not Go heap, and is returned to the OS when an instance closes;
+// data segments are merged before compiling (internal/datamerge); after a burst of
+// loading the host returns the loader's garbage to the OS (trim.go). docs/plugins.md
+// ("Memory") gives the cost per module and per instance.
+//
 // Host functions (module "routerd": log, event_emit, config_get, kv_get, kv_set, now) are
 // provided by the capability packages under host/cap/. Every one of them is linked into
 // every instance; an ungranted one is bound to a denial that returns the
