@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"testing"
 	"time"
+	"unsafe"
 
 	"routerd.net/routerd/abi"
 )
@@ -385,6 +386,19 @@ func TestDecodeRequestViewMatchesTyped(t *testing.T) {
 	}{
 		{name: "repeated payload and events", in: `{"abi":"routerd.plugin/v1.0","spec":{"events":[{"id":"x"}],"events":[{"payload":{"a":"1"},"payload":{"b":"2","b":"3"}},{"payload":null},{}]}}`},
 		{name: "escaped payload", in: `{"abi":"routerd.plugin/v1.0","spec":{"events":[{"payload":{"k\"ey":"v\u00e9","n":null}}]}}`},
+		// Compact events take the one-function path; anything unusual falls back.
+		{name: "compact events", in: `{"abi":"routerd.plugin/v1.0","spec":{"events":[{"id":"1","group":"g","sourceNode":"n","type":"t","subject":"s","dedupeKey":"d","payload":{"address":"10.0.0.1/32","domain":""},"observedAt":"o","expiresAt":"e"},{},{"payload":{}},{"id":"","payload":{"a":"1"},"payload":{"b":"2"}}]}}`},
+		{name: "compact event then escaped", in: `{"abi":"routerd.plugin/v1.0","spec":{"events":[{"id":"1"},{"id":"\u0041","payload":{"a":"\n"}}]}}`},
+		{name: "null member", in: `{"abi":"routerd.plugin/v1.0","spec":{"events":[{"id":null,"payload":null}]}}`},
+		{name: "spaces in event", in: `{"abi":"routerd.plugin/v1.0","spec":{"events":[{ "id" : "1" , "payload" : { "a" : "b" } }]}}`},
+		{name: "unknown member", in: `{"abi":"routerd.plugin/v1.0","spec":{"events":[{"id":"1","x":[1,{"y":"z"}],"payload":{"a":"b"}}]}}`},
+		{name: "payload number", in: `{"abi":"routerd.plugin/v1.0","spec":{"events":[{"payload":{"a":"1","b":2}}]}}`, code: abi.ErrCodeInvalidArgument},
+		{name: "trailing comma", in: `{"abi":"routerd.plugin/v1.0","spec":{"events":[{"id":"1",}]}}`, code: abi.ErrCodeInvalidArgument},
+		{name: "payload trailing comma", in: `{"abi":"routerd.plugin/v1.0","spec":{"events":[{"payload":{"a":"1",}}]}}`, code: abi.ErrCodeInvalidArgument},
+		{name: "control character", in: "{\"abi\":\"routerd.plugin/v1.0\",\"spec\":{\"events\":[{\"id\":\"a\tb\"}]}}", code: abi.ErrCodeInvalidArgument},
+		{name: "truncated event", in: `{"abi":"routerd.plugin/v1.0","spec":{"events":[{"id":"1","payload":{"a":"1"`, code: abi.ErrCodeInvalidArgument},
+		{name: "truncated after brace", in: `{"abi":"routerd.plugin/v1.0","spec":{"events":[{`, code: abi.ErrCodeInvalidArgument},
+		{name: "invalid utf-8 passes through", in: "{\"abi\":\"routerd.plugin/v1.0\",\"spec\":{\"events\":[{\"id\":\"\xff\",\"payload\":{\"\xfe\":\"x\"}}]}}"},
 	}, requestDocs...)
 	for _, tt := range docs {
 		t.Run(tt.name, func(t *testing.T) {
@@ -445,5 +459,33 @@ func TestViewHandlerDispatch(t *testing.T) {
 	}
 	if _, err := Invoke(abi.HookIDExecute, []byte(`{"abi":"routerd.plugin/v2"}`)); !errors.Is(err, &abi.Error{Code: abi.ErrCodeABIMismatch}) {
 		t.Fatalf("abi v2 error = %v, want abi_mismatch", err)
+	}
+}
+
+// TestEventFastPathTaken checks that compact events (as the host writes them) take the
+// one-function path, whose strings point into the request instead of the arena.
+func TestEventFastPathTaken(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		fast bool
+	}{
+		{name: "compact", in: `{"abi":"routerd.plugin/v1.0","spec":{"events":[{"id":"abc","payload":{"k":"v"}}]}}`, fast: true},
+		{name: "escaped", in: `{"abi":"routerd.plugin/v1.0","spec":{"events":[{"id":"abc","payload":{"k":"\u0076"}}]}}`},
+		{name: "spaces", in: `{"abi":"routerd.plugin/v1.0","spec":{"events":[{"id": "abc"}]}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data := []byte(tt.in)
+			v, err := DecodeRequestView(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := uintptr(unsafe.Pointer(unsafe.StringData(v.Events[0].Event.ID)))
+			start := uintptr(unsafe.Pointer(&data[0]))
+			if inInput := p >= start && p < start+uintptr(len(data)); inInput != tt.fast {
+				t.Fatalf("id points into the input: %v, want %v", inInput, tt.fast)
+			}
+		})
 	}
 }

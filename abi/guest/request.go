@@ -630,6 +630,10 @@ func (s *scanner) eventViews() error {
 			events = append(events, EventView{})
 		}
 		v := &events[len(events)-1]
+		if s.eventFast(v) {
+			return nil
+		}
+		*v = EventView{}
 		v.lo = len(d.fields)
 		err := s.eventInto(&v.Event, v, i)
 		v.hi = len(d.fields)
@@ -638,6 +642,134 @@ func (s *scanner) eventViews() error {
 	d.view.Events = events
 	d.eventsPresent = present
 	return err
+}
+
+// plainString reads the string token at data[i] if it has no escapes (and no control
+// characters) and returns its contents without copying, and the offset after it.
+func plainString(data []byte, i int) (string, int, bool) {
+	if i >= len(data) || data[i] != '"' {
+		return "", i, false
+	}
+	i++
+	start := i
+	for i+8 <= len(data) && !special(*(*uint64)(unsafe.Pointer(&data[i]))) {
+		i += 8
+	}
+	for i < len(data) {
+		switch c := data[i]; {
+		case c == '"':
+			if i == start {
+				return "", i + 1, true
+			}
+			return unsafe.String(&data[start], i-start), i + 1, true
+		case c == '\\' || c < 0x20:
+			return "", i, false
+		}
+		i++
+	}
+	return "", i, false
+}
+
+// eventFast decodes one event in the form the host writes it (compact JSON, strings
+// without escapes, no nulls) into v in one function, the strings pointing into the
+// request bytes, and reports whether it could. Inside a Go Wasm guest function calls are
+// what the general path mostly spends its time on. On false nothing is consumed and the
+// caller decodes the event with the general path, which accepts and refuses exactly as
+// before; so does this path, for the inputs it takes.
+func (s *scanner) eventFast(v *EventView) bool {
+	data, i := s.data, s.i
+	fields := s.d.fields
+	start := len(fields)
+	e := &v.Event
+	if i+1 >= len(data) || data[i] != '{' {
+		return false
+	}
+	i++
+	if data[i] == '}' {
+		s.i = i + 1
+		v.lo, v.hi = start, start
+		return true
+	}
+	lo := start
+	present := false
+	for {
+		key, j, ok := plainString(data, i)
+		if !ok || j >= len(data) || data[j] != ':' {
+			return false
+		}
+		i = j + 1
+		var dst *string
+		switch key {
+		case "id":
+			dst = &e.ID
+		case "group":
+			dst = &e.Group
+		case "sourceNode":
+			dst = &e.SourceNode
+		case "type":
+			dst = &e.Type
+		case "subject":
+			dst = &e.Subject
+		case "dedupeKey":
+			dst = &e.DedupeKey
+		case "observedAt":
+			dst = &e.ObservedAt
+		case "expiresAt":
+			dst = &e.ExpiresAt
+		case "payload":
+			if i+1 >= len(data) || data[i] != '{' {
+				return false
+			}
+			i++
+			lo, present = len(fields), true // a repeated payload replaces the earlier one
+			if data[i] == '}' {
+				i++
+				break
+			}
+			for {
+				k, j, ok := plainString(data, i)
+				if !ok || j >= len(data) || data[j] != ':' {
+					return false
+				}
+				val, j, ok := plainString(data, j+1)
+				if !ok || j >= len(data) {
+					return false
+				}
+				fields = append(fields, Field{Key: k, Value: val})
+				i = j + 1
+				if data[j] == '}' {
+					break
+				}
+				if data[j] != ',' {
+					return false
+				}
+			}
+		default:
+			return false
+		}
+		if dst != nil {
+			val, j, ok := plainString(data, i)
+			if !ok {
+				return false
+			}
+			*dst, i = val, j
+		}
+		if i >= len(data) {
+			return false
+		}
+		c := data[i]
+		i++
+		if c == '}' {
+			break
+		}
+		if c != ',' {
+			return false
+		}
+	}
+	s.i = i
+	s.d.fields = fields
+	v.lo, v.hi, v.payloadPresent = lo, len(fields), present
+	return true
 }
 
 func (s *scanner) event(e *abi.Event, i int) error {
