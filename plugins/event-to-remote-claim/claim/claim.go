@@ -8,6 +8,7 @@ package claim
 import (
 	"strings"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 
 	"routerd.net/routerd/abi"
@@ -103,25 +104,35 @@ func FromEvent(ev *abi.Event) (c Claim, ok bool) {
 
 // fields fills every claim field but the name; ok is false without an address.
 func fields(in *Input) (c Claim, ok bool) {
-	c.Address = strings.TrimSpace(in.Address)
+	c.Address = trim(in.Address)
 	if c.Address == "" {
-		c.Address = strings.TrimSpace(in.Subject)
+		c.Address = trim(in.Subject)
 	}
 	if c.Address == "" {
 		return Claim{}, false
 	}
-	c.OwnerSide = orDefault(strings.TrimSpace(in.OwnerSide), defaultOwnerSide)
-	c.DomainRef = strings.TrimSpace(in.Domain)
-	c.ProviderRef = orDefault(strings.TrimSpace(in.ProviderRef), defaultProviderRef)
-	c.NicRef = orDefault(strings.TrimSpace(in.NicRef), defaultNicRef)
-	c.PeerRef = orDefault(strings.TrimSpace(in.PeerRef), defaultPeerRef)
+	c.OwnerSide = orDefault(trim(in.OwnerSide), defaultOwnerSide)
+	c.DomainRef = trim(in.Domain)
+	c.ProviderRef = orDefault(trim(in.ProviderRef), defaultProviderRef)
+	c.NicRef = orDefault(trim(in.NicRef), defaultNicRef)
+	c.PeerRef = orDefault(trim(in.PeerRef), defaultPeerRef)
 	return c, true
+}
+
+// trim is strings.TrimSpace with the common case (nothing to trim) decided inline: a
+// function call costs more than the check inside a Wasm guest. Every ASCII space is at
+// most ' '; a non-ASCII first or last byte goes to TrimSpace (Unicode spaces).
+func trim(s string) string {
+	if len(s) == 0 || s[0] > ' ' && s[0] < utf8.RuneSelf && s[len(s)-1] > ' ' && s[len(s)-1] < utf8.RuneSelf {
+		return s
+	}
+	return strings.TrimSpace(s)
 }
 
 // fromInput is FromEvent with the name appended to *names (one allocation for all the
 // names of a batch: each allocation is expensive inside a Wasm guest).
 func fromInput(in *Input, names *[]byte) (c Claim, ok bool) {
-	if strings.TrimSpace(in.Type) != EventType {
+	if trim(in.Type) != EventType {
 		return Claim{}, false
 	}
 	c, ok = fields(in)
@@ -152,25 +163,37 @@ func Name(ownerSide, address string) string {
 	return string(appendName(nil, ownerSide, address))
 }
 
-// appendName appends Name(ownerSide, address) to b.
+// appendName appends Name(ownerSide, address) to b. It is written as plain loops (no
+// strings.Cut or Trim): each call and cut-set costs extra inside a Wasm guest.
 func appendName(b []byte, ownerSide, address string) []byte {
-	a, _, _ := strings.Cut(address, "/")
-	a = strings.Trim(a, ".:-") // '.' and ':' become '-', and '-' is trimmed
+	end := 0
+	for end < len(address) && address[end] != '/' {
+		end++
+	}
+	start := 0
+	for start < end && isSep(address[start]) { // '.' and ':' become '-', and '-' is trimmed
+		start++
+	}
+	for end > start && isSep(address[end-1]) {
+		end--
+	}
+	a := address[start:end]
 	if a == "" {
 		a = "addr"
 	}
 	b = append(b, ownerSide...)
 	b = append(b, '-')
-	for i := 0; i < len(a); i++ {
-		switch c := a[i]; c {
-		case '.', ':':
-			b = append(b, '-')
-		default:
-			b = append(b, c)
+	n := len(b)
+	b = append(b, a...)
+	for i := n; i < len(b); i++ {
+		if c := b[i]; c == '.' || c == ':' {
+			b[i] = '-'
 		}
 	}
 	return b
 }
+
+func isSep(c byte) bool { return c == '.' || c == ':' || c == '-' }
 
 // AppendJSON appends the claim as a RemoteAddressClaim document. The constant parts are
 // appended as pre-encoded chunks and only the seven variable strings are escaped: this is

@@ -20,6 +20,8 @@ func TestName(t *testing.T) {
 		{name: "leading colons trimmed", owner: "onprem", address: "::1", want: "onprem-1"},
 		{name: "empty becomes addr", owner: "onprem", address: "/24", want: "onprem-addr"},
 		{name: "only separators", owner: "cloud", address: ".:.", want: "cloud-addr"},
+		{name: "dashes and dots trimmed", owner: "onprem", address: "-.10.0.0.1:-/32/x", want: "onprem-10-0-0-1"},
+		{name: "inner dashes kept", owner: "onprem", address: "a-b.c", want: "onprem-a-b-c"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -142,5 +144,29 @@ func TestBuilderReuse(t *testing.T) {
 		if string(got) != string(want) {
 			t.Fatalf("batch of %d: reused builder gave\n%s\nwant\n%s", step.n, got, want)
 		}
+	}
+}
+
+func TestTrimMatchesTrimSpace(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+	}{
+		{name: "empty", in: ""},
+		{name: "plain", in: "10.0.0.1"},
+		{name: "ascii spaces", in: " \t10.0.0.1\n\v\f\r"},
+		{name: "only spaces", in: "   "},
+		{name: "one char", in: "x"},
+		{name: "unicode spaces", in: "\u00a010.0.0.1\u3000"},
+		{name: "next line", in: "\u0085x\u0085"},
+		{name: "non-space unicode", in: "é10.0.0.1é"},
+		{name: "invalid utf-8", in: "\xff10\xfe"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got, want := trim(tt.in), strings.TrimSpace(tt.in); got != want {
+				t.Fatalf("trim(%q) = %q, want %q", tt.in, got, want)
+			}
+		})
 	}
 }
