@@ -294,6 +294,7 @@ func startCluster(ctx context.Context, o demoOptions, c *demoCluster) error {
 func setupLab(ctx context.Context, o demoOptions, c *demoCluster, configs map[string]*schemas.Config) error {
 	switch o.Netns {
 	case "", "off":
+		c.printf("dataplane: dry run (--netns off): planned changes are shown, not applied")
 		return nil
 	case "auto", "on":
 	default:
