@@ -397,6 +397,9 @@ func TestDecodeRequestViewMatchesTyped(t *testing.T) {
 		{name: "payload trailing comma", in: `{"abi":"routerd.plugin/v1.0","spec":{"events":[{"payload":{"a":"1",}}]}}`, code: abi.ErrCodeInvalidArgument},
 		{name: "control character", in: "{\"abi\":\"routerd.plugin/v1.0\",\"spec\":{\"events\":[{\"id\":\"a\tb\"}]}}", code: abi.ErrCodeInvalidArgument},
 		{name: "truncated event", in: `{"abi":"routerd.plugin/v1.0","spec":{"events":[{"id":"1","payload":{"a":"1"`, code: abi.ErrCodeInvalidArgument},
+		{name: "truncated after comma", in: `{"abi":"routerd.plugin/v1.0","spec":{"events":[{"id":"1",`, code: abi.ErrCodeInvalidArgument},
+		{name: "truncated after payload comma", in: `{"abi":"routerd.plugin/v1.0","spec":{"events":[{"payload":{"a":"1",`, code: abi.ErrCodeInvalidArgument},
+		{name: "truncated in name", in: `{"abi":"routerd.plugin/v1.0","spec":{"events":[{"payload":{"a`, code: abi.ErrCodeInvalidArgument},
 		{name: "truncated after brace", in: `{"abi":"routerd.plugin/v1.0","spec":{"events":[{`, code: abi.ErrCodeInvalidArgument},
 		{name: "invalid utf-8 passes through", in: "{\"abi\":\"routerd.plugin/v1.0\",\"spec\":{\"events\":[{\"id\":\"\xff\",\"payload\":{\"\xfe\":\"x\"}}]}}"},
 	}, requestDocs...)
@@ -485,6 +488,46 @@ func TestEventFastPathTaken(t *testing.T) {
 			start := uintptr(unsafe.Pointer(&data[0]))
 			if inInput := p >= start && p < start+uintptr(len(data)); inInput != tt.fast {
 				t.Fatalf("id points into the input: %v, want %v", inInput, tt.fast)
+			}
+		})
+	}
+}
+
+func TestNextSpecial(t *testing.T) {
+	naive := func(data []byte, i int) int {
+		for i < len(data) && data[i] != '"' && data[i] != '\\' && data[i] >= 0x20 {
+			i++
+		}
+		return i
+	}
+	tests := []struct {
+		name    string
+		special byte // placed at every offset of every length, after plain bytes
+		filler  byte
+	}{
+		{name: "quote", special: '"', filler: 'a'},
+		{name: "backslash", special: '\\', filler: 'z'},
+		{name: "control", special: '\n', filler: '~'},
+		{name: "nul after high bytes", special: 0, filler: 0xff},
+		{name: "unit separator", special: 0x1f, filler: ' '},
+		{name: "borrow neighbours", special: '"', filler: '#'}, // '#' = '"'+1
+		{name: "none", special: 'x', filler: 'x'},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for n := 0; n <= 24; n++ {
+				for at := 0; at < n; at++ {
+					data := bytes.Repeat([]byte{tt.filler}, n)
+					data[at] = tt.special
+					if n > at+1 {
+						data[n-1] = '\\' // a later special must not be found first
+					}
+					for from := 0; from <= n; from++ {
+						if got, want := nextSpecial(data, from), naive(data, from); got != want {
+							t.Fatalf("nextSpecial(%q, %d) = %d, want %d", data, from, got, want)
+						}
+					}
+				}
 			}
 		})
 	}

@@ -2,6 +2,7 @@ package guest
 
 import (
 	"encoding/json"
+	"math/bits"
 	"strconv"
 	"time"
 	"unicode/utf16"
@@ -100,14 +101,6 @@ const (
 	highs = 0x8080808080808080
 )
 
-// special reports whether the 8 bytes in x contain '"', '\\' or a control character
-// (exact for existence; the byte loop then finds which).
-func special(x uint64) bool {
-	q := x ^ (ones * '"')
-	b := x ^ (ones * '\\')
-	return ((q-ones)&^q|(b-ones)&^b|(x-ones*0x20)&^x)&highs != 0
-}
-
 // scanString consumes a string token and returns its raw contents (between the quotes)
 // and whether it contains escapes.
 func (s *scanner) scanString() (raw []byte, escaped bool, err error) {
@@ -115,10 +108,7 @@ func (s *scanner) scanString() (raw []byte, escaped bool, err error) {
 	start := s.i + 1
 	i := start
 	for {
-		for i+8 <= len(data) && !special(*(*uint64)(unsafe.Pointer(&data[i]))) {
-			i += 8
-		}
-		if i >= len(data) {
+		if i = nextSpecial(data, i); i >= len(data) {
 			s.i = len(data)
 			return nil, false, s.syntaxError("unterminated string")
 		}
@@ -129,11 +119,9 @@ func (s *scanner) scanString() (raw []byte, escaped bool, err error) {
 		case c == '\\':
 			escaped = true
 			i += 2
-		case c < 0x20:
+		default: // a control character
 			s.i = i
 			return nil, false, s.syntaxError("control character in string")
-		default:
-			i++
 		}
 	}
 }
@@ -644,30 +632,58 @@ func (s *scanner) eventViews() error {
 	return err
 }
 
+// specialMask is special as a mask: the high bit of each byte of x that is '"', '\\' or a
+// control character. Bits above the lowest set one may be spurious (borrows), so only
+// the lowest is meaningful.
+func specialMask(x uint64) uint64 {
+	q := x ^ (ones * '"')
+	b := x ^ (ones * '\\')
+	return ((q-ones)&^q | (b-ones)&^b | (x-ones*0x20)&^x) & highs
+}
+
+// nextSpecial returns the offset of the first '"', '\\' or control character in data at
+// or after i (len(data) if none), eight bytes per iteration: inside a Wasm guest every
+// loop iteration and call costs more than the arithmetic.
+func nextSpecial(data []byte, i int) int {
+	for i+8 <= len(data) {
+		if m := specialMask(*(*uint64)(unsafe.Pointer(&data[i]))); m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+		i += 8
+	}
+	for i < len(data) && data[i] != '"' && data[i] != '\\' && data[i] >= 0x20 {
+		i++
+	}
+	return i
+}
+
 // plainString reads the string token at data[i] if it has no escapes (and no control
 // characters) and returns its contents without copying, and the offset after it.
 func plainString(data []byte, i int) (string, int, bool) {
 	if i >= len(data) || data[i] != '"' {
 		return "", i, false
 	}
-	i++
-	start := i
-	for i+8 <= len(data) && !special(*(*uint64)(unsafe.Pointer(&data[i]))) {
+	start := i + 1
+	i = start
+	// nextSpecial, inline (one call per string instead of two).
+	for i+8 <= len(data) {
+		if m := specialMask(*(*uint64)(unsafe.Pointer(&data[i]))); m != 0 {
+			i += bits.TrailingZeros64(m) >> 3
+			goto found
+		}
 		i += 8
 	}
-	for i < len(data) {
-		switch c := data[i]; {
-		case c == '"':
-			if i == start {
-				return "", i + 1, true
-			}
-			return unsafe.String(&data[start], i-start), i + 1, true
-		case c == '\\' || c < 0x20:
-			return "", i, false
-		}
+	for i < len(data) && data[i] != '"' && data[i] != '\\' && data[i] >= 0x20 {
 		i++
 	}
-	return "", i, false
+found:
+	if i >= len(data) || data[i] != '"' {
+		return "", i, false
+	}
+	if i == start {
+		return "", i + 1, true
+	}
+	return unsafe.String(&data[start], i-start), i + 1, true
 }
 
 // eventFast decodes one event in the form the host writes it (compact JSON, strings
@@ -693,13 +709,18 @@ func (s *scanner) eventFast(v *EventView) bool {
 	lo := start
 	present := false
 	for {
-		key, j, ok := plainString(data, i)
-		if !ok || j >= len(data) || data[j] != ':' {
+		// Member names are short: an inline byte loop is cheaper than a call.
+		if i >= len(data) || data[i] != '"' {
 			return false
 		}
-		i = j + 1
+		j := nextSpecial(data, i+1)
+		if j+1 >= len(data) || data[j] != '"' || data[j+1] != ':' {
+			return false
+		}
+		key := data[i+1 : j]
+		i = j + 2
 		var dst *string
-		switch key {
+		switch string(key) {
 		case "id":
 			dst = &e.ID
 		case "group":
@@ -727,11 +748,18 @@ func (s *scanner) eventFast(v *EventView) bool {
 				break
 			}
 			for {
-				k, j, ok := plainString(data, i)
-				if !ok || j >= len(data) || data[j] != ':' {
+				if i >= len(data) || data[i] != '"' {
 					return false
 				}
-				val, j, ok := plainString(data, j+1)
+				j := nextSpecial(data, i+1)
+				if j+1 >= len(data) || data[j] != '"' || data[j+1] != ':' {
+					return false
+				}
+				k := ""
+				if j > i+1 {
+					k = unsafe.String(&data[i+1], j-i-1)
+				}
+				val, j, ok := plainString(data, j+2)
 				if !ok || j >= len(data) {
 					return false
 				}
