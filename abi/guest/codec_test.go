@@ -389,6 +389,8 @@ func TestDecodeRequestViewMatchesTyped(t *testing.T) {
 		// Compact events take the one-function path; anything unusual falls back.
 		{name: "compact events", in: `{"abi":"routerd.plugin/v1.0","spec":{"events":[{"id":"1","group":"g","sourceNode":"n","type":"t","subject":"s","dedupeKey":"d","payload":{"address":"10.0.0.1/32","domain":""},"observedAt":"o","expiresAt":"e"},{},{"payload":{}},{"id":"","payload":{"a":"1"},"payload":{"b":"2"}}]}}`},
 		{name: "compact event then escaped", in: `{"abi":"routerd.plugin/v1.0","spec":{"events":[{"id":"1"},{"id":"\u0041","payload":{"a":"\n"}}]}}`},
+		{name: "near-miss member names", in: `{"abi":"routerd.plugin/v1.0","spec":{"events":[{"sourceNodX":"1","dedupeKex":"2","observedAx":"3","expiresAx":"4","i":"5","idd":"6","Type":"7","payloads":{"a":"b"},"subjec":"8"}]}}`},
+		{name: "member names at the end", in: `{"abi":"routerd.plugin/v1.0","spec":{"events":[{"id":"1"},{"type":"2"},{"group":"3"}]}}`},
 		{name: "null member", in: `{"abi":"routerd.plugin/v1.0","spec":{"events":[{"id":null,"payload":null}]}}`},
 		{name: "spaces in event", in: `{"abi":"routerd.plugin/v1.0","spec":{"events":[{ "id" : "1" , "payload" : { "a" : "b" } }]}}`},
 		{name: "unknown member", in: `{"abi":"routerd.plugin/v1.0","spec":{"events":[{"id":"1","x":[1,{"y":"z"}],"payload":{"a":"b"}}]}}`},
@@ -474,6 +476,8 @@ func TestEventFastPathTaken(t *testing.T) {
 		fast bool
 	}{
 		{name: "compact", in: `{"abi":"routerd.plugin/v1.0","spec":{"events":[{"id":"abc","payload":{"k":"v"}}]}}`, fast: true},
+		{name: "every member", in: `{"abi":"routerd.plugin/v1.0","spec":{"events":[{"id":"abc","group":"g","sourceNode":"n","type":"t","subject":"s","dedupeKey":"d","payload":{},"observedAt":"o","expiresAt":"e"}]}}`, fast: true},
+		{name: "unknown member", in: `{"abi":"routerd.plugin/v1.0","spec":{"events":[{"id":"abc","idx":"1"}]}}`},
 		{name: "escaped", in: `{"abi":"routerd.plugin/v1.0","spec":{"events":[{"id":"abc","payload":{"k":"\u0076"}}]}}`},
 		{name: "spaces", in: `{"abi":"routerd.plugin/v1.0","spec":{"events":[{"id": "abc"}]}}`},
 	}

@@ -692,6 +692,20 @@ found:
 // what the general path mostly spends its time on. On false nothing is consumed and the
 // caller decodes the event with the general path, which accepts and refuses exactly as
 // before; so does this path, for the inputs it takes.
+// The member names of an event as little-endian words of their first (up to) eight
+// bytes, for eventFast.
+const (
+	nameID       = 'i' | 'd'<<8
+	nameType     = 't' | 'y'<<8 | 'p'<<16 | 'e'<<24
+	nameGroup    = 'g' | 'r'<<8 | 'o'<<16 | 'u'<<24 | 'p'<<32
+	nameSubject  = 's' | 'u'<<8 | 'b'<<16 | 'j'<<24 | 'e'<<32 | 'c'<<40 | 't'<<48
+	namePayload  = 'p' | 'a'<<8 | 'y'<<16 | 'l'<<24 | 'o'<<32 | 'a'<<40 | 'd'<<48
+	nameSourceNo = 's' | 'o'<<8 | 'u'<<16 | 'r'<<24 | 'c'<<32 | 'e'<<40 | 'N'<<48 | 'o'<<56
+	nameDedupeKe = 'd' | 'e'<<8 | 'd'<<16 | 'u'<<24 | 'p'<<32 | 'e'<<40 | 'K'<<48 | 'e'<<56
+	nameObserved = 'o' | 'b'<<8 | 's'<<16 | 'e'<<24 | 'r'<<32 | 'v'<<40 | 'e'<<48 | 'd'<<56
+	nameExpiresA = 'e' | 'x'<<8 | 'p'<<16 | 'i'<<24 | 'r'<<32 | 'e'<<40 | 's'<<48 | 'A'<<56
+)
+
 func (s *scanner) eventFast(v *EventView) bool {
 	data, i := s.data, s.i
 	fields := s.d.fields
@@ -709,7 +723,6 @@ func (s *scanner) eventFast(v *EventView) bool {
 	lo := start
 	present := false
 	for {
-		// Member names are short: an inline byte loop is cheaper than a call.
 		if i >= len(data) || data[i] != '"' {
 			return false
 		}
@@ -717,63 +730,76 @@ func (s *scanner) eventFast(v *EventView) bool {
 		if j+1 >= len(data) || data[j] != '"' || data[j+1] != ':' {
 			return false
 		}
-		key := data[i+1 : j]
+		// Compare the name as a little-endian word (plus the tail of the longer names):
+		// a string switch costs calls inside a Wasm guest, an integer switch does not.
+		n, k := j-i-1, i+1
+		if k+8 > len(data) {
+			return false
+		}
+		w := *(*uint64)(unsafe.Pointer(&data[k]))
+		if n < 8 {
+			w &= 1<<(8*n) - 1
+		}
 		i = j + 2
 		var dst *string
-		switch string(key) {
-		case "id":
+		isPayload := false
+		switch {
+		case n == 2 && w == nameID:
 			dst = &e.ID
-		case "group":
+		case n == 5 && w == nameGroup:
 			dst = &e.Group
-		case "sourceNode":
+		case n == 10 && w == nameSourceNo && data[k+8] == 'd' && data[k+9] == 'e':
 			dst = &e.SourceNode
-		case "type":
+		case n == 4 && w == nameType:
 			dst = &e.Type
-		case "subject":
+		case n == 7 && w == nameSubject:
 			dst = &e.Subject
-		case "dedupeKey":
+		case n == 9 && w == nameDedupeKe && data[k+8] == 'y':
 			dst = &e.DedupeKey
-		case "observedAt":
+		case n == 10 && w == nameObserved && data[k+8] == 'A' && data[k+9] == 't':
 			dst = &e.ObservedAt
-		case "expiresAt":
+		case n == 9 && w == nameExpiresA && data[k+8] == 't':
 			dst = &e.ExpiresAt
-		case "payload":
+		case n == 7 && w == namePayload:
+			isPayload = true
+		default:
+			return false
+		}
+		if isPayload {
 			if i+1 >= len(data) || data[i] != '{' {
 				return false
 			}
 			i++
 			lo, present = len(fields), true // a repeated payload replaces the earlier one
-			if data[i] == '}' {
-				i++
-				break
+			if data[i] != '}' {
+				for {
+					if i >= len(data) || data[i] != '"' {
+						return false
+					}
+					j := nextSpecial(data, i+1)
+					if j+1 >= len(data) || data[j] != '"' || data[j+1] != ':' {
+						return false
+					}
+					k := ""
+					if j > i+1 {
+						k = unsafe.String(&data[i+1], j-i-1)
+					}
+					val, j, ok := plainString(data, j+2)
+					if !ok || j >= len(data) {
+						return false
+					}
+					fields = append(fields, Field{Key: k, Value: val})
+					i = j
+					if data[j] == '}' {
+						break
+					}
+					if data[j] != ',' {
+						return false
+					}
+					i++
+				}
 			}
-			for {
-				if i >= len(data) || data[i] != '"' {
-					return false
-				}
-				j := nextSpecial(data, i+1)
-				if j+1 >= len(data) || data[j] != '"' || data[j+1] != ':' {
-					return false
-				}
-				k := ""
-				if j > i+1 {
-					k = unsafe.String(&data[i+1], j-i-1)
-				}
-				val, j, ok := plainString(data, j+2)
-				if !ok || j >= len(data) {
-					return false
-				}
-				fields = append(fields, Field{Key: k, Value: val})
-				i = j + 1
-				if data[j] == '}' {
-					break
-				}
-				if data[j] != ',' {
-					return false
-				}
-			}
-		default:
-			return false
+			i++ // past the payload's '}'
 		}
 		if dst != nil {
 			val, j, ok := plainString(data, i)
