@@ -17,6 +17,14 @@
 //
 //	func main() {}
 //
+// A hot handler that only reads a few payload members can register a view handler
+// instead (OnEventsView, HandleView): it gets a RequestView whose events keep their
+// payloads as field lists (EventView.PayloadFields, Payload) rather than maps, decoded
+// into buffers the SDK reuses, so a call need not allocate at all — inside a Go Wasm
+// guest allocations and map operations are what decoding mostly costs. A view's strings
+// are only valid during the call. Compact events as the host writes them are decoded
+// without copying; anything else takes the general scanner, with the same result.
+//
 // A panic in a handler is recovered and becomes an error result with code plugin_panic;
 // the instance keeps serving. Host functions (module "routerd") are wrapped as typed
 // calls: Log, EmitEvent, ConfigGet, KVGet, KVSet, Now, ProviderRequest. Only the ones a

@@ -56,41 +56,64 @@ func TestBuildProducesValidJSON(t *testing.T) {
 }
 
 // TestAppendJSONMatchesWriter checks the hand-laid-out encoding against the same document
-// built field by field with jsonw.Writer, including strings that need escaping.
+// built field by field with jsonw.Writer, for plain strings and each kind of escape.
 func TestAppendJSONMatchesWriter(t *testing.T) {
-	c := Claim{Name: "n<1>", Address: "10.0.0.1/32", OwnerSide: "cloud", DomainRef: "d\"q", ProviderRef: "p\\",
-		NicRef: "nic\u2028", PeerRef: "peer\x01"}
-	var w jsonw.Writer
-	w.BeginObject()
-	w.StringField("apiVersion", APIVersion)
-	w.StringField("kind", Kind)
-	w.Key("metadata")
-	w.BeginObject()
-	w.StringField("name", c.Name)
-	w.EndObject()
-	w.Key("spec")
-	w.BeginObject()
-	w.StringField("domainRef", c.DomainRef)
-	w.StringField("address", c.Address)
-	w.StringField("ownerSide", c.OwnerSide)
-	w.Key("capture")
-	w.BeginObject()
-	w.StringField("type", "provider-secondary-ip")
-	w.StringField("providerRef", c.ProviderRef)
-	w.StringField("providerMode", "secondary-ip")
-	w.StringField("nicRef", c.NicRef)
-	w.BoolField("configureOSAddress", false)
-	w.EndObject()
-	w.Key("delivery")
-	w.BeginObject()
-	w.StringField("peerRef", c.PeerRef)
-	w.StringField("mode", "route")
-	w.StringField("tunnelInterface", "wg-hybrid")
-	w.EndObject()
-	w.EndObject()
-	w.EndObject()
-	if got := string(c.AppendJSON([]byte("x"))[1:]); got != string(w.Bytes()) {
-		t.Fatalf("AppendJSON:\n%s\nwant\n%s", got, w.Bytes())
+	base := Claim{Name: "onprem-10-0-0-1", Address: "10.0.0.1/32", OwnerSide: "onprem", DomainRef: "lab-v4",
+		ProviderRef: "aws-tokyo", NicRef: "eni-1", PeerRef: "aws-edge"}
+	with := func(f func(c *Claim)) Claim { c := base; f(&c); return c }
+	tests := []struct {
+		name string
+		c    Claim
+	}{
+		{name: "plain", c: base},
+		{name: "empty fields", c: Claim{}},
+		{name: "all need escaping", c: Claim{Name: "n<1>", Address: "10.0.0.1/32", OwnerSide: "cloud", DomainRef: "d\"q",
+			ProviderRef: "p\\", NicRef: "nic\u2028", PeerRef: "peer\x01"}},
+		{name: "ampersand in peerRef", c: with(func(c *Claim) { c.PeerRef = "a&b" })},
+		{name: "greater-than in name", c: with(func(c *Claim) { c.Name = "a>b" })},
+		{name: "non-ascii in domainRef", c: with(func(c *Claim) { c.DomainRef = "é" })},
+		{name: "invalid utf-8 in address", c: with(func(c *Claim) { c.Address = "\xff" })},
+		{name: "tab in nicRef", c: with(func(c *Claim) { c.NicRef = "a\tb" })},
+		{name: "quote in ownerSide", c: with(func(c *Claim) { c.OwnerSide = `a"b` })},
+		{name: "backslash in providerRef", c: with(func(c *Claim) { c.ProviderRef = `a\b` })},
+		{name: "delete is plain", c: with(func(c *Claim) { c.PeerRef = "a\x7fb" })},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := tt.c
+			var w jsonw.Writer
+			w.BeginObject()
+			w.StringField("apiVersion", APIVersion)
+			w.StringField("kind", Kind)
+			w.Key("metadata")
+			w.BeginObject()
+			w.StringField("name", c.Name)
+			w.EndObject()
+			w.Key("spec")
+			w.BeginObject()
+			w.StringField("domainRef", c.DomainRef)
+			w.StringField("address", c.Address)
+			w.StringField("ownerSide", c.OwnerSide)
+			w.Key("capture")
+			w.BeginObject()
+			w.StringField("type", "provider-secondary-ip")
+			w.StringField("providerRef", c.ProviderRef)
+			w.StringField("providerMode", "secondary-ip")
+			w.StringField("nicRef", c.NicRef)
+			w.BoolField("configureOSAddress", false)
+			w.EndObject()
+			w.Key("delivery")
+			w.BeginObject()
+			w.StringField("peerRef", c.PeerRef)
+			w.StringField("mode", "route")
+			w.StringField("tunnelInterface", "wg-hybrid")
+			w.EndObject()
+			w.EndObject()
+			w.EndObject()
+			if got := string(c.AppendJSON([]byte("x"))[1:]); got != string(w.Bytes()) {
+				t.Fatalf("AppendJSON:\n%s\nwant\n%s", got, w.Bytes())
+			}
+		})
 	}
 }
 
