@@ -8,7 +8,6 @@ package claim
 import (
 	"strings"
 	"time"
-	"unicode/utf8"
 	"unsafe"
 
 	"routerd.net/routerd/abi"
@@ -92,7 +91,8 @@ func InputOf(ev *abi.Event) Input {
 // event or names no address.
 func FromEvent(ev *abi.Event) (c Claim, ok bool) {
 	in := InputOf(ev)
-	if strings.TrimSpace(in.Type) != EventType {
+	in.trimSpace()
+	if in.Type != EventType {
 		return Claim{}, false
 	}
 	if c, ok = fields(&in); !ok {
@@ -102,40 +102,55 @@ func FromEvent(ev *abi.Event) (c Claim, ok bool) {
 	return c, true
 }
 
-// fields fills every claim field but the name; ok is false without an address.
+// fields fills every claim field but the name from a trimmed Input; ok is false without
+// an address.
 func fields(in *Input) (c Claim, ok bool) {
-	c.Address = trim(in.Address)
+	c.Address = in.Address
 	if c.Address == "" {
-		c.Address = trim(in.Subject)
+		c.Address = in.Subject
 	}
 	if c.Address == "" {
 		return Claim{}, false
 	}
-	c.OwnerSide = orDefault(trim(in.OwnerSide), defaultOwnerSide)
-	c.DomainRef = trim(in.Domain)
-	c.ProviderRef = orDefault(trim(in.ProviderRef), defaultProviderRef)
-	c.NicRef = orDefault(trim(in.NicRef), defaultNicRef)
-	c.PeerRef = orDefault(trim(in.PeerRef), defaultPeerRef)
+	c.OwnerSide = orDefault(in.OwnerSide, defaultOwnerSide)
+	c.DomainRef = in.Domain
+	c.ProviderRef = orDefault(in.ProviderRef, defaultProviderRef)
+	c.NicRef = orDefault(in.NicRef, defaultNicRef)
+	c.PeerRef = orDefault(in.PeerRef, defaultPeerRef)
 	return c, true
 }
 
-// trim is strings.TrimSpace with the common case (nothing to trim) decided inline: a
-// function call costs more than the check inside a Wasm guest. Every ASCII space is at
-// most ' '; a non-ASCII first or last byte goes to TrimSpace (Unicode spaces).
-func trim(s string) string {
-	if len(s) == 0 || s[0] > ' ' && s[0] < utf8.RuneSelf && s[len(s)-1] > ' ' && s[len(s)-1] < utf8.RuneSelf {
-		return s
+// trimSpace applies strings.TrimSpace to every string of in. The common case, nothing to
+// trim, is decided with one call instead of eight: a call costs more than the checks
+// inside a Wasm guest.
+func (in *Input) trimSpace() {
+	if trimmed(in.Type) && trimmed(in.Subject) && trimmed(in.Address) && trimmed(in.OwnerSide) &&
+		trimmed(in.Domain) && trimmed(in.ProviderRef) && trimmed(in.NicRef) && trimmed(in.PeerRef) {
+		return
 	}
-	return strings.TrimSpace(s)
+	in.Type, in.Subject = strings.TrimSpace(in.Type), strings.TrimSpace(in.Subject)
+	in.Address, in.OwnerSide = strings.TrimSpace(in.Address), strings.TrimSpace(in.OwnerSide)
+	in.Domain, in.ProviderRef = strings.TrimSpace(in.Domain), strings.TrimSpace(in.ProviderRef)
+	in.NicRef, in.PeerRef = strings.TrimSpace(in.NicRef), strings.TrimSpace(in.PeerRef)
+}
+
+// trimmed reports whether strings.TrimSpace(s) == s for certain: s is empty or starts
+// and ends with a byte in 0x21..0x7f (every ASCII space is at most ' '; a non-ASCII end
+// may be a Unicode space). c-0x21 < 0x5f is that range (the byte arithmetic wraps).
+func trimmed(s string) bool {
+	n := len(s)
+	return n == 0 || s[0]-0x21 < 0x5f && s[n-1]-0x21 < 0x5f
 }
 
 // fromInput is FromEvent with the name appended to *names (one allocation for all the
 // names of a batch: each allocation is expensive inside a Wasm guest).
-func fromInput(in *Input, names *[]byte) (c Claim, ok bool) {
-	if trim(in.Type) != EventType {
+func fromInput(src *Input, names *[]byte) (c Claim, ok bool) {
+	in := *src // trimmed on a copy: the caller's Inputs stay as they are
+	in.trimSpace()
+	if in.Type != EventType {
 		return Claim{}, false
 	}
-	c, ok = fields(in)
+	c, ok = fields(&in)
 	if !ok {
 		return Claim{}, false
 	}

@@ -170,13 +170,15 @@ func TestBuilderReuse(t *testing.T) {
 	}
 }
 
-func TestTrimMatchesTrimSpace(t *testing.T) {
+func TestTrimSpaceMatchesStrings(t *testing.T) {
 	tests := []struct {
 		name string
 		in   string
 	}{
 		{name: "empty", in: ""},
 		{name: "plain", in: "10.0.0.1"},
+		{name: "delete at the ends", in: "\x7fx\x7f"},
+		{name: "space at the end only", in: "x "},
 		{name: "ascii spaces", in: " \t10.0.0.1\n\v\f\r"},
 		{name: "only spaces", in: "   "},
 		{name: "one char", in: "x"},
@@ -187,8 +189,17 @@ func TestTrimMatchesTrimSpace(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got, want := trim(tt.in), strings.TrimSpace(tt.in); got != want {
-				t.Fatalf("trim(%q) = %q, want %q", tt.in, got, want)
+			if trimmed(tt.in) && strings.TrimSpace(tt.in) != tt.in {
+				t.Fatalf("trimmed(%q) is true but TrimSpace changes it", tt.in)
+			}
+			in := Input{Type: tt.in, Subject: tt.in, Address: tt.in, OwnerSide: tt.in, Domain: tt.in,
+				ProviderRef: tt.in, NicRef: tt.in, PeerRef: tt.in}
+			in.trimSpace()
+			want := strings.TrimSpace(tt.in)
+			for i, got := range []string{in.Type, in.Subject, in.Address, in.OwnerSide, in.Domain, in.ProviderRef, in.NicRef, in.PeerRef} {
+				if got != want {
+					t.Fatalf("field %d after trimSpace = %q, want %q", i, got, want)
+				}
 			}
 		})
 	}
