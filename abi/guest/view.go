@@ -56,9 +56,10 @@ func (e *EventView) ToEvent() abi.Event {
 	return ev
 }
 
-// RequestView is a PluginRequest decoded for a ViewHandler. Every string it holds, and
-// the Events slice, are only valid during the call: the SDK reuses their memory for the
-// next request. Copy what must outlive the call.
+// RequestView is a PluginRequest decoded for a ViewHandler. Every string and byte slice
+// it holds (context resources included), and the Events slice, are only valid during the
+// call: the SDK reuses their memory for the next request, and strings of compact events
+// point straight into the request bytes. Copy what must outlive the call.
 type RequestView struct {
 	// Request holds every field of the request except Spec.Events, which is always nil.
 	Request abi.Request
