@@ -155,8 +155,12 @@ func TestReplaceWaitsForInflightCalls(t *testing.T) {
 	}
 	dir := t.TempDir()
 	path := writeFile(t, dir, "p.wasm", pluginBytes(t, capcheckDir))
+	// Build the replacement before the call starts, and give the call a deadline far
+	// beyond the test's own work: the call blocks until release, while the replacement is
+	// compiled, which takes seconds on a loaded machine with a cold cache.
+	replacement := pluginBytes(t, echoDir)
 	h := newHost(t, Options{Functions: []capability.Function{blockingLog}})
-	spec := Spec{Name: "p", Grants: capability.Grants{Log: true}}
+	spec := Spec{Name: "p", Grants: capability.Grants{Log: true}, Limits: Limits{Timeout: 2 * time.Minute}}
 	if err := h.LoadFile(context.Background(), path, spec); err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +177,7 @@ func TestReplaceWaitsForInflightCalls(t *testing.T) {
 	}()
 	<-entered
 
-	writeFile(t, dir, "p.wasm", pluginBytes(t, echoDir))
+	writeFile(t, dir, "p.wasm", replacement)
 	if err := h.LoadFile(context.Background(), path, spec); err != nil {
 		t.Fatal(err)
 	}
