@@ -183,7 +183,7 @@ func TestClaimsWasm(t *testing.T) {
 		})
 	}
 	if rc, _, err := p.Call(string(abi.HookPlan), []byte("{}")); rc != 1 || err == nil {
-		t.Fatalf("plan is not implemented but returned rc=%d err=%v", rc, err)
+		t.Fatalf("the plugin registers no plan handler, yet plan returned rc=%d err=%v", rc, err)
 	}
 }
 
