@@ -286,6 +286,16 @@ func ipNet(p netip.Prefix) *net.IPNet {
 // AddAddress configures p on interface dev of router name as the lab's own (foreign to
 // routerd) address: the far end of a site, or a host address on "lo".
 func (l *Lab) AddAddress(name, dev string, p netip.Prefix) error {
+	return l.withLink(name, dev, func(h *netlink.Handle, link netlink.Link) error {
+		if err := h.AddrAdd(link, &netlink.Addr{IPNet: ipNet(p)}); err != nil {
+			return fmt.Errorf("netnslab: router %s: address %s on %s: %w", name, p, dev, err)
+		}
+		return nil
+	})
+}
+
+// withLink runs fn with a netlink handle in router name's namespace and its interface dev.
+func (l *Lab) withLink(name, dev string, fn func(h *netlink.Handle, link netlink.Link) error) error {
 	r := l.Router(name)
 	if r == nil {
 		return fmt.Errorf("netnslab: no router %q", name)
@@ -304,44 +314,25 @@ func (l *Lab) AddAddress(name, dev string, p netip.Prefix) error {
 	if err != nil {
 		return fmt.Errorf("netnslab: router %s: interface %s: %w", name, dev, err)
 	}
-	if err := h.AddrAdd(link, &netlink.Addr{IPNet: ipNet(p)}); err != nil {
-		return fmt.Errorf("netnslab: router %s: address %s on %s: %w", name, p, dev, err)
-	}
-	return nil
+	return fn(h, link)
 }
 
 // AddRoute installs a route of the lab's own (foreign to routerd; protocol static) in
 // router name, e.g. the far site's way back to an overlay. A zero via means a device
 // route.
 func (l *Lab) AddRoute(name string, dst netip.Prefix, dev string, via netip.Addr) error {
-	r := l.Router(name)
-	if r == nil {
-		return fmt.Errorf("netnslab: no router %q", name)
-	}
-	ns, err := netns.GetFromName(r.NetNS)
-	if err != nil {
-		return fmt.Errorf("netnslab: open netns %s: %w", r.NetNS, err)
-	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		return fmt.Errorf("netnslab: netlink in %s: %w", r.NetNS, err)
-	}
-	defer h.Close()
-	link, err := h.LinkByName(dev)
-	if err != nil {
-		return fmt.Errorf("netnslab: router %s: interface %s: %w", name, dev, err)
-	}
-	route := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: ipNet(dst.Masked()), Protocol: 4} // static
-	if via.IsValid() {
-		route.Gw = net.IP(via.AsSlice())
-	} else {
-		route.Scope = netlink.SCOPE_LINK
-	}
-	if err := h.RouteAdd(route); err != nil {
-		return fmt.Errorf("netnslab: router %s: route %s: %w", name, dst, err)
-	}
-	return nil
+	return l.withLink(name, dev, func(h *netlink.Handle, link netlink.Link) error {
+		route := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: ipNet(dst.Masked()), Protocol: 4} // static
+		if via.IsValid() {
+			route.Gw = net.IP(via.AsSlice())
+		} else {
+			route.Scope = netlink.SCOPE_LINK
+		}
+		if err := h.RouteAdd(route); err != nil {
+			return fmt.Errorf("netnslab: router %s: route %s: %w", name, dst, err)
+		}
+		return nil
+	})
 }
 
 // Ping sends ICMP echoes from router name to addr (ping(8) inside the namespace), one
