@@ -486,7 +486,7 @@ func (d *docContext) unknownKind(kind, apiVersion string, kindNode *yaml.Node, p
 	case isOurAPIVersion(apiVersion):
 		d.errorf(line, path, "unknown kind %q in %s; want one of: %s", kind, apiVersion, kindNames())
 	case d.opts.SkipUnknownKinds:
-		d.warnf(line, "skipped: kind %s (apiVersion %s) is not implemented by routerd", kind, apiVersion)
+		d.warnf(line, "skipped: kind %s (apiVersion %s) is not a Kind routerd provides", kind, apiVersion)
 	case isOriginalKind(kind):
 		d.errorf(line, path, "kind %s is a routerd v1alpha1 Kind routerd does not implement (skip it with --skip-unknown-kinds)", kind)
 	default:

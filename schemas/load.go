@@ -22,7 +22,7 @@ const DefaultMaxFileBytes = 8 << 20
 // LoadOptions tune loading. The zero value is the strict default.
 type LoadOptions struct {
 	// SkipUnknownKinds skips, with a warning in Config.Warnings, documents whose Kind is
-	// not implemented by routerd and does not belong to one of routerd's API groups (for
+	// one routerd does not provide and that does not belong to one of routerd's API groups (for
 	// example the original's Interface or BGP). Unknown Kinds in routerd's own API groups
 	// are always errors.
 	SkipUnknownKinds bool
