@@ -97,6 +97,7 @@ type Host struct {
 	opts    Options
 	log     *slog.Logger
 	cache   wazero.CompilationCache
+	codeDir string // machine code files (see slim.go); "" without a cache directory
 	funcs   []capability.Function
 	metrics *instruments
 	audits  auditGate
@@ -165,6 +166,11 @@ func New(opts Options) (*Host, error) {
 			return nil, fmt.Errorf("host: compilation cache %s: %w", opts.CacheDir, err)
 		}
 		h.cache = c
+		h.codeDir = filepath.Join(opts.CacheDir, codeDirName)
+		if err := os.MkdirAll(h.codeDir, 0o700); err != nil {
+			return nil, fmt.Errorf("host: compilation cache %s: %w", opts.CacheDir, err)
+		}
+		pruneCodeFiles(h.codeDir, time.Now())
 	}
 	var funcs []capability.Function
 	funcs = append(funcs, hostlog.New(hostlog.Options{Logger: opts.Logger})...)

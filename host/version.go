@@ -319,6 +319,7 @@ func (h *Host) acquireCompiled(ctx context.Context, key compiledKey, code []byte
 	if err != nil {
 		return nil, err
 	}
+	h.slim(key.digest, compiled)
 	h.compiled[key] = &sharedCompiled{compiled: compiled, refs: 1}
 	return compiled, nil
 }
