@@ -40,6 +40,8 @@ type capture struct {
 	onMain func(api.Module)
 	// disarm releases the timer onMain armed (nil when none).
 	disarm func() bool
+	// imageErr is why onMain could not load the module's memory image.
+	imageErr error
 }
 
 // captureFactory attaches captureListener to _initialize (the WASI reactor's start,
@@ -249,14 +251,16 @@ func (v *version) newInstance(ctx context.Context) (*instance, []byte, error) {
 	initTimeout := max(v.spec.Limits.Timeout, instanceInitTimeout)
 	mctx, cancel := context.WithTimeout(ctx, initTimeout)
 	defer cancel()
-	if v.preempt {
-		c.onMain = func(mod api.Module) {
-			g, ok := mod.ExportedGlobal(preempt.StopExport).(api.MutableGlobal)
-			if !ok {
-				return
-			}
+	c.onMain = func(mod api.Module) {
+		if v.image != nil {
+			c.imageErr = in.mem.loadImage(mod.Memory(), v.image)
+		}
+		if g, ok := mod.ExportedGlobal(preempt.StopExport).(api.MutableGlobal); ok && v.preempt {
 			in.stopG = g
 			c.disarm = in.armStop(mctx)
+		}
+		if c.imageErr != nil {
+			cancel() // the module must not run without its data: stop it at once
 		}
 	}
 	mctx = context.WithValue(mctx, captureKey{}, c)
@@ -264,6 +268,10 @@ func (v *version) newInstance(ctx context.Context) (*instance, []byte, error) {
 	rc, out, err := p.CallWithContext(mctx, abi.ExportManifest, nil)
 	if c.disarm != nil {
 		c.disarm()
+	}
+	if c.imageErr != nil {
+		in.close()
+		return nil, nil, v.loadErr(ErrBadModule, "initial memory: "+c.imageErr.Error(), c.imageErr)
 	}
 	if err == nil && rc != 0 {
 		err = fmt.Errorf("returned status %d", rc)

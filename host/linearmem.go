@@ -1,9 +1,13 @@
 package host
 
 import (
+	"errors"
+	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 
+	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 )
 
@@ -38,6 +42,35 @@ func (m *instanceMemory) Allocate(capBytes, maxBytes uint64) experimental.Linear
 		return r
 	}
 	return &heapMemory{buf: make([]byte, 0, capBytes), max: maxBytes}
+}
+
+// loadImage puts img at the start of mem, the main module's memory, before any of the
+// module's code ran (its memory is still all zeros): by mapping the image file
+// privately over the region backing mem, or, where mem is not a region of m, by copying
+// the image in.
+func (m *instanceMemory) loadImage(mem api.Memory, img *memoryImage) error {
+	if mem == nil {
+		return errors.New("the module has no memory for its data")
+	}
+	buf, ok := mem.Read(0, mem.Size())
+	if !ok || len(buf) < img.size {
+		return fmt.Errorf("the module's %d-byte memory is smaller than its %d bytes of data", mem.Size(), img.size)
+	}
+	m.mu.Lock()
+	regions := slices.Clone(m.regions)
+	m.mu.Unlock()
+	for _, r := range regions {
+		if r.backs(buf) {
+			if err := r.mapImage(img); err == nil {
+				return nil
+			}
+			break
+		}
+	}
+	if _, err := img.file.ReadAt(buf[:img.size], 0); err != nil {
+		return fmt.Errorf("copy the module's data from %s: %w", img.path, err)
+	}
+	return nil
 }
 
 // allocator returns m as the allocator to put in the instantiation context (nil where

@@ -5,6 +5,9 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // reserveSupported: linear memories are reserved with mmap (see linearmem.go).
@@ -54,9 +57,36 @@ func (r *region) Reallocate(size uint64) []byte {
 	return r.mem[:size:size]
 }
 
+// backs reports whether buf is this region's memory.
+func (r *region) backs(buf []byte) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.mem) > 0 && len(buf) > 0 && &r.mem[0] == &buf[0]
+}
+
+// mapImage maps img privately over the start of the region (which must still be all
+// zeros): reading a page shares the image file's page cache, writing one copies it.
+func (r *region) mapImage(img *memoryImage) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.unmapped || uint64(img.size) > r.size {
+		return fmt.Errorf("host: memory image of %d bytes does not fit the %d accessible bytes", img.size, r.size)
+	}
+	addr := unsafe.Pointer(&r.mem[0])
+	got, err := unix.MmapPtr(int(img.file.Fd()), 0, addr, uintptr(roundUpPage(uint64(img.size))), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_FIXED)
+	if err != nil {
+		return fmt.Errorf("host: map memory image %s: %w", img.path, err)
+	}
+	if got != addr {
+		return fmt.Errorf("host: map memory image %s: kernel placed it at %p, asked %p", img.path, got, addr)
+	}
+	return nil
+}
+
 // Free implements experimental.LinearMemory (wazero calls it when the module closes):
 // the pages go back to the OS. The mapping stays until unmap, because a call still
-// running on a module closed under it (Host shutdown) may touch it; it reads zeros.
+// running on a module closed under it (Host shutdown) may touch it; it reads zeros or
+// the memory image.
 func (r *region) Free() {
 	r.mu.Lock()
 	defer r.mu.Unlock()

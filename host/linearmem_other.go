@@ -21,3 +21,9 @@ func (*region) Reallocate(uint64) []byte { return nil }
 func (*region) Free() {}
 
 func (*region) unmap() {}
+
+// backs is false: there are no regions.
+func (*region) backs([]byte) bool { return false }
+
+// mapImage is unsupported.
+func (*region) mapImage(*memoryImage) error { return errors.ErrUnsupported }

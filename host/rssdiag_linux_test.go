@@ -72,6 +72,7 @@ func rssBreakdown(w io.Writer, h *Host) {
 	}
 	defer f.Close()
 	byKind := map[string]int{}
+	anonKind := map[string]int{}
 	kind := ""
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
@@ -93,9 +94,13 @@ func rssBreakdown(w io.Writer, h *Host) {
 			}
 			continue
 		}
-		if len(fl) == 3 && fl[0] == "Rss:" {
+		if len(fl) == 3 && (fl[0] == "Rss:" || fl[0] == "Anonymous:") {
 			kb, _ := strconv.Atoi(fl[1])
-			byKind[kind] += kb
+			if fl[0] == "Rss:" {
+				byKind[kind] += kb
+			} else {
+				anonKind[kind] += kb
+			}
 		}
 	}
 	kinds := make([]string, 0, len(byKind))
@@ -105,7 +110,7 @@ func rssBreakdown(w io.Writer, h *Host) {
 	sort.Slice(kinds, func(i, j int) bool { return byKind[kinds[i]] > byKind[kinds[j]] })
 	for _, k := range kinds {
 		if byKind[k] >= 1024 {
-			fmt.Fprintf(w, "rss %-60s %7.1f MB\n", k, float64(byKind[k])/1024)
+			fmt.Fprintf(w, "rss %-60s %7.1f MB (%.1f MB anonymous)\n", k, float64(byKind[k])/1024, float64(anonKind[k])/1024)
 		}
 	}
 }

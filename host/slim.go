@@ -11,17 +11,29 @@ import (
 	extism "github.com/extism/go-sdk"
 
 	"routerd.net/routerd/host/internal/codefile"
+	"routerd.net/routerd/host/internal/datamerge"
 	"routerd.net/routerd/host/internal/wazeroaccess"
 )
 
-// A compiled plugin costs more resident memory than it uses: wazero keeps its machine
-// code (about 10 MB for a Go module) in anonymous memory, all of it resident although a
-// plugin executes a small part, and keeps the decoded function bodies (about 2 MB) that
-// it reads only while compiling. slim releases both once a module is compiled: the
-// machine code is backed by a file under the cache directory (package codefile: only
-// the pages executed become resident, shared through the page cache, droppable under
-// memory pressure) and the bodies are dropped (package wazeroaccess). Without a cache
-// directory the code stays in anonymous memory. Each step that fails is logged and
+// A compiled plugin costs more resident memory than it uses:
+//
+//   - wazero keeps its machine code (about 10 MB for a Go module) in anonymous memory,
+//     all of it resident although a plugin executes a small part;
+//   - wazero keeps the decoded function bodies (about 2 MB), which it reads only while
+//     compiling;
+//   - wazero keeps the data segments (about 1.4 MB) and copies them into every new
+//     instance, so every instance has all of them resident although the Go runtime in
+//     the guest reads a small part (type data, strings, the pclntab).
+//
+// slim releases the first two once a module is compiled: the machine code is backed by
+// a file under the cache directory (package codefile: only the pages executed become
+// resident, shared through the page cache, droppable under memory pressure) and the
+// bodies are dropped (package wazeroaccess). extractImage handles the third before
+// compiling: it moves the data segments out of the module into a memory image file
+// (package datamerge), which every instance maps privately at the start of its memory
+// before the module's code runs (instanceMemory.loadImage): pages the guest only reads
+// stay shared page cache, pages it writes are copied on write. Without a cache
+// directory everything stays as wazero has it. Each step that fails is logged and
 // skipped: the plugin works either way, it only uses more memory.
 
 // codeDirName is the directory under Options.CacheDir holding machine code files.
@@ -74,11 +86,57 @@ func (h *Host) slim(digest string, compiled *extism.CompiledPlugin) slimStats {
 		if res.Written {
 			st.written++
 		} else {
-			now := time.Now()
-			_ = os.Chtimes(res.Path, now, now) // keeps it from pruneCodeFiles
+			touch(res.Path)
 		}
 	}
 	return st
+}
+
+// memoryImage is a module's initial memory, moved out of the module into a file that
+// every instance maps privately (see above).
+type memoryImage struct {
+	file *os.File // open for the life of the compiled module: its content never changes
+	path string   // where file is (file.Name() may be the temporary name it was written under)
+	size int
+}
+
+// close closes the image file (instances mapped from it keep their mappings). A nil
+// image is fine.
+func (m *memoryImage) close() {
+	if m != nil {
+		m.file.Close()
+	}
+}
+
+// extractImage moves the data segments of code out into a memory image file, returning
+// the image and the module without them; or nil and code unchanged when the module is
+// not of the form datamerge.Extract handles, guest memory is not reserved by the host
+// (instanceMemory), there is no cache directory, or writing the file fails.
+func (h *Host) extractImage(digest string, code []byte) (*memoryImage, []byte) {
+	if h.codeDir == "" || !reserveSupported {
+		return nil, code
+	}
+	stripped, image, ok, err := datamerge.Extract(code)
+	if err != nil || !ok {
+		return nil, code
+	}
+	name := fmt.Sprintf("%08x-%d.data", crc32.Checksum(image, crcTable), len(image))
+	f, written, err := codefile.Ensure(h.codeDir, name, image)
+	if err != nil {
+		h.log.Warn("plugin: data segments left in the module", "module", digest, "err", err)
+		return nil, code
+	}
+	path := filepath.Join(h.codeDir, name)
+	if !written {
+		touch(path)
+	}
+	return &memoryImage{file: f, path: path, size: len(image)}, stripped
+}
+
+// touch marks a code file used now, keeping it from pruneCodeFiles.
+func touch(path string) {
+	now := time.Now()
+	_ = os.Chtimes(path, now, now)
 }
 
 // pruneCodeFiles removes code files no load has used for codeFileMaxAge (and

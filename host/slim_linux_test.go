@@ -10,10 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tetratelabs/wazero"
+
 	"routerd.net/routerd/abi"
+	"routerd.net/routerd/host/internal/codefile"
 )
 
-// codeFiles returns the code files under cache and which of them this process maps.
+// codeFiles returns the files under cache/code (machine code and memory images) and
+// which of them this process maps.
 func codeFiles(t *testing.T, cache string) (files, mapped []string) {
 	t.Helper()
 	dir := filepath.Join(cache, codeDirName)
@@ -29,7 +33,7 @@ func codeFiles(t *testing.T, cache string) (files, mapped []string) {
 		t.Fatal(err)
 	}
 	for _, line := range strings.Split(string(maps), "\n") {
-		if f := strings.Fields(line); len(f) == 6 && filepath.Dir(f[5]) == dir && strings.HasPrefix(f[1], "r-x") {
+		if f := strings.Fields(line); len(f) == 6 && filepath.Dir(f[5]) == dir {
 			if name := filepath.Base(f[5]); !slices.Contains(mapped, name) {
 				mapped = append(mapped, name)
 			}
@@ -39,8 +43,9 @@ func codeFiles(t *testing.T, cache string) (files, mapped []string) {
 }
 
 // TestMachineCodeBackedByFiles loads echo three times on one cache directory: the first
-// load writes its machine code to files and runs from them, a restart reuses them, and a
-// restart after the files were damaged rewrites them instead of running them.
+// load writes its machine code and memory image to files and runs from them, a restart
+// reuses them, and a restart after the files were damaged rewrites them instead of
+// using them.
 func TestMachineCodeBackedByFiles(t *testing.T) {
 	cache := t.TempDir()
 	module := pluginBytes(t, echoDir)
@@ -59,7 +64,8 @@ func TestMachineCodeBackedByFiles(t *testing.T) {
 
 	h := load()
 	files, mapped := codeFiles(t, cache)
-	if len(files) == 0 || len(mapped) != len(files) {
+	if !slices.ContainsFunc(files, func(f string) bool { return strings.HasSuffix(f, ".text") }) ||
+		!slices.ContainsFunc(files, func(f string) bool { return strings.HasSuffix(f, ".data") }) || len(mapped) != len(files) {
 		t.Fatalf("after the first load: code files %v, mapped %v; want every file mapped", files, mapped)
 	}
 	info, err := os.Stat(filepath.Join(cache, codeDirName, files[0]))
@@ -131,5 +137,79 @@ func TestPruneCodeFiles(t *testing.T) {
 		if kept := err == nil; kept != f.keep {
 			t.Errorf("%s (age %v): kept %v, want %v", f.name, f.age, kept, f.keep)
 		}
+	}
+}
+
+// TestMemoryImageIsPrivate checks that instances mapping the same memory image do not
+// see each other's writes and never write the file.
+func TestMemoryImageIsPrivate(t *testing.T) {
+	h := newHost(t, Options{CacheDir: t.TempDir()})
+	path := writeFile(t, t.TempDir(), "echo.wasm", pluginBytes(t, echoDir))
+	if err := h.LoadFile(context.Background(), path, Spec{Name: "echo", Limits: Limits{WarmInstances: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	v := h.entry("echo").current.Load()
+	if v.image == nil {
+		t.Fatal("echo was loaded without a memory image")
+	}
+	var a, b *instance
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && b == nil; time.Sleep(10 * time.Millisecond) {
+		v.mu.Lock()
+		if len(v.idle) >= 2 {
+			a, b = v.idle[0], v.idle[1]
+		}
+		v.mu.Unlock()
+	}
+	if b == nil {
+		t.Fatal("the second warm instance did not appear")
+	}
+	file, err := os.ReadFile(v.image.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := uint32(len(file) / 2)
+	before, _ := a.main.Memory().ReadByte(off)
+	if other, _ := b.main.Memory().ReadByte(off); before != file[off] || other != file[off] {
+		t.Fatalf("byte %d: instance a %#x, b %#x, file %#x; want the file's", off, before, other, file[off])
+	}
+	a.main.Memory().WriteByte(off, ^before)
+	defer a.main.Memory().WriteByte(off, before)
+	if got, _ := b.main.Memory().ReadByte(off); got != file[off] {
+		t.Errorf("a write in one instance changed another's memory (%#x)", got)
+	}
+	if now, _ := os.ReadFile(v.image.path); !bytes.Equal(now, file) {
+		t.Error("a write in an instance changed the image file")
+	}
+}
+
+// TestLoadImageCopiesWithoutRegion checks the fallback: a memory the host did not
+// reserve gets the image copied in.
+func TestLoadImageCopiesWithoutRegion(t *testing.T) {
+	ctx := context.Background()
+	r := wazero.NewRuntime(ctx)
+	defer r.Close(ctx)
+	// A module with one exported memory of one page.
+	mod, err := r.Instantiate(ctx, []byte{0, 'a', 's', 'm', 1, 0, 0, 0, 5, 3, 1, 0, 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	content := bytes.Repeat([]byte("image"), 1000)
+	f, _, err := codefile.Ensure(t.TempDir(), "x.data", content)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m := &instanceMemory{}
+	if err := m.loadImage(mod.Memory(), &memoryImage{file: f, path: "x.data", size: len(content)}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := mod.Memory().Read(0, uint32(len(content))); !bytes.Equal(got, content) {
+		t.Fatal("the memory does not start with the image")
+	}
+	if err := m.loadImage(mod.Memory(), &memoryImage{file: f, path: "x.data", size: 2 * 65536}); err == nil {
+		t.Fatal("an image larger than the memory was accepted")
+	}
+	if err := m.loadImage(nil, &memoryImage{file: f, path: "x.data", size: 1}); err == nil {
+		t.Fatal("a module without memory was accepted")
 	}
 }

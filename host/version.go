@@ -37,6 +37,7 @@ type version struct {
 	size     int64
 	manifest *abi.Manifest
 	compiled *extism.CompiledPlugin // shared with plugins bound to the same module (key)
+	image    *memoryImage           // compiled's initial memory, nil when it is in the module
 	key      compiledKey
 	fast     bool
 	preempt  bool       // instrumented with loop checks (see internal/preempt)
@@ -115,10 +116,11 @@ func (h *Host) loadVersion(ctx context.Context, path string, spec Spec, data []b
 		h.log.Info("plugin: loop-check instrumentation not applied; using close-on-context-done", "plugin", spec.Name, "reason", perr)
 	}
 	v.key = compiledKey{digest: digest, pages: spec.Limits.memoryPages(), preempt: v.preempt}
-	v.compiled, err = h.acquireCompiled(ctx, v.key, code)
+	sc, err := h.acquireCompiled(ctx, v.key, code)
 	if err != nil {
 		return nil, v.loadErr(ErrBadModule, "compile: "+cleanWazeroError(err), err)
 	}
+	v.compiled, v.image = sc.compiled, sc.image
 	defer func() {
 		if err != nil {
 			v.closeAll()
@@ -296,16 +298,17 @@ type compiledKey struct {
 // versions use it.
 type sharedCompiled struct {
 	compiled *extism.CompiledPlugin
+	image    *memoryImage // the module's initial memory when moved out of it (see slim.go)
 	refs     int
 }
 
 // acquireCompiled returns the compiled module for key, compiling code on first use.
-func (h *Host) acquireCompiled(ctx context.Context, key compiledKey, code []byte) (*extism.CompiledPlugin, error) {
+func (h *Host) acquireCompiled(ctx context.Context, key compiledKey, code []byte) (*sharedCompiled, error) {
 	h.compiledMu.Lock()
 	defer h.compiledMu.Unlock()
 	if sc, ok := h.compiled[key]; ok {
 		sc.refs++
-		return sc.compiled, nil
+		return sc, nil
 	}
 	rc := wazero.NewRuntimeConfig().
 		WithCloseOnContextDone(!key.preempt).
@@ -313,15 +316,18 @@ func (h *Host) acquireCompiled(ctx context.Context, key compiledKey, code []byte
 	if h.cache != nil {
 		rc = rc.WithCompilationCache(h.cache)
 	}
+	image, code := h.extractImage(key.digest, code)
 	cctx := experimental.WithFunctionListenerFactory(ctx, captureFactory{})
 	manifest := extism.Manifest{Wasm: []extism.Wasm{extism.WasmData{Data: code, Name: "main"}}}
 	compiled, err := extism.NewCompiledPlugin(cctx, manifest, extism.PluginConfig{RuntimeConfig: rc, EnableWasi: true}, h.hostFunctions())
 	if err != nil {
+		image.close()
 		return nil, err
 	}
 	h.slim(key.digest, compiled)
-	h.compiled[key] = &sharedCompiled{compiled: compiled, refs: 1}
-	return compiled, nil
+	sc := &sharedCompiled{compiled: compiled, image: image, refs: 1}
+	h.compiled[key] = sc
+	return sc, nil
 }
 
 // releaseCompiled drops one use of key's compiled module and closes it after the last.
@@ -341,6 +347,7 @@ func (h *Host) releaseCompiled(key compiledKey) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = sc.compiled.Close(ctx)
+		sc.image.close()
 	}
 }
 
@@ -412,7 +419,7 @@ func (v *version) refill() {
 	}
 	last := v.retired && v.active == 0 && v.warming == 0 && !v.closed
 	v.mu.Unlock()
-	if err != nil {
+	if err != nil && v.h.ctx.Err() == nil { // failing because the host closes is no news
 		v.h.log.Warn("plugin instance refill failed", "plugin", v.spec.Name, "err", err)
 	}
 	v.h.trim.schedule()

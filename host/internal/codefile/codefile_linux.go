@@ -30,18 +30,12 @@ func Back(code []byte, dir, name string) (Result, error) {
 	if uintptr(addr)%uintptr(pageSize) != 0 {
 		return Result{}, ErrNotMapping
 	}
-	path := filepath.Join(dir, name)
-	res := Result{Path: path}
-	f, err := openSame(path, code)
+	f, written, err := Ensure(dir, name, code)
 	if err != nil {
-		return res, err
+		return Result{}, err
 	}
-	if f == nil {
-		if f, err = write(dir, name, code); err != nil {
-			return res, err
-		}
-		res.Written = true
-	}
+	path := filepath.Join(dir, name)
+	res := Result{Path: path, Written: written}
 	defer f.Close()
 	length := roundUp(len(code))
 	got, err := unix.MmapPtr(int(f.Fd()), 0, addr, uintptr(length), unix.PROT_READ|unix.PROT_EXEC, unix.MAP_PRIVATE|unix.MAP_FIXED)
@@ -53,6 +47,20 @@ func Back(code []byte, dir, name string) (Result, error) {
 		return res, fmt.Errorf("codefile: map %s: kernel placed it at %p, asked %p", path, got, addr)
 	}
 	return res, nil
+}
+
+// Ensure returns the file name in dir, open for reading, holding exactly content:
+// the existing file when it does, else a new one written and renamed over the name.
+// written says which; a written file's Name is the temporary name it was written
+// under. Ensure never writes into an existing file, so a file mapped or
+// opened earlier keeps its content.
+func Ensure(dir, name string, content []byte) (f *os.File, written bool, err error) {
+	path := filepath.Join(dir, name)
+	if f, err = openSame(path, content); err != nil || f != nil {
+		return f, false, err
+	}
+	f, err = write(dir, name, content)
+	return f, err == nil, err
 }
 
 // openSame opens path when it holds exactly code, returns nil when it is missing or

@@ -29,6 +29,9 @@ const MaxGap = 128
 var ErrMalformed = errors.New("datamerge: malformed module")
 
 const (
+	secImport    = 2
+	secMemory    = 5
+	secStart     = 8
 	secData      = 11
 	secDataCount = 12
 	opI32Const   = 0x41
@@ -50,33 +53,14 @@ type segment struct {
 //
 // A module whose section or data segment layout cannot be read wraps ErrMalformed.
 func Coalesce(module []byte, maxGap int) ([]byte, bool, error) {
-	if !bytes.HasPrefix(module, magic) {
-		return nil, false, fmt.Errorf("%w: not a binary module", ErrMalformed)
+	l, err := scan(module)
+	if err != nil {
+		return nil, false, err
 	}
-	hdr, dataStart, dataEnd := -1, -1, -1 // the data section: header, payload
-	off := len(magic)
-	for off < len(module) {
-		id := module[off]
-		size, n, err := u32(module[off+1:])
-		if err != nil {
-			return nil, false, fmt.Errorf("%w: section %d at %#x: %v", ErrMalformed, id, off, err)
-		}
-		start := off + 1 + n
-		end := start + int(size)
-		if end > len(module) || end < start {
-			return nil, false, fmt.Errorf("%w: section %d at %#x is truncated", ErrMalformed, id, off)
-		}
-		switch id {
-		case secDataCount:
-			return module, false, nil
-		case secData:
-			hdr, dataStart, dataEnd = off, start, end
-		}
-		off = end
-	}
-	if dataStart < 0 {
+	if l.dataCount || l.dataStart < 0 {
 		return module, false, nil
 	}
+	hdr, dataStart, dataEnd := l.dataHdr, l.dataStart, l.dataEnd
 	segs, ok, err := parseData(module[dataStart:dataEnd])
 	if err != nil || !ok {
 		return module, false, err
@@ -100,6 +84,49 @@ func Coalesce(module []byte, maxGap int) ([]byte, bool, error) {
 	out = append(out, payload...)
 	out = append(out, module[dataEnd:]...)
 	return out, true, nil
+}
+
+// layout is where a module's sections are, as far as this package cares (-1: absent).
+type layout struct {
+	dataHdr, dataStart, dataEnd int  // the data section: its id byte, its payload
+	importStart, importEnd      int  // the import section's payload
+	memoryStart, memoryEnd      int  // the memory section's payload
+	dataCount, startFunc        bool // has a data count section, a start section
+}
+
+// scan finds the sections of module.
+func scan(module []byte) (layout, error) {
+	l := layout{dataHdr: -1, dataStart: -1, dataEnd: -1, importStart: -1, importEnd: -1, memoryStart: -1, memoryEnd: -1}
+	if !bytes.HasPrefix(module, magic) {
+		return l, fmt.Errorf("%w: not a binary module", ErrMalformed)
+	}
+	off := len(magic)
+	for off < len(module) {
+		id := module[off]
+		size, n, err := u32(module[off+1:])
+		if err != nil {
+			return l, fmt.Errorf("%w: section %d at %#x: %v", ErrMalformed, id, off, err)
+		}
+		start := off + 1 + n
+		end := start + int(size)
+		if end > len(module) || end < start {
+			return l, fmt.Errorf("%w: section %d at %#x is truncated", ErrMalformed, id, off)
+		}
+		switch id {
+		case secImport:
+			l.importStart, l.importEnd = start, end
+		case secMemory:
+			l.memoryStart, l.memoryEnd = start, end
+		case secStart:
+			l.startFunc = true
+		case secDataCount:
+			l.dataCount = true
+		case secData:
+			l.dataHdr, l.dataStart, l.dataEnd = off, start, end
+		}
+		off = end
+	}
+	return l, nil
 }
 
 // parseData reads a data section payload. ok is false when a segment is not an active
