@@ -16,7 +16,7 @@ WASM_ENV  := GOOS=wasip1 GOARCH=wasm
 TEST_TIMEOUT ?= 12m
 FUZZTIME  ?= 8s
 # Fuzz targets run briefly by `make test` (package:Target); longer: make fuzz FUZZTIME=5m
-FUZZ_TARGETS := federation/transport:FuzzReceiverVerify federation/event:FuzzDecode abi:FuzzDecode schemas:FuzzDecode
+FUZZ_TARGETS := federation/transport:FuzzReceiverVerify federation/event:FuzzDecode abi:FuzzDecode schemas:FuzzDecode host/internal/jsonvalid:FuzzValid
 
 .PHONY: all build plugins test unit fuzz vet fmt-check check-schema schema bench demo deps clean help
 
@@ -59,7 +59,7 @@ vet: ## go vet (host and wasm guest code)
 unit: plugins ## go test ./... (netns tests run when root)
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
-fuzz: ## run each fuzz target for FUZZTIME (the HMAC verifier, event, ABI and config decoders)
+fuzz: ## run each fuzz target for FUZZTIME (the HMAC verifier, event, ABI and config decoders, the output validator)
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \
 		echo "fuzz  ./$$pkg $$fn ($(FUZZTIME))"; \

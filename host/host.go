@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero"
-	"github.com/valyala/fastjson"
 	"go.opentelemetry.io/otel/metric"
 
 	"routerd.net/routerd/abi"
@@ -26,6 +25,7 @@ import (
 	"routerd.net/routerd/host/capability/events"
 	"routerd.net/routerd/host/capability/hostlog"
 	"routerd.net/routerd/host/capability/kv"
+	"routerd.net/routerd/host/internal/jsonvalid"
 )
 
 // Options configure a Host. Every field is optional.
@@ -625,8 +625,12 @@ func (h *Host) run(ctx context.Context, v *version, hook abi.Hook, input []byte,
 		}
 		return out, nil
 	}
-	if err := fastjson.ValidateBytes(out); err != nil {
-		return nil, fail(ErrBadOutput, "output is not valid JSON: "+truncate(err.Error(), 200), err)
+	if err := jsonvalid.Valid(out); err != nil {
+		detail := err.Error()
+		if se, ok := errors.AsType[*jsonvalid.SyntaxError](err); ok {
+			detail = fmt.Sprintf("%s at byte %d of %d", se.Msg, se.Offset, len(out))
+		}
+		return nil, fail(ErrBadOutput, "output is not valid JSON: "+truncate(detail, 200), err)
 	}
 	return out, nil
 }
