@@ -161,6 +161,9 @@ func New(opts Options) (*Host, error) {
 		if err := os.MkdirAll(opts.CacheDir, 0o700); err != nil {
 			return nil, fmt.Errorf("host: compilation cache %s: %w", opts.CacheDir, err)
 		}
+		if err := checkPrivateDir(opts.CacheDir); err != nil {
+			return nil, err
+		}
 		c, err := wazero.NewCompilationCacheWithDir(opts.CacheDir)
 		if err != nil {
 			return nil, fmt.Errorf("host: compilation cache %s: %w", opts.CacheDir, err)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	extism "github.com/extism/go-sdk"
@@ -160,4 +161,20 @@ func pruneCodeFiles(dir string, now time.Time) {
 			_ = os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
+}
+
+// checkPrivateDir refuses a cache directory another user could write to: the compiled
+// code, code files and memory images in it become code and data the host runs.
+func checkPrivateDir(dir string) error {
+	info, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("host: cache directory %s: %w", dir, err)
+	}
+	if info.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("host: cache directory %s is writable by group or others (mode %v); run chmod go-w %s", dir, info.Mode().Perm(), dir)
+	}
+	if st, ok := info.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("host: cache directory %s is owned by uid %d, not by this process (uid %d); remove it or choose another --state-dir", dir, st.Uid, os.Geteuid())
+	}
+	return nil
 }

@@ -213,3 +213,46 @@ func TestLoadImageCopiesWithoutRegion(t *testing.T) {
 		t.Fatal("a module without memory was accepted")
 	}
 }
+
+func TestNewRefusesSharedCacheDir(t *testing.T) {
+	tests := []struct {
+		name    string
+		prepare func(dir string) error
+		wantErr string
+	}{
+		{"private", func(string) error { return nil }, ""},
+		{"writable by others", func(dir string) error { return os.Chmod(dir, 0o777) }, "writable by group or others"},
+		{"writable by group", func(dir string) error { return os.Chmod(dir, 0o770) }, "writable by group or others"},
+		{"another user's", func(dir string) error {
+			if os.Geteuid() != 0 {
+				t.Skip("chown to another user needs root")
+			}
+			return os.Chown(dir, 65534, 65534)
+		}, "owned by uid 65534"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "cache")
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := tt.prepare(dir); err != nil {
+				t.Fatal(err)
+			}
+			h, err := New(Options{CacheDir: dir})
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				h.Close()
+				return
+			}
+			if err == nil {
+				h.Close()
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("New = %v, want an error containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -86,13 +87,16 @@ func loadPluginEnv(cmd *cobra.Command) (*pluginEnv, error) {
 	return env, nil
 }
 
-// cacheDir returns the compilation cache to use: the daemon's when its state dir exists,
-// else one in the temp dir (so repeated dry-runs stay fast without creating state).
+// cacheDir returns the compilation cache to use: the daemon's when its state dir exists
+// and belongs to this user, else a per-user one in the temp dir (so repeated dry-runs
+// stay fast without creating state, and nobody else's cache is used).
 func (e *pluginEnv) cacheDir() string {
 	if fi, err := os.Stat(e.settings.StateDir); err == nil && fi.IsDir() {
-		return e.settings.CacheDir()
+		if st, ok := fi.Sys().(*syscall.Stat_t); !ok || int(st.Uid) == os.Geteuid() {
+			return e.settings.CacheDir()
+		}
 	}
-	return filepath.Join(os.TempDir(), "routerd-wasm-cache")
+	return filepath.Join(os.TempDir(), fmt.Sprintf("routerd-wasm-cache-%d", os.Geteuid()))
 }
 
 // newHost creates a standalone, dry-run host with the config's Plugin resources.
