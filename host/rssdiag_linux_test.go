@@ -63,7 +63,7 @@ func rssBreakdown(w io.Writer, h *Host) {
 		v.mu.Unlock()
 	}
 	h.mu.RUnlock()
-	fmt.Fprintf(w, "resident guest memory: Extism kernels %.1f MB, plugins %.1f MB\n", mb(uint64(residentPages[0])*pageSize), mb(uint64(residentPages[1])*pageSize))
+	fmt.Fprintf(w, "guest memory in RAM (mincore; counts the page cache of memory images, shared): Extism kernels %.1f MB, plugins %.1f MB\n", mb(uint64(residentPages[0])*pageSize), mb(uint64(residentPages[1])*pageSize))
 	fmt.Fprintf(w, "instances: %d idle, guest memory size %.1f MB, extism kernel memory size %.1f MB\n", n, mb(mainMem), mb(kernMem))
 	f, err := os.Open("/proc/self/smaps")
 	if err != nil {
