@@ -50,28 +50,24 @@ const codeFileMaxAge = 14 * 24 * time.Hour
 // crcTable is the CRC-32C table naming code files (hardware-accelerated on amd64/arm64).
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
-// slimStats are what slim released for one compiled plugin.
-type slimStats struct {
-	bodyBytes   int // function bodies dropped
-	backedBytes int // machine code now backed by files
-	written     int // code files written (missing or stale)
-}
-
-// slim releases the memory a compiled plugin does not need (see above).
-func (h *Host) slim(digest string, compiled *extism.CompiledPlugin) slimStats {
-	var st slimStats
-	n, err := wazeroaccess.DropFunctionBodies(compiled)
+// slim releases the memory a compiled plugin does not need (see above) and logs what it
+// released at debug level.
+func (h *Host) slim(digest string, compiled *extism.CompiledPlugin) {
+	bodies, err := wazeroaccess.DropFunctionBodies(compiled)
 	if err != nil {
 		h.log.Warn("plugin: function bodies not released", "module", digest, "err", err)
 	}
-	st.bodyBytes = n
+	backed, written := 0, 0
+	defer func() {
+		h.log.Debug("plugin: compiled module slimmed", "module", digest, "bodyBytesReleased", bodies, "codeBytesFileBacked", backed, "codeFilesWritten", written)
+	}()
 	if h.codeDir == "" {
-		return st
+		return
 	}
 	execs, err := wazeroaccess.Executables(compiled)
 	if err != nil {
 		h.log.Warn("plugin: machine code left in anonymous memory", "module", digest, "err", err)
-		return st
+		return
 	}
 	for _, code := range execs {
 		if len(code) < minBackedCode {
@@ -83,14 +79,13 @@ func (h *Host) slim(digest string, compiled *extism.CompiledPlugin) slimStats {
 			h.log.Warn("plugin: machine code left in anonymous memory", "module", digest, "err", err)
 			continue
 		}
-		st.backedBytes += len(code)
+		backed += len(code)
 		if res.Written {
-			st.written++
+			written++
 		} else {
 			touch(res.Path)
 		}
 	}
-	return st
 }
 
 // memoryImage is a module's initial memory, moved out of the module into a file that

@@ -40,7 +40,8 @@ func Back(code []byte, dir, name string) (Result, error) {
 	length := roundUp(len(code))
 	got, err := unix.MmapPtr(int(f.Fd()), 0, addr, uintptr(length), unix.PROT_READ|unix.PROT_EXEC, unix.MAP_PRIVATE|unix.MAP_FIXED)
 	if err != nil {
-		// MAP_FIXED fails before it unmaps anything (e.g. EPERM on a noexec mount).
+		// The common failure, EPERM on a noexec mount, is found before anything is
+		// unmapped.
 		return res, fmt.Errorf("codefile: map %s over the code: %w", path, err)
 	}
 	if got != addr {

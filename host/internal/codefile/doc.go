@@ -14,6 +14,9 @@
 // file Back compares it with the code byte for byte, so a stale or damaged file is
 // replaced, never executed. The directory should be writable by the daemon only, like a
 // compilation cache (whoever can write there can change code the daemon runs).
+//
+// Ensure, the first half of Back, serves other read-only images as well: the host keeps
+// each module's initial memory in such a file and maps it into every instance.
 package codefile
 
 import "errors"
