@@ -56,7 +56,7 @@ vet: ## go vet (host and wasm guest code)
 	$(GO) vet ./...
 	$(WASM_ENV) $(GO) vet ./abi/... ./plugins/... ./testdata/plugins/...
 
-unit: plugins ## go test ./... (netns tests run when root)
+unit: deps plugins ## go test ./... (netns tests run when root)
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 fuzz: ## run each fuzz target for FUZZTIME (the HMAC verifier, event, ABI and config decoders, the output validator)
@@ -74,10 +74,10 @@ bench: build plugins ## benchmarks: BENCH <name> <value> <unit> lines (full log 
 		| tee $(BIN)/bench.log | grep --line-buffered '^BENCH ' \
 		|| { echo "bench failed (full log: $(BIN)/bench.log):"; grep -E '^(FAIL|--- FAIL|panic)' $(BIN)/bench.log; exit 1; }
 
-demo: build plugins ## three routers on 127.0.0.1: event on A -> claim on B and C
+demo: deps build plugins ## three routers on 127.0.0.1: event on A -> claim on B and C
 	$(BIN)/routerd demo --plugin-dir $(BIN)/plugins --config-dir testdata/demo
 
-deps: ## install what a fresh machine lacks (apt: nftables, iproute2)
+deps: ## install what a fresh machine lacks (apt as root: iproute2, nftables, gcc, ping); make unit and demo run it
 	@./.ci/deps
 
 clean: ## remove build output
