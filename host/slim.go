@@ -73,8 +73,7 @@ func (h *Host) slim(digest string, compiled *extism.CompiledPlugin) {
 		if len(code) < minBackedCode {
 			continue
 		}
-		file := fmt.Sprintf("%08x-%d.text", crc32.Checksum(code, crcTable), len(code))
-		res, err := codefile.Back(code, h.codeDir, file)
+		res, err := codefile.Back(code, h.codeDir, contentName(code, ".text"))
 		if err != nil {
 			h.log.Warn("plugin: machine code left in anonymous memory", "module", digest, "err", err)
 			continue
@@ -116,7 +115,7 @@ func (h *Host) extractImage(digest string, code []byte) (*memoryImage, []byte) {
 	if err != nil || !ok {
 		return nil, code
 	}
-	name := fmt.Sprintf("%08x-%d.data", crc32.Checksum(image, crcTable), len(image))
+	name := contentName(image, ".data")
 	f, written, err := codefile.Ensure(h.codeDir, name, image)
 	if err != nil {
 		h.log.Warn("plugin: data segments left in the module", "module", digest, "err", err)
@@ -127,6 +126,13 @@ func (h *Host) extractImage(digest string, code []byte) (*memoryImage, []byte) {
 		touch(path)
 	}
 	return &memoryImage{file: f, path: path, size: len(image)}, stripped
+}
+
+// contentName names a code file after its content: CRC-32C, size and ext. Equal
+// content shares a file; Back and Ensure compare the bytes, so a collision costs a
+// rewrite, never wrong code.
+func contentName(content []byte, ext string) string {
+	return fmt.Sprintf("%08x-%d%s", crc32.Checksum(content, crcTable), len(content), ext)
 }
 
 // touch marks a code file used now, keeping it from pruneCodeFiles.

@@ -21,10 +21,11 @@ import (
 	"routerd.net/routerd/abi"
 	"routerd.net/routerd/host/internal/datamerge"
 	"routerd.net/routerd/host/internal/preempt"
+	"routerd.net/routerd/host/internal/wasmbin"
 )
 
 // wasmMagic is the preamble of a binary Wasm module (magic and version 1).
-var wasmMagic = []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00}
+var wasmMagic = wasmbin.Magic
 
 // version is one loaded module file of a plugin: compiled code, manifest and a pool of
 // instances. A plugin swaps versions atomically; a retired version closes when its last

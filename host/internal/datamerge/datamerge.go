@@ -14,10 +14,11 @@
 package datamerge
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"slices"
+
+	"routerd.net/routerd/host/internal/wasmbin"
 )
 
 // MaxGap is the longest run of zeros between two segments that Coalesce fills in. A
@@ -38,7 +39,7 @@ const (
 	opEnd        = 0x0B
 )
 
-var magic = []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00}
+var magic = wasmbin.Magic
 
 // segment is one active data segment of memory 0.
 type segment struct {
@@ -57,11 +58,11 @@ func Coalesce(module []byte, maxGap int) ([]byte, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	if l.dataCount || l.dataStart < 0 {
+	if l.dataCount || l.data == nil {
 		return module, false, nil
 	}
-	hdr, dataStart, dataEnd := l.dataHdr, l.dataStart, l.dataEnd
-	segs, ok, err := parseData(module[dataStart:dataEnd])
+	hdr, dataEnd := l.data.Offset, l.data.End
+	segs, ok, err := parseData(l.data.Payload)
 	if err != nil || !ok {
 		return module, false, err
 	}
@@ -86,45 +87,32 @@ func Coalesce(module []byte, maxGap int) ([]byte, bool, error) {
 	return out, true, nil
 }
 
-// layout is where a module's sections are, as far as this package cares (-1: absent).
+// layout is what this package needs to know of a module's sections.
 type layout struct {
-	dataHdr, dataStart, dataEnd int  // the data section: its id byte, its payload
-	importStart, importEnd      int  // the import section's payload
-	memoryStart, memoryEnd      int  // the memory section's payload
-	dataCount, startFunc        bool // has a data count section, a start section
+	data, imports, memory *wasmbin.Section // nil when absent
+	dataCount, startFunc  bool             // has a data count section, a start section
 }
 
 // scan finds the sections of module.
 func scan(module []byte) (layout, error) {
-	l := layout{dataHdr: -1, dataStart: -1, dataEnd: -1, importStart: -1, importEnd: -1, memoryStart: -1, memoryEnd: -1}
-	if !bytes.HasPrefix(module, magic) {
-		return l, fmt.Errorf("%w: not a binary module", ErrMalformed)
+	var l layout
+	secs, err := wasmbin.Sections(module)
+	if err != nil {
+		return l, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	off := len(magic)
-	for off < len(module) {
-		id := module[off]
-		size, n, err := u32(module[off+1:])
-		if err != nil {
-			return l, fmt.Errorf("%w: section %d at %#x: %v", ErrMalformed, id, off, err)
-		}
-		start := off + 1 + n
-		end := start + int(size)
-		if end > len(module) || end < start {
-			return l, fmt.Errorf("%w: section %d at %#x is truncated", ErrMalformed, id, off)
-		}
-		switch id {
+	for i := range secs {
+		switch s := &secs[i]; s.ID {
 		case secImport:
-			l.importStart, l.importEnd = start, end
+			l.imports = s
 		case secMemory:
-			l.memoryStart, l.memoryEnd = start, end
+			l.memory = s
 		case secStart:
 			l.startFunc = true
 		case secDataCount:
 			l.dataCount = true
 		case secData:
-			l.dataHdr, l.dataStart, l.dataEnd = off, start, end
+			l.data = s
 		}
-		off = end
 	}
 	return l, nil
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"routerd.net/routerd/host/internal/wasmbin"
 )
 
 // MaxImage bounds the memory image Extract builds.
@@ -32,20 +34,20 @@ func Extract(module []byte) (stripped, image []byte, ok bool, err error) {
 	if err != nil {
 		return nil, nil, false, err
 	}
-	if l.dataStart < 0 || l.dataCount || l.startFunc || l.memoryStart < 0 {
+	if l.data == nil || l.dataCount || l.startFunc || l.memory == nil {
 		return nil, nil, false, nil
 	}
-	if l.importStart >= 0 {
-		imports, err := importsMemory(module[l.importStart:l.importEnd])
+	if l.imports != nil {
+		imports, err := importsMemory(l.imports.Payload)
 		if err != nil || imports {
 			return nil, nil, false, err
 		}
 	}
-	minPages, ok := initialPages(module[l.memoryStart:l.memoryEnd])
+	minPages, ok := initialPages(l.memory.Payload)
 	if !ok {
 		return nil, nil, false, nil
 	}
-	segs, ok, err := parseData(module[l.dataStart:l.dataEnd])
+	segs, ok, err := parseData(l.data.Payload)
 	if err != nil || !ok || len(segs) == 0 {
 		return nil, nil, false, err
 	}
@@ -60,7 +62,7 @@ func Extract(module []byte) (stripped, image []byte, ok bool, err error) {
 	for _, s := range segs {
 		copy(image[s.offset:], s.data)
 	}
-	stripped = slices.Concat(module[:l.dataHdr], module[l.dataEnd:])
+	stripped = slices.Concat(module[:l.data.Offset], module[l.data.End:])
 	return stripped, image, true, nil
 }
 
@@ -79,60 +81,14 @@ func initialPages(p []byte) (uint32, bool) {
 }
 
 // importsMemory reports whether an import section payload imports a memory. An import
-// it cannot decode counts as a memory (the caller then leaves the module alone).
+// wasmbin does not decode counts as a memory (the caller then leaves the module alone).
 func importsMemory(p []byte) (bool, error) {
-	count, n, err := u32(p)
-	if err != nil {
-		return false, fmt.Errorf("%w: import section count: %v", ErrMalformed, err)
+	kinds, err := wasmbin.ImportKinds(p)
+	switch {
+	case errors.Is(err, wasmbin.ErrUnsupported):
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	p = p[n:]
-	skipName := func() error {
-		size, n, err := u32(p)
-		if err != nil || uint64(size) > uint64(len(p)-n) {
-			return errors.New("truncated import name")
-		}
-		p = p[n+int(size):]
-		return nil
-	}
-	skipU32 := func() error {
-		_, n, err := u32(p)
-		p = p[n:]
-		return err
-	}
-	for i := range count {
-		if err := skipName(); err != nil {
-			return false, fmt.Errorf("%w: import %d: %v", ErrMalformed, i, err)
-		}
-		if err := skipName(); err != nil {
-			return false, fmt.Errorf("%w: import %d: %v", ErrMalformed, i, err)
-		}
-		if len(p) < 2 {
-			return false, fmt.Errorf("%w: import %d is truncated", ErrMalformed, i)
-		}
-		kind := p[0]
-		p = p[1:]
-		switch {
-		case kind == 0x00: // function: type index
-			if err := skipU32(); err != nil {
-				return false, fmt.Errorf("%w: import %d: %v", ErrMalformed, i, err)
-			}
-		case kind == 0x01 && len(p) > 1 && (p[1] == 0x00 || p[1] == 0x01): // table: reftype, limits
-			flags := p[1]
-			p = p[2:]
-			if skipU32() != nil || (flags == 0x01 && skipU32() != nil) {
-				return false, fmt.Errorf("%w: import %d: table limits", ErrMalformed, i)
-			}
-		case kind == 0x03 && len(p) > 1 && simpleValType(p[0]) && (p[1] == 0x00 || p[1] == 0x01): // global: valtype, mutability
-			p = p[2:]
-		default: // a memory, a tag, or an encoding this package does not decode
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
-// simpleValType reports whether b is a one-byte value type (a number, v128, funcref or
-// externref).
-func simpleValType(b byte) bool {
-	return b >= 0x7B && b <= 0x7F || b == 0x70 || b == 0x6F
+	return slices.Contains(kinds, wasmbin.KindMemory), nil
 }

@@ -30,9 +30,11 @@
 package preempt
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
+	"slices"
+
+	"routerd.net/routerd/host/internal/wasmbin"
 )
 
 // StopExport is the export name of the added stop global.
@@ -64,7 +66,7 @@ const (
 // sectionRank is the position of each known section id in the required order.
 var sectionRank = map[byte]int{1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 13: 6, 6: 7, 7: 8, 8: 9, 9: 10, 12: 11, 10: 12, 11: 13}
 
-var magic = []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00}
+var magic = wasmbin.Magic
 
 type section struct {
 	id      byte
@@ -78,22 +80,13 @@ type section struct {
 // Malformed input and unsupported instructions wrap ErrUnsupported and name the
 // function and offset.
 func Instrument(module []byte) ([]byte, error) {
-	if !bytes.HasPrefix(module, magic) {
-		return nil, fmt.Errorf("%w: not a binary module", ErrUnsupported)
+	parsed, err := wasmbin.Sections(module)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnsupported, err)
 	}
-	var secs []section
-	r := &reader{b: module, off: len(magic)}
-	for r.off < len(r.b) {
-		id := r.byte()
-		size := r.u32()
-		if r.err != nil || r.off+int(size) > len(r.b) {
-			return nil, fmt.Errorf("%w: truncated section %d", ErrUnsupported, id)
-		}
-		secs = append(secs, section{id: id, payload: r.b[r.off : r.off+int(size)]})
-		r.off += int(size)
-	}
-	if r.err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnsupported, r.err)
+	secs := make([]section, len(parsed))
+	for i, p := range parsed {
+		secs[i] = section{id: p.ID, payload: p.Payload}
 	}
 
 	importedGlobals, err := countImportedGlobals(secs)
@@ -153,40 +146,27 @@ func Instrument(module []byte) ([]byte, error) {
 // countImportedGlobals counts the global imports (they precede defined globals in the
 // index space).
 func countImportedGlobals(secs []section) (int, error) {
+	kinds, err := importKinds(secs)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrUnsupported, err)
+	}
 	n := 0
-	for _, s := range secs {
-		if s.id != secImport {
-			continue
-		}
-		r := &reader{b: s.payload}
-		count := r.u32()
-		for i := uint32(0); i < count && r.err == nil; i++ {
-			r.name()
-			r.name()
-			switch kind := r.byte(); kind {
-			case 0x00: // func: type index
-				r.u32()
-			case 0x01: // table: reftype, limits
-				r.byte()
-				r.limits()
-			case 0x02: // memory: limits
-				r.limits()
-			case 0x03: // global: valtype, mutability
-				r.byte()
-				r.byte()
-				n++
-			case 0x04: // tag: attribute, type index
-				r.byte()
-				r.u32()
-			default:
-				return 0, fmt.Errorf("%w: import %d: kind %#x", ErrUnsupported, i, kind)
-			}
-		}
-		if r.err != nil {
-			return 0, fmt.Errorf("%w: import section: %v", ErrUnsupported, r.err)
+	for _, k := range kinds {
+		if k == wasmbin.KindGlobal {
+			n++
 		}
 	}
 	return n, nil
+}
+
+// importKinds returns the kinds of the module's imports.
+func importKinds(secs []section) ([]byte, error) {
+	for _, s := range secs {
+		if s.id == secImport {
+			return wasmbin.ImportKinds(s.payload)
+		}
+	}
+	return nil, nil
 }
 
 // appendToVec adds entry to the vector section id, creating the section in its place
@@ -240,39 +220,15 @@ func loopCheck(stop, budget uint32) []byte {
 // hasMemory reports whether the module defines or imports a memory.
 func hasMemory(secs []section) bool {
 	for _, s := range secs {
-		switch s.id {
-		case 5:
+		if s.id == 5 {
 			r := &reader{b: s.payload}
 			if r.u32() > 0 {
 				return true
 			}
-		case secImport:
-			r := &reader{b: s.payload}
-			count := r.u32()
-			for i := uint32(0); i < count && r.err == nil; i++ {
-				r.name()
-				r.name()
-				switch r.byte() {
-				case 0x00:
-					r.u32()
-				case 0x01:
-					r.byte()
-					r.limits()
-				case 0x02:
-					return true
-				case 0x03:
-					r.byte()
-					r.byte()
-				case 0x04:
-					r.byte()
-					r.u32()
-				default:
-					return false
-				}
-			}
 		}
 	}
-	return false
+	kinds, err := importKinds(secs)
+	return err == nil && slices.Contains(kinds, wasmbin.KindMemory)
 }
 
 // rewriteCode rewrites every function body of the code section.
@@ -434,19 +390,6 @@ func (r *reader) s64() {
 		}
 	}
 	r.fail("signed LEB128 too long")
-}
-
-func (r *reader) name() {
-	n := r.u32()
-	r.skip(int(n))
-}
-
-func (r *reader) limits() {
-	flags := r.byte()
-	r.u32()
-	if flags&0x01 != 0 {
-		r.u32()
-	}
 }
 
 // blockType skips an empty (0x40), value-type or type-index block type.
