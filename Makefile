@@ -2,7 +2,8 @@
 #
 #   make demo    run three routers on 127.0.0.1 and show an event become a claim
 #   make test    everything that must pass (format, vet, schema, unit + netns tests, demo)
-#   make bench   benchmarks; prints one line per figure: BENCH <name> <value> <unit>
+#   make bench   benchmarks, one package at a time; prints BENCH <name> <value> <unit> lines
+#                and writes bin/bench.json (name, value, unit, package, commit)
 
 SHELL     := /bin/bash
 GO        ?= go
@@ -69,10 +70,8 @@ fuzz: ## run each fuzz target for FUZZTIME (the HMAC verifier, event, ABI and co
 
 test: fmt-check vet check-schema build unit fuzz demo ## everything that must pass
 
-bench: build plugins ## benchmarks: BENCH <name> <value> <unit> lines (full log in bin/bench.log)
-	@set -o pipefail; $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 40m ./... 2>&1 \
-		| tee $(BIN)/bench.log | grep --line-buffered '^BENCH ' \
-		|| { echo "bench failed (full log: $(BIN)/bench.log):"; grep -E '^(FAIL|--- FAIL|panic)' $(BIN)/bench.log; exit 1; }
+bench: build plugins ## benchmarks, one package at a time: BENCH <name> <value> <unit> lines (bin/bench.log, bin/bench.json)
+	@GO=$(GO) BIN=$(BIN) ./.ci/bench
 
 demo: deps build plugins ## three routers on 127.0.0.1: event on A -> claim on B and C
 	$(BIN)/routerd demo --plugin-dir $(BIN)/plugins --config-dir testdata/demo
