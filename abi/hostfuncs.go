@@ -105,8 +105,14 @@ type ProviderRequest struct {
 	ProfileRef string `json:"profileRef"`
 	// Method is the HTTP method.
 	Method string `json:"method"`
-	// URL is the absolute request URL; its host must be granted.
-	URL string `json:"url"`
+	// Path is the request path on the profile's endpoint (e.g. "/" for the EC2 Query
+	// API, "/20160918/privateIps" for OCI); the host joins it to the endpoint it resolves
+	// from the profile (region, endpoint override), so a plugin needs no endpoint.
+	Path string `json:"path,omitempty"`
+	// Query is the URL query, already encoded ("vnicId=...&ipAddress=...").
+	Query string `json:"query,omitempty"`
+	// URL is an absolute request URL instead of Path and Query; its host must be granted.
+	URL string `json:"url,omitempty"`
 	// Headers are extra request headers.
 	Headers map[string]string `json:"headers,omitempty"`
 	// Body is the request body (base64 in JSON).

@@ -262,7 +262,9 @@ func encodeProvider(r *abi.ProviderRequest) []byte {
 	w.BeginObject()
 	w.StringField("profileRef", r.ProfileRef)
 	w.StringField("method", r.Method)
-	w.StringField("url", r.URL)
+	w.StringFieldOmitEmpty("path", r.Path)
+	w.StringFieldOmitEmpty("query", r.Query)
+	w.StringFieldOmitEmpty("url", r.URL)
 	w.StringMapFieldOmitEmpty("headers", r.Headers)
 	if len(r.Body) > 0 {
 		w.StringField("body", base64.StdEncoding.EncodeToString(r.Body))

@@ -253,7 +253,7 @@ func TestHostResponses(t *testing.T) {
 		t.Fatalf("kv body: %+v, %v", kv, err)
 	}
 	var pr abi.ProviderRequest
-	pin := abi.ProviderRequest{ProfileRef: "p", Method: "GET", URL: "https://x/", Headers: map[string]string{"h": "v"}, Body: []byte("b")}
+	pin := abi.ProviderRequest{ProfileRef: "p", Method: "GET", Path: "/20160918/privateIps", Query: "vnicId=a&ipAddress=b", URL: "https://x/", Headers: map[string]string{"h": "v"}, Body: []byte("b")}
 	if err := json.Unmarshal(encodeProvider(&pin), &pr); err != nil || !reflect.DeepEqual(pr, pin) {
 		t.Fatalf("provider body: %+v, %v", pr, err)
 	}

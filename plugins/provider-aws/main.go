@@ -1,5 +1,9 @@
-// Command provider-aws is the bundled planner plugin for AWS: RemoteAddressClaims whose capture is provider-secondary-ip through an aws CloudProviderProfile become assign-secondary-ip / unassign-secondary-ip ActionPlans on the claim's ENI (the plan hook; logic in
-// plugins/internal/providerplan). See README.md.
+// Command provider-aws is the bundled AWS provider plugin. Its plan hook turns
+// RemoteAddressClaims with provider-secondary-ip capture through an aws
+// CloudProviderProfile into ActionPlans that add or remove the address on the claim's
+// ENI (EC2 AssignPrivateIpAddresses / UnassignPrivateIpAddresses); its execute hook
+// runs an approved plan through the host function provider_request. The logic is in
+// plugins/internal/providerplan and providerexec; see README.md.
 package main
 
 import (
@@ -10,6 +14,7 @@ import (
 func init() {
 	guest.Register(providerplan.AWS.Manifest())
 	guest.Plan(providerplan.AWS.Handle)
+	guest.Execute(providerplan.AWS.HandleExecute)
 }
 
 func main() {}

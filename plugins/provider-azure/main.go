@@ -1,5 +1,9 @@
-// Command provider-azure is the bundled planner plugin for Azure: RemoteAddressClaims whose capture is provider-secondary-ip through an azure CloudProviderProfile become assign-secondary-ip / unassign-secondary-ip ActionPlans for an IP configuration of the claim's network interface (the plan hook; logic in
-// plugins/internal/providerplan). See README.md.
+// Command provider-azure is the bundled Azure provider plugin. Its plan hook turns
+// RemoteAddressClaims with provider-secondary-ip capture through an azure
+// CloudProviderProfile into ActionPlans that add or remove the address on the claim's
+// network interface (an ARM ipConfiguration); its execute hook runs an approved plan through
+// the host function provider_request. The logic is in plugins/internal/providerplan and
+// providerexec; see README.md.
 package main
 
 import (
@@ -10,6 +14,7 @@ import (
 func init() {
 	guest.Register(providerplan.Azure.Manifest())
 	guest.Plan(providerplan.Azure.Handle)
+	guest.Execute(providerplan.Azure.HandleExecute)
 }
 
 func main() {}

@@ -1,5 +1,9 @@
-// Command provider-oci is the bundled planner plugin for OCI: RemoteAddressClaims whose capture is provider-secondary-ip through an oci CloudProviderProfile become create-private-ip / delete-private-ip ActionPlans for a privateIp on the claim's VNIC (the plan hook; logic in
-// plugins/internal/providerplan). See README.md.
+// Command provider-oci is the bundled OCI provider plugin. Its plan hook turns
+// RemoteAddressClaims with provider-secondary-ip capture through an oci
+// CloudProviderProfile into ActionPlans that add or remove the address on the claim's
+// VNIC (an OCI privateIp object); its execute hook runs an approved plan through
+// the host function provider_request. The logic is in plugins/internal/providerplan and
+// providerexec; see README.md.
 package main
 
 import (
@@ -10,6 +14,7 @@ import (
 func init() {
 	guest.Register(providerplan.OCI.Manifest())
 	guest.Plan(providerplan.OCI.Handle)
+	guest.Execute(providerplan.OCI.HandleExecute)
 }
 
 func main() {}

@@ -28,6 +28,8 @@ import (
 	"github.com/valyala/fastjson"
 
 	"routerd.net/routerd/abi"
+	"routerd.net/routerd/abi/guest"
+	"routerd.net/routerd/plugins/internal/providerexec"
 )
 
 // Kinds and values read from the context documents.
@@ -57,6 +59,8 @@ type Provider struct {
 	// Params adds the provider's own parameters for an action on nic/address to p (which
 	// already holds abi.ParamNIC and abi.ParamAddress).
 	Params func(prof Profile, nic, address string, p map[string]string)
+	// Exec runs an approved plan (the execute hook).
+	Exec providerexec.Executor
 }
 
 // Profile is the part of a CloudProviderProfile a planner uses (never credentials).
@@ -375,13 +379,20 @@ func (pv Provider) Handle(req *abi.Request) (*abi.Result, error) {
 	return Result(req.Spec.Now, plans, skipped), nil
 }
 
-// Manifest is the manifest of pv's planner plugin.
+// HandleExecute is the execute hook of a provider plugin: it runs the approved plan in
+// the request, sending provider requests through the host function provider_request.
+func (pv Provider) HandleExecute(req *abi.Request) (*abi.Result, error) {
+	return providerexec.Execute(req, pv.Exec, guest.ProviderRequest)
+}
+
+// Manifest is the manifest of pv's plugin: plan (propose.providerAction) and execute
+// (execute.providerAction through provider_request).
 func (pv Provider) Manifest() abi.Manifest {
 	return abi.Manifest{
 		Name:         "provider-" + pv.Name,
 		Version:      "1.0.0",
-		Hooks:        []abi.Hook{abi.HookPlan},
-		Capabilities: []abi.Capability{abi.CapProposeProviderAction},
-		Description:  "RemoteAddressClaims with " + pv.Name + " provider-secondary-ip capture -> " + pv.Assign + "/" + pv.Unassign + " action plans",
+		Hooks:        []abi.Hook{abi.HookPlan, abi.HookExecute},
+		Capabilities: []abi.Capability{abi.CapProposeProviderAction, abi.CapExecuteProviderAction, abi.CapProviderRequest},
+		Description:  "RemoteAddressClaims with " + pv.Name + " provider-secondary-ip capture -> " + pv.Assign + "/" + pv.Unassign + " action plans, and their execution",
 	}
 }

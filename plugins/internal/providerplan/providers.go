@@ -1,10 +1,14 @@
 package providerplan
 
-import "routerd.net/routerd/abi"
+import (
+	"routerd.net/routerd/abi"
+	"routerd.net/routerd/plugins/internal/providerexec"
+)
 
 // AWS plans EC2 AssignPrivateIpAddresses / UnassignPrivateIpAddresses on the claim's ENI.
 var AWS = Provider{
 	Name:     abi.ProviderAWS,
+	Exec:     providerexec.AWS,
 	Assign:   abi.ActionAssignSecondaryIP,
 	Unassign: abi.ActionUnassignSecondaryIP,
 	Params: func(prof Profile, _, _ string, p map[string]string) {
@@ -16,6 +20,7 @@ var AWS = Provider{
 // network interface (ARM networkInterfaces PUT).
 var Azure = Provider{
 	Name:     abi.ProviderAzure,
+	Exec:     providerexec.Azure,
 	Assign:   abi.ActionAssignSecondaryIP,
 	Unassign: abi.ActionUnassignSecondaryIP,
 	Params: func(prof Profile, _, address string, p map[string]string) {
@@ -28,6 +33,7 @@ var Azure = Provider{
 // OCI plans a privateIp object created on or deleted from the claim's VNIC.
 var OCI = Provider{
 	Name:     abi.ProviderOCI,
+	Exec:     providerexec.OCI,
 	Assign:   abi.ActionCreatePrivateIP,
 	Unassign: abi.ActionDeletePrivateIP,
 	Params: func(prof Profile, _, address string, p map[string]string) {
