@@ -11,7 +11,9 @@ import (
 // references checked, names unique per Kind. It is safe for concurrent reads; callers
 // must not change the returned objects while others read them.
 type Config struct {
-	// Warnings are the documents skipped (LoadOptions.SkipUnknownKinds).
+	// Warnings are what loading accepted but reports (Problem.Severity warning, with a
+	// Code): documents skipped (LoadOptions.SkipUnknownKinds), fields ignored in a
+	// kind: Router file, EventGroups without a secret. Sorted by file and line.
 	Warnings []Problem
 
 	entries []*entry

@@ -59,11 +59,11 @@ func (d *docContext) errorf(line int, path, format string, args ...any) {
 	})
 }
 
-// warnf records a warning at line.
-func (d *docContext) warnf(line int, format string, args ...any) {
+// warnf records a warning with code at line for path.
+func (d *docContext) warnf(line int, path, code, format string, args ...any) {
 	d.warnings = append(d.warnings, Problem{
 		File: d.file, Line: line, Document: d.doc, Kind: d.kind, Name: d.name,
-		Message: fmt.Sprintf(format, args...), Severity: SeverityWarning,
+		Path: path, Message: fmt.Sprintf(format, args...), Severity: SeverityWarning, Code: code,
 	})
 }
 
@@ -477,7 +477,7 @@ func lineOr(n, parent *yaml.Node) int {
 }
 
 // unknownKind reports (or, when allowed, skips with a warning) a Kind routerd does not
-// implement.
+// provide.
 func (d *docContext) unknownKind(kind, apiVersion string, kindNode *yaml.Node, path string) {
 	line := kindNode.Line
 	switch {
@@ -485,10 +485,12 @@ func (d *docContext) unknownKind(kind, apiVersion string, kindNode *yaml.Node, p
 		d.errorf(line, path, "a Router document cannot be nested in another document")
 	case isOurAPIVersion(apiVersion):
 		d.errorf(line, path, "unknown kind %q in %s; want one of: %s", kind, apiVersion, kindNames())
+	case d.opts.SkipUnknownKinds && isV1Alpha1Kind(kind):
+		d.warnf(line, path, WarnSkippedKind, "skipped: routerd v1alpha1 Kind %s is not provided by this routerd", kind)
 	case d.opts.SkipUnknownKinds:
-		d.warnf(line, "skipped: kind %s (apiVersion %s) is not a Kind routerd provides", kind, apiVersion)
-	case isOriginalKind(kind):
-		d.errorf(line, path, "kind %s is a routerd v1alpha1 Kind routerd does not implement (skip it with --skip-unknown-kinds)", kind)
+		d.warnf(line, path, WarnSkippedKind, "skipped: kind %s (apiVersion %s) is not a Kind routerd provides", kind, apiVersion)
+	case isV1Alpha1Kind(kind):
+		d.errorf(line, path, "routerd v1alpha1 Kind %s is not provided by this routerd: remove the document, or skip it with --skip-unknown-kinds (LoadOptions.SkipUnknownKinds)", kind)
 	default:
 		d.errorf(line, path, "unknown kind %q (apiVersion %q); want one of: %s (skip it with --skip-unknown-kinds)", kind, apiVersion, kindNames())
 	}

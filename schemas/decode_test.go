@@ -84,7 +84,7 @@ func TestDecodeProblems(t *testing.T) {
 // TestDecodeAllProblemsAtOnce checks that problems of several documents and files are
 // all reported, sorted by file and line.
 func TestDecodeAllProblemsAtOnce(t *testing.T) {
-	doc := groupDoc + "  colour: red\n---\n" + strings.Replace(groupDoc, "name: sam", "name: other", 1) + "  listen: {address: 10.0.0.999}\n---\n\n---\napiVersion: x/v1\nkind: BGP\nmetadata: {name: b}\n"
+	doc := groupDoc + "  colour: red\n---\n" + strings.Replace(groupDoc, "name: sam", "name: other", 1) + "  listen: {address: 10.0.0.999}\n---\n\n---\napiVersion: x/v1\nkind: BGPPeer\nmetadata: {name: b}\n"
 	ps := problemsOf(t, LoadOptions{}, doc)
 	var got []string
 	for _, p := range ps {
@@ -93,7 +93,7 @@ func TestDecodeAllProblemsAtOnce(t *testing.T) {
 	want := []string{
 		"t.yaml:7: EventGroup/sam: spec.colour: unknown field; want one of: nodeName, peersFrom, retention, auth, tls, listen, replayWindow, delivery",
 		"t.yaml:15: EventGroup/other: spec.listen.address: \"10.0.0.999\" is not an IP address: want an address like 10.88.60.9 or 2001:db8::9",
-		"t.yaml:20: BGP/b: kind BGP is a routerd v1alpha1 Kind routerd does not implement (skip it with --skip-unknown-kinds)",
+		"t.yaml:20: BGPPeer/b: routerd v1alpha1 Kind BGPPeer is not provided by this routerd: remove the document, or skip it with --skip-unknown-kinds (LoadOptions.SkipUnknownKinds)",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

@@ -281,6 +281,7 @@ func (b *builder) decodeRouter(d *docContext, n *yaml.Node) {
 		}
 	}
 	b.problems = append(b.problems, d.problems...)
+	b.warnings = append(b.warnings, d.warnings...)
 	if resources == nil {
 		return
 	}
@@ -320,7 +321,7 @@ func (b *builder) finish() (*Config, error) {
 	sortProblems(b.problems)
 	sortProblems(cfg.Warnings)
 	if len(b.problems) > 0 {
-		return nil, &ErrorList{Problems: b.problems}
+		return nil, &ErrorList{Problems: b.problems, Warnings: cfg.Warnings}
 	}
 	return cfg, nil
 }
