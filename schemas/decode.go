@@ -23,15 +23,18 @@ var (
 
 // docContext collects the problems and field lines of one YAML document.
 type docContext struct {
-	file     string
-	doc      int
-	kind     string
-	name     string
-	opts     LoadOptions
-	lines    map[string]int // field path -> line of its value
-	problems []Problem
-	warnings []Problem
-	budget   int // node visits left; aliases cannot make decoding explode
+	file string
+	doc  int
+	kind string
+	name string
+	opts LoadOptions
+	// routerForm is set for the resources of a kind: Router file (routerd v1alpha1's
+	// form): unknown fields there are warnings, as routerd v1alpha1 ignores them.
+	routerForm bool
+	lines      map[string]int // field path -> line of its value
+	problems   []Problem
+	warnings   []Problem
+	budget     int // node visits left; aliases cannot make decoding explode
 }
 
 // Limits of one document.
@@ -342,7 +345,7 @@ func (d *docContext) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		seen[k.Value] = true
 		j := slices.IndexFunc(fields, func(f fieldInfo) bool { return f.name == k.Value })
 		if j < 0 {
-			d.errorf(k.Line, fp, "unknown field; want one of: %s", fieldNames(fields))
+			d.unknownField(k, fp, fields)
 			continue
 		}
 		fi := fields[j]
@@ -362,6 +365,16 @@ func (d *docContext) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			d.errorf(line, joinPath(path, f.name), "missing required field")
 		}
 	}
+}
+
+// unknownField reports key k, which is not a field of the struct being decoded: an error,
+// or in a kind: Router file a warning (the value is ignored).
+func (d *docContext) unknownField(k *yaml.Node, path string, fields []fieldInfo) {
+	if d.routerForm {
+		d.warnf(k.Line, path, WarnIgnoredField, "unknown field ignored, as routerd v1alpha1 ignores it (in a bare resource file it is an error); known fields: %s", fieldNames(fields))
+		return
+	}
+	d.errorf(k.Line, path, "unknown field; want one of: %s", fieldNames(fields))
 }
 
 func fieldNames(fields []fieldInfo) string {

@@ -182,3 +182,49 @@ func TestAliasExpansionIsBounded(t *testing.T) {
 		t.Fatalf("%d problems, want a bounded list with 'document too large': %v", len(ps), ps)
 	}
 }
+
+// TestRouterFormUnknownFields checks that an unknown field is a warning naming file,
+// document and field in a kind: Router file, and stays an error in a bare resource file.
+func TestRouterFormUnknownFields(t *testing.T) {
+	profile := "apiVersion: hybrid.routerd.net/v1alpha1\nkind: CloudProviderProfile\nmetadata: {name: aws-main}\nspec:\n  provider: aws\n  accountID: \"123456789012\"\n"
+	router := "# yaml-language-server: $schema=x.json\napiVersion: routerd.net/v1alpha1\nkind: Router\nmetadata: {name: r}\nspec:\n  resources:\n" +
+		"    - apiVersion: hybrid.routerd.net/v1alpha1\n      kind: CloudProviderProfile\n      metadata: {name: aws-main}\n      spec:\n        provider: aws\n        accountID: \"123456789012\"\n        capture: {colour: red}\n"
+	tests := []struct {
+		name      string
+		doc       string
+		wantErr   string
+		wantWarns []string // Problem.String() of each warning
+	}{
+		{name: "bare file is strict", doc: profile, wantErr: "t.yaml:6: CloudProviderProfile/aws-main: spec.accountID: unknown field; want one of:"},
+		{name: "router form warns", doc: router, wantWarns: []string{
+			"t.yaml:12: warning: CloudProviderProfile/aws-main: spec.accountID: unknown field ignored, as routerd v1alpha1 ignores it (in a bare resource file it is an error); known fields: provider, region, endpoint, subscriptionID, resourceGroup, compartmentID, capabilities, auth",
+			"t.yaml:13: warning: CloudProviderProfile/aws-main: spec.capture: unknown field ignored, as routerd v1alpha1 ignores it (in a bare resource file it is an error); known fields: provider, region, endpoint, subscriptionID, resourceGroup, compartmentID, capabilities, auth",
+		}},
+		{name: "router form keeps type errors", doc: strings.Replace(router, "provider: aws", "provider: 7", 1), wantErr: "spec.provider: want a string"},
+		{name: "router envelope stays strict", doc: strings.Replace(router, "spec:\n  resources:", "spec:\n  interfaces: []\n  resources:", 1), wantErr: "Router/r: spec.interfaces: unknown field; want one of: resources"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Decode("t.yaml", []byte(tt.doc))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, w := range cfg.Warnings {
+				got = append(got, w.String())
+				if w.Code != WarnIgnoredField || w.Document != 1 || w.Severity != SeverityWarning {
+					t.Errorf("warning %+v: want code %s, document 1, severity warning", w, WarnIgnoredField)
+				}
+			}
+			if strings.Join(got, "\n") != strings.Join(tt.wantWarns, "\n") {
+				t.Fatalf("warnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.wantWarns, "\n"))
+			}
+		})
+	}
+}

@@ -287,6 +287,7 @@ func (b *builder) decodeRouter(d *docContext, n *yaml.Node) {
 	}
 	for _, r := range resources.Content {
 		rd := newDocContext(d.file, d.doc, b.opts)
+		rd.routerForm = true
 		b.add(rd, b.decodeTop(rd, r))
 	}
 }
