@@ -17,10 +17,12 @@ type checker struct {
 	problems *[]fieldProblem
 }
 
-// fieldProblem is a semantic problem at a field path of a resource.
+// fieldProblem is a semantic problem at a field path of a resource: an error, or a
+// warning when code is set.
 type fieldProblem struct {
 	path string
 	msg  string
+	code string // warning code (Warn*); "" for an error
 }
 
 func newChecker() *checker { return &checker{problems: new([]fieldProblem)} }
@@ -32,6 +34,23 @@ func (c *checker) at(prefix string) *checker {
 
 func (c *checker) errorf(path, format string, args ...any) {
 	*c.problems = append(*c.problems, fieldProblem{path: joinPath(c.prefix, path), msg: fmt.Sprintf(format, args...)})
+}
+
+// warnf records a warning with code: the resource is accepted, but the warning is
+// reported (config validate, doctor).
+func (c *checker) warnf(path, code, format string, args ...any) {
+	*c.problems = append(*c.problems, fieldProblem{path: joinPath(c.prefix, path), msg: fmt.Sprintf(format, args...), code: code})
+}
+
+// report records the checker's problems in d, at the lines of their paths.
+func (d *docContext) report(c *checker) {
+	for _, p := range *c.problems {
+		if p.code != "" {
+			d.warnf(d.lineOf(p.path), p.path, p.code, "%s", p.msg)
+		} else {
+			d.errorf(d.lineOf(p.path), p.path, "%s", p.msg)
+		}
+	}
 }
 
 var (
@@ -236,18 +255,18 @@ func validateObject(o Object, c *checker) {
 }
 
 // Validate checks the object alone (metadata, spec, enums and ranges; no references to
-// other resources). It returns an *ErrorList naming each bad field.
+// other resources). It returns an *ErrorList naming each bad field (nil when there are
+// only warnings).
 func Validate(o Object) error {
 	c := newChecker()
 	validateObject(o, c)
-	if len(*c.problems) == 0 {
+	d := newDocContext("", 0, LoadOptions{})
+	d.kind, d.name = o.GetKind(), o.GetName()
+	d.report(c)
+	if len(d.problems) == 0 {
 		return nil
 	}
-	el := &ErrorList{}
-	for _, p := range *c.problems {
-		el.Problems = append(el.Problems, Problem{Kind: o.GetKind(), Name: o.GetName(), Path: p.path, Message: p.msg, Severity: SeverityError})
-	}
-	return el
+	return &ErrorList{Problems: d.problems, Warnings: d.warnings}
 }
 
 func (o *EventGroup) validate(c *checker) {
@@ -258,7 +277,9 @@ func (o *EventGroup) validate(c *checker) {
 	}
 	a := &s.Auth
 	if a.SecretFile == "" && a.SecretRef == "" && len(a.Keys) == 0 {
-		c.errorf("spec.auth", "no secret: want secretFile, secretRef or keys")
+		// routerd v1alpha1 accepts such a group; routerd-eventd refuses to start its
+		// transport and doctor fails.
+		c.warnf("spec.auth", WarnGroupWithoutAuth, "group %s has no auth: add spec.auth.secretFile (or secretRef or keys); routerd-eventd does not start transport for this group until then", o.Metadata.Name)
 	}
 	if a.SecretFile != "" {
 		c.file("spec.auth.secretFile", a.SecretFile)

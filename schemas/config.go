@@ -48,9 +48,7 @@ func NewConfig(objs ...Object) (*Config, error) {
 		o.SetDefaults()
 		c := newChecker()
 		validateObject(o, c)
-		for _, p := range *c.problems {
-			d.errorf(0, p.path, "%s", p.msg)
-		}
+		d.report(c)
 		b.add(d, o)
 	}
 	return b.finish()

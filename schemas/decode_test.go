@@ -228,3 +228,32 @@ func TestRouterFormUnknownFields(t *testing.T) {
 		})
 	}
 }
+
+// TestGroupWithoutAuth checks that an EventGroup without a secret loads (as in routerd
+// v1alpha1) with a warning naming the group and the fix, from files and from NewConfig.
+func TestGroupWithoutAuth(t *testing.T) {
+	doc := "apiVersion: federation.routerd.net/v1alpha1\nkind: EventGroup\nmetadata: {name: sam}\nspec:\n  nodeName: router-a\n"
+	for _, d := range []string{doc, doc + "  auth: {mode: hmac}\n"} {
+		cfg, err := Decode("g.yaml", []byte(d))
+		if err != nil {
+			t.Fatalf("%s: %v", d, err)
+		}
+		if len(cfg.Warnings) != 1 {
+			t.Fatalf("warnings = %+v, want 1", cfg.Warnings)
+		}
+		w := cfg.Warnings[0]
+		if w.Code != WarnGroupWithoutAuth || w.Path != "spec.auth" || w.File != "g.yaml" || w.Document != 1 ||
+			!strings.Contains(w.Message, "group sam has no auth: add spec.auth.secretFile") {
+			t.Errorf("warning = %+v", w)
+		}
+		if err := Validate(cfg.EventGroups()[0]); err != nil {
+			t.Errorf("Validate: %v, want nil (a warning is not an error)", err)
+		}
+	}
+	g := New("EventGroup").(*EventGroup)
+	g.Metadata.Name, g.Spec.NodeName = "sam", "router-a"
+	cfg, err := NewConfig(g)
+	if err != nil || len(cfg.Warnings) != 1 || cfg.Warnings[0].Code != WarnGroupWithoutAuth {
+		t.Fatalf("NewConfig: %v, warnings %+v", err, cfg.Warnings)
+	}
+}

@@ -233,9 +233,7 @@ func (b *builder) decodeTop(d *docContext, n *yaml.Node) Object {
 	obj.SetDefaults()
 	c := newChecker()
 	validateObject(obj, c)
-	for _, p := range *c.problems {
-		d.errorf(d.lineOf(p.path), p.path, "%s", p.msg)
-	}
+	d.report(c)
 	return obj
 }
 
