@@ -529,11 +529,47 @@ func (o *CloudProviderProfile) validate(c *checker) {
 		}
 	}
 	c.unique("spec.capabilities", s.Capabilities)
-	switch s.Auth.Mode {
+	c.at("spec.auth").providerAuth(&s.Auth)
+}
+
+// providerAuth checks a provider credentials reference: the field of its mode is set,
+// the fields of the other modes are not.
+func (c *checker) providerAuth(a *ProviderAuth) {
+	set := map[string]bool{"command": a.Command != nil, "file": a.File != "", "env": a.Env != ""}
+	want := map[string]string{"external-command": "command", "file": "file", "env": "env"}[a.Mode]
+	for _, f := range []string{"command", "file", "env"} {
+		if set[f] && f != want {
+			c.errorf(f, "not used by mode %s: remove it, or set mode to the one that uses it (command: external-command, file: file, env: env)", a.Mode)
+		}
+	}
+	switch a.Mode {
+	case "external-command":
+		c.command("command", a.Command)
 	case "file":
-		c.file("spec.auth.credentialsFile", s.Auth.CredentialsFile)
+		c.file("file", a.File)
 	case "env":
-		c.match("spec.auth.envPrefix", s.Auth.EnvPrefix, envNameRE, "an environment variable prefix like AWS_")
+		c.match("env", a.Env, envNameRE, "an environment variable prefix like AWS_")
+	}
+}
+
+// command checks a command line (required).
+func (c *checker) command(path string, cmd *CommandLine) {
+	switch {
+	case cmd == nil:
+		c.errorf(path, "missing: mode external-command runs this command, which prints the credential; want a string like \"/usr/local/bin/cred --profile lab\" or a list")
+	case cmd.IsList():
+		if len(cmd.Argv) == 0 {
+			c.errorf(path, "empty list: want the program, then its arguments")
+		}
+		for i, a := range cmd.Argv {
+			if a == "" || strings.ContainsRune(a, 0) {
+				c.errorf(indexPath(path, i), "%q is not a valid argument: want a non-empty string without NUL", a)
+			}
+		}
+	case strings.TrimSpace(cmd.Line) == "":
+		c.errorf(path, "empty: want the program and its arguments, like \"/usr/local/bin/cred --profile lab\"")
+	case strings.ContainsRune(cmd.Line, 0):
+		c.errorf(path, "contains NUL: want a command line")
 	}
 }
 

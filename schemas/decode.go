@@ -17,6 +17,7 @@ import (
 
 var (
 	durationType = reflect.TypeFor[Duration]()
+	commandType  = reflect.TypeFor[CommandLine]()
 	timeType     = reflect.TypeFor[time.Time]()
 	resourceType = reflect.TypeFor[Resource]()
 )
@@ -236,6 +237,9 @@ func (d *docContext) decodeValue(n *yaml.Node, v reflect.Value, path string, fi 
 		}
 		v.Set(reflect.ValueOf(ts))
 		return
+	case commandType:
+		d.decodeCommand(n, v, path)
+		return
 	case resourceType:
 		obj := d.decodeResource(n, path)
 		if obj != nil {
@@ -320,6 +324,21 @@ func (d *docContext) decodeValue(n *yaml.Node, v reflect.Value, path string, fi 
 	default:
 		d.errorf(n.Line, path, "internal error: cannot decode into %s", t)
 	}
+}
+
+// decodeCommand decodes a CommandLine: a string or a list of strings.
+func (d *docContext) decodeCommand(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" {
+		v.Set(reflect.ValueOf(CommandLine{Line: n.Value}))
+		return
+	}
+	if n.Kind != yaml.SequenceNode {
+		d.errorf(n.Line, path, "want a command: a string like \"/usr/local/bin/cred --profile lab\" or a list like [/usr/local/bin/cred, --profile, lab], got %s", nodeKind(n))
+		return
+	}
+	argv := []string{}
+	d.decodeValue(n, reflect.ValueOf(&argv).Elem(), path, nil)
+	v.Set(reflect.ValueOf(CommandLine{Argv: argv}))
 }
 
 // decodeStruct decodes a mapping into struct v, rejecting unknown and duplicate keys and

@@ -123,8 +123,8 @@ func TestConfigValidateWarnings(t *testing.T) {
 	for _, want := range []string{
 		"router.yaml:14: warning: EventGroup/sam: spec.auth: group sam has no auth: add spec.auth.secretFile",
 		"router.yaml:22: warning: AddressMobilityDomain/lab: spec.colour: unknown field ignored",
-		"router.yaml:24: warning: Interface/lan: skipped: routerd v1alpha1 Kind Interface is not provided by this routerd",
-		"valid: 2 resources (1 EventGroup, 1 AddressMobilityDomain), 3 warnings",
+		"router.yaml:34: warning: Interface/lan: skipped: routerd v1alpha1 Kind Interface is not provided by this routerd",
+		"valid: 3 resources (1 EventGroup, 1 AddressMobilityDomain, 1 CloudProviderProfile), 4 warnings",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output does not contain %q:\n%s", want, out)
@@ -154,7 +154,7 @@ func TestConfigValidateWarnings(t *testing.T) {
 	out, code = runConfigCtl(t, "config", "validate", router)
 	if code != exitFailed || !strings.Contains(out, "warning: EventGroup/sam") ||
 		!strings.Contains(out, "Interface/lan: routerd v1alpha1 Kind Interface is not provided by this routerd") ||
-		!strings.Contains(out, "invalid: 1 problem, 2 warnings") {
+		!strings.Contains(out, "invalid: 1 problem, 3 warnings") {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
 }
