@@ -349,7 +349,7 @@ func (d *docContext) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	fields := structFields(v.Type())
-	seen := map[string]bool{}
+	seen, replaced := map[string]bool{}, map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := resolveAlias(n.Content[i]), n.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
@@ -364,6 +364,13 @@ func (d *docContext) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		seen[k.Value] = true
 		j := slices.IndexFunc(fields, func(f fieldInfo) bool { return f.name == k.Value })
 		if j < 0 {
+			if h, ok := v.Addr().Interface().(fieldHinter); ok {
+				if msg, replaces := h.unknownFieldHint(k.Value); msg != "" {
+					d.errorf(k.Line, fp, "%s", msg)
+					replaced[replaces] = true // one error, not a second one for the missing field
+					continue
+				}
+			}
 			d.unknownField(k, fp, fields)
 			continue
 		}
@@ -380,10 +387,18 @@ func (d *docContext) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		line = l
 	}
 	for _, f := range fields {
-		if f.required && !seen[f.name] {
+		if f.required && !seen[f.name] && !replaced[f.name] {
 			d.errorf(line, joinPath(path, f.name), "missing required field")
 		}
 	}
+}
+
+// fieldHinter is implemented by spec types that know fields of routerd v1alpha1 which
+// cannot work in this routerd. unknownFieldHint returns the error for such a field name
+// (which is an error even in a kind: Router file) and the name of the field that replaces
+// it, or "" for other names.
+type fieldHinter interface {
+	unknownFieldHint(name string) (msg, replaces string)
 }
 
 // unknownField reports key k, which is not a field of the struct being decoded: an error,

@@ -257,3 +257,28 @@ func TestGroupWithoutAuth(t *testing.T) {
 		t.Fatalf("NewConfig: %v, warnings %+v", err, cfg.Warnings)
 	}
 }
+
+// TestPluginExecutable checks that a subprocess plugin of routerd v1alpha1 gets one error
+// saying what to do instead, in bare files and in kind: Router files.
+func TestPluginExecutable(t *testing.T) {
+	plugin := "apiVersion: plugin.routerd.net/v1alpha1\nkind: Plugin\nmetadata: {name: claims}\nspec:\n  executable: /usr/local/libexec/claims\n  timeout: 5s\n"
+	router := "apiVersion: routerd.net/v1alpha1\nkind: Router\nmetadata: {name: r}\nspec:\n  resources:\n  - apiVersion: plugin.routerd.net/v1alpha1\n    kind: Plugin\n    metadata: {name: claims}\n    spec: {executable: /usr/local/libexec/claims}\n"
+	for name, doc := range map[string]string{"bare": plugin, "router form": router} {
+		t.Run(name, func(t *testing.T) {
+			ps := problemsOf(t, LoadOptions{}, doc)
+			if len(ps) != 1 {
+				t.Fatalf("want exactly one problem, got %d: %v", len(ps), ps)
+			}
+			p := ps[0]
+			if p.Path != "spec.executable" || !strings.Contains(p.Message, "this routerd runs WebAssembly modules") ||
+				!strings.Contains(p.Message, "set spec.module") || !strings.Contains(p.Message, `docs/plugin-abi.md, "Porting a routerd v1alpha1 subprocess plugin"`) {
+				t.Fatalf("problem = %s", p)
+			}
+		})
+	}
+	// Next to spec.module, executable is still refused (the module would be ambiguous).
+	ps := problemsOf(t, LoadOptions{}, strings.Replace(plugin, "  timeout: 5s\n", "  module: claims.wasm\n", 1))
+	if len(ps) != 1 || ps[0].Path != "spec.executable" {
+		t.Fatalf("problems = %v", ps)
+	}
+}
