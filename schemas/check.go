@@ -201,8 +201,8 @@ func (c *checker) kindName(path, v string) {
 	}
 }
 
-// source checks an owner reference of the form Kind/name (name may be * when wildcard).
-func (c *checker) source(path, v string, wildcard bool) {
+// source checks an owner reference of the form Kind/name.
+func (c *checker) source(path, v string) {
 	kind, name, ok := strings.Cut(v, "/")
 	if !ok || kind == "" || name == "" {
 		c.errorf(path, "%q is not a source: want Kind/name, for example EventSubscription/claims", v)
@@ -211,11 +211,73 @@ func (c *checker) source(path, v string, wildcard bool) {
 	if !kindRE.MatchString(kind) {
 		c.errorf(path, "%q: source kind %q must be a Kind name like EventSubscription", v, kind)
 	}
-	if wildcard && name == "*" {
-		return
-	}
 	if len(name) > 253 || !dnsNameRE.MatchString(name) {
 		c.errorf(path, "%q: source name %q is not a valid name", v, name)
+	}
+}
+
+// sourcePattern checks the source of an override rule: Kind/name, where the Kind and the
+// name may each be a pattern MatchName can use (EventSubscription/*,
+// EventSubscription/claims-*), or "*" for every source.
+func (c *checker) sourcePattern(path, v string) {
+	if v == "*" {
+		return
+	}
+	kind, name, ok := strings.Cut(v, "/")
+	if !ok || kind == "" || name == "" || strings.Contains(name, "/") {
+		c.errorf(path, "%q is not a source: want Kind/name, for example EventSubscription/claims; the name (and the Kind) may be a pattern such as EventSubscription/*", v)
+		return
+	}
+	if IsNamePattern(kind) {
+		c.pattern(path, kind)
+	} else if !kindRE.MatchString(kind) {
+		c.errorf(path, "%q: source kind %q must be a Kind name like EventSubscription, or a pattern", v, kind)
+	}
+	if IsNamePattern(name) {
+		c.pattern(path, name)
+	} else if len(name) > 253 || !dnsNameRE.MatchString(name) {
+		c.errorf(path, "%q: source name %q is not a valid name or pattern", v, name)
+	}
+}
+
+// targetPattern checks a target of an override rule: apiVersion, kind and name are each
+// a literal or a pattern MatchName can use; a kind pattern must match a registered Kind
+// and an apiVersion pattern a registered apiVersion, or the rule could never apply.
+func (c *checker) targetPattern(path string, r ResourceRef) {
+	if !IsNamePattern(r.Kind) && !IsNamePattern(r.APIVersion) {
+		if r.Name != "" && IsNamePattern(r.Name) {
+			c.pattern(joinPath(path, "name"), r.Name)
+			r.Name = ""
+		}
+		c.resourceRef(path, r)
+		return
+	}
+	matched := false
+	for _, k := range Kinds() {
+		matched = matched || (MatchName(r.Kind, k.Kind) && (r.APIVersion == "" || MatchName(r.APIVersion, k.APIVersion)))
+	}
+	if IsNamePattern(r.Kind) {
+		c.pattern(joinPath(path, "kind"), r.Kind)
+	}
+	if IsNamePattern(r.APIVersion) {
+		c.pattern(joinPath(path, "apiVersion"), r.APIVersion)
+	}
+	if !matched {
+		c.errorf(path, "kind %q (apiVersion %q) matches no Kind routerd provides; want one of: %s", r.Kind, r.APIVersion, kindNames())
+	}
+	if r.Name != "" {
+		if IsNamePattern(r.Name) {
+			c.pattern(joinPath(path, "name"), r.Name)
+		} else {
+			c.name(joinPath(path, "name"), r.Name)
+		}
+	}
+}
+
+// pattern checks a name pattern with CheckNamePattern.
+func (c *checker) pattern(path, v string) {
+	if err := CheckNamePattern(v); err != nil {
+		c.errorf(path, "%v", err)
 	}
 }
 
@@ -273,7 +335,7 @@ func (o *EventGroup) validate(c *checker) {
 	s := &o.Spec
 	c.name("spec.nodeName", s.NodeName)
 	for i, p := range s.PeersFrom {
-		c.source(joinPath(indexPath("spec.peersFrom", i), "resource"), p.Resource, false)
+		c.source(joinPath(indexPath("spec.peersFrom", i), "resource"), p.Resource)
 	}
 	a := &s.Auth
 	if a.SecretFile == "" && a.SecretRef == "" && len(a.Keys) == 0 {
@@ -623,7 +685,7 @@ func (o *MSSClamp) validate(c *checker) {
 
 func (o *DynamicConfigPart) validate(c *checker) {
 	s := &o.Spec
-	c.source("spec.source", s.Source, false)
+	c.source("spec.source", s.Source)
 	for i, r := range s.Resources {
 		p := indexPath("spec.resources", i)
 		if r.Object == nil {
@@ -651,10 +713,10 @@ func (o *DynamicConfigPart) validate(c *checker) {
 func (o *DynamicOverridePolicy) validate(c *checker) {
 	for i, a := range o.Spec.Allow {
 		p := indexPath("spec.allow", i)
-		c.source(joinPath(p, "source"), a.Source, true)
+		c.sourcePattern(joinPath(p, "source"), a.Source)
 		c.unique(joinPath(p, "operations"), a.Operations)
 		for j, t := range a.Targets {
-			c.resourceRef(indexPath(joinPath(p, "targets"), j), t)
+			c.targetPattern(indexPath(joinPath(p, "targets"), j), t)
 		}
 		for j, f := range a.Fields {
 			c.match(indexPath(joinPath(p, "fields"), j), f, fieldPathRE, "a field path like spec.address or spec.delivery.*")

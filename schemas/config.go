@@ -271,7 +271,7 @@ func (c *Config) checkRefs() []Problem {
 		case *DynamicOverridePolicy:
 			for i, a := range o.Spec.Allow {
 				kind, name, _ := strings.Cut(a.Source, "/")
-				if _, known := LookupKind(kind); known && name != "*" {
+				if _, known := LookupKind(kind); known && !IsNamePattern(name) {
 					r.ref(joinPath(indexPath("spec.allow", i), "source"), kind, name)
 				}
 			}
