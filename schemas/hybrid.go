@@ -136,14 +136,26 @@ type ClaimCapture struct {
 	ProviderMode string `json:"providerMode,omitempty"`
 	// NicRef identifies the provider NIC that receives the address (for example an ENI id).
 	NicRef string `json:"nicRef,omitempty"`
-	// ConfigureOSAddress also adds the address to the local interface.
-	ConfigureOSAddress bool `json:"configureOSAddress,omitempty"`
+	// ConfigureOSAddress also adds the address to the local interface (unset: false). A
+	// pointer, so that an explicit false a plugin wrote is kept and shown.
+	ConfigureOSAddress *bool `json:"configureOSAddress,omitempty"`
 	// Interface is the local interface used for proxy-arp or the OS address.
 	Interface string `json:"interface,omitempty"`
 	// ExcludeAddresses are addresses never captured (for example gateways).
 	ExcludeAddresses []string `json:"excludeAddresses,omitempty"`
-	// GratuitousARP announces the captured address with gratuitous ARP.
-	GratuitousARP bool `json:"gratuitousARP,omitempty"`
+	// GratuitousARP announces the captured address with gratuitous ARP (unset: false). A
+	// pointer, so that an explicit false is kept.
+	GratuitousARP *bool `json:"gratuitousARP,omitempty"`
+}
+
+// ConfiguresOSAddress reports whether ConfigureOSAddress is set to true.
+func (c *ClaimCapture) ConfiguresOSAddress() bool {
+	return c != nil && c.ConfigureOSAddress != nil && *c.ConfigureOSAddress
+}
+
+// SendsGratuitousARP reports whether GratuitousARP is set to true.
+func (c *ClaimCapture) SendsGratuitousARP() bool {
+	return c != nil && c.GratuitousARP != nil && *c.GratuitousARP
 }
 
 // ClaimDelivery says how captured traffic is delivered to the owner side.
