@@ -17,10 +17,12 @@ type checker struct {
 	problems *[]fieldProblem
 }
 
-// fieldProblem is a semantic problem at a field path of a resource.
+// fieldProblem is a semantic problem at a field path of a resource: an error, or a
+// warning when code is set.
 type fieldProblem struct {
 	path string
 	msg  string
+	code string // warning code (Warn*); "" for an error
 }
 
 func newChecker() *checker { return &checker{problems: new([]fieldProblem)} }
@@ -32,6 +34,23 @@ func (c *checker) at(prefix string) *checker {
 
 func (c *checker) errorf(path, format string, args ...any) {
 	*c.problems = append(*c.problems, fieldProblem{path: joinPath(c.prefix, path), msg: fmt.Sprintf(format, args...)})
+}
+
+// warnf records a warning with code: the resource is accepted, but the warning is
+// reported (config validate, doctor).
+func (c *checker) warnf(path, code, format string, args ...any) {
+	*c.problems = append(*c.problems, fieldProblem{path: joinPath(c.prefix, path), msg: fmt.Sprintf(format, args...), code: code})
+}
+
+// report records the checker's problems in d, at the lines of their paths.
+func (d *docContext) report(c *checker) {
+	for _, p := range *c.problems {
+		if p.code != "" {
+			d.warnf(d.lineOf(p.path), p.path, p.code, "%s", p.msg)
+		} else {
+			d.errorf(d.lineOf(p.path), p.path, "%s", p.msg)
+		}
+	}
 }
 
 var (
@@ -182,8 +201,8 @@ func (c *checker) kindName(path, v string) {
 	}
 }
 
-// source checks an owner reference of the form Kind/name (name may be * when wildcard).
-func (c *checker) source(path, v string, wildcard bool) {
+// source checks an owner reference of the form Kind/name.
+func (c *checker) source(path, v string) {
 	kind, name, ok := strings.Cut(v, "/")
 	if !ok || kind == "" || name == "" {
 		c.errorf(path, "%q is not a source: want Kind/name, for example EventSubscription/claims", v)
@@ -192,11 +211,73 @@ func (c *checker) source(path, v string, wildcard bool) {
 	if !kindRE.MatchString(kind) {
 		c.errorf(path, "%q: source kind %q must be a Kind name like EventSubscription", v, kind)
 	}
-	if wildcard && name == "*" {
-		return
-	}
 	if len(name) > 253 || !dnsNameRE.MatchString(name) {
 		c.errorf(path, "%q: source name %q is not a valid name", v, name)
+	}
+}
+
+// sourcePattern checks the source of an override rule: Kind/name, where the Kind and the
+// name may each be a pattern MatchName can use (EventSubscription/*,
+// EventSubscription/claims-*), or "*" for every source.
+func (c *checker) sourcePattern(path, v string) {
+	if v == "*" {
+		return
+	}
+	kind, name, ok := strings.Cut(v, "/")
+	if !ok || kind == "" || name == "" || strings.Contains(name, "/") {
+		c.errorf(path, "%q is not a source: want Kind/name, for example EventSubscription/claims; the name (and the Kind) may be a pattern such as EventSubscription/*", v)
+		return
+	}
+	if IsNamePattern(kind) {
+		c.pattern(path, kind)
+	} else if !kindRE.MatchString(kind) {
+		c.errorf(path, "%q: source kind %q must be a Kind name like EventSubscription, or a pattern", v, kind)
+	}
+	if IsNamePattern(name) {
+		c.pattern(path, name)
+	} else if len(name) > 253 || !dnsNameRE.MatchString(name) {
+		c.errorf(path, "%q: source name %q is not a valid name or pattern", v, name)
+	}
+}
+
+// targetPattern checks a target of an override rule: apiVersion, kind and name are each
+// a literal or a pattern MatchName can use; a kind pattern must match a registered Kind
+// and an apiVersion pattern a registered apiVersion, or the rule could never apply.
+func (c *checker) targetPattern(path string, r ResourceRef) {
+	if !IsNamePattern(r.Kind) && !IsNamePattern(r.APIVersion) {
+		if r.Name != "" && IsNamePattern(r.Name) {
+			c.pattern(joinPath(path, "name"), r.Name)
+			r.Name = ""
+		}
+		c.resourceRef(path, r)
+		return
+	}
+	matched := false
+	for _, k := range Kinds() {
+		matched = matched || (MatchName(r.Kind, k.Kind) && (r.APIVersion == "" || MatchName(r.APIVersion, k.APIVersion)))
+	}
+	if IsNamePattern(r.Kind) {
+		c.pattern(joinPath(path, "kind"), r.Kind)
+	}
+	if IsNamePattern(r.APIVersion) {
+		c.pattern(joinPath(path, "apiVersion"), r.APIVersion)
+	}
+	if !matched {
+		c.errorf(path, "kind %q (apiVersion %q) matches no Kind routerd provides; want one of: %s", r.Kind, r.APIVersion, kindNames())
+	}
+	if r.Name != "" {
+		if IsNamePattern(r.Name) {
+			c.pattern(joinPath(path, "name"), r.Name)
+		} else {
+			c.name(joinPath(path, "name"), r.Name)
+		}
+	}
+}
+
+// pattern checks a name pattern with CheckNamePattern.
+func (c *checker) pattern(path, v string) {
+	if err := CheckNamePattern(v); err != nil {
+		c.errorf(path, "%v", err)
 	}
 }
 
@@ -236,29 +317,31 @@ func validateObject(o Object, c *checker) {
 }
 
 // Validate checks the object alone (metadata, spec, enums and ranges; no references to
-// other resources). It returns an *ErrorList naming each bad field.
+// other resources). It returns an *ErrorList naming each bad field (nil when there are
+// only warnings).
 func Validate(o Object) error {
 	c := newChecker()
 	validateObject(o, c)
-	if len(*c.problems) == 0 {
+	d := newDocContext("", 0, LoadOptions{})
+	d.kind, d.name = o.GetKind(), o.GetName()
+	d.report(c)
+	if len(d.problems) == 0 {
 		return nil
 	}
-	el := &ErrorList{}
-	for _, p := range *c.problems {
-		el.Problems = append(el.Problems, Problem{Kind: o.GetKind(), Name: o.GetName(), Path: p.path, Message: p.msg, Severity: SeverityError})
-	}
-	return el
+	return &ErrorList{Problems: d.problems, Warnings: d.warnings}
 }
 
 func (o *EventGroup) validate(c *checker) {
 	s := &o.Spec
 	c.name("spec.nodeName", s.NodeName)
 	for i, p := range s.PeersFrom {
-		c.source(joinPath(indexPath("spec.peersFrom", i), "resource"), p.Resource, false)
+		c.source(joinPath(indexPath("spec.peersFrom", i), "resource"), p.Resource)
 	}
 	a := &s.Auth
 	if a.SecretFile == "" && a.SecretRef == "" && len(a.Keys) == 0 {
-		c.errorf("spec.auth", "no secret: want secretFile, secretRef or keys")
+		// routerd v1alpha1 accepts such a group; routerd-eventd refuses to start its
+		// transport and doctor fails.
+		c.warnf("spec.auth", WarnGroupWithoutAuth, "group %s has no auth: add spec.auth.secretFile (or secretRef or keys); routerd-eventd does not start transport for this group until then", o.Metadata.Name)
 	}
 	if a.SecretFile != "" {
 		c.file("spec.auth.secretFile", a.SecretFile)
@@ -508,11 +591,47 @@ func (o *CloudProviderProfile) validate(c *checker) {
 		}
 	}
 	c.unique("spec.capabilities", s.Capabilities)
-	switch s.Auth.Mode {
+	c.at("spec.auth").providerAuth(&s.Auth)
+}
+
+// providerAuth checks a provider credentials reference: the field of its mode is set,
+// the fields of the other modes are not.
+func (c *checker) providerAuth(a *ProviderAuth) {
+	set := map[string]bool{"command": a.Command != nil, "file": a.File != "", "env": a.Env != ""}
+	want := map[string]string{"external-command": "command", "file": "file", "env": "env"}[a.Mode]
+	for _, f := range []string{"command", "file", "env"} {
+		if set[f] && f != want {
+			c.errorf(f, "not used by mode %s: remove it, or set mode to the one that uses it (command: external-command, file: file, env: env)", a.Mode)
+		}
+	}
+	switch a.Mode {
+	case "external-command":
+		c.command("command", a.Command)
 	case "file":
-		c.file("spec.auth.credentialsFile", s.Auth.CredentialsFile)
+		c.file("file", a.File)
 	case "env":
-		c.match("spec.auth.envPrefix", s.Auth.EnvPrefix, envNameRE, "an environment variable prefix like AWS_")
+		c.match("env", a.Env, envNameRE, "an environment variable prefix like AWS_")
+	}
+}
+
+// command checks a command line (required).
+func (c *checker) command(path string, cmd *CommandLine) {
+	switch {
+	case cmd == nil:
+		c.errorf(path, "missing: mode external-command runs this command, which prints the credential; want a string like \"/usr/local/bin/cred --profile lab\" or a list")
+	case cmd.IsList():
+		if len(cmd.Argv) == 0 {
+			c.errorf(path, "empty list: want the program, then its arguments")
+		}
+		for i, a := range cmd.Argv {
+			if a == "" || strings.ContainsRune(a, 0) {
+				c.errorf(indexPath(path, i), "%q is not a valid argument: want a non-empty string without NUL", a)
+			}
+		}
+	case strings.TrimSpace(cmd.Line) == "":
+		c.errorf(path, "empty: want the program and its arguments, like \"/usr/local/bin/cred --profile lab\"")
+	case strings.ContainsRune(cmd.Line, 0):
+		c.errorf(path, "contains NUL: want a command line")
 	}
 }
 
@@ -566,7 +685,7 @@ func (o *MSSClamp) validate(c *checker) {
 
 func (o *DynamicConfigPart) validate(c *checker) {
 	s := &o.Spec
-	c.source("spec.source", s.Source, false)
+	c.source("spec.source", s.Source)
 	for i, r := range s.Resources {
 		p := indexPath("spec.resources", i)
 		if r.Object == nil {
@@ -594,10 +713,10 @@ func (o *DynamicConfigPart) validate(c *checker) {
 func (o *DynamicOverridePolicy) validate(c *checker) {
 	for i, a := range o.Spec.Allow {
 		p := indexPath("spec.allow", i)
-		c.source(joinPath(p, "source"), a.Source, true)
+		c.sourcePattern(joinPath(p, "source"), a.Source)
 		c.unique(joinPath(p, "operations"), a.Operations)
 		for j, t := range a.Targets {
-			c.resourceRef(indexPath(joinPath(p, "targets"), j), t)
+			c.targetPattern(indexPath(joinPath(p, "targets"), j), t)
 		}
 		for j, f := range a.Fields {
 			c.match(indexPath(joinPath(p, "fields"), j), f, fieldPathRE, "a field path like spec.address or spec.delivery.*")

@@ -2,7 +2,6 @@ package schemas
 
 import (
 	"fmt"
-	"net/netip"
 	"slices"
 	"strings"
 )
@@ -11,7 +10,9 @@ import (
 // references checked, names unique per Kind. It is safe for concurrent reads; callers
 // must not change the returned objects while others read them.
 type Config struct {
-	// Warnings are the documents skipped (LoadOptions.SkipUnknownKinds).
+	// Warnings are what loading accepted but reports (Problem.Severity warning, with a
+	// Code): documents skipped (LoadOptions.SkipUnknownKinds), fields ignored in a
+	// kind: Router file, EventGroups without a secret. Sorted by file and line.
 	Warnings []Problem
 
 	entries []*entry
@@ -46,9 +47,7 @@ func NewConfig(objs ...Object) (*Config, error) {
 		o.SetDefaults()
 		c := newChecker()
 		validateObject(o, c)
-		for _, p := range *c.problems {
-			d.errorf(0, p.path, "%s", p.msg)
-		}
+		d.report(c)
 		b.add(d, o)
 	}
 	return b.finish()
@@ -165,132 +164,6 @@ func (c *Config) EventPeersOf(group string) []*EventPeer {
 		}
 	}
 	return out
-}
-
-// refChecker reports reference problems of one entry.
-type refChecker struct {
-	cfg      *Config
-	e        *entry
-	problems *[]Problem
-}
-
-func (r refChecker) errorf(path, format string, args ...any) {
-	r.e.ctx.errorf(r.e.ctx.lineOf(path), path, format, args...)
-	*r.problems = append(*r.problems, r.e.ctx.problems[len(r.e.ctx.problems)-1])
-}
-
-// ref reports a missing resource of kind named name referenced at path.
-func (r refChecker) ref(path, kind, name string) {
-	if name == "" || r.cfg.Get(kind, name) != nil {
-		return
-	}
-	var known []string
-	for n := range r.cfg.byKind[kind] {
-		known = append(known, n)
-	}
-	slices.Sort(known)
-	if len(known) == 0 {
-		r.errorf(path, "no %s named %q (there are no %s resources)", kind, name, kind)
-		return
-	}
-	r.errorf(path, "no %s named %q; known: %s", kind, name, strings.Join(known, ", "))
-}
-
-// checkRefs checks the references between resources that decoded and validated cleanly.
-func (c *Config) checkRefs() []Problem {
-	var problems []Problem
-	peerNodes := map[string]map[string]string{} // group -> nodeName -> peer name
-	for _, e := range c.entries {
-		if !e.ok {
-			continue
-		}
-		r := refChecker{cfg: c, e: e, problems: &problems}
-		switch o := e.obj.(type) {
-		case *EventGroup:
-			for i, p := range o.Spec.PeersFrom {
-				kind, name, _ := strings.Cut(p.Resource, "/")
-				if !p.Optional {
-					r.ref(joinPath(indexPath("spec.peersFrom", i), "resource"), kind, name)
-				}
-			}
-		case *EventPeer:
-			r.ref("spec.groupRef", "EventGroup", o.Spec.GroupRef)
-			if g, ok := c.Get("EventGroup", o.Spec.GroupRef).(*EventGroup); ok && g.Spec.NodeName == o.Spec.NodeName {
-				r.errorf("spec.nodeName", "%q is the local node of group %s: a peer must be another node", o.Spec.NodeName, g.Metadata.Name)
-			}
-			if peerNodes[o.Spec.GroupRef] == nil {
-				peerNodes[o.Spec.GroupRef] = map[string]string{}
-			}
-			if prev, dup := peerNodes[o.Spec.GroupRef][o.Spec.NodeName]; dup {
-				r.errorf("spec.nodeName", "node %q is already the peer %s of group %s", o.Spec.NodeName, prev, o.Spec.GroupRef)
-			}
-			peerNodes[o.Spec.GroupRef][o.Spec.NodeName] = o.Metadata.Name
-		case *EventSubscription:
-			r.ref("spec.groupRef", "EventGroup", o.Spec.GroupRef)
-			r.ref("spec.trigger.pluginRef", "Plugin", o.Spec.Trigger.PluginRef)
-			if p, ok := c.Get("Plugin", o.Spec.Trigger.PluginRef).(*Plugin); ok && len(p.Spec.Hooks) > 0 && !slices.Contains(p.Spec.Hooks, "on_events") {
-				r.errorf("spec.trigger.pluginRef", "plugin %s does not enable the on_events hook (hooks: %s)", p.Metadata.Name, strings.Join(p.Spec.Hooks, ", "))
-			}
-		case *FederationSLO:
-			r.ref("spec.groupRef", "EventGroup", o.Spec.GroupRef)
-		case *Plugin:
-			if g := o.Spec.Grants.ProviderRequest; g != nil {
-				for i, p := range g.ProfileRefs {
-					r.ref(indexPath("spec.grants.providerRequest.profileRefs", i), "CloudProviderProfile", p)
-				}
-			}
-		case *HybridRoute:
-			r.ref("spec.peerRef", "OverlayPeer", o.Spec.PeerRef)
-		case *AddressMobilityDomain:
-			r.ref("spec.peerRef", "OverlayPeer", o.Spec.PeerRef)
-		case *RemoteAddressClaim:
-			r.ref("spec.domainRef", "AddressMobilityDomain", o.Spec.DomainRef)
-			if d, ok := c.Get("AddressMobilityDomain", o.Spec.DomainRef).(*AddressMobilityDomain); ok {
-				if !prefixContains(d.Spec.Prefix, o.Spec.Address) {
-					r.errorf("spec.address", "%s is outside the prefix %s of domain %s", o.Spec.Address, d.Spec.Prefix, d.Metadata.Name)
-				}
-			}
-			if o.Spec.Capture != nil {
-				r.ref("spec.capture.providerRef", "CloudProviderProfile", o.Spec.Capture.ProviderRef)
-			}
-			if o.Spec.Delivery != nil {
-				r.ref("spec.delivery.peerRef", "OverlayPeer", o.Spec.Delivery.PeerRef)
-			}
-		case *MSSClamp:
-			for i, p := range o.Spec.PeerRefs {
-				r.ref(indexPath("spec.peerRefs", i), "OverlayPeer", p)
-			}
-		case *ProviderActionPolicy:
-			for i, p := range o.Spec.AllowedProviderRefs {
-				path := indexPath("spec.allowedProviderRefs", i)
-				r.ref(path, "CloudProviderProfile", p)
-				if prof, ok := c.Get("CloudProviderProfile", p).(*CloudProviderProfile); ok && len(o.Spec.AllowedProviders) > 0 && !slices.Contains(o.Spec.AllowedProviders, prof.Spec.Provider) {
-					r.errorf(path, "profile %s is for provider %s, which allowedProviders does not list", p, prof.Spec.Provider)
-				}
-			}
-		case *DynamicOverridePolicy:
-			for i, a := range o.Spec.Allow {
-				kind, name, _ := strings.Cut(a.Source, "/")
-				if _, known := LookupKind(kind); known && name != "*" {
-					r.ref(joinPath(indexPath("spec.allow", i), "source"), kind, name)
-				}
-			}
-		}
-	}
-	return problems
-}
-
-// prefixContains reports whether address (an IP or IP/len) lies within prefix.
-func prefixContains(prefix, address string) bool {
-	p, err := netip.ParsePrefix(prefix)
-	if err != nil {
-		return false
-	}
-	if a, err := netip.ParsePrefix(address); err == nil {
-		return p.Bits() <= a.Bits() && p.Contains(a.Addr())
-	}
-	a, err := netip.ParseAddr(address)
-	return err == nil && p.Contains(a)
 }
 
 // String summarises the config: the number of resources per Kind.

@@ -17,21 +17,25 @@ import (
 
 var (
 	durationType = reflect.TypeFor[Duration]()
+	commandType  = reflect.TypeFor[CommandLine]()
 	timeType     = reflect.TypeFor[time.Time]()
 	resourceType = reflect.TypeFor[Resource]()
 )
 
 // docContext collects the problems and field lines of one YAML document.
 type docContext struct {
-	file     string
-	doc      int
-	kind     string
-	name     string
-	opts     LoadOptions
-	lines    map[string]int // field path -> line of its value
-	problems []Problem
-	warnings []Problem
-	budget   int // node visits left; aliases cannot make decoding explode
+	file string
+	doc  int
+	kind string
+	name string
+	opts LoadOptions
+	// routerForm is set for the resources of a kind: Router file (routerd v1alpha1's
+	// form): unknown fields there are warnings, as routerd v1alpha1 ignores them.
+	routerForm bool
+	lines      map[string]int // field path -> line of its value
+	problems   []Problem
+	warnings   []Problem
+	budget     int // node visits left; aliases cannot make decoding explode
 }
 
 // Limits of one document.
@@ -59,11 +63,11 @@ func (d *docContext) errorf(line int, path, format string, args ...any) {
 	})
 }
 
-// warnf records a warning at line.
-func (d *docContext) warnf(line int, format string, args ...any) {
+// warnf records a warning with code at line for path.
+func (d *docContext) warnf(line int, path, code, format string, args ...any) {
 	d.warnings = append(d.warnings, Problem{
 		File: d.file, Line: line, Document: d.doc, Kind: d.kind, Name: d.name,
-		Message: fmt.Sprintf(format, args...), Severity: SeverityWarning,
+		Path: path, Message: fmt.Sprintf(format, args...), Severity: SeverityWarning, Code: code,
 	})
 }
 
@@ -233,6 +237,9 @@ func (d *docContext) decodeValue(n *yaml.Node, v reflect.Value, path string, fi 
 		}
 		v.Set(reflect.ValueOf(ts))
 		return
+	case commandType:
+		d.decodeCommand(n, v, path)
+		return
 	case resourceType:
 		obj := d.decodeResource(n, path)
 		if obj != nil {
@@ -319,6 +326,21 @@ func (d *docContext) decodeValue(n *yaml.Node, v reflect.Value, path string, fi 
 	}
 }
 
+// decodeCommand decodes a CommandLine: a string or a list of strings.
+func (d *docContext) decodeCommand(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" {
+		v.Set(reflect.ValueOf(CommandLine{Line: n.Value}))
+		return
+	}
+	if n.Kind != yaml.SequenceNode {
+		d.errorf(n.Line, path, "want a command: a string like \"/usr/local/bin/cred --profile lab\" or a list like [/usr/local/bin/cred, --profile, lab], got %s", nodeKind(n))
+		return
+	}
+	argv := []string{}
+	d.decodeValue(n, reflect.ValueOf(&argv).Elem(), path, nil)
+	v.Set(reflect.ValueOf(CommandLine{Argv: argv}))
+}
+
 // decodeStruct decodes a mapping into struct v, rejecting unknown and duplicate keys and
 // reporting missing required fields.
 func (d *docContext) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
@@ -327,7 +349,7 @@ func (d *docContext) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	fields := structFields(v.Type())
-	seen := map[string]bool{}
+	seen, replaced := map[string]bool{}, map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := resolveAlias(n.Content[i]), n.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
@@ -342,7 +364,14 @@ func (d *docContext) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		seen[k.Value] = true
 		j := slices.IndexFunc(fields, func(f fieldInfo) bool { return f.name == k.Value })
 		if j < 0 {
-			d.errorf(k.Line, fp, "unknown field; want one of: %s", fieldNames(fields))
+			if h, ok := v.Addr().Interface().(fieldHinter); ok {
+				if msg, replaces := h.unknownFieldHint(k.Value); msg != "" {
+					d.errorf(k.Line, fp, "%s", msg)
+					replaced[replaces] = true // one error, not a second one for the missing field
+					continue
+				}
+			}
+			d.unknownField(k, fp, fields)
 			continue
 		}
 		fi := fields[j]
@@ -358,10 +387,28 @@ func (d *docContext) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		line = l
 	}
 	for _, f := range fields {
-		if f.required && !seen[f.name] {
+		if f.required && !seen[f.name] && !replaced[f.name] {
 			d.errorf(line, joinPath(path, f.name), "missing required field")
 		}
 	}
+}
+
+// fieldHinter is implemented by spec types that know fields of routerd v1alpha1 which
+// cannot work in this routerd. unknownFieldHint returns the error for such a field name
+// (which is an error even in a kind: Router file) and the name of the field that replaces
+// it, or "" for other names.
+type fieldHinter interface {
+	unknownFieldHint(name string) (msg, replaces string)
+}
+
+// unknownField reports key k, which is not a field of the struct being decoded: an error,
+// or in a kind: Router file a warning (the value is ignored).
+func (d *docContext) unknownField(k *yaml.Node, path string, fields []fieldInfo) {
+	if d.routerForm {
+		d.warnf(k.Line, path, WarnIgnoredField, "unknown field ignored, as routerd v1alpha1 ignores it (in a bare resource file it is an error); known fields: %s", fieldNames(fields))
+		return
+	}
+	d.errorf(k.Line, path, "unknown field; want one of: %s", fieldNames(fields))
 }
 
 func fieldNames(fields []fieldInfo) string {
@@ -477,7 +524,7 @@ func lineOr(n, parent *yaml.Node) int {
 }
 
 // unknownKind reports (or, when allowed, skips with a warning) a Kind routerd does not
-// implement.
+// provide.
 func (d *docContext) unknownKind(kind, apiVersion string, kindNode *yaml.Node, path string) {
 	line := kindNode.Line
 	switch {
@@ -485,10 +532,12 @@ func (d *docContext) unknownKind(kind, apiVersion string, kindNode *yaml.Node, p
 		d.errorf(line, path, "a Router document cannot be nested in another document")
 	case isOurAPIVersion(apiVersion):
 		d.errorf(line, path, "unknown kind %q in %s; want one of: %s", kind, apiVersion, kindNames())
+	case d.opts.SkipUnknownKinds && isV1Alpha1Kind(kind):
+		d.warnf(line, path, WarnSkippedKind, "skipped: routerd v1alpha1 Kind %s is not provided by this routerd", kind)
 	case d.opts.SkipUnknownKinds:
-		d.warnf(line, "skipped: kind %s (apiVersion %s) is not a Kind routerd provides", kind, apiVersion)
-	case isOriginalKind(kind):
-		d.errorf(line, path, "kind %s is a routerd v1alpha1 Kind routerd does not implement (skip it with --skip-unknown-kinds)", kind)
+		d.warnf(line, path, WarnSkippedKind, "skipped: kind %s (apiVersion %s) is not a Kind routerd provides", kind, apiVersion)
+	case isV1Alpha1Kind(kind):
+		d.errorf(line, path, "routerd v1alpha1 Kind %s is not provided by this routerd: remove the document, or skip it with --skip-unknown-kinds (LoadOptions.SkipUnknownKinds)", kind)
 	default:
 		d.errorf(line, path, "unknown kind %q (apiVersion %q); want one of: %s (skip it with --skip-unknown-kinds)", kind, apiVersion, kindNames())
 	}

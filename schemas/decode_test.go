@@ -84,7 +84,7 @@ func TestDecodeProblems(t *testing.T) {
 // TestDecodeAllProblemsAtOnce checks that problems of several documents and files are
 // all reported, sorted by file and line.
 func TestDecodeAllProblemsAtOnce(t *testing.T) {
-	doc := groupDoc + "  colour: red\n---\n" + strings.Replace(groupDoc, "name: sam", "name: other", 1) + "  listen: {address: 10.0.0.999}\n---\n\n---\napiVersion: x/v1\nkind: BGP\nmetadata: {name: b}\n"
+	doc := groupDoc + "  colour: red\n---\n" + strings.Replace(groupDoc, "name: sam", "name: other", 1) + "  listen: {address: 10.0.0.999}\n---\n\n---\napiVersion: x/v1\nkind: BGPPeer\nmetadata: {name: b}\n"
 	ps := problemsOf(t, LoadOptions{}, doc)
 	var got []string
 	for _, p := range ps {
@@ -93,7 +93,7 @@ func TestDecodeAllProblemsAtOnce(t *testing.T) {
 	want := []string{
 		"t.yaml:7: EventGroup/sam: spec.colour: unknown field; want one of: nodeName, peersFrom, retention, auth, tls, listen, replayWindow, delivery",
 		"t.yaml:15: EventGroup/other: spec.listen.address: \"10.0.0.999\" is not an IP address: want an address like 10.88.60.9 or 2001:db8::9",
-		"t.yaml:20: BGP/b: kind BGP is a routerd v1alpha1 Kind routerd does not implement (skip it with --skip-unknown-kinds)",
+		"t.yaml:20: BGPPeer/b: routerd v1alpha1 Kind BGPPeer is not provided by this routerd: remove the document, or skip it with --skip-unknown-kinds (LoadOptions.SkipUnknownKinds)",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -180,5 +180,105 @@ func TestAliasExpansionIsBounded(t *testing.T) {
 	}
 	if !found || len(ps) > maxProblemsPerFile+1 {
 		t.Fatalf("%d problems, want a bounded list with 'document too large': %v", len(ps), ps)
+	}
+}
+
+// TestRouterFormUnknownFields checks that an unknown field is a warning naming file,
+// document and field in a kind: Router file, and stays an error in a bare resource file.
+func TestRouterFormUnknownFields(t *testing.T) {
+	profile := "apiVersion: hybrid.routerd.net/v1alpha1\nkind: CloudProviderProfile\nmetadata: {name: aws-main}\nspec:\n  provider: aws\n  accountID: \"123456789012\"\n"
+	router := "# yaml-language-server: $schema=x.json\napiVersion: routerd.net/v1alpha1\nkind: Router\nmetadata: {name: r}\nspec:\n  resources:\n" +
+		"    - apiVersion: hybrid.routerd.net/v1alpha1\n      kind: CloudProviderProfile\n      metadata: {name: aws-main}\n      spec:\n        provider: aws\n        accountID: \"123456789012\"\n        capture: {colour: red}\n"
+	tests := []struct {
+		name      string
+		doc       string
+		wantErr   string
+		wantWarns []string // Problem.String() of each warning
+	}{
+		{name: "bare file is strict", doc: profile, wantErr: "t.yaml:6: CloudProviderProfile/aws-main: spec.accountID: unknown field; want one of:"},
+		{name: "router form warns", doc: router, wantWarns: []string{
+			"t.yaml:12: warning: CloudProviderProfile/aws-main: spec.accountID: unknown field ignored, as routerd v1alpha1 ignores it (in a bare resource file it is an error); known fields: provider, region, endpoint, subscriptionID, resourceGroup, compartmentID, capabilities, auth",
+			"t.yaml:13: warning: CloudProviderProfile/aws-main: spec.capture: unknown field ignored, as routerd v1alpha1 ignores it (in a bare resource file it is an error); known fields: provider, region, endpoint, subscriptionID, resourceGroup, compartmentID, capabilities, auth",
+		}},
+		{name: "router form keeps type errors", doc: strings.Replace(router, "provider: aws", "provider: 7", 1), wantErr: "spec.provider: want a string"},
+		{name: "router envelope stays strict", doc: strings.Replace(router, "spec:\n  resources:", "spec:\n  interfaces: []\n  resources:", 1), wantErr: "Router/r: spec.interfaces: unknown field; want one of: resources"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Decode("t.yaml", []byte(tt.doc))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, w := range cfg.Warnings {
+				got = append(got, w.String())
+				if w.Code != WarnIgnoredField || w.Document != 1 || w.Severity != SeverityWarning {
+					t.Errorf("warning %+v: want code %s, document 1, severity warning", w, WarnIgnoredField)
+				}
+			}
+			if strings.Join(got, "\n") != strings.Join(tt.wantWarns, "\n") {
+				t.Fatalf("warnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.wantWarns, "\n"))
+			}
+		})
+	}
+}
+
+// TestGroupWithoutAuth checks that an EventGroup without a secret loads (as in routerd
+// v1alpha1) with a warning naming the group and the fix, from files and from NewConfig.
+func TestGroupWithoutAuth(t *testing.T) {
+	doc := "apiVersion: federation.routerd.net/v1alpha1\nkind: EventGroup\nmetadata: {name: sam}\nspec:\n  nodeName: router-a\n"
+	for _, d := range []string{doc, doc + "  auth: {mode: hmac}\n"} {
+		cfg, err := Decode("g.yaml", []byte(d))
+		if err != nil {
+			t.Fatalf("%s: %v", d, err)
+		}
+		if len(cfg.Warnings) != 1 {
+			t.Fatalf("warnings = %+v, want 1", cfg.Warnings)
+		}
+		w := cfg.Warnings[0]
+		if w.Code != WarnGroupWithoutAuth || w.Path != "spec.auth" || w.File != "g.yaml" || w.Document != 1 ||
+			!strings.Contains(w.Message, "group sam has no auth: add spec.auth.secretFile") {
+			t.Errorf("warning = %+v", w)
+		}
+		if err := Validate(cfg.EventGroups()[0]); err != nil {
+			t.Errorf("Validate: %v, want nil (a warning is not an error)", err)
+		}
+	}
+	g := New("EventGroup").(*EventGroup)
+	g.Metadata.Name, g.Spec.NodeName = "sam", "router-a"
+	cfg, err := NewConfig(g)
+	if err != nil || len(cfg.Warnings) != 1 || cfg.Warnings[0].Code != WarnGroupWithoutAuth {
+		t.Fatalf("NewConfig: %v, warnings %+v", err, cfg.Warnings)
+	}
+}
+
+// TestPluginExecutable checks that a subprocess plugin of routerd v1alpha1 gets one error
+// saying what to do instead, in bare files and in kind: Router files.
+func TestPluginExecutable(t *testing.T) {
+	plugin := "apiVersion: plugin.routerd.net/v1alpha1\nkind: Plugin\nmetadata: {name: claims}\nspec:\n  executable: /usr/local/libexec/claims\n  timeout: 5s\n"
+	router := "apiVersion: routerd.net/v1alpha1\nkind: Router\nmetadata: {name: r}\nspec:\n  resources:\n  - apiVersion: plugin.routerd.net/v1alpha1\n    kind: Plugin\n    metadata: {name: claims}\n    spec: {executable: /usr/local/libexec/claims}\n"
+	for name, doc := range map[string]string{"bare": plugin, "router form": router} {
+		t.Run(name, func(t *testing.T) {
+			ps := problemsOf(t, LoadOptions{}, doc)
+			if len(ps) != 1 {
+				t.Fatalf("want exactly one problem, got %d: %v", len(ps), ps)
+			}
+			p := ps[0]
+			if p.Path != "spec.executable" || !strings.Contains(p.Message, "this routerd runs WebAssembly modules") ||
+				!strings.Contains(p.Message, "set spec.module") || !strings.Contains(p.Message, `docs/plugin-abi.md, "Porting a routerd v1alpha1 subprocess plugin"`) {
+				t.Fatalf("problem = %s", p)
+			}
+		})
+	}
+	// Next to spec.module, executable is still refused (the module would be ambiguous).
+	ps := problemsOf(t, LoadOptions{}, strings.Replace(plugin, "  timeout: 5s\n", "  module: claims.wasm\n", 1))
+	if len(ps) != 1 || ps[0].Path != "spec.executable" {
+		t.Fatalf("problems = %v", ps)
 	}
 }

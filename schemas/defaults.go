@@ -34,10 +34,12 @@ const (
 	DefaultOwnerSide           = "onprem"
 	DefaultDeliveryMode        = "route"
 	DefaultProviderAuthMode    = "instance"
-	DefaultMaxActionsPerRun    = 1
-	DefaultMSSClampMode        = "pmtu"
-	DefaultConflictResolution  = "static-wins"
-	DefaultExecutionTimeZone   = "UTC"
+	// ProviderAuthExternalCommand is routerd v1alpha1's only provider auth mode.
+	ProviderAuthExternalCommand = "external-command"
+	DefaultMaxActionsPerRun     = 1
+	DefaultMSSClampMode         = "pmtu"
+	DefaultConflictResolution   = "static-wins"
+	DefaultExecutionTimeZone    = "UTC"
 )
 
 // DefaultAllowedKinds are the Kinds a subscription's plugin output may become when
@@ -150,8 +152,12 @@ func (o *RemoteAddressClaim) SetDefaults() {
 	}
 }
 
-// SetDefaults fills the unset fields of the profile.
+// SetDefaults fills the unset fields of the profile: auth.mode is external-command when
+// a command is set, else instance.
 func (o *CloudProviderProfile) SetDefaults() {
+	if o.Spec.Auth.Command != nil {
+		setString(&o.Spec.Auth.Mode, ProviderAuthExternalCommand)
+	}
 	setString(&o.Spec.Auth.Mode, DefaultProviderAuthMode)
 }
 

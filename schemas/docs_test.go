@@ -33,3 +33,20 @@ func TestDocsExamples(t *testing.T) {
 		}
 	}
 }
+
+// TestPortingSectionExists checks that the section the spec.executable error points to
+// exists in docs/plugin-abi.md.
+func TestPortingSectionExists(t *testing.T) {
+	md, err := os.ReadFile("../docs/plugin-abi.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := (*PluginSpec)(nil).unknownFieldHint("executable")
+	title := regexp.MustCompile(`"([^"]+)"\)$`).FindStringSubmatch(msg)
+	if title == nil || !strings.Contains(msg, "docs/plugin-abi.md") {
+		t.Fatalf("the executable error does not name a section of docs/plugin-abi.md: %s", msg)
+	}
+	if !strings.Contains(string(md), "\n## "+title[1]+"\n") {
+		t.Fatalf("docs/plugin-abi.md has no section %q", title[1])
+	}
+}

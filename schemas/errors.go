@@ -13,7 +13,22 @@ const (
 	SeverityWarning = "warning"
 )
 
-// Problem is one thing wrong (or, as a warning, skipped) in a config file.
+// Codes of warnings: a short stable name per kind of warning, for filtering and counting.
+const (
+	// WarnSkippedKind: a document of a Kind this routerd does not provide was skipped
+	// (LoadOptions.SkipUnknownKinds).
+	WarnSkippedKind = "skipped-kind"
+	// WarnIgnoredField: a field this routerd does not know was ignored, in a file written
+	// in the kind: Router form of routerd v1alpha1.
+	WarnIgnoredField = "ignored-field"
+	// WarnGroupWithoutAuth: an EventGroup has no secret (spec.auth); routerd-eventd does
+	// not start transport for it.
+	WarnGroupWithoutAuth = "group-without-auth"
+)
+
+// Problem is one thing wrong (or, as a warning, accepted but worth fixing) in a config
+// file. Errors and warnings share this type; Severity tells them apart, and a warning
+// has a Code.
 type Problem struct {
 	// File is the file the problem is in ("" for objects built in memory).
 	File string `json:"file,omitempty"`
@@ -31,6 +46,9 @@ type Problem struct {
 	Message string `json:"message"`
 	// Severity is error or warning.
 	Severity string `json:"severity"`
+	// Code names the kind of a warning (WarnSkippedKind, WarnIgnoredField,
+	// WarnGroupWithoutAuth); empty for errors.
+	Code string `json:"code,omitempty"`
 }
 
 // String formats the problem as file:line: Kind/name: path: message.
@@ -68,6 +86,9 @@ func (p Problem) String() string {
 type ErrorList struct {
 	// Problems are the errors found (never warnings).
 	Problems []Problem
+	// Warnings are the warnings found alongside the errors, so that a failed load still
+	// reports them.
+	Warnings []Problem
 }
 
 // Error lists every problem, one per line.

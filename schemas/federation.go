@@ -19,8 +19,10 @@ type EventGroupSpec struct {
 	PeersFrom []PeersFrom `json:"peersFrom,omitempty"`
 	// Retention bounds the local event store for this group.
 	Retention EventRetention `json:"retention,omitzero"`
-	// Auth configures the HMAC shared secrets of the group.
-	Auth EventGroupAuth `json:"auth" jsonschema:"required"`
+	// Auth configures the HMAC shared secrets of the group. A group without a secret is
+	// accepted with a warning (as routerd v1alpha1 accepts it), but routerd-eventd does
+	// not start its transport and doctor fails.
+	Auth EventGroupAuth `json:"auth,omitzero"`
 	// TLS makes the receiver serve HTTPS and the sender verify peers with CAFile.
 	TLS *TLSConfig `json:"tls,omitempty"`
 	// Listen is where the group's receiver (routerd-eventd) accepts pushed events.

@@ -136,14 +136,26 @@ type ClaimCapture struct {
 	ProviderMode string `json:"providerMode,omitempty"`
 	// NicRef identifies the provider NIC that receives the address (for example an ENI id).
 	NicRef string `json:"nicRef,omitempty"`
-	// ConfigureOSAddress also adds the address to the local interface.
-	ConfigureOSAddress bool `json:"configureOSAddress,omitempty"`
+	// ConfigureOSAddress also adds the address to the local interface (unset: false). A
+	// pointer, so that an explicit false a plugin wrote is kept and shown.
+	ConfigureOSAddress *bool `json:"configureOSAddress,omitempty"`
 	// Interface is the local interface used for proxy-arp or the OS address.
 	Interface string `json:"interface,omitempty"`
 	// ExcludeAddresses are addresses never captured (for example gateways).
 	ExcludeAddresses []string `json:"excludeAddresses,omitempty"`
-	// GratuitousARP announces the captured address with gratuitous ARP.
-	GratuitousARP bool `json:"gratuitousARP,omitempty"`
+	// GratuitousARP announces the captured address with gratuitous ARP (unset: false). A
+	// pointer, so that an explicit false is kept.
+	GratuitousARP *bool `json:"gratuitousARP,omitempty"`
+}
+
+// ConfiguresOSAddress reports whether ConfigureOSAddress is set to true.
+func (c *ClaimCapture) ConfiguresOSAddress() bool {
+	return c != nil && c.ConfigureOSAddress != nil && *c.ConfigureOSAddress
+}
+
+// SendsGratuitousARP reports whether GratuitousARP is set to true.
+func (c *ClaimCapture) SendsGratuitousARP() bool {
+	return c != nil && c.GratuitousARP != nil && *c.GratuitousARP
 }
 
 // ClaimDelivery says how captured traffic is delivered to the owner side.
@@ -188,16 +200,23 @@ type CloudProviderProfileSpec struct {
 	Auth ProviderAuth `json:"auth,omitzero"`
 }
 
-// ProviderAuth references provider credentials without containing them.
+// ProviderAuth says where the host gets provider credentials; it never contains them.
+// Each mode uses its own field: command for external-command, file for file, env for
+// env, none for instance.
 type ProviderAuth struct {
-	// Mode is instance (instance metadata / managed identity), file (CredentialsFile) or
-	// env (environment variables named by EnvPrefix) (default instance).
-	Mode string `json:"mode,omitempty" jsonschema:"enum=instance,enum=file,enum=env"`
-	// CredentialsFile is the credentials file for mode file.
-	CredentialsFile string `json:"credentialsFile,omitempty"`
-	// EnvPrefix is the prefix of the environment variables for mode env, for example AWS_
-	// (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).
-	EnvPrefix string `json:"envPrefix,omitempty"`
+	// Mode is external-command (run Command, which prints a credential; routerd v1alpha1's
+	// only mode), file (read File), env (read the environment variables starting with
+	// Env) or instance (instance metadata / managed identity). Default: external-command
+	// when command is set, else instance.
+	Mode string `json:"mode,omitempty" jsonschema:"enum=external-command,enum=file,enum=env,enum=instance"`
+	// Command is the program that prints a credential, for mode external-command: a
+	// string as routerd v1alpha1 writes it, or a list of the program and its arguments.
+	Command *CommandLine `json:"command,omitempty"`
+	// File is the credentials file for mode file.
+	File string `json:"file,omitempty"`
+	// Env is the prefix of the environment variables for mode env, for example AWS_
+	// (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN).
+	Env string `json:"env,omitempty"`
 }
 
 // ProviderActionPolicy is the gate for provider actions: whether they may run at all, only

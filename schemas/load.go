@@ -233,9 +233,7 @@ func (b *builder) decodeTop(d *docContext, n *yaml.Node) Object {
 	obj.SetDefaults()
 	c := newChecker()
 	validateObject(obj, c)
-	for _, p := range *c.problems {
-		d.errorf(d.lineOf(p.path), p.path, "%s", p.msg)
-	}
+	d.report(c)
 	return obj
 }
 
@@ -281,11 +279,13 @@ func (b *builder) decodeRouter(d *docContext, n *yaml.Node) {
 		}
 	}
 	b.problems = append(b.problems, d.problems...)
+	b.warnings = append(b.warnings, d.warnings...)
 	if resources == nil {
 		return
 	}
 	for _, r := range resources.Content {
 		rd := newDocContext(d.file, d.doc, b.opts)
+		rd.routerForm = true
 		b.add(rd, b.decodeTop(rd, r))
 	}
 }
@@ -320,7 +320,7 @@ func (b *builder) finish() (*Config, error) {
 	sortProblems(b.problems)
 	sortProblems(cfg.Warnings)
 	if len(b.problems) > 0 {
-		return nil, &ErrorList{Problems: b.problems}
+		return nil, &ErrorList{Problems: b.problems, Warnings: cfg.Warnings}
 	}
 	return cfg, nil
 }

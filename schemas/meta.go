@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -121,6 +122,68 @@ func formatDuration(d time.Duration) string {
 	}
 	return s
 }
+
+// CommandLine is a command to run: the string form of routerd v1alpha1
+// (command: "/usr/local/bin/cred --profile lab") or a list of the program and its
+// arguments (command: [/usr/local/bin/cred, --profile, lab]). It encodes in the form it
+// was written in.
+type CommandLine struct {
+	// Line is the string form ("" when the list form is used).
+	Line string
+	// Argv is the list form (nil when the string form is used).
+	Argv []string
+}
+
+// IsList reports whether the command was written as a list.
+func (c CommandLine) IsList() bool { return c.Argv != nil }
+
+// String returns the command for messages: the string form, or the list joined by
+// spaces.
+func (c CommandLine) String() string {
+	if c.IsList() {
+		return strings.Join(c.Argv, " ")
+	}
+	return c.Line
+}
+
+// MarshalJSON writes the command in the form it was written in.
+func (c CommandLine) MarshalJSON() ([]byte, error) {
+	if c.IsList() {
+		return json.Marshal(c.Argv)
+	}
+	return json.Marshal(c.Line)
+}
+
+// UnmarshalJSON reads a string or a list of strings.
+func (c *CommandLine) UnmarshalJSON(b []byte) error {
+	if bytes.HasPrefix(bytes.TrimSpace(b), []byte("[")) {
+		var argv []string
+		if err := json.Unmarshal(b, &argv); err != nil {
+			return fmt.Errorf("command: want a string or a list of strings: %w", err)
+		}
+		*c = CommandLine{Argv: append([]string{}, argv...)}
+		return nil
+	}
+	var line string
+	if err := json.Unmarshal(b, &line); err != nil {
+		return fmt.Errorf("command: want a string or a list of strings: %w", err)
+	}
+	*c = CommandLine{Line: line}
+	return nil
+}
+
+// JSONSchema describes CommandLine in the generated JSON Schema: a string or a list.
+func (CommandLine) JSONSchema() *jsonschema.Schema {
+	return &jsonschema.Schema{
+		OneOf: []*jsonschema.Schema{
+			{Type: "string", MinLength: ptrUint64(1)},
+			{Type: "array", Items: &jsonschema.Schema{Type: "string", MinLength: ptrUint64(1)}, MinItems: ptrUint64(1)},
+		},
+		Description: "A command: a string (as routerd v1alpha1 writes it) or a list of the program and its arguments.",
+	}
+}
+
+func ptrUint64(v uint64) *uint64 { return &v }
 
 // ResourceRef names one resource by apiVersion, kind and name.
 type ResourceRef struct {

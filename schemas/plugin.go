@@ -39,6 +39,17 @@ type PluginSpec struct {
 	Context PluginContext `json:"context,omitzero"`
 }
 
+// unknownFieldHint explains spec.executable, the subprocess plugin of routerd v1alpha1.
+func (*PluginSpec) unknownFieldHint(name string) (msg, replaces string) {
+	if name != "executable" {
+		return "", ""
+	}
+	return "routerd v1alpha1 ran a plugin as a subprocess (spec.executable); this routerd runs WebAssembly " +
+		"modules: build the plugin with GOOS=wasip1 GOARCH=wasm, put the .wasm file in the plugin directory " +
+		"and set spec.module to its file name instead (see docs/plugin-abi.md, \"Porting a routerd v1alpha1 " +
+		"subprocess plugin\")", "module"
+}
+
 // PluginGrants are the host functions and WASI resources a plugin may use.
 type PluginGrants struct {
 	// Log allows the log host function.

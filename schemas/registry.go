@@ -102,25 +102,41 @@ func isOurAPIVersion(v string) bool {
 	return false
 }
 
-// originalKinds are Kinds of the original routerd v1alpha1 (a whole router) that this
-// routerd does not implement; naming them lets the loader say so precisely.
-var originalKinds = map[string]bool{
-	"Interface": true, "VLAN": true, "Bridge": true, "Bond": true, "Loopback": true,
-	"IPv4Address": true, "IPv6Address": true, "StaticRoute": true, "Route": true,
-	"DHCPServer": true, "DHCPv4Server": true, "DHCPv6Server": true, "DHCPClient": true,
-	"DHCPv4Client": true, "DHCPv6Client": true, "DHCPRelay": true, "RouterAdvertisement": true,
-	"DNSResolver": true, "DNSServer": true, "DNSForwarder": true, "NTP": true, "NTPServer": true,
-	"BGP": true, "BGPPeer": true, "BGPNeighbor": true, "OSPF": true, "WireGuard": true,
-	"WireGuardPeer": true, "WireGuardInterface": true, "IPsec": true, "IPsecTunnel": true,
-	"GRETunnel": true, "VXLAN": true, "NAT": true, "NAT44": true, "NAT64": true, "NAPT": true,
-	"Firewall": true, "FirewallRule": true, "FirewallZone": true, "PortForward": true,
-	"HealthCheck": true, "PolicyRoute": true, "Sysctl": true, "System": true, "Hostname": true,
-	"User": true, "LogSink": true, "Monitor": true, "PPPoE": true, "DSLite": true, "MAPE": true,
+// V1Alpha1Kinds returns every Kind of routerd v1alpha1 (the system this routerd
+// re-implements; COMPAT.md lists the same 85 names), sorted. Some are provided here
+// ([LookupKind] finds them), Router is the whole-router file form, and the rest describe
+// parts of a whole router this routerd does not provide (Interface, BGPPeer, ...): the
+// loader names them as such instead of calling them unknown.
+func V1Alpha1Kinds() []string { return slices.Clone(v1alpha1Kinds) }
+
+// v1alpha1Kinds is the list behind V1Alpha1Kinds, taken from COMPAT.md ("Every Kind of
+// routerd v1alpha1"); a test compares the two.
+var v1alpha1Kinds = []string{
+	"AddressMobilityDomain", "BFD", "BGPPeer", "BGPRouter", "ClientPolicy",
+	"CloudProviderProfile", "ClusterNetworkRoute", "DHCPv4Client", "DHCPv4Relay",
+	"DHCPv4Reservation", "DHCPv4Server", "DHCPv4ServerLeaseSync", "DHCPv6Address",
+	"DHCPv6Information", "DHCPv6PrefixDelegation", "DHCPv6PrefixDelegationLeaseSync",
+	"DHCPv6Server", "DHCPv6ServerLeaseSync", "DNSForwarder", "DNSResolver", "DNSUpstream",
+	"DNSZone", "DSLiteTunnel", "DerivedEvent", "DynamicConfigSource", "DynamicOverridePolicy",
+	"EgressRoutePolicy", "EventGroup", "EventPeer", "EventRule", "EventSubscription",
+	"FederationSLO", "FirewallEventLog", "FirewallPolicy", "FirewallRule", "FirewallZone",
+	"HealthCheck", "Hostname", "HybridRoute", "IPAddressSet", "IPsecConnection", "IPv4Route",
+	"IPv4StaticAddress", "IPv6DelegatedAddress", "IPv6RAAddress", "IPv6RouterAdvertisement",
+	"IngressService", "Interface", "LocalServiceRedirect", "LogRetention", "LogSink",
+	"ManagementAccess", "MobilityMemberSet", "MobilityPool", "NAT44Rule", "NAT44SessionSync",
+	"NTPClient", "NTPServer", "ObservabilityPipeline", "OverlayPeer", "PPPoESession",
+	"Package", "Plugin", "PortForward", "ProviderActionPolicy", "RemoteAddressClaim",
+	"Router", "RouterdCluster", "SAMNodeSet", "SAMPeerGroup", "SAMSubnetPolicy",
+	"SAMTransportProfile", "SelfAddressPolicy", "Sysctl", "SysctlProfile", "TailscaleNode",
+	"Telemetry", "TrafficFlowLog", "TunnelInterface", "VRF", "VXLANTunnel", "VirtualAddress",
+	"WebConsole", "WireGuardInterface", "WireGuardPeer",
 }
 
-// isOriginalKind reports whether kind is a Kind of the original routerd that we do not
-// implement.
-func isOriginalKind(kind string) bool { return originalKinds[kind] }
+// isV1Alpha1Kind reports whether kind is a Kind of routerd v1alpha1.
+func isV1Alpha1Kind(kind string) bool {
+	_, ok := slices.BinarySearch(v1alpha1Kinds, kind)
+	return ok
+}
 
 // kindNames lists the registered Kind names, sorted, for messages.
 func kindNames() string {

@@ -43,11 +43,20 @@ Every problem is printed, one per line, as
 
 followed by a summary. Unknown fields, wrong types, bad names, CIDRs, addresses, URLs,
 ports, durations and enum values, missing references and duplicate names are errors.
-Kinds of the original routerd that this routerd does not implement (Interface, BGP,
-WireGuard, ...) are errors unless --skip-unknown-kinds turns them into warnings.
+Kinds of routerd v1alpha1 that this routerd does not provide (Interface, BGPPeer,
+WireGuardInterface, ...) are errors naming them as such, unless --skip-unknown-kinds
+skips them with a warning.
 
-With -o json (or yaml) the problems are printed as a list of objects with the fields
-file, line, document, kind, name, path, message and severity.
+Warnings are printed with the problems ("file:line: warning: ...") but do not make the
+config invalid: the exit code stays 0. They are: documents skipped by
+--skip-unknown-kinds, unknown fields in a file written in routerd v1alpha1's
+"kind: Router" form (ignored, as routerd v1alpha1 ignores them), and EventGroups without
+spec.auth (routerd-eventd does not start transport for them; routerctl doctor config
+fails on them).
+
+With -o json (or yaml) the problems and warnings are printed as a list of objects with
+the fields file, line, document, kind, name, path, message, severity and (for warnings)
+code.
 
 Exit codes: 0 valid, 1 invalid, 2 usage error.`,
 		Example: `  # validate the daemon's config directory
@@ -72,8 +81,11 @@ Exit codes: 0 valid, 1 invalid, 2 usage error.`,
 			}
 			problems := []schemas.Problem{}
 			var warnings []schemas.Problem
-			if cfg != nil {
+			switch {
+			case cfg != nil:
 				warnings = cfg.Warnings
+			case el != nil:
+				warnings = el.Warnings
 			}
 			problems = append(problems, warnings...)
 			if el != nil {
@@ -91,7 +103,7 @@ Exit codes: 0 valid, 1 invalid, 2 usage error.`,
 		},
 	}
 	cmd.Flags().BoolVar(&skipUnknown, "skip-unknown-kinds", false,
-		"skip, with a warning, Kinds routerd does not implement (e.g. the original's Interface, BGP)")
+		"skip, with a warning, Kinds this routerd does not provide (e.g. routerd v1alpha1's Interface, BGPPeer)")
 	return cmd
 }
 

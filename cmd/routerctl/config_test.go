@@ -111,3 +111,50 @@ func TestConfigValidateJSON(t *testing.T) {
 		t.Fatalf("valid config: exit %d, output %q; want 0 and []", code, out)
 	}
 }
+
+// TestConfigValidateWarnings checks that warnings are printed and keep exit code 0, in
+// table and JSON output, and that a failed load still prints them.
+func TestConfigValidateWarnings(t *testing.T) {
+	const router = "../../testdata/config/v1alpha1/router.yaml"
+	out, code := runConfigCtl(t, "config", "validate", "--skip-unknown-kinds", router)
+	if code != exitOK {
+		t.Fatalf("exit %d, want 0:\n%s", code, out)
+	}
+	for _, want := range []string{
+		"router.yaml:14: warning: EventGroup/sam: spec.auth: group sam has no auth: add spec.auth.secretFile",
+		"router.yaml:22: warning: AddressMobilityDomain/lab: spec.colour: unknown field ignored",
+		"router.yaml:34: warning: Interface/lan: skipped: routerd v1alpha1 Kind Interface is not provided by this routerd",
+		"valid: 3 resources (1 EventGroup, 1 AddressMobilityDomain, 1 CloudProviderProfile), 4 warnings",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output does not contain %q:\n%s", want, out)
+		}
+	}
+
+	out, code = runConfigCtl(t, "config", "validate", "-o", "json", "--skip-unknown-kinds", router)
+	var problems []schemas.Problem
+	if err := json.Unmarshal([]byte(out), &problems); err != nil || code != exitOK {
+		t.Fatalf("exit %d, output %v:\n%s", code, err, out)
+	}
+	codes := map[string]string{}
+	for _, p := range problems {
+		if p.Severity != schemas.SeverityWarning {
+			t.Errorf("problem %+v is not a warning", p)
+		}
+		codes[p.Kind] = p.Code
+	}
+	want := map[string]string{"EventGroup": schemas.WarnGroupWithoutAuth, "AddressMobilityDomain": schemas.WarnIgnoredField, "Interface": schemas.WarnSkippedKind}
+	for k, c := range want {
+		if codes[k] != c {
+			t.Errorf("warning code of %s = %q, want %q", k, codes[k], c)
+		}
+	}
+
+	// Without --skip-unknown-kinds the Interface is an error; the warnings are still shown.
+	out, code = runConfigCtl(t, "config", "validate", router)
+	if code != exitFailed || !strings.Contains(out, "warning: EventGroup/sam") ||
+		!strings.Contains(out, "Interface/lan: routerd v1alpha1 Kind Interface is not provided by this routerd") ||
+		!strings.Contains(out, "invalid: 1 problem, 3 warnings") {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+}

@@ -3,7 +3,6 @@ package dynamic
 import (
 	"encoding/json"
 	"fmt"
-	"path"
 	"sort"
 	"strings"
 
@@ -87,17 +86,9 @@ func Evaluate(policies []*schemas.DynamicOverridePolicy, p Proposal) Decision {
 	return Decision{Reason: strings.Join(reasons, "; ")}
 }
 
-// match reports whether name matches pattern ("*" and path.Match globs).
-func match(pattern, name string) bool {
-	if pattern == "" {
-		return false
-	}
-	if pattern == "*" || pattern == name {
-		return true
-	}
-	ok, err := path.Match(pattern, name)
-	return err == nil && ok
-}
+// match reports whether name matches pattern (schemas.MatchName: "*" and path.Match
+// globs, the patterns config validation accepts).
+func match(pattern, name string) bool { return schemas.MatchName(pattern, name) }
 
 func targetMatches(targets []schemas.ResourceRef, t schemas.ResourceRef) bool {
 	for _, r := range targets {
