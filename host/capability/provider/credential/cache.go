@@ -66,3 +66,14 @@ func (c *Cached) Invalidate() {
 	c.cur, c.valid = Credential{}, time.Time{}
 	c.mu.Unlock()
 }
+
+// Static returns a Source that always returns c (for tests, and for a credential the
+// host already holds).
+func Static(c Credential) Source { return static{c} }
+
+type static struct{ c Credential }
+
+func (s static) Credential(context.Context) (Credential, error) { return s.c, nil }
+
+// String describes the credential without a secret.
+func (s static) String() string { return s.c.String() }
