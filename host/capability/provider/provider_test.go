@@ -40,7 +40,7 @@ type lab struct {
 	secrets []string
 }
 
-func newLab(t *testing.T) *lab {
+func newLab(t testing.TB) *lab {
 	t.Helper()
 	l := &lab{logs: &bytes.Buffer{}}
 	l.ec2 = providertest.NewEC2(t, providertest.EC2Options{Region: "eu-central-1", AccessKeyID: "ASIAEXAMPLE", SecretAccessKey: awsSecret,

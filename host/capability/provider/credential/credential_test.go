@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -439,6 +440,23 @@ func TestCached(t *testing.T) {
 			}
 		})
 	}
+	t.Run("concurrent callers share one fetch", func(t *testing.T) {
+		now = t0
+		src := &countingSource{exp: t0.Add(time.Hour)}
+		c := &Cached{Source: src, Now: clock}
+		var wg sync.WaitGroup
+		for range 16 {
+			wg.Go(func() {
+				if _, err := c.Credential(context.Background()); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		if src.calls != 1 {
+			t.Errorf("%d source calls for 16 concurrent callers", src.calls)
+		}
+	})
 	t.Run("errors not cached, invalidate refetches", func(t *testing.T) {
 		now = t0
 		src := &countingSource{fail: true}
