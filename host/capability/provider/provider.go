@@ -54,6 +54,10 @@ type Profile struct {
 	Endpoint string
 	// Signer adds the credential (required).
 	Signer sign.Signer
+	// Invalidate, when set, is called after the provider rejected the credential (401,
+	// or an AWS auth error code), so that the next call fetches a fresh one (for example
+	// credential.Cached.Invalidate after a rotation).
+	Invalidate func()
 }
 
 // BaseURL returns the profile's API base URL: Endpoint, or the provider's public
@@ -359,6 +363,9 @@ func (r *Requester) Request(ctx context.Context, g Grant, c Call) (Response, err
 	perr := parseAnswer(p.Provider, resp, body)
 	out.RequestID = perr.RequestID
 	if perr.Kind != "" {
+		if p.Invalidate != nil && (resp.StatusCode == http.StatusUnauthorized || slices.Contains(authCodes, perr.Code)) {
+			p.Invalidate()
+		}
 		perr.Reason = fmt.Sprintf("%s %s%s: %s", c.Method, u.Host, c.Path, perr.Reason)
 		r.log(ctx, c, u, resp.StatusCode, start, perr.Kind)
 		return out, perr
@@ -375,6 +382,9 @@ func (r *Requester) log(ctx context.Context, c Call, u *url.URL, status int, sta
 		slog.String("host", u.Host), slog.String("path", c.Path), slog.Int("status", status), slog.String("outcome", outcome),
 		slog.Duration("took", time.Since(start)))
 }
+
+// authCodes are provider error codes that mean the credential was not accepted.
+var authCodes = []string{"AuthFailure", "SignatureDoesNotMatch", "ExpiredToken", "InvalidClientTokenId", "UnrecognizedClientException", "InvalidAuthenticationToken", "NotAuthenticated"}
 
 // throttleCodes are provider error codes that mean "slow down" whatever the status.
 var throttleCodes = []string{"RequestLimitExceeded", "Throttling", "ThrottlingException", "TooManyRequests", "ServiceUnavailable", "Unavailable", "InternalError", "InternalServerError"}

@@ -348,3 +348,54 @@ func TestBaseURL(t *testing.T) {
 		})
 	}
 }
+
+// TestRequestRefetchesRejectedCredential: a credentials file holds a wrong secret, the
+// provider refuses it, the operator corrects the file under the same access key id. With
+// Profile.Invalidate the next call reads the file again and signs with the new secret
+// (this also caught the SDK signer reusing the key derived from the old secret).
+func TestRequestRefetchesRejectedCredential(t *testing.T) {
+	for _, invalidate := range []bool{false, true} {
+		t.Run(fmt.Sprintf("invalidate=%v", invalidate), func(t *testing.T) {
+			fake := providertest.NewEC2(t, providertest.EC2Options{Region: "eu-central-1", AccessKeyID: "AKIAROTATED", SecretAccessKey: awsSecret,
+				NICs: map[string][]string{"eni-a": nil}})
+			credFile := filepath.Join(t.TempDir(), "aws.json")
+			write := func(secret string) {
+				doc := fmt.Sprintf(`{"AccessKeyId":"AKIAROTATED","SecretAccessKey":%q}`, secret)
+				if err := os.WriteFile(credFile, []byte(doc), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			write("the-old-secret-before-rotation")
+			src, err := credential.New(credential.Config{Provider: "aws", Mode: credential.ModeFile, File: credFile}, credential.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cached := &credential.Cached{Source: src}
+			signer, err := sign.New("aws", cached, sign.Options{Region: "eu-central-1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := provider.Profile{Name: "aws-lab", Provider: "aws", Region: "eu-central-1", Endpoint: fake.URL, Signer: signer}
+			if invalidate {
+				p.Invalidate = cached.Invalidate
+			}
+			u, _ := url.Parse(fake.URL)
+			r := &provider.Requester{Profiles: func(string) (provider.Profile, bool) { return p, true }}
+			g := provider.Grant{Plugin: "p", ProfileRefs: []string{"aws-lab"}, Hosts: []string{u.Host}, Methods: []string{"POST"}, PathPrefixes: []string{"/"}}
+			call := provider.Call{ProfileRef: "aws-lab", Method: "POST", Path: "/", Body: ec2Form("AssignPrivateIpAddresses", "eni-a", "10.0.0.80")}
+			_, err = r.Request(context.Background(), g, call)
+			var pe *provider.Error
+			if !errors.As(err, &pe) || pe.Code != "SignatureDoesNotMatch" || pe.Kind != provider.KindFinal {
+				t.Fatalf("old secret: %v", err)
+			}
+			write(awsSecret) // the secret is corrected on disk
+			_, err = r.Request(context.Background(), g, call)
+			if invalidate && err != nil {
+				t.Errorf("after rotation with invalidation: %v", err)
+			}
+			if !invalidate && err == nil {
+				t.Errorf("without invalidation the cached old secret should still be used")
+			}
+		})
+	}
+}

@@ -81,7 +81,7 @@ func New(provider string, src credential.Source, opts Options) (Signer, error) {
 		if opts.Service == "" {
 			opts.Service = DefaultAWSService
 		}
-		return &awsSigner{src: src, opts: opts, signer: v4.NewSigner()}, nil
+		return &awsSigner{src: src, opts: opts}, nil
 	case credential.ProviderAzure:
 		if opts.AzureScope == "" {
 			opts.AzureScope = DefaultAzureScope
@@ -110,9 +110,26 @@ func credentialOf(ctx context.Context, src credential.Source, provider string) (
 
 // awsSigner signs with SigV4.
 type awsSigner struct {
-	src    credential.Source
-	opts   Options
+	src  credential.Source
+	opts Options
+
+	mu     sync.Mutex
+	secret [sha256.Size]byte // hash of the key the signer was made for
 	signer *v4.Signer
+}
+
+// signerFor returns a v4 signer for the secret key. The SDK's signer caches derived
+// signing keys by access key id and day only, so a secret corrected under the same key
+// id (a fixed typo in a credentials file) would keep being signed with the old one
+// until midnight UTC; a new secret therefore gets a new signer.
+func (s *awsSigner) signerFor(secret string) *v4.Signer {
+	sum := sha256.Sum256([]byte(secret))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.signer == nil || sum != s.secret {
+		s.signer, s.secret = v4.NewSigner(), sum
+	}
+	return s.signer
 }
 
 // Sign adds X-Amz-Date, X-Amz-Security-Token (temporary keys) and Authorization.
@@ -124,7 +141,7 @@ func (s *awsSigner) Sign(ctx context.Context, req *http.Request, body []byte) er
 	sum := sha256.Sum256(body)
 	creds := aws.Credentials{AccessKeyID: c.AWS.AccessKeyID, SecretAccessKey: c.AWS.SecretAccessKey,
 		SessionToken: c.AWS.SessionToken, Source: "routerd", CanExpire: !c.Expires.IsZero(), Expires: c.Expires}
-	if err := s.signer.SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), s.opts.Service, s.opts.Region, s.opts.Now().UTC()); err != nil {
+	if err := s.signerFor(c.AWS.SecretAccessKey).SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), s.opts.Service, s.opts.Region, s.opts.Now().UTC()); err != nil {
 		return fmt.Errorf("sign: aws sigv4: %w", err)
 	}
 	return nil
