@@ -48,7 +48,9 @@ const (
 var ErrAuditTampered = errors.New("audit chain state was modified outside routerd; run routerctl audit verify")
 
 // LoadAuditKey reads the audit key from path, creating it (32 random bytes, hex, mode
-// 0600) when it does not exist.
+// 0600) when it does not exist. The new key is written to a temporary file, synced and
+// linked into place, so a crash never leaves a partial key and two processes starting
+// at once end up with the same key.
 //
 // # Errors
 //
@@ -59,23 +61,17 @@ func LoadAuditKey(path string) ([]byte, error) {
 	if _, err := rand.Read(raw); err != nil {
 		return nil, fmt.Errorf("store: audit key %s: %w", path, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: audit key %s: %w", path, err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	switch {
-	case err == nil:
-		_, werr := f.WriteString(hex.EncodeToString(raw) + "\n")
-		if cerr := f.Close(); werr == nil {
-			werr = cerr
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		if err := createKeyFile(path, raw); err == nil {
+			return raw, nil
+		} else if !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("store: create audit key %s: %w", path, err)
 		}
-		if werr != nil {
-			os.Remove(path)
-			return nil, fmt.Errorf("store: write audit key %s: %w", path, werr)
-		}
-		return raw, nil
-	case !errors.Is(err, fs.ErrExist):
-		return nil, fmt.Errorf("store: create audit key: %w", err)
+		// Another process created it first: read theirs.
 	}
 	info, err := os.Stat(path)
 	if err != nil {
@@ -93,6 +89,30 @@ func LoadAuditKey(path string) ([]byte, error) {
 		return nil, fmt.Errorf("store: audit key %s is not %d hex-encoded bytes; restore it from backup (a new key cannot verify the old chain)", path, auditKeyBytes)
 	}
 	return key, nil
+}
+
+// createKeyFile writes key (hex) to a synced 0600 temporary file in path's directory and
+// links it to path; fs.ErrExist when path appeared meanwhile.
+func createKeyFile(path string, key []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.WriteString(hex.EncodeToString(key) + "\n")
+	if err == nil {
+		err = tmp.Chmod(0o600)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Link(tmp.Name(), path)
 }
 
 // auditCanonical is the byte form of an entry the MAC covers: a version tag, then the
@@ -184,7 +204,15 @@ func (s *Store) AppendAuditTx(ctx context.Context, tx *sql.Tx, a AuditEntry) err
 		return fmt.Errorf("read audit chain: %w", err)
 	}
 	if !ok {
-		// A fresh chain starts after whatever unchained rows exist.
+		// A fresh chain starts after whatever unchained rows exist; if chained rows exist,
+		// the chain state was deleted and starting afresh would hide that.
+		var chained bool
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM audit_log WHERE mac IS NOT NULL)`).Scan(&chained); err != nil {
+			return fmt.Errorf("start audit chain: %w", err)
+		}
+		if chained {
+			return ErrAuditTampered
+		}
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM audit_log`).Scan(&c.anchorSeq); err != nil {
 			return fmt.Errorf("start audit chain: %w", err)
 		}

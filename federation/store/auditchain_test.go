@@ -206,6 +206,11 @@ func TestAuditChainTamperedStateStopsWrites(t *testing.T) {
 	if _, err := s.Prune(ctx, PruneOptions{Now: t0.Add(time.Hour), HistoryMaxAge: time.Second}); !errors.Is(err, ErrAuditTampered) {
 		t.Errorf("prune on a forged chain state: %v, want ErrAuditTampered", err)
 	}
+	// Deleting the chain state does not let the next append start a fresh chain.
+	sqlExec(t, s, `DELETE FROM audit_chain`)
+	if err := s.AppendAudit(ctx, AuditEntry{Actor: "a", Action: "x"}); !errors.Is(err, ErrAuditTampered) {
+		t.Errorf("append after the chain state was deleted: %v, want ErrAuditTampered", err)
+	}
 }
 
 func TestAuditChainActionPlanTransitions(t *testing.T) {
@@ -264,6 +269,9 @@ func TestLoadAuditKey(t *testing.T) {
 	info, err := os.Stat(path)
 	if err != nil || info.Mode().Perm() != 0o600 {
 		t.Fatalf("mode %v, %v", info.Mode(), err)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(path)); len(entries) != 1 {
+		t.Errorf("state dir holds %v, want only %s", entries, AuditKeyFile)
 	}
 	tests := []struct {
 		name    string
