@@ -226,6 +226,31 @@ func azureReason(err error) string {
 type ociSigner struct {
 	src credential.Source
 	now func() time.Time
+
+	mu     sync.Mutex
+	keyFor [sha256.Size]byte // hash of the PEM and passphrase key was parsed from
+	key    *rsa.PrivateKey
+}
+
+// privateKey parses the credential's PEM key, reusing the last parse while the key and
+// passphrase are unchanged.
+func (s *ociSigner) privateKey(o *credential.OCI) (*rsa.PrivateKey, error) {
+	sum := sha256.Sum256([]byte(o.PrivateKey + "\x00" + o.Passphrase))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.key != nil && sum == s.keyFor {
+		return s.key, nil
+	}
+	var pass []byte
+	if o.Passphrase != "" {
+		pass = []byte(o.Passphrase)
+	}
+	key, err := common.PrivateKeyFromBytesWithPassword([]byte(o.PrivateKey), pass)
+	if err != nil {
+		return nil, err
+	}
+	s.key, s.keyFor = key, sum
+	return key, nil
 }
 
 // ociKey is a common.KeyProvider over one credential.
@@ -243,7 +268,7 @@ func (s *ociSigner) Sign(ctx context.Context, req *http.Request, body []byte) er
 	if err != nil {
 		return err
 	}
-	key, err := common.PrivateKeyFromBytesWithPassword([]byte(c.OCI.PrivateKey), []byte(c.OCI.Passphrase))
+	key, err := s.privateKey(c.OCI)
 	if err != nil {
 		// The SDK's message does not quote the key.
 		return fmt.Errorf("sign: oci private key of %s cannot be read (wrong passphrase or not an RSA PEM key)", c)
