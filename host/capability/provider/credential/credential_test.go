@@ -209,7 +209,10 @@ func TestFile(t *testing.T) {
 		{name: "world readable", path: write("world.json", 0o644, awsJSONDoc), uid: me, wantErr: []string{"chmod 600"}},
 		{name: "other owner", path: write("owned.json", 0o600, awsJSONDoc), uid: other, wantErr: []string{fmt.Sprintf("not by routerd's uid %d", other), "chown"}},
 		{name: "missing", path: filepath.Join(dir, "none.json"), uid: me, wantErr: []string{"none.json", "no such file"}},
-		{name: "not json", path: write("bad.json", 0o600, "aws_secret_access_key = "+awsSecret), uid: me, wantErr: []string{"credentials file " + filepath.Join(dir, "bad.json"), "not JSON"}},
+		{name: "not json", path: write("bad.json", 0o600, `{"aws_secret_access_key": "`+awsSecret), uid: me, wantErr: []string{"credentials file " + filepath.Join(dir, "bad.json"), "not JSON"}},
+		{name: "aws shared credentials ini", path: write("credentials", 0o600, "# comment\n[other]\naws_access_key_id = AKIAOTHER\n\n[default]\naws_access_key_id = AKIAINI\naws_secret_access_key = "+awsSecret+"\n"), uid: me},
+		{name: "ini profile missing", path: write("cred-noprof", 0o600, "[other]\naws_access_key_id = AKIAX\naws_secret_access_key = "+awsSecret+"\n"), uid: me, wantErr: []string{"no [default] section", "auth.awsProfile"}},
+		{name: "ini key missing", path: write("cred-nokey", 0o600, "[default]\naws_secret_access_key = "+awsSecret+"\n"), uid: me, wantErr: []string{"section [default] lacks aws_access_key_id"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -475,4 +478,20 @@ func TestCached(t *testing.T) {
 			t.Errorf("calls = %d, err %v", src.calls, err)
 		}
 	})
+}
+
+func TestFileAWSProfile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "credentials")
+	ini := "[default]\naws_access_key_id = AKIADEFAULT\naws_secret_access_key = default-secret\n\n[profile router]\naws_access_key_id = AKIAROUTER\naws_secret_access_key = " + awsSecret + "\naws_session_token = " + awsToken + "\n"
+	if err := os.WriteFile(p, []byte(ini), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src, err := New(Config{Provider: ProviderAWS, Mode: ModeFile, File: p, AWSProfile: "router"}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := src.Credential(context.Background())
+	if err != nil || c.AWS.AccessKeyID != "AKIAROUTER" || c.AWS.SecretAccessKey != awsSecret || c.AWS.SessionToken != awsToken {
+		t.Fatalf("%v, %v", c, err)
+	}
 }

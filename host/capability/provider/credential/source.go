@@ -98,8 +98,11 @@ type Config struct {
 	// MaxOutput bounds the command's stdout and the file's size (default
 	// DefaultMaxOutput).
 	MaxOutput int `json:"maxOutput,omitempty"`
-	// File is the credentials file for mode file.
+	// File is the credentials file for mode file: the provider's JSON, or for aws also
+	// the AWS shared credentials format (INI, see AWSProfile).
 	File string `json:"file,omitempty"`
+	// AWSProfile is the section of an AWS shared credentials file (default "default").
+	AWSProfile string `json:"awsProfile,omitempty"`
 	// EnvPrefix names the variables of mode env: PREFIX + the provider's names (see
 	// EnvNames).
 	EnvPrefix string `json:"envPrefix,omitempty"`
@@ -277,7 +280,46 @@ func (s *fileSource) Credential(ctx context.Context) (Credential, error) {
 	if len(data) > s.cfg.MaxOutput {
 		return Credential{}, fmt.Errorf("credential: %s is larger than %d bytes; it must hold one JSON credential", from, s.cfg.MaxOutput)
 	}
+	if s.cfg.Provider == ProviderAWS && !bytes.HasPrefix(bytes.TrimSpace(data), []byte("{")) {
+		return parseAWSINI(data, s.cfg.AWSProfile, from)
+	}
 	return Parse(s.cfg.Provider, data, from)
+}
+
+// parseAWSINI reads one profile of an AWS shared credentials file (aws_access_key_id,
+// aws_secret_access_key, aws_session_token). Errors name sections and keys, never values.
+func parseAWSINI(data []byte, profile, from string) (Credential, error) {
+	if profile == "" {
+		profile = "default"
+	}
+	vals, found, section := map[string]string{}, false, ""
+	for line := range strings.Lines(string(data)) {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "" || line[0] == '#' || line[0] == ';':
+		case line[0] == '[' && strings.HasSuffix(line, "]"):
+			section = strings.TrimSpace(strings.TrimPrefix(line[1:len(line)-1], "profile "))
+			found = found || section == profile
+		case section == profile:
+			if k, v, ok := strings.Cut(line, "="); ok {
+				vals[strings.ToLower(strings.TrimSpace(k))] = strings.TrimSpace(v)
+			}
+		}
+	}
+	if !found {
+		return Credential{}, fmt.Errorf("%w: %s: no [%s] section; set auth.awsProfile or add the section", ErrInvalid, from, profile)
+	}
+	var miss []string
+	for _, k := range []string{"aws_access_key_id", "aws_secret_access_key"} {
+		if vals[k] == "" {
+			miss = append(miss, k)
+		}
+	}
+	if miss != nil {
+		return Credential{}, fmt.Errorf("%w: %s: section [%s] lacks %s", ErrInvalid, from, profile, strings.Join(miss, ", "))
+	}
+	return Credential{Provider: ProviderAWS, Source: from, AWS: &AWS{AccessKeyID: vals["aws_access_key_id"],
+		SecretAccessKey: vals["aws_secret_access_key"], SessionToken: vals["aws_session_token"]}}, nil
 }
 
 // CheckPrivateFile checks that an open file is a regular file of mode 0600 (or
