@@ -7,8 +7,8 @@
 //   - external-command: run a command (a shell string run with "sh -c", as routerd
 //     v1alpha1 configs write it, or an argv list) with a timeout and read the JSON
 //     credential it prints on stdout (bounded);
-//   - file: read the same JSON from a file that must be mode 0600 and owned by the
-//     daemon's user;
+//   - file: read the same JSON (for aws also the AWS shared credentials INI format)
+//     from a file that must be mode 0600 and owned by the daemon's user;
 //   - env: read named environment variables;
 //   - instance: ask the cloud's instance metadata endpoint (AWS IMDSv2, Azure managed
 //     identity; the base URL is configurable so tests use 127.0.0.1).
