@@ -221,8 +221,8 @@ func (s *Store) TransitionActionPlan(ctx context.Context, id string, t PlanTrans
 		if _, err := tx.ExecContext(ctx, q+` WHERE id = ?`, append(args, id)...); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO audit_log (time, actor, action, target, outcome, detail) VALUES (?, ?, ?, ?, ?, ?)`,
-			now, t.Actor, "actionplan."+t.To, id, cur+"->"+t.To, t.Detail); err != nil {
+		if err := s.AppendAuditTx(ctx, tx, AuditEntry{Time: time.Unix(0, now), Actor: t.Actor, Action: "actionplan." + t.To,
+			Target: id, Outcome: cur + "->" + t.To, Detail: t.Detail}); err != nil {
 			return err
 		}
 		out, err = scanPlan(tx.QueryRowContext(ctx, `SELECT `+planColumns+` FROM action_plans WHERE id = ?`, id))

@@ -170,6 +170,23 @@ CREATE INDEX event_deliveries_refresh ON event_deliveries (group_name, peer, del
 CREATE INDEX events_group_source_seq ON events (group_name, source_node, seq);
 `,
 	},
+	{
+		Version:     5,
+		Description: "tamper-evident audit log: audit_log.prev_mac/mac and the audit_chain anchor and head",
+		// See auditchain.go. Existing rows keep NULL MACs and stay before the anchor.
+		SQL: `
+ALTER TABLE audit_log ADD COLUMN prev_mac BLOB;
+ALTER TABLE audit_log ADD COLUMN mac BLOB;
+CREATE TABLE audit_chain (
+	id         INTEGER PRIMARY KEY CHECK (id = 1),
+	anchor_seq INTEGER NOT NULL, -- the chain starts after this record (genesis or last pruned)
+	anchor_mac BLOB    NOT NULL,
+	head_seq   INTEGER NOT NULL, -- the last record
+	head_mac   BLOB    NOT NULL,
+	tag        BLOB    NOT NULL  -- HMAC over anchor and head
+);
+`,
+	},
 }
 
 // SchemaVersion is the schema version this binary writes: the last migration's.

@@ -88,6 +88,8 @@ type pruneRule struct {
 	count  *int64
 	table  string // default events
 	key    string // default seq
+	// run, when set, deletes one batch itself (the audit log keeps its chain anchor).
+	run func(ctx context.Context, tx *sql.Tx, limit int) (int64, error)
 }
 
 // Prune deletes events by retention in bounded batches (deliveries of a deleted event go
@@ -161,7 +163,10 @@ func (s *Store) Prune(ctx context.Context, o PruneOptions) (PruneResult, error) 
 	if o.HistoryMaxAge > 0 {
 		cut := o.Now.Add(-o.HistoryMaxAge).UnixNano()
 		rules = append(rules,
-			pruneRule{reason: "audit", table: "audit_log", key: "seq", where: "time < ?", args: []any{cut}, count: &res.History},
+			pruneRule{reason: "audit", table: "audit_log", key: "seq", where: auditPruneWhere, args: []any{cut}, count: &res.History,
+				run: func(ctx context.Context, tx *sql.Tx, limit int) (int64, error) {
+					return s.pruneAuditTx(ctx, tx, cut, limit)
+				}},
 			pruneRule{reason: "subscription_runs", table: "subscription_runs", key: "id",
 				where: "state IN ('succeeded', 'failed') AND COALESCE(finished_at, created_at) < ?", args: []any{cut}, count: &res.History},
 			pruneRule{reason: "action_plans", table: "action_plans", key: "id",
@@ -195,6 +200,11 @@ func (s *Store) Prune(ctx context.Context, o PruneOptions) (PruneResult, error) 
 			args := append(append([]any{}, r.args...), batch)
 			start := time.Now()
 			err := s.writeTx(ctx, func(tx *sql.Tx) error {
+				if r.run != nil {
+					var err error
+					n, err = r.run(ctx, tx, batch)
+					return err
+				}
 				out, err := tx.ExecContext(ctx, q, args...)
 				if err != nil {
 					return err

@@ -111,11 +111,7 @@ func (s *Store) AppendAudit(ctx context.Context, a AuditEntry) error {
 	if a.Actor == "" || a.Action == "" {
 		return fmt.Errorf("store: append audit: actor and action are required")
 	}
-	if a.Time.IsZero() {
-		a.Time = s.now()
-	}
-	_, err := s.w.ExecContext(ctx, `INSERT INTO audit_log (time, actor, action, target, outcome, detail) VALUES (?, ?, ?, ?, ?, ?)`,
-		a.Time.UnixNano(), a.Actor, a.Action, a.Target, a.Outcome, a.Detail)
+	err := s.writeTx(ctx, func(tx *sql.Tx) error { return s.AppendAuditTx(ctx, tx, a) })
 	if err != nil {
 		return fmt.Errorf("store: append audit %s %s: %w", a.Actor, a.Action, err)
 	}

@@ -93,6 +93,10 @@ type Options struct {
 	MeterProvider metric.MeterProvider
 	// Now is the clock for received_at, cursor and audit times (default time.Now).
 	Now func() time.Time
+	// AuditKey chains the audit log with HMAC-SHA256 so that VerifyAudit finds edited,
+	// deleted and reordered records (LoadAuditKey reads or creates it). Nil: audit
+	// records are written unchained.
+	AuditKey []byte
 }
 
 // Store is an open store file. Its methods are safe for concurrent use.
@@ -104,6 +108,8 @@ type Store struct {
 	log     *slog.Logger
 	now     func() time.Time
 	metrics storeMetrics
+	// auditKey chains audit_log (nil: unchained); see auditchain.go.
+	auditKey []byte
 
 	closeOnce sync.Once
 	closeErr  error
@@ -178,7 +184,7 @@ func Open(path string, opts Options) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("store: open %s: journal_mode is %q, want wal (is the file on a filesystem without shared memory?)", path, mode)
 	}
-	s := &Store{path: path, w: w, log: opts.Logger, now: opts.Now, closed: make(chan struct{})}
+	s := &Store{path: path, w: w, log: opts.Logger, now: opts.Now, closed: make(chan struct{}), auditKey: opts.AuditKey}
 	logMigration := func(v int, d string) {
 		s.log.Info("store: migrated schema", "path", path, "version", v, "description", d)
 	}
