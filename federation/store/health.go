@@ -125,6 +125,8 @@ type MissingDeliveries struct {
 	Missing int64 `json:"missing"`
 	// SampleIDs are the first few of them, oldest first.
 	SampleIDs []string `json:"sampleIDs,omitempty"`
+	// OldestStoredAt is when the first (lowest Seq) of them was stored.
+	OldestStoredAt time.Time `json:"oldestStoredAt,omitzero"`
 	// Scanned counts the candidate events looked at; Truncated is set when Limit
 	// stopped the scan.
 	Scanned   int64 `json:"scanned"`
@@ -149,7 +151,7 @@ func (s *Store) MissingDeliveries(ctx context.Context, q MissingDeliveryQuery) (
 	if !q.StoredSince.IsZero() {
 		since = q.StoredSince.UnixNano()
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT e.id, e.type, e.subject FROM events e INDEXED BY events_group_source_seq
+	rows, err := s.r.QueryContext(ctx, `SELECT e.id, e.type, e.subject, e.received_at FROM events e INDEXED BY events_group_source_seq
 		WHERE e.group_name = ?1 AND e.source_node = ?2 AND e.received_at < ?3 AND e.received_at >= ?4
 		AND (e.expires_at IS NULL OR e.expires_at > ?5)
 		AND NOT EXISTS (SELECT 1 FROM event_deliveries d WHERE d.event_id = e.id AND d.peer = ?6)
@@ -161,12 +163,16 @@ func (s *Store) MissingDeliveries(ctx context.Context, q MissingDeliveryQuery) (
 	defer rows.Close()
 	for rows.Next() {
 		e := event.Event{Group: q.Group, SourceNode: q.SourceNode}
-		if err := rows.Scan(&e.ID, &e.Type, &e.Subject); err != nil {
+		var stored int64
+		if err := rows.Scan(&e.ID, &e.Type, &e.Subject, &stored); err != nil {
 			return out, fmt.Errorf("store: missing deliveries of %s/%s: %w", q.Group, q.Peer, err)
 		}
 		out.Scanned++
 		if q.Match != nil && !q.Match(&e) {
 			continue
+		}
+		if out.Missing == 0 {
+			out.OldestStoredAt = time.Unix(0, stored).UTC()
 		}
 		out.Missing++
 		if len(out.SampleIDs) < q.Samples {

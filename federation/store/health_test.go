@@ -141,6 +141,9 @@ func TestMissingDeliveries(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if got.Missing > 0 && !got.OldestStoredAt.Equal(t0) {
+			t.Errorf("%s: oldest stored %v, want %v", tt.name, got.OldestStoredAt, t0)
+		}
 		if got.Missing != tt.want || fmt.Sprint(got.SampleIDs) != tt.sample {
 			t.Errorf("%s: missing %d %v, want %d %s", tt.name, got.Missing, got.SampleIDs, tt.want, tt.sample)
 		}
