@@ -102,7 +102,7 @@ type clock struct {
 	t  time.Time
 }
 
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
 // T is "now" of the checks; the faulty state is built ten minutes before it.
@@ -247,13 +247,21 @@ func TestCheckThresholds(t *testing.T) {
 		want  string
 	}{
 		{name: "lag under warn", thr: def, check: CheckDeliveryLag, want: SeverityOK,
-			peer: peer(func(p *PeerState) { p.Backlog = store.BacklogHealth{Pending: 1, OldestCreated: now.Add(-59 * time.Second)} })},
+			peer: peer(func(p *PeerState) {
+				p.Backlog = store.BacklogHealth{Pending: 1, OldestCreated: now.Add(-59 * time.Second)}
+			})},
 		{name: "lag at warn", thr: def, check: CheckDeliveryLag, want: SeverityWarn,
-			peer: peer(func(p *PeerState) { p.Backlog = store.BacklogHealth{Pending: 1, OldestCreated: now.Add(-60 * time.Second)} })},
+			peer: peer(func(p *PeerState) {
+				p.Backlog = store.BacklogHealth{Pending: 1, OldestCreated: now.Add(-60 * time.Second)}
+			})},
 		{name: "lag at fail", thr: def, check: CheckDeliveryLag, want: SeverityFail,
-			peer: peer(func(p *PeerState) { p.Backlog = store.BacklogHealth{Retrying: 1, OldestCreated: now.Add(-180 * time.Second)} })},
+			peer: peer(func(p *PeerState) {
+				p.Backlog = store.BacklogHealth{Retrying: 1, OldestCreated: now.Add(-180 * time.Second)}
+			})},
 		{name: "lag with SLO thresholds", thr: Thresholds{LagWarnSeconds: 5, LagFailSeconds: 10}, check: CheckDeliveryLag, want: SeverityWarn,
-			peer: peer(func(p *PeerState) { p.Backlog = store.BacklogHealth{Pending: 1, OldestCreated: now.Add(-7 * time.Second)} })},
+			peer: peer(func(p *PeerState) {
+				p.Backlog = store.BacklogHealth{Pending: 1, OldestCreated: now.Add(-7 * time.Second)}
+			})},
 		{name: "failed within maxFailedDeliveries warns", thr: Thresholds{MaxFailedDeliveries: 3}, check: CheckFailedDeliveries, want: SeverityWarn,
 			peer: peer(func(p *PeerState) { p.Delivery.Failed = 3 })},
 		{name: "failed over maxFailedDeliveries fails", thr: def, check: CheckFailedDeliveries, want: SeverityFail,
@@ -265,7 +273,9 @@ func TestCheckThresholds(t *testing.T) {
 		{name: "backlog not overdue is ok", thr: def, check: CheckPendingDeliveries, want: SeverityOK,
 			peer: peer(func(p *PeerState) { p.Backlog = store.BacklogHealth{Pending: 5, OldestDue: now} })},
 		{name: "overdue under fail warns", thr: def, check: CheckPendingDeliveries, want: SeverityWarn,
-			peer: peer(func(p *PeerState) { p.Backlog = store.BacklogHealth{Pending: 5, Overdue: 1, OldestDue: now.Add(-90 * time.Second)} })},
+			peer: peer(func(p *PeerState) {
+				p.Backlog = store.BacklogHealth{Pending: 5, Overdue: 1, OldestDue: now.Add(-90 * time.Second)}
+			})},
 		{name: "receive-only peer with nothing to push", thr: def, check: CheckExpectedDeliveryNoEndpoint, want: SeverityOK,
 			peer: peer(func(p *PeerState) { p.Endpoint, p.Missing = "", &store.MissingDeliveries{} })},
 		{name: "receive-only peer matching local events warns", thr: def, check: CheckExpectedDeliveryNoEndpoint, want: SeverityWarn,
@@ -277,7 +287,9 @@ func TestCheckThresholds(t *testing.T) {
 				p.Endpoint, p.Configured, p.PeersFrom, p.Optional, p.ResourceMissing = "", false, "EventPeer/b", true, true
 			})},
 		{name: "young missing rows warn", thr: def, check: CheckExpectedDelivery, want: SeverityWarn,
-			peer: peer(func(p *PeerState) { p.Missing = &store.MissingDeliveries{Missing: 1, OldestStoredAt: now.Add(-time.Minute)} })},
+			peer: peer(func(p *PeerState) {
+				p.Missing = &store.MissingDeliveries{Missing: 1, OldestStoredAt: now.Add(-time.Minute)}
+			})},
 		{name: "failing run within maxFailedRuns warns", thr: Thresholds{MaxFailedRuns: 2}, check: CheckSubscriptionRuns, want: SeverityWarn,
 			subs: []SubscriptionState{{Name: "s", Runs: store.SubscriptionRunHealth{Failing: 2}}}},
 		{name: "waiting runs over maxPendingRuns warn", thr: Thresholds{MaxPendingRuns: 1}, check: CheckSubscriptionRuns, want: SeverityWarn,
