@@ -109,6 +109,14 @@ func peerFinding(check, severity string, g *GroupState, p *PeerState) Finding {
 	return Finding{Check: check, Severity: severity, Group: g.Name, Peer: p.Name, Resource: p.Resource}
 }
 
+// plural formats n with the singular or plural noun.
+func plural(n int64, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
 func secs(d time.Duration) int64 { return int64(d / time.Second) }
 
 func notConfigured(p *PeerState) string {
@@ -136,7 +144,7 @@ func failedDeliveries(g *GroupState, _ time.Time) []Finding {
 			continue
 		}
 		f := peerFinding(CheckFailedDeliveries, sev, g, p)
-		f.Summary = fmt.Sprintf("%d deliveries to %s failed (the sender gave up on them)", p.Delivery.Failed, p.Name)
+		f.Summary = fmt.Sprintf("%s to %s failed (the sender gave up)", plural(p.Delivery.Failed, "delivery", "deliveries"), p.Name)
 		f.Detail = "Fix the cause, then re-queue them: `routerctl remediation run` (retry-failed-deliveries). " +
 			"List them with `routerctl federation deliveries --group " + g.Name + " --peer " + p.Name + " --state failed`."
 		if p.Delivery.LastError != "" {
@@ -165,8 +173,9 @@ func pendingDeliveries(g *GroupState, now time.Time) []Finding {
 			sev = SeverityFail
 		}
 		f := peerFinding(CheckPendingDeliveries, sev, g, p)
-		f.Summary = fmt.Sprintf("%d deliveries to %s are overdue, the oldest by %s", b.Overdue, p.Name, late.Round(time.Second))
-		f.Detail = "The sender has not attempted them: is routerd-eventd running for group " + g.Name + "? " +
+		f.Summary = fmt.Sprintf("%s to %s overdue by more than %ds", plural(b.Overdue, "delivery", "deliveries"), p.Name, g.Thresholds.LagWarnSeconds)
+		f.Detail = fmt.Sprintf("The oldest is overdue by %s. ", late.Round(time.Second)) +
+			"The sender has not attempted them: is routerd-eventd running for group " + g.Name + "? " +
 			"Check its log and `routerctl federation peers --group " + g.Name + "`." + notConfigured(p)
 		f.Counts = map[string]int64{"pending": b.Pending, "retrying": b.Retrying, "overdue": b.Overdue, "overdueSeconds": secs(late)}
 		out = append(out, f)
@@ -184,12 +193,12 @@ func staleTTL(g *GroupState, now time.Time) []Finding {
 		if s.ExpiringSoon == 0 {
 			continue
 		}
-		sev, what := SeverityWarn, fmt.Sprintf("expire within %ds", g.Thresholds.ExpiresSoonSeconds)
+		sev, what := SeverityWarn, fmt.Sprintf("expiring within %ds", g.Thresholds.ExpiresSoonSeconds)
 		if s.ExpiredAtPeer > 0 {
-			sev, what = SeverityFail, "have already expired"
+			sev, what = SeverityFail, "already expired"
 		}
 		f := peerFinding(CheckStaleTTL, sev, g, p)
-		f.Summary = fmt.Sprintf("%d copies at %s of events extended here %s without a refresh", s.ExpiringSoon, p.Name, what)
+		f.Summary = fmt.Sprintf("%s at %s of events extended here, %s without a refresh", plural(s.ExpiringSoon, "copy", "copies"), p.Name, what)
 		f.Detail = "The peer will drop facts this node still holds. Push the new expiry now: `routerctl remediation run` (force-repush-stale-ttl)." + notConfigured(p)
 		f.Counts = map[string]int64{"stale": s.Stale, "expiringSoon": s.ExpiringSoon, "expiredAtPeer": s.ExpiredAtPeer,
 			"soonestExpirySeconds": secs(s.SoonestPeerExpiry.Sub(now))}
@@ -219,8 +228,12 @@ func deliveryLag(g *GroupState, now time.Time) []Finding {
 			continue
 		}
 		f := peerFinding(CheckDeliveryLag, sev, g, p)
-		f.Summary = fmt.Sprintf("the oldest of %d undelivered events for %s has waited %s", b.Pending+b.Retrying, p.Name, lag.Round(time.Second))
-		var d []string
+		limit := g.Thresholds.LagWarnSeconds
+		if sev == SeverityFail {
+			limit = g.Thresholds.LagFailSeconds
+		}
+		f.Summary = fmt.Sprintf("%s for %s, the oldest waiting more than %ds", plural(b.Pending+b.Retrying, "undelivered event", "undelivered events"), p.Name, limit)
+		d := []string{fmt.Sprintf("The oldest has waited %s.", lag.Round(time.Second))}
 		if p.Delivery.LastError != "" {
 			d = append(d, "Last error: "+p.Delivery.LastError+".")
 		}
@@ -279,7 +292,7 @@ func noEndpoint(g *GroupState, _ time.Time) []Finding {
 			out = append(out, f)
 		case p.Configured && p.Missing != nil && p.Missing.Missing > 0:
 			f := peerFinding(CheckExpectedDeliveryNoEndpoint, SeverityWarn, g, p)
-			f.Summary = fmt.Sprintf("%d local events match the filters of EventPeer %s, which has no endpoint: they are never pushed to it", p.Missing.Missing, p.Name)
+			f.Summary = fmt.Sprintf("%s matching the filters of EventPeer %s, which has no endpoint: never pushed to it", plural(p.Missing.Missing, "local event", "local events"), p.Name)
 			f.Detail = fmt.Sprintf("If %s should receive them, set its spec.endpoint; if it only pushes to this node, narrow its spec.types/subjectPrefixes or ignore this warning. Examples: %s.",
 				p.Name, strings.Join(p.Missing.SampleIDs, ", "))
 			f.Counts = map[string]int64{"undeliveredEvents": p.Missing.Missing}
@@ -304,8 +317,8 @@ func expectedDelivery(g *GroupState, now time.Time) []Finding {
 			sev = SeverityFail
 		}
 		f := peerFinding(CheckExpectedDelivery, sev, g, p)
-		f.Summary = fmt.Sprintf("%d local events match the filters of %s but have no delivery row for it, the oldest stored %s ago", p.Missing.Missing, p.Name, age.Round(time.Second))
-		f.Detail = fmt.Sprintf("The sender has not queued them: check that routerd-eventd runs group %s with this config (EventPeer %s loaded) and its log for outbox errors. Examples: %s.",
+		f.Summary = fmt.Sprintf("%s matching the filters of %s without a delivery row for it", plural(p.Missing.Missing, "local event", "local events"), p.Name)
+		f.Detail = fmt.Sprintf("The oldest was stored %s ago. ", age.Round(time.Second)) + fmt.Sprintf("The sender has not queued them: check that routerd-eventd runs group %s with this config (EventPeer %s loaded) and its log for outbox errors. Examples: %s.",
 			g.Name, p.Name, strings.Join(p.Missing.SampleIDs, ", "))
 		f.Counts = map[string]int64{"missing": p.Missing.Missing, "scanned": p.Missing.Scanned, "oldestSeconds": secs(age)}
 		out = append(out, f)
@@ -332,7 +345,7 @@ func subscriptionRuns(g *GroupState, _ time.Time) []Finding {
 		f := Finding{Check: CheckSubscriptionRuns, Severity: sev, Group: g.Name, Resource: "EventSubscription/" + s.Name}
 		switch {
 		case failing:
-			f.Summary = fmt.Sprintf("subscription %s: its last %d runs failed", s.Name, r.Failing)
+			f.Summary = fmt.Sprintf("subscription %s: its last %s failed", s.Name, plural(r.Failing, "run", "runs"))
 			f.Detail = "Last error: " + r.LastError + ". Inspect them with `routerctl subscription runs " + s.Name + "` and the plugin's log."
 		default:
 			f.Summary = fmt.Sprintf("subscription %s: %d runs waiting (objective: at most %d)", s.Name, r.Waiting, t.MaxPendingRuns)

@@ -57,7 +57,8 @@ type Finding struct {
 	Peer string `json:"peer,omitempty"`
 	// Resource is the config resource concerned, as Kind/name.
 	Resource string `json:"resource,omitempty"`
-	// Summary is one line saying what was found.
+	// Summary is one line saying what was found. It holds no ages or times (those are in
+	// Detail and Counts), so that the same store state reads the same later.
 	Summary string `json:"summary"`
 	// Detail explains the cause and the next step.
 	Detail string `json:"detail,omitempty"`

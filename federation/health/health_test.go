@@ -7,162 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"routerd.net/routerd/federation/event"
+	"routerd.net/routerd/federation/health/healthtest"
 	"routerd.net/routerd/federation/store"
-	"routerd.net/routerd/schemas"
 )
-
-// testConfig is router a in two groups: "lab" with pushing peers b (everything) and c
-// (t.one only), a receive-only peer r, an OverlayPeer dc1 declared through peersFrom
-// with no EventPeer, and a subscription; "quiet" with one healthy peer and an SLO.
-const testConfig = `
-apiVersion: federation.routerd.net/v1alpha1
-kind: EventGroup
-metadata: {name: lab}
-spec:
-  nodeName: a
-  auth: {secretFile: /etc/routerd/lab.key}
-  peersFrom:
-    - resource: OverlayPeer/dc1
-    - resource: EventPeer/gone
-      optional: true
-    - resource: EventPeer/b
----
-apiVersion: federation.routerd.net/v1alpha1
-kind: EventPeer
-metadata: {name: b}
-spec: {groupRef: lab, nodeName: b, endpoint: "http://127.0.0.1:1"}
----
-apiVersion: federation.routerd.net/v1alpha1
-kind: EventPeer
-metadata: {name: c}
-spec: {groupRef: lab, nodeName: c, endpoint: "http://127.0.0.1:2", types: [t.one]}
----
-apiVersion: federation.routerd.net/v1alpha1
-kind: EventPeer
-metadata: {name: r}
-spec: {groupRef: lab, nodeName: r, types: [t.none]}
----
-apiVersion: hybrid.routerd.net/v1alpha1
-kind: OverlayPeer
-metadata: {name: dc1}
-spec:
-  role: onprem
-  underlay: {type: wireguard, interface: wg0}
-  remote: {nodeID: dc1-node, address: 10.255.0.2}
----
-apiVersion: plugin.routerd.net/v1alpha1
-kind: Plugin
-metadata: {name: p}
-spec: {module: p.wasm, hooks: [on_events]}
----
-apiVersion: federation.routerd.net/v1alpha1
-kind: EventSubscription
-metadata: {name: claims}
-spec:
-  groupRef: lab
-  match: {types: [t.one]}
-  trigger: {pluginRef: p}
----
-apiVersion: federation.routerd.net/v1alpha1
-kind: EventGroup
-metadata: {name: quiet}
-spec:
-  nodeName: a
-  auth: {secretFile: /etc/routerd/quiet.key}
----
-apiVersion: federation.routerd.net/v1alpha1
-kind: EventPeer
-metadata: {name: q}
-spec: {groupRef: quiet, nodeName: q, endpoint: "http://127.0.0.1:3"}
----
-apiVersion: federation.routerd.net/v1alpha1
-kind: FederationSLO
-metadata: {name: quiet-slo}
-spec:
-  groupRef: quiet
-  delivery: {lagWarnSeconds: 30, lagFailSeconds: 90}
-`
-
-func loadConfig(t testing.TB, doc string) *schemas.Config {
-	t.Helper()
-	cfg, err := schemas.Decode("test.yaml", []byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
-}
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
-
-// T is "now" of the checks; the faulty state is built ten minutes before it.
-var T = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
-
-// faultyStore builds the store behind testConfig: in "lab", peer b has one failed, one
-// stale delivered (expiring within 2m at T), one retrying and one overdue pending row,
-// all queued ten minutes before T; peer c has no rows at all; subscription claims failed
-// twice. "quiet" has one delivered event.
-func faultyStore(t testing.TB) *store.Store {
-	t.Helper()
-	clk := &clock{t: T.Add(-10 * time.Minute)}
-	s, err := store.Open(filepath.Join(t.TempDir(), "routerd.db"), store.Options{Now: clk.now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	ctx := context.Background()
-	t0 := clk.now()
-	var evs []event.Event
-	for _, spec := range []string{"e1 t.one", "e2 t.one", "e3 t.one", "e4 t.two"} {
-		id, typ, _ := strings.Cut(spec, " ")
-		evs = append(evs, event.Event{ID: id, Group: "lab", SourceNode: "a", Type: typ, ExpiresAt: T.Add(time.Minute)})
-	}
-	evs = append(evs, event.Event{ID: "q1", Group: "quiet", SourceNode: "a", Type: "t.one", ExpiresAt: T.Add(time.Hour)})
-	if _, err := s.InsertEvents(ctx, evs); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.EnqueueDeliveries(ctx, store.EnqueueRequest{Group: "lab", Peer: "b", SourceNode: "a", Now: t0}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.RecordDeliveries(ctx, "lab", "b", []store.DeliveryOutcome{
-		{EventID: "e1", State: store.DeliveryFailed, Attempts: 9, LastError: "connection refused"},
-		{EventID: "e2", State: store.DeliveryDelivered, Attempts: 1, DeliveredAt: t0, DeliveredExpiresAt: T.Add(time.Minute)},
-		{EventID: "e3", State: store.DeliveryRetrying, Attempts: 3, LastError: "connection refused", NextAttemptAt: T.Add(5 * time.Second)},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	// e2 is extended by a writer that does not requeue (the peer keeps the old expiry).
-	if _, err := s.DB().ExecContext(ctx, `UPDATE events SET expires_at = ? WHERE id = 'e2'`, T.Add(time.Hour).UnixNano()); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.EnqueueDeliveries(ctx, store.EnqueueRequest{Group: "quiet", Peer: "q", SourceNode: "a", Now: t0}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.RecordDeliveries(ctx, "quiet", "q", []store.DeliveryOutcome{
-		{EventID: "q1", State: store.DeliveryDelivered, DeliveredAt: t0, DeliveredExpiresAt: T.Add(time.Hour)},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	for i, state := range []string{"succeeded", "failed", "failed"} {
-		n := t0.Add(time.Duration(i) * time.Second).UnixNano()
-		if _, err := s.DB().ExecContext(ctx, `INSERT INTO subscription_runs (subscription, state, error, created_at, finished_at)
-			VALUES ('claims', ?, ?, ?, ?)`, state, map[bool]string{true: "plugin p trapped"}[state == "failed"], n, n); err != nil {
-			t.Fatal(err)
-		}
-	}
-	clk.set(T)
-	return s
-}
 
 // lines renders findings one per line: check severity group peer resource.
 func lines(fs []Finding) string {
@@ -174,8 +24,8 @@ func lines(fs []Finding) string {
 }
 
 func TestRunFaultyGroup(t *testing.T) {
-	s := faultyStore(t)
-	fs := Run(context.Background(), Input{Config: loadConfig(t, testConfig), Store: s, Now: T})
+	s := healthtest.FaultyStore(t)
+	fs := Run(context.Background(), Input{Config: healthtest.LoadConfig(t, healthtest.Config), Store: s, Now: healthtest.T})
 	want := `failed-deliveries fail lab b EventPeer/b
 pending-deliveries fail lab b EventPeer/b
 stale-ttl warn lab b EventPeer/b
@@ -231,7 +81,7 @@ subscription-runs ok quiet  EventGroup/quiet
 
 // TestCheckThresholds drives Check with hand-made states around each threshold.
 func TestCheckThresholds(t *testing.T) {
-	now := T
+	now := healthtest.T
 	def := ThresholdsOf(nil)
 	peer := func(mod func(p *PeerState)) PeerState {
 		p := PeerState{Name: "b", Resource: "EventPeer/b", Endpoint: "http://127.0.0.1:1", Configured: true}
@@ -312,8 +162,8 @@ func TestCheckThresholds(t *testing.T) {
 }
 
 func TestBadStore(t *testing.T) {
-	cfg := loadConfig(t, testConfig)
-	closed := faultyStore(t)
+	cfg := healthtest.LoadConfig(t, healthtest.Config)
+	closed := healthtest.FaultyStore(t)
 	closed.Close()
 	garbage := filepath.Join(t.TempDir(), "routerd.db")
 	if err := os.WriteFile(garbage, []byte(strings.Repeat("not a database ", 512)), 0o600); err != nil {
@@ -339,7 +189,7 @@ func TestBadStore(t *testing.T) {
 			wantFail: []string{CheckFailedDeliveries, CheckPendingDeliveries, CheckStaleTTL, CheckDeliveryLag, CheckExpectedDeliveryNoEndpoint, CheckExpectedDelivery, CheckSubscriptionRuns}},
 	}
 	for _, tt := range tests {
-		tt.in.Now = T
+		tt.in.Now = healthtest.T
 		fs := Run(context.Background(), tt.in)
 		failed := map[string]bool{}
 		for _, f := range fs {
@@ -365,10 +215,10 @@ func TestBadStore(t *testing.T) {
 }
 
 func TestQueryTimeout(t *testing.T) {
-	s := faultyStore(t)
+	s := healthtest.FaultyStore(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	fs := Run(ctx, Input{Config: loadConfig(t, testConfig), Store: s, Now: T})
+	fs := Run(ctx, Input{Config: healthtest.LoadConfig(t, healthtest.Config), Store: s, Now: healthtest.T})
 	var n int
 	for _, f := range fs {
 		if strings.Contains(f.Detail, context.Canceled.Error()) {
