@@ -154,10 +154,11 @@ func violations(g *health.GroupState, now time.Time) []Violation {
 			continue
 		}
 		lag = max(lag, now.Sub(b.OldestCreated))
-		// peer-freshness: how long a peer with waiting events has gone without a
-		// success (since its oldest waiting row when it never had one).
+		// peer-freshness: how long a peer has gone without a success while events
+		// wait for it (a peer with nothing to deliver cannot have successes, so the
+		// clock starts at its oldest waiting row when that is later).
 		since := p.Delivery.LastSuccess
-		if since.IsZero() {
+		if since.Before(b.OldestCreated) {
 			since = b.OldestCreated
 		}
 		unfresh = max(unfresh, now.Sub(since))

@@ -153,6 +153,10 @@ func TestViolationThresholds(t *testing.T) {
 			peer: health.PeerState{Stale: store.StaleTTLHealth{Stale: 1, ExpiringSoon: 1, SoonestPeerExpiry: now.Add(30 * time.Second)}}},
 		{name: "stale copy not yet in window", want: "[]",
 			peer: health.PeerState{Stale: store.StaleTTLHealth{Stale: 1, SoonestPeerExpiry: now.Add(time.Hour)}}},
+		{name: "quiet peer with a fresh backlog is fresh", want: "[]",
+			peer: health.PeerState{Backlog: store.BacklogHealth{Pending: 1, OldestCreated: now.Add(-time.Second)}, Delivery: store.PeerDeliveryStats{LastSuccess: now.Add(-time.Hour)}}},
+		{name: "backlog older than peerFreshnessSeconds", want: "[{delivery-lag 180 400 fail} {peer-freshness 300 400 fail}]",
+			peer: health.PeerState{Backlog: store.BacklogHealth{Pending: 1, OldestCreated: now.Add(-400 * time.Second)}, Delivery: store.PeerDeliveryStats{LastSuccess: now.Add(-time.Hour)}}},
 		{name: "failed runs and waiting runs", want: "[{subscription-runs 0 1 fail} {subscription-pending-runs 2 3 warn}]",
 			subs: []health.SubscriptionState{{Name: "a", Runs: store.SubscriptionRunHealth{Failing: 1, Waiting: 1}}, {Name: "b", Runs: store.SubscriptionRunHealth{Waiting: 2}}}},
 	}
