@@ -131,7 +131,7 @@ func notConfigured(p *PeerState) string {
 func failedDeliveries(g *GroupState, _ time.Time) []Finding {
 	var total int64
 	for _, p := range g.Peers {
-		total += p.Delivery.Failed
+		total += p.Failed.Failed
 	}
 	sev := SeverityWarn
 	if total > int64(g.Thresholds.MaxFailedDeliveries) {
@@ -140,18 +140,18 @@ func failedDeliveries(g *GroupState, _ time.Time) []Finding {
 	var out []Finding
 	for i := range g.Peers {
 		p := &g.Peers[i]
-		if p.Delivery.Failed == 0 {
+		if p.Failed.Failed == 0 {
 			continue
 		}
 		f := peerFinding(CheckFailedDeliveries, sev, g, p)
-		f.Summary = fmt.Sprintf("%s to %s failed (the sender gave up)", plural(p.Delivery.Failed, "delivery", "deliveries"), p.Name)
+		f.Summary = fmt.Sprintf("%s to %s failed (the sender gave up)", plural(p.Failed.Failed, "delivery", "deliveries"), p.Name)
 		f.Detail = "Fix the cause, then re-queue them: `routerctl remediation run` (retry-failed-deliveries). " +
 			"List them with `routerctl federation deliveries --group " + g.Name + " --peer " + p.Name + " --state failed`."
-		if p.Delivery.LastError != "" {
-			f.Detail = "Last error: " + p.Delivery.LastError + ". " + f.Detail
+		if p.Failed.LastError != "" {
+			f.Detail = "Last error: " + p.Failed.LastError + ". " + f.Detail
 		}
 		f.Detail += notConfigured(p)
-		f.Counts = map[string]int64{"failed": p.Delivery.Failed, "groupFailed": total, "maxFailedDeliveries": int64(g.Thresholds.MaxFailedDeliveries)}
+		f.Counts = map[string]int64{"failed": p.Failed.Failed, "groupFailed": total, "maxFailedDeliveries": int64(g.Thresholds.MaxFailedDeliveries)}
 		out = append(out, f)
 	}
 	return out
@@ -234,13 +234,13 @@ func deliveryLag(g *GroupState, now time.Time) []Finding {
 		}
 		f.Summary = fmt.Sprintf("%s for %s, the oldest waiting more than %ds", plural(b.Pending+b.Retrying, "undelivered event", "undelivered events"), p.Name, limit)
 		d := []string{fmt.Sprintf("The oldest has waited %s.", lag.Round(time.Second))}
-		if p.Delivery.LastError != "" {
-			d = append(d, "Last error: "+p.Delivery.LastError+".")
+		if b.LastError != "" {
+			d = append(d, "Last error: "+b.LastError+".")
 		}
-		if p.Delivery.LastSuccess.IsZero() {
+		if b.LastSuccess.IsZero() {
 			d = append(d, "No delivery to it has ever succeeded.")
 		} else {
-			d = append(d, fmt.Sprintf("Last success %s ago.", now.Sub(p.Delivery.LastSuccess).Round(time.Second)))
+			d = append(d, fmt.Sprintf("Last success %s ago.", now.Sub(b.LastSuccess).Round(time.Second)))
 		}
 		target := "it"
 		if p.Endpoint != "" {

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"routerd.net/routerd/federation/event"
 	"routerd.net/routerd/federation/store"
 	"routerd.net/routerd/federation/transport"
 	"routerd.net/routerd/schemas"
@@ -81,10 +80,10 @@ type PeerState struct {
 	PeersFrom       string `json:"peersFrom,omitempty"`
 	Optional        bool   `json:"optional,omitempty"`
 	ResourceMissing bool   `json:"resourceMissing,omitempty"`
-	// Delivery, Backlog and Stale are the store's figures for the peer (zero: no rows).
-	Delivery store.PeerDeliveryStats `json:"delivery"`
-	Backlog  store.BacklogHealth     `json:"backlog"`
-	Stale    store.StaleTTLHealth    `json:"stale"`
+	// Failed, Backlog and Stale are the store's figures for the peer (zero: no rows).
+	Failed  store.FailedHealth   `json:"failed"`
+	Backlog store.BacklogHealth  `json:"backlog"`
+	Stale   store.StaleTTLHealth `json:"stale"`
 	// Missing counts local events the peer should have a delivery row for and has not
 	// (nil when not looked at: no endpoint and no filter to apply, or no store).
 	Missing *store.MissingDeliveries `json:"missing,omitempty"`
@@ -231,15 +230,15 @@ func sortPeers(ps []PeerState) {
 func gatherGroup(ctx context.Context, in Input, gs *GroupState) {
 	now, t := in.Now, gs.Thresholds
 	var (
-		stats   []store.PeerDeliveryStats
+		failed  []store.FailedHealth
 		backlog []store.BacklogHealth
 		stale   []store.StaleTTLHealth
 	)
 	if err := query(ctx, in.QueryTimeout, func(ctx context.Context) (err error) {
-		stats, err = in.Store.PeerStats(ctx, gs.Name, now)
+		failed, err = in.Store.FailedHealth(ctx, gs.Name)
 		return err
 	}); err != nil {
-		gs.fail(fmt.Errorf("read delivery counts: %w", err), CheckFailedDeliveries)
+		gs.fail(fmt.Errorf("read failed deliveries: %w", err), CheckFailedDeliveries)
 	}
 	if err := query(ctx, in.QueryTimeout, func(ctx context.Context) (err error) {
 		backlog, err = in.Store.BacklogHealth(ctx, gs.Name, now.Add(-seconds(t.LagWarnSeconds)))
@@ -261,8 +260,8 @@ func gatherGroup(ctx context.Context, in Input, gs *GroupState) {
 		gs.Peers = append(gs.Peers, PeerState{Name: name, Resource: "EventPeer/" + name})
 		return &gs.Peers[len(gs.Peers)-1]
 	}
-	for _, s := range stats {
-		known(s.Peer).Delivery = s
+	for _, f := range failed {
+		known(f.Peer).Failed = f
 	}
 	for _, b := range backlog {
 		known(b.Peer).Backlog = b
@@ -275,32 +274,35 @@ func gatherGroup(ctx context.Context, in Input, gs *GroupState) {
 	if g, ok := in.Config.Get("EventGroup", gs.Name).(*schemas.EventGroup); ok && g.Spec.Retention.MaxAge.Duration > 0 {
 		maxAge = g.Spec.Retention.MaxAge.Duration
 	}
-	for i := range gs.Peers {
-		p := &gs.Peers[i]
+	// Events without a delivery row, for every configured peer in one scan. A pushing
+	// peer is given the sender's grace (lagWarnSeconds) to queue a row; for a peer
+	// without an endpoint every matching event counts.
+	q := store.MissingDeliveryQuery{Group: gs.Name, SourceNode: gs.NodeName, StoredSince: now.Add(-maxAge), LiveAt: now}
+	for _, p := range gs.Peers {
 		if !p.Configured {
 			continue
 		}
-		// A pushing peer is given the sender's grace (lagWarnSeconds) to queue a row; for
-		// a peer without an endpoint every matching event counts.
 		before := now
 		if p.Endpoint != "" {
 			before = now.Add(-seconds(t.LagWarnSeconds))
 		}
-		match := (&transport.Peer{Name: p.Name, NodeName: p.NodeName, Types: p.Types, SubjectPrefixes: p.SubjectPrefixes}).Matches
-		q := store.MissingDeliveryQuery{Group: gs.Name, Peer: p.Name, SourceNode: gs.NodeName,
-			Match: func(e *event.Event) bool { return match(e) }, StoredBefore: before, StoredSince: now.Add(-maxAge), LiveAt: now}
-		var m store.MissingDeliveries
-		if err := query(ctx, in.QueryTimeout, func(ctx context.Context) (err error) {
-			m, err = in.Store.MissingDeliveries(ctx, q)
-			return err
-		}); err != nil {
-			check := CheckExpectedDelivery
-			if p.Endpoint == "" {
-				check = CheckExpectedDeliveryNoEndpoint
-			}
-			gs.fail(fmt.Errorf("look for events without a delivery row for %s: %w", p.Name, err), check)
-			continue
+		tp := &transport.Peer{Name: p.Name, NodeName: p.NodeName, Types: p.Types, SubjectPrefixes: p.SubjectPrefixes}
+		q.Peers = append(q.Peers, store.MissingPeer{Name: p.Name, Match: tp.Matches, StoredBefore: before})
+	}
+	if len(q.Peers) == 0 {
+		return
+	}
+	var missing map[string]store.MissingDeliveries
+	if err := query(ctx, in.QueryTimeout, func(ctx context.Context) (err error) {
+		missing, err = in.Store.MissingDeliveries(ctx, q)
+		return err
+	}); err != nil {
+		gs.fail(fmt.Errorf("look for events without a delivery row: %w", err), CheckExpectedDelivery, CheckExpectedDeliveryNoEndpoint)
+		return
+	}
+	for i := range gs.Peers {
+		if m, ok := missing[gs.Peers[i].Name]; ok && gs.Peers[i].Configured {
+			gs.Peers[i].Missing = &m
 		}
-		p.Missing = &m
 	}
 }

@@ -113,9 +113,9 @@ func TestCheckThresholds(t *testing.T) {
 				p.Backlog = store.BacklogHealth{Pending: 1, OldestCreated: now.Add(-7 * time.Second)}
 			})},
 		{name: "failed within maxFailedDeliveries warns", thr: Thresholds{MaxFailedDeliveries: 3}, check: CheckFailedDeliveries, want: SeverityWarn,
-			peer: peer(func(p *PeerState) { p.Delivery.Failed = 3 })},
+			peer: peer(func(p *PeerState) { p.Failed.Failed = 3 })},
 		{name: "failed over maxFailedDeliveries fails", thr: def, check: CheckFailedDeliveries, want: SeverityFail,
-			peer: peer(func(p *PeerState) { p.Delivery.Failed = 1 })},
+			peer: peer(func(p *PeerState) { p.Failed.Failed = 1 })},
 		{name: "stale far from expiry is ok", thr: def, check: CheckStaleTTL, want: SeverityOK,
 			peer: peer(func(p *PeerState) { p.Stale = store.StaleTTLHealth{Stale: 4} })},
 		{name: "stale expired at peer fails", thr: def, check: CheckStaleTTL, want: SeverityFail,

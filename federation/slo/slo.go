@@ -145,7 +145,7 @@ func violations(g *health.GroupState, now time.Time) []Violation {
 	var unfresh time.Duration
 	for _, p := range g.Peers {
 		b := p.Backlog
-		failed += p.Delivery.Failed
+		failed += p.Failed.Failed
 		if p.Stale.ExpiringSoon > 0 && (stale == nil || p.Stale.SoonestPeerExpiry.Before(*stale)) {
 			s := p.Stale.SoonestPeerExpiry
 			stale = &s
@@ -157,7 +157,7 @@ func violations(g *health.GroupState, now time.Time) []Violation {
 		// peer-freshness: how long a peer has gone without a success while events
 		// wait for it (a peer with nothing to deliver cannot have successes, so the
 		// clock starts at its oldest waiting row when that is later).
-		since := p.Delivery.LastSuccess
+		since := b.LastSuccess
 		if since.Before(b.OldestCreated) {
 			since = b.OldestCreated
 		}

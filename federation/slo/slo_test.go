@@ -144,9 +144,9 @@ func TestViolationThresholds(t *testing.T) {
 	}{
 		{name: "healthy", want: "[]"},
 		{name: "lag under warn", want: "[]",
-			peer: health.PeerState{Backlog: store.BacklogHealth{Pending: 1, OldestCreated: now.Add(-59 * time.Second)}, Delivery: store.PeerDeliveryStats{LastSuccess: now}}},
+			peer: health.PeerState{Backlog: store.BacklogHealth{Pending: 1, OldestCreated: now.Add(-59 * time.Second), LastSuccess: now}}},
 		{name: "lag at warn", want: "[{delivery-lag 60 60 warn}]",
-			peer: health.PeerState{Backlog: store.BacklogHealth{Pending: 1, OldestCreated: now.Add(-60 * time.Second)}, Delivery: store.PeerDeliveryStats{LastSuccess: now}}},
+			peer: health.PeerState{Backlog: store.BacklogHealth{Pending: 1, OldestCreated: now.Add(-60 * time.Second), LastSuccess: now}}},
 		{name: "lag at fail, never delivered", want: "[{delivery-lag 180 200.5 fail}]",
 			peer: health.PeerState{Backlog: store.BacklogHealth{Retrying: 1, OldestCreated: now.Add(-200500 * time.Millisecond)}}},
 		{name: "stale copy expiring soon warns", want: "[{stale-ttl 120 30 warn}]",
@@ -154,9 +154,9 @@ func TestViolationThresholds(t *testing.T) {
 		{name: "stale copy not yet in window", want: "[]",
 			peer: health.PeerState{Stale: store.StaleTTLHealth{Stale: 1, SoonestPeerExpiry: now.Add(time.Hour)}}},
 		{name: "quiet peer with a fresh backlog is fresh", want: "[]",
-			peer: health.PeerState{Backlog: store.BacklogHealth{Pending: 1, OldestCreated: now.Add(-time.Second)}, Delivery: store.PeerDeliveryStats{LastSuccess: now.Add(-time.Hour)}}},
+			peer: health.PeerState{Backlog: store.BacklogHealth{Pending: 1, OldestCreated: now.Add(-time.Second), LastSuccess: now.Add(-time.Hour)}}},
 		{name: "backlog older than peerFreshnessSeconds", want: "[{delivery-lag 180 400 fail} {peer-freshness 300 400 fail}]",
-			peer: health.PeerState{Backlog: store.BacklogHealth{Pending: 1, OldestCreated: now.Add(-400 * time.Second)}, Delivery: store.PeerDeliveryStats{LastSuccess: now.Add(-time.Hour)}}},
+			peer: health.PeerState{Backlog: store.BacklogHealth{Pending: 1, OldestCreated: now.Add(-400 * time.Second), LastSuccess: now.Add(-time.Hour)}}},
 		{name: "failed runs and waiting runs", want: "[{subscription-runs 0 1 fail} {subscription-pending-runs 2 3 warn}]",
 			subs: []health.SubscriptionState{{Name: "a", Runs: store.SubscriptionRunHealth{Failing: 1, Waiting: 1}}, {Name: "b", Runs: store.SubscriptionRunHealth{Waiting: 2}}}},
 	}

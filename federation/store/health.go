@@ -9,6 +9,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 
 	"routerd.net/routerd/federation/event"
@@ -30,6 +31,11 @@ type BacklogHealth struct {
 	OldestCreated time.Time `json:"oldestCreated,omitzero"`
 	// OldestDue is the earliest next attempt (or creation) time of the rows.
 	OldestDue time.Time `json:"oldestDue,omitzero"`
+	// LastError is the error of the most recently updated row that has one.
+	LastError string `json:"lastError,omitempty"`
+	// LastSuccess is the latest delivery time among the peer's rows in state delivered
+	// (zero when it has none).
+	LastSuccess time.Time `json:"lastSuccess,omitzero"`
 }
 
 // BacklogHealth returns, per peer of group with undelivered rows, the counts and ages of
@@ -39,19 +45,69 @@ func (s *Store) BacklogHealth(ctx context.Context, group string, overdueBefore t
 	if s.isClosed() {
 		return nil, ErrClosed
 	}
-	q := `SELECT peer, SUM(state = 'pending'), SUM(state = 'retrying'),
-		SUM(COALESCE(next_attempt_at, created_at) <= ?2), MIN(created_at), MIN(COALESCE(next_attempt_at, created_at))
-		FROM event_deliveries INDEXED BY event_deliveries_outbox
-		WHERE group_name = ?1 AND state IN ('pending', 'retrying')
-		GROUP BY peer ORDER BY peer`
+	q := `SELECT d.peer, SUM(d.state = 'pending'), SUM(d.state = 'retrying'),
+		SUM(COALESCE(d.next_attempt_at, d.created_at) <= ?2), MIN(d.created_at), MIN(COALESCE(d.next_attempt_at, d.created_at)),
+		COALESCE((SELECT x.last_error FROM event_deliveries x INDEXED BY event_deliveries_outbox
+			WHERE x.group_name = ?1 AND x.peer = d.peer AND x.state IN ('pending', 'retrying') AND x.last_error != ''
+			ORDER BY x.updated_at DESC LIMIT 1), ''),
+		(SELECT MAX(x.delivered_at) FROM event_deliveries x INDEXED BY event_deliveries_refresh
+			WHERE x.group_name = ?1 AND x.peer = d.peer AND x.state = 'delivered')
+		FROM event_deliveries d INDEXED BY event_deliveries_outbox
+		WHERE d.group_name = ?1 AND d.state IN ('pending', 'retrying')
+		GROUP BY d.peer ORDER BY d.peer`
 	return queryList(ctx, s.r, "backlog health of "+group, q, []any{group, overdueBefore.UnixNano()},
 		func(rows *sql.Rows) (BacklogHealth, error) {
 			b := BacklogHealth{Group: group}
 			var oldest, due int64
-			err := rows.Scan(&b.Peer, &b.Pending, &b.Retrying, &b.Overdue, &oldest, &due)
+			var success sql.NullInt64
+			err := rows.Scan(&b.Peer, &b.Pending, &b.Retrying, &b.Overdue, &oldest, &due, &b.LastError, &success)
 			b.OldestCreated, b.OldestDue = time.Unix(0, oldest).UTC(), time.Unix(0, due).UTC()
+			b.LastSuccess = timeFromDB(success)
 			return b, err
 		})
+}
+
+// FailedHealth describes the failed delivery rows of one peer (the sender gave up on
+// them).
+type FailedHealth struct {
+	// Group and Peer identify the outbox.
+	Group string `json:"group"`
+	Peer  string `json:"peer"`
+	// Failed counts the rows.
+	Failed int64 `json:"failed"`
+	// LastError and LastFailedAt are those of the most recently updated row.
+	LastError    string    `json:"lastError,omitempty"`
+	LastFailedAt time.Time `json:"lastFailedAt,omitzero"`
+}
+
+// FailedHealth returns, per peer of group with failed rows, their count and latest
+// error, sorted by peer. It reads the failed range of the delivery index only.
+func (s *Store) FailedHealth(ctx context.Context, group string) ([]FailedHealth, error) {
+	if s.isClosed() {
+		return nil, ErrClosed
+	}
+	// The group's peers are enumerated by a loose index scan (one seek per peer), then
+	// each peer's failed rows are an index range: the delivered and pending rows, the
+	// bulk of the table, are never read.
+	q := `WITH RECURSIVE peers(peer) AS (
+			SELECT MIN(peer) FROM event_deliveries INDEXED BY event_deliveries_due WHERE group_name = ?1
+			UNION ALL
+			SELECT (SELECT MIN(x.peer) FROM event_deliveries x INDEXED BY event_deliveries_due
+				WHERE x.group_name = ?1 AND x.peer > peers.peer)
+			FROM peers WHERE peers.peer IS NOT NULL)
+		SELECT p.peer, COUNT(*), MAX(d.updated_at),
+			COALESCE((SELECT x.last_error FROM event_deliveries x INDEXED BY event_deliveries_due
+				WHERE x.group_name = ?1 AND x.peer = p.peer AND x.state = 'failed' ORDER BY x.updated_at DESC LIMIT 1), '')
+		FROM peers p CROSS JOIN event_deliveries d INDEXED BY event_deliveries_due
+		WHERE p.peer IS NOT NULL AND d.group_name = ?1 AND d.peer = p.peer AND d.state = 'failed'
+		GROUP BY p.peer ORDER BY p.peer`
+	return queryList(ctx, s.r, "failed deliveries of "+group, q, []any{group}, func(rows *sql.Rows) (FailedHealth, error) {
+		f := FailedHealth{Group: group}
+		var at int64
+		err := rows.Scan(&f.Peer, &f.Failed, &at, &f.LastError)
+		f.LastFailedAt = time.Unix(0, at).UTC()
+		return f, err
+	})
 }
 
 // StaleTTLHealth describes the delivered rows of one peer whose local event has since
@@ -96,30 +152,38 @@ func (s *Store) StaleTTLHealth(ctx context.Context, group string, now time.Time,
 		})
 }
 
-// MissingDeliveryQuery selects the events MissingDeliveries checks for one peer.
+// MissingDeliveryQuery selects the events MissingDeliveries checks, for several peers
+// of one group at once.
 type MissingDeliveryQuery struct {
-	// Group and Peer (EventPeer name) identify the outbox.
-	Group, Peer string
-	// SourceNode is the local node: only events it originated are pushed.
-	SourceNode string
-	// Match is the peer's filter (types, subject prefixes, never its own events); nil
-	// matches every event. It sees ID, Group, Type, SourceNode and Subject only.
-	Match func(*event.Event) bool
-	// StoredBefore excludes events stored at or after it (the sender's grace period).
-	StoredBefore time.Time
+	// Group names the group; SourceNode is the local node: only events it originated
+	// are pushed.
+	Group, SourceNode string
+	// Peers are the peers to check.
+	Peers []MissingPeer
 	// StoredSince excludes events stored before it (delivery rows older than the
 	// retention may have been pruned).
 	StoredSince time.Time
 	// LiveAt excludes events that expired at or before it (their rows may have been
 	// pruned).
 	LiveAt time.Time
-	// Samples is how many event ids to return (default 5).
+	// Samples is how many event ids to return per peer (default 5).
 	Samples int
 	// Limit bounds the events scanned (default 200000).
 	Limit int
 }
 
-// MissingDeliveries is what MissingDeliveries found.
+// MissingPeer is one peer of a MissingDeliveryQuery.
+type MissingPeer struct {
+	// Name is the EventPeer name (the peer column of event_deliveries).
+	Name string
+	// Match is the peer's filter (types, subject prefixes, never its own events); nil
+	// matches every event. It sees ID, Group, Type, SourceNode and Subject only.
+	Match func(*event.Event) bool
+	// StoredBefore excludes events stored at or after it (the sender's grace period).
+	StoredBefore time.Time
+}
+
+// MissingDeliveries is what MissingDeliveries found for one peer.
 type MissingDeliveries struct {
 	// Missing counts the matching events with no delivery row for the peer.
 	Missing int64 `json:"missing"`
@@ -133,13 +197,18 @@ type MissingDeliveries struct {
 	Truncated bool  `json:"truncated,omitempty"`
 }
 
-// MissingDeliveries counts local events of the group that the peer's filter accepts,
-// that are live and were stored in [StoredSince, StoredBefore), yet have no delivery row
-// for the peer: events the sender should have queued for it and did not.
-func (s *Store) MissingDeliveries(ctx context.Context, q MissingDeliveryQuery) (MissingDeliveries, error) {
-	var out MissingDeliveries
+// MissingDeliveries finds, for each peer of q, the local events of the group that the
+// peer's filter accepts, that are live and were stored in [StoredSince, StoredBefore),
+// yet have no delivery row for the peer: events the sender should have queued for it and
+// did not. It reads the group's local events once, with the peers that have a row for
+// each (one primary-key range per event). The result maps peer name to its findings.
+func (s *Store) MissingDeliveries(ctx context.Context, q MissingDeliveryQuery) (map[string]MissingDeliveries, error) {
 	if s.isClosed() {
-		return out, ErrClosed
+		return nil, ErrClosed
+	}
+	out := make(map[string]MissingDeliveries, len(q.Peers))
+	if len(q.Peers) == 0 {
+		return out, nil
 	}
 	if q.Samples <= 0 {
 		q.Samples = 5
@@ -151,39 +220,71 @@ func (s *Store) MissingDeliveries(ctx context.Context, q MissingDeliveryQuery) (
 	if !q.StoredSince.IsZero() {
 		since = q.StoredSince.UnixNano()
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT e.id, e.type, e.subject, e.received_at FROM events e INDEXED BY events_group_source_seq
+	var before int64
+	for _, p := range q.Peers {
+		before = max(before, p.StoredBefore.UnixNano())
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT e.id, e.type, e.subject, e.received_at,
+		COALESCE((SELECT group_concat(d.peer, char(31)) FROM event_deliveries d WHERE d.event_id = e.id), '')
+		FROM events e INDEXED BY events_group_source_seq
 		WHERE e.group_name = ?1 AND e.source_node = ?2 AND e.received_at < ?3 AND e.received_at >= ?4
 		AND (e.expires_at IS NULL OR e.expires_at > ?5)
-		AND NOT EXISTS (SELECT 1 FROM event_deliveries d WHERE d.event_id = e.id AND d.peer = ?6)
-		ORDER BY e.seq LIMIT ?7`,
-		q.Group, q.SourceNode, q.StoredBefore.UnixNano(), since, q.LiveAt.UnixNano(), q.Peer, q.Limit)
+		ORDER BY e.seq LIMIT ?6`,
+		q.Group, q.SourceNode, before, since, q.LiveAt.UnixNano(), q.Limit)
 	if err != nil {
-		return out, fmt.Errorf("store: missing deliveries of %s/%s: %w", q.Group, q.Peer, err)
+		return nil, fmt.Errorf("store: missing deliveries of %s: %w", q.Group, err)
 	}
 	defer rows.Close()
+	res := make([]MissingDeliveries, len(q.Peers))
+	var scanned int64
 	for rows.Next() {
 		e := event.Event{Group: q.Group, SourceNode: q.SourceNode}
-		var stored int64
-		if err := rows.Scan(&e.ID, &e.Type, &e.Subject, &stored); err != nil {
-			return out, fmt.Errorf("store: missing deliveries of %s/%s: %w", q.Group, q.Peer, err)
+		var (
+			stored int64
+			have   string
+		)
+		if err := rows.Scan(&e.ID, &e.Type, &e.Subject, &stored, &have); err != nil {
+			return nil, fmt.Errorf("store: missing deliveries of %s: %w", q.Group, err)
 		}
-		out.Scanned++
-		if q.Match != nil && !q.Match(&e) {
-			continue
-		}
-		if out.Missing == 0 {
-			out.OldestStoredAt = time.Unix(0, stored).UTC()
-		}
-		out.Missing++
-		if len(out.SampleIDs) < q.Samples {
-			out.SampleIDs = append(out.SampleIDs, e.ID)
+		scanned++
+		for i, p := range q.Peers {
+			if stored >= p.StoredBefore.UnixNano() || hasPeer(have, p.Name) {
+				continue
+			}
+			if p.Match != nil && !p.Match(&e) {
+				continue
+			}
+			r := &res[i]
+			if r.Missing == 0 {
+				r.OldestStoredAt = time.Unix(0, stored).UTC()
+			}
+			r.Missing++
+			if len(r.SampleIDs) < q.Samples {
+				r.SampleIDs = append(r.SampleIDs, e.ID)
+			}
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return out, fmt.Errorf("store: missing deliveries of %s/%s: %w", q.Group, q.Peer, err)
+		return nil, fmt.Errorf("store: missing deliveries of %s: %w", q.Group, err)
 	}
-	out.Truncated = out.Scanned >= int64(q.Limit)
+	for i, p := range q.Peers {
+		res[i].Scanned = scanned
+		res[i].Truncated = scanned >= int64(q.Limit)
+		out[p.Name] = res[i]
+	}
 	return out, nil
+}
+
+// hasPeer reports whether peer is one of the unit-separator-joined names in list.
+func hasPeer(list, peer string) bool {
+	for list != "" {
+		name, rest, _ := strings.Cut(list, "\x1f")
+		if name == peer {
+			return true
+		}
+		list = rest
+	}
+	return false
 }
 
 // SubscriptionRunHealth summarises the recorded runs of one subscription.

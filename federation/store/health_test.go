@@ -44,7 +44,8 @@ func TestBacklogHealth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []BacklogHealth{{Group: "lab", Peer: "p", Pending: 1, Retrying: 1, Overdue: 1, OldestCreated: t0, OldestDue: t0}}
+	want := []BacklogHealth{{Group: "lab", Peer: "p", Pending: 1, Retrying: 1, Overdue: 1, OldestCreated: t0, OldestDue: t0,
+		LastError: "refused", LastSuccess: clk.now()}}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("BacklogHealth = %+v\nwant %+v (q has no backlog; e2's next attempt is in the future)", got, want)
 	}
@@ -119,34 +120,81 @@ func TestMissingDeliveries(t *testing.T) {
 		[]DeliveryOutcome{{EventID: "e1", State: DeliveryPending}}, t0); err != nil {
 		t.Fatal(err)
 	}
+	// r has rows for e1 and e4.
+	if _, err := s.CommitFresh(ctx, "lab", "r", FreshEvents{Events: []StoredEvent{{Seq: 1, Event: event.Event{ID: "e1"}}, {Seq: 4, Event: event.Event{ID: "e4"}}}, Last: 4},
+		[]DeliveryOutcome{{EventID: "e1", State: DeliveryDelivered}, {EventID: "e4", State: DeliveryFailed}}, t0); err != nil {
+		t.Fatal(err)
+	}
 	onlyOne := func(e *event.Event) bool { return e.Type == "t.one" }
-	base := MissingDeliveryQuery{Group: "lab", Peer: "p", SourceNode: "a", Match: onlyOne, StoredBefore: clk.now(), LiveAt: clk.now()}
+	peer := func(name string, match func(*event.Event) bool, before time.Time) MissingPeer {
+		return MissingPeer{Name: name, Match: match, StoredBefore: before}
+	}
 	tests := []struct {
 		name   string
-		mod    func(q *MissingDeliveryQuery)
+		peer   MissingPeer
+		liveAt time.Time
 		want   int64
 		sample string
 	}{
-		{name: "one missing", mod: func(*MissingDeliveryQuery) {}, want: 1, sample: "[e4]"},
-		{name: "no filter", mod: func(q *MissingDeliveryQuery) { q.Match = nil }, want: 2, sample: "[e2 e4]"},
-		{name: "grace covers everything", mod: func(q *MissingDeliveryQuery) { q.StoredBefore = t0 }, want: 0, sample: "[]"},
-		{name: "young event included", mod: func(q *MissingDeliveryQuery) { q.StoredBefore = clk.now().Add(time.Second) }, want: 2, sample: "[e4 e5]"},
-		{name: "expired events skipped", mod: func(q *MissingDeliveryQuery) { q.LiveAt = t0.Add(time.Hour) }, want: 0, sample: "[]"},
-		{name: "other peer misses all", mod: func(q *MissingDeliveryQuery) { q.Peer = "q" }, want: 2, sample: "[e1 e4]"},
+		{name: "one missing", peer: peer("p", onlyOne, clk.now()), want: 1, sample: "[e4]"},
+		{name: "no filter", peer: peer("p", nil, clk.now()), want: 2, sample: "[e2 e4]"},
+		{name: "grace covers everything", peer: peer("p", onlyOne, t0), want: 0, sample: "[]"},
+		{name: "young event included", peer: peer("p", onlyOne, clk.now().Add(time.Second)), want: 2, sample: "[e4 e5]"},
+		{name: "expired events skipped", peer: peer("p", onlyOne, clk.now()), liveAt: t0.Add(time.Hour), want: 0, sample: "[]"},
+		{name: "peer with no rows misses all", peer: peer("q", onlyOne, clk.now()), want: 2, sample: "[e1 e4]"},
+		{name: "peer with rows for all", peer: peer("r", onlyOne, clk.now()), want: 0, sample: "[]"},
 	}
 	for _, tt := range tests {
-		q := base
-		tt.mod(&q)
-		got, err := s.MissingDeliveries(ctx, q)
-		if err != nil {
-			t.Fatal(err)
+		if tt.liveAt.IsZero() {
+			tt.liveAt = clk.now()
 		}
-		if got.Missing > 0 && !got.OldestStoredAt.Equal(t0) {
-			t.Errorf("%s: oldest stored %v, want %v", tt.name, got.OldestStoredAt, t0)
+		// Each peer is checked alone and together with every other peer of the table:
+		// the answer must not depend on the company.
+		var all []MissingPeer
+		for _, o := range tests {
+			if o.peer.Name != tt.peer.Name {
+				all = append(all, o.peer)
+			}
 		}
-		if got.Missing != tt.want || fmt.Sprint(got.SampleIDs) != tt.sample {
-			t.Errorf("%s: missing %d %v, want %d %s", tt.name, got.Missing, got.SampleIDs, tt.want, tt.sample)
+		for _, peers := range [][]MissingPeer{{tt.peer}, append(all, tt.peer)} {
+			res, err := s.MissingDeliveries(ctx, MissingDeliveryQuery{Group: "lab", SourceNode: "a", Peers: peers, LiveAt: tt.liveAt})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := res[tt.peer.Name]
+			if got.Missing > 0 && !got.OldestStoredAt.Equal(t0) {
+				t.Errorf("%s: oldest stored %v, want %v", tt.name, got.OldestStoredAt, t0)
+			}
+			if got.Missing != tt.want || fmt.Sprint(got.SampleIDs) != tt.sample {
+				t.Errorf("%s (%d peers): missing %d %v, want %d %s", tt.name, len(peers), got.Missing, got.SampleIDs, tt.want, tt.sample)
+			}
 		}
+	}
+}
+
+func TestFailedHealth(t *testing.T) {
+	s, clk := openOutbox(t)
+	ctx := context.Background()
+	outboxEvents(t, s, clk.now(), "e1 a t", "e2 a t", "e3 a t")
+	enqueueAll(t, s, "p", clk.now())
+	enqueueAll(t, s, "q", clk.now())
+	if err := s.RecordDeliveries(ctx, "lab", "p", []DeliveryOutcome{{EventID: "e1", State: DeliveryFailed, LastError: "first"}}); err != nil {
+		t.Fatal(err)
+	}
+	clk.add(time.Second)
+	if err := s.RecordDeliveries(ctx, "lab", "p", []DeliveryOutcome{
+		{EventID: "e2", State: DeliveryFailed, LastError: "second"},
+		{EventID: "e3", State: DeliveryRetrying, LastError: "not failed yet"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.FailedHealth(ctx, "lab")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []FailedHealth{{Group: "lab", Peer: "p", Failed: 2, LastError: "second", LastFailedAt: clk.now()}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("FailedHealth = %+v, want %+v (q has none, e3 is retrying)", got, want)
 	}
 }
 
