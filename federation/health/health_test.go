@@ -232,3 +232,27 @@ func TestQueryTimeout(t *testing.T) {
 		t.Fatal("context not cancelled")
 	}
 }
+
+// TestOpenStoreLocked: a daemon holding the write lock makes OpenStore fail after
+// OpenBusyTimeout with the cause, instead of waiting for the lock indefinitely.
+func TestOpenStoreLocked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "routerd.db")
+	daemon, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer daemon.Close()
+	tx, err := daemon.DB().BeginTx(context.Background(), nil) // BEGIN IMMEDIATE: the write lock
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	s, err := OpenStore(path)
+	if err == nil {
+		s.Close()
+		t.Fatal("OpenStore succeeded while another process held the write lock")
+	}
+	if !store.IsBusy(err) || !strings.Contains(err.Error(), path) {
+		t.Errorf("OpenStore: %v, want a busy error naming %s", err, path)
+	}
+}
