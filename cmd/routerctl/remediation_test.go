@@ -176,3 +176,21 @@ func TestRemediationCommands(t *testing.T) {
 		t.Errorf("audit log %+v, want the two actions of the run", audit)
 	}
 }
+
+func TestRemediationMissingStore(t *testing.T) {
+	t.Setenv("ROUTERD_SETTINGS", "")
+	_, conf := healthState(t)
+	empty := filepath.Join(t.TempDir(), "state")
+	flags := []string{"--state-dir", empty, "--config-dir", conf}
+	r := runCtl(t, "", append([]string{"remediation", "plan", "-o", "json"}, flags...)...)
+	if r.code != exitFailed || !strings.Contains(r.err, "does not exist") || !strings.Contains(r.stdout, `"actions": []`) {
+		t.Errorf("plan without a store: exit %d, err %q, out %s; want 1, the cause, and the config-only plan", r.code, r.err, r.stdout)
+	}
+	r = runCtl(t, "", append([]string{"remediation", "run"}, flags...)...)
+	if r.code != exitFailed || !strings.Contains(r.err, "cannot run remediation") {
+		t.Errorf("run without a store: exit %d, err %q; want 1 naming the cause", r.code, r.err)
+	}
+	if _, err := os.Stat(empty); !os.IsNotExist(err) {
+		t.Errorf("remediation created the state dir %s", empty)
+	}
+}
