@@ -69,6 +69,9 @@ func TestReceiverRejects(t *testing.T) {
 	wrongGroup := newEvent("corp", "b")
 	spoofed := newEvent("lab", "c")
 	self := newEvent("lab", "a")
+	// The subject's bytes are not UTF-8: encoding/json would store U+FFFD instead.
+	badUTF8 := bytes.Replace(goodBody, []byte(`"subject":"`), []byte("\"subject\":\"\xff\xfe"), 1)
+	badSurrogate := bytes.Replace(goodBody, []byte(`"subject":"`), []byte(`"subject":"\udc00`), 1)
 	badTime := strings.Replace(string(goodBody), `"observedAt":"`, `"observedAt":"yesterday`, 1)
 
 	tests := []struct {
@@ -133,6 +136,16 @@ func TestReceiverRejects(t *testing.T) {
 		}},
 		{name: "bad time", status: 400, reason: ReasonValidation, req: func(url string) *http.Request {
 			return signedRequest(t, url+PathEvents, []byte(badTime), secretGroup, now, "")
+		}},
+		{name: "subject not UTF-8", status: 400, reason: ReasonValidation, req: func(url string) *http.Request {
+			return signedRequest(t, url+PathEvents, badUTF8, secretGroup, now, "")
+		}},
+		{name: "subject with an unpaired surrogate escape", status: 400, reason: ReasonValidation, req: func(url string) *http.Request {
+			return signedRequest(t, url+PathEvents, badSurrogate, secretGroup, now, "")
+		}},
+		{name: "batch with one event not UTF-8", status: 400, reason: ReasonValidation, req: func(url string) *http.Request {
+			body := mustJSON(t, BatchRequest{Events: []json.RawMessage{mustJSON(t, newEvent("lab", "b")), badUTF8}})
+			return signedRequest(t, url+PathBatch, body, secretGroup, now, "")
 		}},
 		{name: "missing type", status: 400, reason: ReasonValidation, req: func(url string) *http.Request {
 			return signedRequest(t, url+PathEvents, mustJSON(t, invalid), secretGroup, now, "")
