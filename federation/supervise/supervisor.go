@@ -13,8 +13,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
+	"routerd.net/routerd/federation/retry"
 )
+
+// RestartJitter spreads the restart delays by ±20%, so children that die together do not
+// restart in step.
+const RestartJitter = 0.2
 
 // Options configure a Supervisor.
 type Options struct {
@@ -207,13 +211,7 @@ func (s *Supervisor) Close() error {
 
 // keep runs c's process until ctx ends, restarting it with backoff.
 func (s *Supervisor) keep(ctx context.Context, c *child) {
-	bo := &backoff.ExponentialBackOff{
-		InitialInterval:     s.opts.BackoffBase,
-		RandomizationFactor: 0.2,
-		Multiplier:          2,
-		MaxInterval:         s.opts.BackoffMax,
-	}
-	bo.Reset()
+	bo := retry.Policy{Base: s.opts.BackoffBase, Max: s.opts.BackoffMax, Jitter: RestartJitter}.NewBackOff()
 	log := s.opts.Logger.With("group", c.group)
 	for restarts := 0; ; restarts++ {
 		started := time.Now()
@@ -225,7 +223,7 @@ func (s *Supervisor) keep(ctx context.Context, c *child) {
 		if time.Since(started) >= s.opts.StableAfter {
 			bo.Reset()
 		}
-		delay := min(bo.NextBackOff(), s.opts.BackoffMax)
+		delay := bo.NextBackOff()
 		c.mu.Lock()
 		c.status.Running, c.status.PID = false, 0
 		c.status.LastExit = exitText(err)

@@ -110,3 +110,21 @@ func TestDaemonReadTimeoutDefault(t *testing.T) {
 		t.Errorf("DefaultReadTimeout = %v, want a few seconds", DefaultReadTimeout)
 	}
 }
+
+func TestSenderRetryPolicyDefaults(t *testing.T) {
+	s, err := NewSender(SenderOptions{Group: "lab", LocalNode: "a", Outbox: openStore(t, "a")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := s.opts.retryPolicy()
+	// COMPAT.md: the original sender's base 200 ms and max 5 s; ±25% jitter.
+	if p.Base != 200*time.Millisecond || p.Max != 5*time.Second || p.Jitter != 0.25 || p.Multiplier != 0 {
+		t.Errorf("sender retry policy = %+v", p)
+	}
+	p.Rand = func() float64 { return 0.5 }
+	for attempts, want := range []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, 1600 * time.Millisecond, 3200 * time.Millisecond, 5 * time.Second} {
+		if got := p.Delay(attempts); got != want {
+			t.Errorf("delay after %d attempts = %v, want %v", attempts, got, want)
+		}
+	}
+}
