@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -90,12 +92,7 @@ func TestTransportDocExample(t *testing.T) {
 	blocks := docBlocks(t, docPath)
 	needBlocks(t, blocks, "setup", "daemons", "run", "output")
 
-	bin := t.TempDir()
-	build := exec.Command("go", "build", "-o", bin+string(filepath.Separator), "./cmd/routerd-eventd", "./cmd/routerctl")
-	build.Dir = filepath.Join("..", "..")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := builtBinaries(t)
 
 	// The doc's directory and ports become the test's own.
 	dir := t.TempDir()
@@ -190,6 +187,33 @@ func TestTransportDocExample(t *testing.T) {
 		case <-tick.C:
 		}
 	}
+}
+
+// built holds routerd-eventd and routerctl built once per test process (-count=N runs
+// the example N times); TestMain removes the directory.
+var built struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+func builtBinaries(t *testing.T) string {
+	t.Helper()
+	built.once.Do(func() {
+		built.dir, built.err = os.MkdirTemp("", "routerd-eventd-doctest-")
+		if built.err != nil {
+			return
+		}
+		build := exec.Command("go", "build", "-o", built.dir+string(filepath.Separator), "./cmd/routerd-eventd", "./cmd/routerctl")
+		build.Dir = filepath.Join("..", "..")
+		if out, err := build.CombinedOutput(); err != nil {
+			built.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	return built.dir
 }
 
 func portOf(t *testing.T, addr string) string {
