@@ -474,7 +474,8 @@ func TestLegacyConfigFile(t *testing.T) {
 	emit(t, bst, "b", 0, 7)
 	waitFor(t, 10*time.Second, "a to receive b's events", func() bool { return count(t, ast, "b") == 7 })
 
-	// --state-file overrides statePath; SIGTERM exits 0.
+	// --state-file overrides statePath; the form without "daemon" works too; SIGTERM
+	// exits 0.
 	if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -483,7 +484,7 @@ func TestLegacyConfigFile(t *testing.T) {
 	}
 	b.exited <- nil
 	other := filepath.Join(b.dir, "other.db")
-	b.startArgs(t, "daemon", "--config-file", cfg, "--state-file", other)
+	b.startArgs(t, "--config-file", cfg, "--state-file", other)
 	if !strings.Contains(b.log.String(), "store="+other) {
 		t.Errorf("b does not use --state-file %s:\n%s", other, b.log.String())
 	}
