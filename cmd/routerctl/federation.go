@@ -92,7 +92,9 @@ func newEventEmitCmd() *cobra.Command {
 
 Either describe the event with flags (the original routerd flags), or give a JSON file
 (--file, "-" for stdin) holding one event envelope. Without --id a new ULID is generated;
-observedAt is now and expiresAt is now + --ttl (0 for no expiry).
+observedAt is now and expiresAt is now + --ttl (0 for no expiry). Without --source-node
+the event's source is the group's spec.nodeName from the EventGroup in the config dir
+(--config-dir): only events whose source is this node are pushed to the peers.
 
 Events of the built-in types (routerd.client.ipv4.observed, address.observed,
 neighbor.moved) must carry a payload that fits the type (an address in payload.address or
@@ -141,6 +143,17 @@ audit log. A duplicate id is not stored twice; emit reports it and succeeds.`,
 					return fmt.Errorf("%w (a %s event; --skip-type-check stores it anyway)", err, e.Type)
 				}
 			}
+			if file == "" && e.SourceNode == "" {
+				// Only events whose source is this node are pushed: default to it.
+				node, err := groupNodeName(cmd, e.Group)
+				if err != nil {
+					return err
+				}
+				e.SourceNode = node
+				if err := e.Validate(); err != nil {
+					return err
+				}
+			}
 			st, err := openStore(cmd)
 			if err != nil {
 				return err
@@ -164,7 +177,7 @@ audit log. A duplicate id is not stored twice; emit reports it and succeeds.`,
 	f.StringVar(&group, "group", "", "event group (required without --file)")
 	f.StringVar(&typ, "type", "", "event type, e.g. routerd.client.ipv4.observed (required without --file)")
 	f.StringVar(&subject, "subject", "", "event subject, e.g. an address")
-	f.StringVar(&source, "source-node", "", "node that observed the event")
+	f.StringVar(&source, "source-node", "", "node that observed the event (default: the EventGroup's spec.nodeName in the config dir)")
 	f.StringArrayVar(&payload, "payload", nil, "payload entry key=value (repeatable)")
 	f.DurationVar(&ttl, "ttl", 30*time.Minute, "time to live: expiresAt = now + ttl (0: no expiry)")
 	f.StringVar(&dedupe, "dedupe-key", "", "dedupe key (default: the id)")
@@ -172,6 +185,25 @@ audit log. A duplicate id is not stored twice; emit reports it and succeeds.`,
 	f.StringVar(&file, "file", "", `JSON file with one event envelope ("-" for stdin)`)
 	f.BoolVar(&skipTypeCheck, "skip-type-check", false, "store a built-in event type even if its payload does not fit the type")
 	return cmd
+}
+
+// groupNodeName returns spec.nodeName of EventGroup group in the config dir: the source
+// of events emitted on this node.
+func groupNodeName(cmd *cobra.Command, group string) (string, error) {
+	s, err := settings.Load(cmd.Flags())
+	if err != nil {
+		return "", err
+	}
+	fix := fmt.Sprintf("give --source-node NODE, or --config-dir DIR holding the EventGroup %q with spec.nodeName", group)
+	cfg, err := schemas.LoadOptions{SkipUnknownKinds: true}.Load(s.ConfigDir)
+	if err != nil {
+		return "", usagef("--source-node is not set and config dir %s cannot be read to find the node name of group %q: %v; %s", s.ConfigDir, group, err, fix)
+	}
+	g, _ := cfg.Get("EventGroup", group).(*schemas.EventGroup)
+	if g == nil || strings.TrimSpace(g.Spec.NodeName) == "" {
+		return "", usagef("--source-node is not set and config dir %s has no EventGroup %q naming this node (spec.nodeName); %s", s.ConfigDir, group, fix)
+	}
+	return g.Spec.NodeName, nil
 }
 
 // anyChanged reports whether any of the named flags was set.

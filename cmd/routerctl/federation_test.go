@@ -251,7 +251,7 @@ func TestFederationStoreFromEnvironment(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "from-env")
 	t.Setenv("ROUTERD_SETTINGS", "")
 	t.Setenv("ROUTERD_STATE_DIR", dir)
-	stdout, stderr, code := runFederationCtl(t, "", "federation", "event", "emit", "--group", "g", "--type", "t", "--id", "env-1")
+	stdout, stderr, code := runFederationCtl(t, "", "federation", "event", "emit", "--group", "g", "--type", "t", "--id", "env-1", "--source-node", "a")
 	if code != exitOK || strings.TrimSpace(stdout) != "env-1" {
 		t.Fatalf("exit %d stdout %q stderr %q", code, stdout, stderr)
 	}
@@ -306,7 +306,7 @@ spec:
 	}
 	common := []string{"--state-dir", filepath.Join(dir, "state"), "--config-dir", confDir}
 	for _, e := range []struct{ id, group string }{{"c1", "cloudedge"}, {"c2", "cloudedge"}, {"c3", "cloudedge"}, {"o1", "other"}} {
-		args := append([]string{"federation", "event", "emit", "--id", e.id, "--group", e.group, "--type", "t", "--ttl", "0"}, common...)
+		args := append([]string{"federation", "event", "emit", "--id", e.id, "--group", e.group, "--type", "t", "--ttl", "0", "--source-node", "router-a"}, common...)
 		if _, stderr, code := runFederationCtl(t, "", args...); code != exitOK {
 			t.Fatalf("emit %s: exit %d: %s", e.id, code, stderr)
 		}
@@ -357,6 +357,67 @@ spec:
 			}
 			if tc.left == 3 && evs[0].Event.ID != "c2" {
 				t.Errorf("the oldest event of the group was not the one pruned: %+v", evs)
+			}
+		})
+	}
+}
+
+// TestEmitDefaultsSourceNode: without --source-node the event's source is the group's
+// spec.nodeName (so the sender pushes it); without a config naming one, emit refuses.
+func TestEmitDefaultsSourceNode(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("ROUTERD_SETTINGS", "")
+	confDir := filepath.Join(dir, "conf.d")
+	if err := os.MkdirAll(confDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(confDir, "group.yaml"), []byte(`apiVersion: federation.routerd.net/v1alpha1
+kind: EventGroup
+metadata:
+  name: cloudedge
+spec:
+  nodeName: router-a
+  auth:
+    secretFile: /etc/routerd/secrets/cloudedge.key
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	state := []string{"--state-dir", filepath.Join(dir, "state")}
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantSource string
+		wantErr    string
+	}{
+		{name: "from the group's nodeName", args: []string{"--id", "e1", "--group", "cloudedge", "--config-dir", confDir}, wantSource: "router-a"},
+		{name: "explicit source wins", args: []string{"--id", "e2", "--group", "cloudedge", "--config-dir", confDir, "--source-node", "router-z"}, wantSource: "router-z"},
+		{name: "group not in the config", args: []string{"--id", "e3", "--group", "other", "--config-dir", confDir}, wantCode: exitUsage,
+			wantErr: `--source-node is not set and config dir ` + confDir + ` has no EventGroup "other" naming this node (spec.nodeName); give --source-node NODE, or --config-dir DIR holding the EventGroup "other" with spec.nodeName`},
+		{name: "no config dir", args: []string{"--id", "e4", "--group", "cloudedge", "--config-dir", filepath.Join(dir, "missing")}, wantCode: exitUsage,
+			wantErr: "give --source-node NODE"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append(append([]string{"federation", "event", "emit", "--type", "t"}, tt.args...), state...)
+			_, stderr, code := runFederationCtl(t, "", args...)
+			if code != tt.wantCode || !strings.Contains(stderr, tt.wantErr) {
+				t.Fatalf("exit %d (want %d), stderr %q (want %q)", code, tt.wantCode, stderr, tt.wantErr)
+			}
+			if tt.wantSource == "" {
+				return
+			}
+			st, err := store.Open(filepath.Join(dir, "state", "routerd.db"), store.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			evs, err := st.ListEvents(t.Context(), store.EventFilter{Group: "cloudedge", SourceNode: tt.wantSource})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(evs) != 1 || evs[0].Event.ID != tt.args[1] {
+				t.Errorf("events from %s = %+v, want %s", tt.wantSource, evs, tt.args[1])
 			}
 		})
 	}

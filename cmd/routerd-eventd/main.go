@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"routerd.net/routerd/cmd/internal/buildinfo"
 	"routerd.net/routerd/cmd/internal/settings"
@@ -51,11 +52,104 @@ func (e configError) Error() string { return e.err.Error() }
 // Unwrap returns the underlying error.
 func (e configError) Unwrap() error { return e.err }
 
+// flags are the options shared by the root command and the daemon subcommand.
+type flags struct {
+	group, listen         string
+	configFile, stateFile string
+	readTimeout           time.Duration
+}
+
+func (f *flags) add(fs *pflag.FlagSet, withGroup bool) {
+	settings.AddFlags(fs)
+	if withGroup {
+		fs.StringVar(&f.group, "group", "", "EventGroup to serve (required unless --config-file is given)")
+	}
+	fs.StringVar(&f.listen, "listen", "", "host:port of the receiver, overriding the EventGroup's spec.listen")
+	fs.StringVar(&f.configFile, "config-file", "", "JSON config of routerd v1alpha1's routerd-eventd (instead of --group and the config dir)")
+	fs.StringVar(&f.stateFile, "state-file", "", "store file, overriding statePath of --config-file")
+	fs.DurationVar(&f.readTimeout, "read-timeout", transport.DefaultReadTimeout, "longest a peer may take to send one request, headers and body")
+}
+
+// execute validates f and serves until a signal.
+func (f *flags) execute(cmd *cobra.Command) error {
+	if f.group == "" && f.configFile == "" {
+		return configError{errors.New("--group is required (or --config-file with a routerd v1alpha1 eventd JSON config)")}
+	}
+	if f.group != "" && f.configFile != "" {
+		return configError{errors.New("--group and --config-file exclude each other: the JSON config names its group")}
+	}
+	if f.stateFile != "" && f.configFile == "" {
+		return configError{errors.New("--state-file goes with --config-file; with --group the store is in --state-dir")}
+	}
+	if f.readTimeout <= 0 {
+		return configError{fmt.Errorf("--read-timeout %v: must be positive", f.readTimeout)}
+	}
+	s, err := settings.Load(cmd.Flags())
+	if err != nil {
+		return configError{err}
+	}
+	src := f.source(s)
+	metricsExplicit := cmd.Flags().Changed("metrics-address") || os.Getenv("ROUTERD_METRICS_ADDRESS") != ""
+	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	return run(ctx, s, src, metricsExplicit)
+}
+
+// source is where the group's configuration comes from (the config dir or a JSON config
+// file), read again on SIGHUP.
+type source struct {
+	group       string
+	storePath   string
+	readTimeout time.Duration
+	// load reads the configuration; warnings are logged by the caller.
+	load func() (gc transport.GroupConfig, prune time.Duration, warnings []string, err error)
+}
+
+func (f *flags) source(s settings.Settings) source {
+	src := source{group: f.group, storePath: s.StorePath(), readTimeout: f.readTimeout}
+	if f.configFile == "" {
+		src.load = func() (transport.GroupConfig, time.Duration, []string, error) {
+			gc, err := reloadConfig(s, f.group, f.listen)
+			return gc, 0, nil, err
+		}
+		return src
+	}
+	// The JSON config names the group and the store; read it once now for both.
+	if lc, err := transport.LoadLegacyConfig(f.configFile); err == nil {
+		src.group = lc.Group
+		if p := lc.StateFile(); p != "" {
+			src.storePath = p
+		}
+	}
+	if f.stateFile != "" {
+		src.storePath = f.stateFile
+	}
+	src.load = func() (transport.GroupConfig, time.Duration, []string, error) {
+		lc, err := transport.LoadLegacyConfig(f.configFile)
+		if err != nil {
+			return transport.GroupConfig{}, 0, nil, err
+		}
+		if src.group != "" && lc.Group != src.group {
+			return transport.GroupConfig{}, 0, nil, fmt.Errorf("%s: group changed from %q to %q; restart to serve another group", f.configFile, src.group, lc.Group)
+		}
+		gc, err := lc.GroupConfig()
+		if err != nil {
+			return transport.GroupConfig{}, 0, nil, fmt.Errorf("%s: %w", f.configFile, err)
+		}
+		if f.listen != "" {
+			gc.ListenAddress = f.listen
+		}
+		var warnings []string
+		for _, x := range lc.Ignored() {
+			warnings = append(warnings, f.configFile+": ignored: "+x)
+		}
+		return gc, lc.PruneEvery(), warnings, nil
+	}
+	return src
+}
+
 func newCmd() *cobra.Command {
-	var (
-		group  string
-		listen string
-	)
+	var root, daemon flags
 	cmd := &cobra.Command{
 		Use:   programName + " --group GROUP [flags]",
 		Short: "Federation transport for one routerd event group",
@@ -74,50 +168,67 @@ It loads the resource documents from the config dir, finds the EventGroup named 
   serves    GET /v1/status (counters, extensions) and /metrics (also on
             --metrics-address when that is set explicitly).
 
+Instead of --group and the config dir, --config-file takes the JSON config of routerd
+v1alpha1's routerd-eventd (nodeName, group, listen, secretFile, replayWindow, peers,
+retention, pushRetry, statePath), and "routerd-eventd daemon --config-file FILE
+[--state-file DB]" is accepted as the original's units start it; docs/transport.md shows
+the YAML equivalent.
+
 Secrets are read from the files the EventGroup/EventPeer auth names and never logged.
 SIGTERM or SIGINT stops receiving, lets in-flight pushes finish and exits 0; after a
 crash the outbox resumes from the store, and receivers drop duplicates by event id.
-SIGHUP reloads the config dir: a changed group (peers, keys, listen address, delivery
-settings) is applied by draining the running transport and starting the new one; an
-invalid config is logged and the running one stays.
+SIGHUP reloads the config dir (or file): a changed group (peers, keys, listen address,
+delivery settings) is applied by draining the running transport and starting the new one;
+an invalid config is logged and the running one stays.
 
 Exit codes: 0 clean shutdown, 1 runtime failure, 2 usage or configuration error.`,
 		Example: `  routerd-eventd --group lab
-  routerd-eventd --group lab --config-dir ./conf.d --state-dir /tmp/node-a --listen 127.0.0.1:9471`,
+  routerd-eventd --group lab --config-dir ./conf.d --state-dir /tmp/node-a --listen 127.0.0.1:9471
+  routerd-eventd daemon --config-file /etc/routerd/eventd.json`,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       buildinfo.String(programName),
+		RunE:          func(cmd *cobra.Command, _ []string) error { return root.execute(cmd) },
+	}
+	root.add(cmd.Flags(), true)
+	sub := &cobra.Command{
+		Use:   "daemon --config-file FILE [--state-file DB]",
+		Short: "Serve the group of a routerd v1alpha1 eventd JSON config (the original's command line)",
+		Long: `Serve the group described by the JSON config of routerd v1alpha1's routerd-eventd, as
+the original's units start it. The config maps onto an EventGroup and one EventPeer per
+entry of peers (docs/transport.md, "Config file of routerd v1alpha1"); --state-file
+overrides statePath.`,
+		Example:       `  routerd-eventd daemon --config-file /etc/routerd/eventd.json --state-file /var/lib/routerd/state.db`,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if group == "" {
-				return configError{errors.New("--group is required")}
+			if daemon.configFile == "" {
+				return configError{errors.New("daemon: --config-file is required (the routerd v1alpha1 eventd JSON config); with a config dir run routerd-eventd --group GROUP")}
 			}
-			s, err := settings.Load(cmd.Flags())
-			if err != nil {
-				return configError{err}
-			}
-			metricsExplicit := cmd.Flags().Changed("metrics-address") || os.Getenv("ROUTERD_METRICS_ADDRESS") != ""
-			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
-			defer stop()
-			return run(ctx, s, group, listen, metricsExplicit)
+			return daemon.execute(cmd)
 		},
 	}
-	fs := cmd.Flags()
-	settings.AddFlags(fs)
-	fs.StringVar(&group, "group", "", "EventGroup to serve (required)")
-	fs.StringVar(&listen, "listen", "", "host:port of the receiver, overriding the EventGroup's spec.listen")
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return configError{err} })
+	daemon.add(sub.Flags(), false)
+	cmd.AddCommand(sub)
+	flagErr := func(_ *cobra.Command, err error) error { return configError{err} }
+	cmd.SetFlagErrorFunc(flagErr)
+	sub.SetFlagErrorFunc(flagErr)
 	return cmd
 }
 
 // run serves the group until ctx ends.
-func run(ctx context.Context, s settings.Settings, group, listen string, metricsExplicit bool) error {
+func run(ctx context.Context, s settings.Settings, src source, metricsExplicit bool) error {
 	// The transport names the group in its own lines; ours add it here.
 	base := s.Logger()
-	log := base.With("group", group)
-	gc, err := reloadConfig(s, group, listen)
+	log := base.With("group", src.group)
+	gc, prune, warnings, err := src.load()
 	if err != nil {
 		return configError{err}
+	}
+	for _, w := range warnings {
+		log.Warn(w)
 	}
 
 	metrics, err := telemetry.New()
@@ -137,7 +248,7 @@ func run(ctx context.Context, s settings.Settings, group, listen string, metrics
 		log.Info("metrics listening", "address", addr)
 	}
 
-	st, err := store.Open(s.StorePath(), store.Options{Logger: log, MeterProvider: metrics.Provider()})
+	st, err := store.Open(src.storePath, store.Options{Logger: log, MeterProvider: metrics.Provider()})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
@@ -147,9 +258,10 @@ func run(ctx context.Context, s settings.Settings, group, listen string, metrics
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	start := func(gc transport.GroupConfig) (*transport.Daemon, error) {
+	start := func(gc transport.GroupConfig, prune time.Duration) (*transport.Daemon, error) {
 		d, err := transport.NewDaemon(gc, st, transport.DaemonOptions{
 			Logger: base, MeterProvider: metrics.Provider(), MetricsHandler: metrics.Handler(),
+			ReadTimeout: src.readTimeout, PruneInterval: prune,
 		})
 		if err != nil {
 			return nil, configError{err}
@@ -161,7 +273,8 @@ func run(ctx context.Context, s settings.Settings, group, listen string, metrics
 		for _, p := range gc.Peers {
 			peers = append(peers, p.Name)
 		}
-		log.Info("routerd-eventd started", "node", gc.LocalNode, "listen", d.Addr(), "peers", peers, "store", s.StorePath())
+		// Tests and supervisors wait for this line: the receiver is listening.
+		log.Info("routerd-eventd started", "node", gc.LocalNode, "listen", d.Addr(), "peers", peers, "store", src.storePath)
 		return d, nil
 	}
 	stop := func(d *transport.Daemon) error {
@@ -169,7 +282,7 @@ func run(ctx context.Context, s settings.Settings, group, listen string, metrics
 		defer cancel()
 		return d.Shutdown(sctx)
 	}
-	d, err := start(gc)
+	d, err := start(gc, prune)
 	if err != nil {
 		return err
 	}
@@ -189,12 +302,15 @@ func run(ctx context.Context, s settings.Settings, group, listen string, metrics
 			log.Error("receiver failed", "err", err)
 			return errors.Join(err, stop(d))
 		case <-hup:
-			next, err := reloadConfig(s, group, listen)
+			next, nextPrune, warnings, err := src.load()
 			if err != nil {
 				log.Error("reload: config refused, keeping the running one", "err", err)
 				continue
 			}
-			if reflect.DeepEqual(next, gc) {
+			for _, w := range warnings {
+				log.Warn(w)
+			}
+			if reflect.DeepEqual(next, gc) && nextPrune == prune {
 				log.Info("reload: configuration unchanged")
 				continue
 			}
@@ -203,10 +319,10 @@ func run(ctx context.Context, s settings.Settings, group, listen string, metrics
 			if err := stop(d); err != nil {
 				log.Warn("reload: stop running transport", "err", err)
 			}
-			if d, err = start(next); err != nil {
+			if d, err = start(next, nextPrune); err != nil {
 				return fmt.Errorf("reload: %w", err)
 			}
-			gc = next
+			gc, prune = next, nextPrune
 			log.Info("reload: configuration applied")
 		}
 	}

@@ -27,25 +27,58 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if built.dir != "" {
+		_ = os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
 }
 
-// syncBuffer is a bytes.Buffer safe for the process-output copier and the test.
+// syncBuffer is a bytes.Buffer safe for the process-output copier and the test; every
+// write wakes waiters (waitLine), so the test reacts to the child's own lines.
 type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu      sync.Mutex
+	b       bytes.Buffer
+	changed chan struct{}
 }
+
+func newSyncBuffer() *syncBuffer { return &syncBuffer{changed: make(chan struct{}, 1)} }
 
 func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.b.Write(p)
+	n, err := s.b.Write(p)
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+	return n, err
 }
 
 func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// waitLine waits until the output holds want (true), the process exits or timeout
+// passes (false).
+func (s *syncBuffer) waitLine(want string, exited chan error, timeout time.Duration) (bool, error) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		if strings.Contains(s.String(), want) {
+			return true, nil
+		}
+		select {
+		case <-s.changed:
+		case err := <-exited:
+			exited <- err
+			return false, fmt.Errorf("exited: %v", err)
+		case <-t.C:
+			return false, fmt.Errorf("no %q after %v", want, timeout)
+		}
+	}
 }
 
 type node struct {
@@ -117,21 +150,32 @@ spec:
 
 func (n *node) storePath() string { return filepath.Join(n.dir, "state", "routerd.db") }
 
-// start runs routerd-eventd for n.
+// start runs routerd-eventd for n with the config dir.
 func (n *node) start(t *testing.T) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(n.dir, "none.yaml"), []byte("{}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n.startArgs(t, "--group", "lab", "--config-dir", filepath.Join(n.dir, "conf.d"),
+		"--state-dir", filepath.Join(n.dir, "state"), "--log-level", "debug", "--settings", filepath.Join(n.dir, "none.yaml"))
+}
+
+// readyLine is what routerd-eventd logs once its receiver listens and the sender runs.
+const readyLine = "routerd-eventd started"
+
+// startArgs runs the test binary as routerd-eventd with args (working directory n.dir)
+// and returns once the child logs readyLine.
+func (n *node) startArgs(t *testing.T, args ...string) {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.log = &syncBuffer{}
-	n.cmd = exec.Command(exe, "--group", "lab", "--config-dir", filepath.Join(n.dir, "conf.d"),
-		"--state-dir", filepath.Join(n.dir, "state"), "--log-level", "debug", "--settings", filepath.Join(n.dir, "none.yaml"))
+	n.log = newSyncBuffer()
+	n.cmd = exec.Command(exe, args...)
+	n.cmd.Dir = n.dir
 	n.cmd.Env = append(os.Environ(), asDaemonEnv+"=1", "ROUTERD_SETTINGS=")
 	n.cmd.Stdout, n.cmd.Stderr = n.log, n.log
-	if err := os.WriteFile(filepath.Join(n.dir, "none.yaml"), []byte("{}\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	if err := n.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -151,23 +195,8 @@ func (n *node) start(t *testing.T) {
 			t.Logf("%s log:\n%s", n.name, log.String())
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("tcp", n.addr)
-		if err == nil {
-			c.Close()
-			return
-		}
-		select {
-		case err := <-n.exited:
-			n.exited <- err
-			t.Fatalf("%s exited at start: %v\n%s", n.name, err, n.log.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s does not listen on %s:\n%s", n.name, n.addr, n.log.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if ok, err := n.log.waitLine(readyLine, n.exited, 10*time.Second); !ok {
+		t.Fatalf("%s not ready: %v\n%s", n.name, err, n.log.String())
 	}
 }
 
@@ -216,14 +245,20 @@ func count(t *testing.T, st *store.Store, src string) int64 {
 	return n
 }
 
+// waitFor polls cond (state in another process's store, which has no notification)
+// on a ticker until it holds or d passes.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
 	for !cond() {
-		if time.Now().After(deadline) {
+		select {
+		case <-deadline.C:
 			t.Fatalf("timed out after %v waiting for %s", d, what)
+		case <-tick.C:
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -241,6 +276,10 @@ func TestUsageErrors(t *testing.T) {
 		{name: "help", args: []string{"--help"}, code: 0, want: "--group"},
 		{name: "no group", args: []string{"--config-dir", t.TempDir(), "--state-dir", t.TempDir()}, code: 2, want: "--group is required"},
 		{name: "unknown flag", args: []string{"--bogus"}, code: 2, want: "unknown flag"},
+		{name: "daemon without config file", args: []string{"daemon"}, code: 2, want: "daemon: --config-file is required"},
+		{name: "group and config file", args: []string{"--group", "lab", "--config-file", "x.json"}, code: 2, want: "--group and --config-file exclude each other"},
+		{name: "missing config file", args: []string{"daemon", "--config-file", filepath.Join(t.TempDir(), "none.json")}, code: 2, want: "none.json: no such file"},
+		{name: "read timeout not positive", args: []string{"--group", "lab", "--read-timeout", "0s"}, code: 2, want: "--read-timeout 0s: must be positive"},
 		{name: "unknown group", args: []string{"--group", "nope", "--config-dir", t.TempDir(), "--state-dir", t.TempDir()}, code: 2, want: `no EventGroup "nope"`},
 	}
 	for _, tt := range tests {
@@ -268,7 +307,6 @@ func TestSenderKilledMidStream(t *testing.T) {
 	const total, chunk = 3000, 50
 	for i := 0; i < total/2; i += chunk {
 		emit(t, ast, "a", i, chunk)
-		time.Sleep(2 * time.Millisecond)
 	}
 	waitFor(t, 10*time.Second, "b to receive some events", func() bool { return count(t, bst, "a") > 0 })
 	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -356,7 +394,6 @@ func TestReceiverKilledMidStream(t *testing.T) {
 	const total, chunk = 2000, 50
 	for i := 0; i < total/2; i += chunk {
 		emit(t, ast, "a", i, chunk)
-		time.Sleep(2 * time.Millisecond)
 	}
 	if err := b.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -366,7 +403,10 @@ func TestReceiverKilledMidStream(t *testing.T) {
 	for i := total / 2; i < total; i += chunk {
 		emit(t, ast, "a", i, chunk)
 	}
-	time.Sleep(100 * time.Millisecond) // a retries against a dead peer meanwhile
+	waitFor(t, 10*time.Second, "a to notice that b is down", func() bool {
+		s, err := ast.PeerStats(context.Background(), "lab", time.Now())
+		return err == nil && len(s) == 1 && s[0].LastError != ""
+	})
 	restart := time.Now()
 	b.start(t)
 	t.Logf("b listening again after %v", time.Since(restart))
@@ -376,4 +416,93 @@ func TestReceiverKilledMidStream(t *testing.T) {
 		s, err := ast.PeerStats(context.Background(), "lab", time.Now())
 		return err == nil && len(s) == 1 && s[0].Backlog == 0 && s[0].Delivered == total
 	})
+}
+
+// writeLegacyConfig writes the JSON config of routerd v1alpha1's routerd-eventd for n
+// (relative secretFile and statePath, as the original resolved them: against the working
+// directory) with one peer per other node.
+func writeLegacyConfig(t *testing.T, n *node, others []*node, withSecret bool) string {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(n.dir, "lab.secret"), []byte(secret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(n.addr)
+	var peers []string
+	for _, o := range others {
+		peers = append(peers, fmt.Sprintf(`{"nodeName": %q, "endpoint": "http://%s", "types": ["routerd.client.ipv4.observed"]}`, o.name, o.addr))
+	}
+	secretLine := `"secretFile": "lab.secret",`
+	if !withSecret {
+		secretLine = ""
+	}
+	cfg := fmt.Sprintf(`{
+  "nodeName": %q,
+  "group": "lab",
+  "listen": {"address": %q, "port": %s},
+  %s
+  "replayWindow": "5m",
+  "peers": [%s],
+  "retention": {"maxEvents": 1000, "maxAge": "24h"},
+  "pushRetry": {"maxAttempts": 3, "baseBackoff": "20ms", "maxBackoff": "200ms"},
+  "pruneInterval": "1m",
+  "statePath": "state/eventd.db"
+}
+`, n.name, host, port, secretLine, strings.Join(peers, ", "))
+	path := filepath.Join(n.dir, "eventd.json")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestLegacyConfigFile: a node started as routerd v1alpha1's units start routerd-eventd
+// (daemon --config-file eventd.json) receives from and pushes to a node configured with
+// resources.
+func TestLegacyConfigFile(t *testing.T) {
+	nodes := newNodes(t, "a", "b")
+	a, b := nodes[0], nodes[1]
+	cfg := writeLegacyConfig(t, b, []*node{a}, true)
+	b.startArgs(t, "daemon", "--config-file", cfg, "--log-level", "debug")
+	a.start(t)
+	if !strings.Contains(b.log.String(), "pushRetry.maxAttempts") {
+		t.Errorf("b does not warn that pushRetry.maxAttempts is ignored:\n%s", b.log.String())
+	}
+	ast := openStore(t, a.storePath())
+	bst := openStore(t, filepath.Join(b.dir, "state", "eventd.db")) // statePath, relative to the working dir
+	emit(t, ast, "a", 0, 20)
+	waitFor(t, 10*time.Second, "b to receive a's events", func() bool { return count(t, bst, "a") == 20 })
+	emit(t, bst, "b", 0, 7)
+	waitFor(t, 10*time.Second, "a to receive b's events", func() bool { return count(t, ast, "b") == 7 })
+
+	// --state-file overrides statePath; the form without "daemon" works too; SIGTERM
+	// exits 0.
+	if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-b.exited; err != nil {
+		t.Fatalf("SIGTERM: exit %v, want 0", err)
+	}
+	b.exited <- nil
+	other := filepath.Join(b.dir, "other.db")
+	b.startArgs(t, "--config-file", cfg, "--state-file", other)
+	if !strings.Contains(b.log.String(), "store="+other) {
+		t.Errorf("b does not use --state-file %s:\n%s", other, b.log.String())
+	}
+}
+
+func TestLegacyConfigWithoutSecret(t *testing.T) {
+	n := &node{name: "b", dir: t.TempDir(), addr: freePort(t)}
+	cfg := writeLegacyConfig(t, n, nil, false)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "daemon", "--config-file", cfg)
+	cmd.Dir = n.dir
+	cmd.Env = append(os.Environ(), asDaemonEnv+"=1", "ROUTERD_SETTINGS=")
+	out, _ := cmd.CombinedOutput()
+	want := "group lab has no auth: add spec.auth.secretFile"
+	if code := cmd.ProcessState.ExitCode(); code != exitUsage || !strings.Contains(string(out), want) {
+		t.Fatalf("exit %d, want %d with %q:\n%s", code, exitUsage, want, out)
+	}
 }

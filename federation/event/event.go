@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -143,6 +144,11 @@ func (e Event) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON decodes the JSON form without validating it (use Decode for untrusted
 // input). Unknown fields are ignored so that newer peers can add fields.
 func (e *Event) UnmarshalJSON(data []byte) error {
+	// encoding/json silently replaces invalid UTF-8 and unpaired surrogate escapes with
+	// U+FFFD: the decoded event would differ from the bytes the sender signed.
+	if err := textError(data); err != nil {
+		return err
+	}
 	var w wire
 	if err := json.Unmarshal(data, &w); err != nil {
 		if fe := payloadTypeError(data, err); fe != nil {
@@ -163,6 +169,106 @@ func (e *Event) UnmarshalJSON(data []byte) error {
 		DedupeKey: w.DedupeKey, Payload: w.Payload, ObservedAt: obs, ExpiresAt: exp,
 	}
 	return nil
+}
+
+// textError returns a *FieldError when a JSON string in data is not valid UTF-8 or holds
+// an unpaired UTF-16 surrogate escape (\ud800-\udfff), naming the top-level field (or
+// payload entry) that holds it; nil when every string is valid text.
+func textError(data []byte) error {
+	off := badTextOffset(data)
+	if off < 0 {
+		return nil
+	}
+	field := "event"
+	var raw map[string]json.RawMessage
+	if json.Unmarshal(data, &raw) == nil {
+		keys := slices.Sorted(maps.Keys(raw))
+		for _, k := range keys {
+			if badTextOffset([]byte(k)) >= 0 || badTextOffset(raw[k]) >= 0 {
+				field = strings.ToValidUTF8(k, "?")
+				break
+			}
+		}
+		if field == "payload" {
+			var p map[string]json.RawMessage
+			if json.Unmarshal(raw["payload"], &p) == nil {
+				for _, k := range slices.Sorted(maps.Keys(p)) {
+					if badTextOffset(p[k]) >= 0 {
+						field = "payload." + k
+						break
+					}
+				}
+			}
+		}
+	}
+	return &FieldError{Field: field, Problem: fmt.Sprintf("is not valid UTF-8 text (byte %d of the event); the sender must encode strings as UTF-8", off)}
+}
+
+// badTextOffset returns the offset of the first invalid UTF-8 byte in data or of the
+// first unpaired surrogate escape inside a JSON string, or -1.
+func badTextOffset(data []byte) int {
+	if !utf8.Valid(data) {
+		for i := 0; i < len(data); {
+			r, n := utf8.DecodeRune(data[i:])
+			if r == utf8.RuneError && n <= 1 {
+				return i
+			}
+			i += n
+		}
+	}
+	if !bytes.Contains(data, []byte(`\u`)) {
+		return -1
+	}
+	for i := 0; i < len(data); i++ {
+		if data[i] != '\\' || i+1 >= len(data) {
+			continue
+		}
+		if data[i+1] != 'u' {
+			i++ // skip the escaped character (it may be a backslash)
+			continue
+		}
+		hi, ok := hex4(data, i+2)
+		if !ok {
+			i++
+			continue
+		}
+		switch {
+		case hi >= 0xd800 && hi < 0xdc00:
+			if i+7 < len(data) && data[i+6] == '\\' && data[i+7] == 'u' {
+				if lo, ok := hex4(data, i+8); ok && lo >= 0xdc00 && lo < 0xe000 {
+					i += 11
+					continue
+				}
+			}
+			return i
+		case hi >= 0xdc00 && hi < 0xe000:
+			return i
+		}
+		i += 5
+	}
+	return -1
+}
+
+// hex4 parses the four hex digits at data[at:at+4].
+func hex4(data []byte, at int) (rune, bool) {
+	if at+4 > len(data) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range data[at : at+4] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c = c - 'a' + 10
+		case 'A' <= c && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
 }
 
 // payloadTypeError names the payload key whose value is not a string when err is a

@@ -49,6 +49,21 @@ var decodeCases = []struct {
 		name: "unknown fields are ignored",
 		body: `{"id":"a","group":"g","type":"t","schemaVersion":2}`,
 	},
+	{name: "invalid UTF-8 subject", body: "{\"id\":\"a\",\"group\":\"g\",\"type\":\"t\",\"subject\":\"10.0.0.1\xff\xfe\"}", wantErr: "subject: is not valid UTF-8 text (byte 52 of the event)"},
+	{name: "invalid UTF-8 payload value", body: "{\"id\":\"a\",\"group\":\"g\",\"type\":\"t\",\"payload\":{\"ok\":\"1\",\"k\":\"\xc3\"}}", wantErr: "payload.k: is not valid UTF-8 text"},
+	{name: "invalid UTF-8 in an unknown field", body: "{\"id\":\"a\",\"group\":\"g\",\"type\":\"t\",\"note\":\"\xed\xa0\x80\"}", wantErr: "note: is not valid UTF-8 text"},
+	{name: "unpaired high surrogate escape", body: `{"id":"a","group":"g","type":"t","subject":"x\ud800y"}`, wantErr: "subject: is not valid UTF-8 text"},
+	{name: "unpaired low surrogate escape", body: `{"id":"a","group":"g","type":"t","subject":"\uDC00"}`, wantErr: "subject: is not valid UTF-8 text"},
+	{name: "high surrogate then a non-surrogate escape", body: `{"id":"a","group":"g","type":"t","subject":"\ud800\u0041"}`, wantErr: "subject: is not valid UTF-8 text"},
+	{
+		name: "valid multibyte text and escapes",
+		body: `{"id":"a","group":"g","type":"t","subject":"café \ud83d\ude00 \\ud800 \u00e9 日本"}`,
+		check: func(t *testing.T, e Event) {
+			if want := "café 😀 \\ud800 é 日本"; e.Subject != want {
+				t.Errorf("subject = %q, want %q", e.Subject, want)
+			}
+		},
+	},
 	{name: "missing id", body: `{"group":"g","type":"t"}`, wantErr: "id: is required"},
 	{name: "blank group", body: `{"id":"a","group":"   ","type":"t"}`, wantErr: "group: is required"},
 	{name: "missing type", body: `{"id":"a","group":"g"}`, wantErr: "type: is required"},

@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
 
+	"routerd.net/routerd/federation/retry"
 	"routerd.net/routerd/federation/subscribe/clock"
 )
 
@@ -311,13 +312,7 @@ func specEqual(a, b Spec) bool {
 }
 
 func (e *Engine) newBackoff() *backoff.ExponentialBackOff {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = e.opts.RetryBase
-	b.MaxInterval = e.opts.RetryMax
-	b.Multiplier = 2
-	b.RandomizationFactor = e.opts.RetryJitter
-	b.Reset()
-	return b
+	return retry.Policy{Base: e.opts.RetryBase, Max: e.opts.RetryMax, Jitter: e.opts.RetryJitter}.Exponential()
 }
 
 func (e *Engine) countBatch(ctx context.Context, name, outcome string, events int, d time.Duration) {

@@ -13,8 +13,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
+	"routerd.net/routerd/federation/retry"
 )
+
+// RestartJitter spreads the restart delays by ±20%, so children that die together do not
+// restart in step.
+const RestartJitter = 0.2
 
 // Options configure a Supervisor.
 type Options struct {
@@ -50,6 +54,10 @@ type ChildStatus struct {
 // Supervisor keeps one routerd-eventd child running per group.
 type Supervisor struct {
 	opts Options
+	// after and rand are the clock of the restart and stop waits and the jitter source;
+	// tests replace them (defaults time.After and math/rand/v2).
+	after func(time.Duration) <-chan time.Time
+	rand  func() float64
 
 	mu       sync.Mutex
 	ctx      context.Context
@@ -88,7 +96,7 @@ func New(opts Options) (*Supervisor, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Supervisor{opts: opts, children: map[string]*child{}}, nil
+	return &Supervisor{opts: opts, after: time.After, children: map[string]*child{}}, nil
 }
 
 // Start begins supervising; children run until SetGroups drops them or Shutdown.
@@ -207,13 +215,7 @@ func (s *Supervisor) Close() error {
 
 // keep runs c's process until ctx ends, restarting it with backoff.
 func (s *Supervisor) keep(ctx context.Context, c *child) {
-	bo := &backoff.ExponentialBackOff{
-		InitialInterval:     s.opts.BackoffBase,
-		RandomizationFactor: 0.2,
-		Multiplier:          2,
-		MaxInterval:         s.opts.BackoffMax,
-	}
-	bo.Reset()
+	bo := retry.Policy{Base: s.opts.BackoffBase, Max: s.opts.BackoffMax, Jitter: RestartJitter, Rand: s.rand}.NewBackOff()
 	log := s.opts.Logger.With("group", c.group)
 	for restarts := 0; ; restarts++ {
 		started := time.Now()
@@ -225,19 +227,17 @@ func (s *Supervisor) keep(ctx context.Context, c *child) {
 		if time.Since(started) >= s.opts.StableAfter {
 			bo.Reset()
 		}
-		delay := min(bo.NextBackOff(), s.opts.BackoffMax)
+		delay := bo.NextBackOff()
 		c.mu.Lock()
 		c.status.Running, c.status.PID = false, 0
 		c.status.LastExit = exitText(err)
 		c.status.NextStart = time.Now().Add(delay)
 		c.mu.Unlock()
 		log.Warn("supervise: child exited, restarting", "exit", exitText(err), "after", delay)
-		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return
-		case <-t.C:
+		case <-s.after(delay):
 		}
 	}
 }
@@ -263,12 +263,10 @@ func (s *Supervisor) runOnce(ctx context.Context, c *child, restarts int) error 
 	case <-ctx.Done():
 	}
 	_ = cmd.Process.Signal(syscall.SIGTERM)
-	t := time.NewTimer(s.opts.StopTimeout)
-	defer t.Stop()
 	select {
 	case err := <-waited:
 		return err
-	case <-t.C:
+	case <-s.after(s.opts.StopTimeout):
 		s.opts.Logger.Warn("supervise: child ignored SIGTERM, killing", "group", c.group, "pid", cmd.Process.Pid)
 		_ = cmd.Process.Kill()
 		return <-waited

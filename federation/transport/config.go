@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -81,8 +82,11 @@ func FromSchemas(cfg *schemas.Config, group, baseDir string) (GroupConfig, error
 	}
 	var groupNodes []string
 	peers := cfg.EventPeersOf(group)
+	if len(groupKeys) == 0 && !slices.ContainsFunc(peers, peerHasAuth) {
+		return GroupConfig{}, &NoAuthError{Group: group}
+	}
 	for _, p := range peers {
-		if p.Spec.Auth == nil || (p.Spec.Auth.SecretFile == "" && len(p.Spec.Auth.Keys) == 0) {
+		if !peerHasAuth(p) {
 			groupNodes = append(groupNodes, p.Spec.NodeName)
 		}
 	}
@@ -98,7 +102,7 @@ func FromSchemas(cfg *schemas.Config, group, baseDir string) (GroupConfig, error
 		if len(groupKeys) > 0 {
 			sign = groupKeys[len(groupKeys)-1]
 		}
-		if a := p.Spec.Auth; a != nil && (a.SecretFile != "" || len(a.Keys) > 0) {
+		if a := p.Spec.Auth; peerHasAuth(p) {
 			own, err := readKeys(baseDir, "EventPeer "+p.Metadata.Name+" spec.auth", a.SecretFile, "", a.Keys)
 			if err != nil {
 				return GroupConfig{}, err
@@ -136,6 +140,22 @@ func FromSchemas(cfg *schemas.Config, group, baseDir string) (GroupConfig, error
 		return GroupConfig{}, fmt.Errorf("transport: EventGroup %s: no secret configured", group)
 	}
 	return out, nil
+}
+
+// NoAuthError refuses to run the transport of a group for which no secret is configured
+// (neither the EventGroup's spec.auth nor any EventPeer's auth names one): without a
+// secret no request could be signed or verified.
+type NoAuthError struct{ Group string }
+
+// Error implements error.
+func (e *NoAuthError) Error() string {
+	return "group " + e.Group + " has no auth: add spec.auth.secretFile"
+}
+
+// peerHasAuth reports whether the peer has secrets of its own.
+func peerHasAuth(p *schemas.EventPeer) bool {
+	a := p.Spec.Auth
+	return a != nil && (a.SecretFile != "" || len(a.Keys) > 0)
 }
 
 func resolve(baseDir, p string) string {

@@ -60,11 +60,20 @@ type DaemonOptions struct {
 	Now func() time.Time
 	// MetricsHandler, when set, is also served at /metrics on the receiver's listener.
 	MetricsHandler http.Handler
+	// ReadTimeout bounds reading one whole request, headers and body, so a peer that
+	// sends slowly cannot hold a connection (default DefaultReadTimeout; routerd-eventd
+	// --read-timeout).
+	ReadTimeout time.Duration
 }
+
+// DefaultReadTimeout is how long the receiver waits for one request's headers and body.
+// A full batch (16 MiB) needs about 27 Mbit/s to arrive in time; raise it for slow links.
+const DefaultReadTimeout = 5 * time.Second
 
 // Daemon is one group's transport: the receiver's HTTP server and the sender.
 type Daemon struct {
 	cfg      GroupConfig
+	readTO   time.Duration
 	log      *slog.Logger
 	handler  http.Handler
 	receiver *Receiver
@@ -79,6 +88,9 @@ type Daemon struct {
 
 // NewDaemon builds the receiver and the sender of cfg over st.
 func NewDaemon(cfg GroupConfig, st *store.Store, opts DaemonOptions) (*Daemon, error) {
+	if len(cfg.ReceiveKeys) == 0 {
+		return nil, &NoAuthError{Group: cfg.Group}
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -86,7 +98,10 @@ func NewDaemon(cfg GroupConfig, st *store.Store, opts DaemonOptions) (*Daemon, e
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, log: opts.Logger, serveErr: make(chan error, 1)}
+	if opts.ReadTimeout <= 0 {
+		opts.ReadTimeout = DefaultReadTimeout
+	}
+	d := &Daemon{cfg: cfg, readTO: opts.ReadTimeout, log: opts.Logger, serveErr: make(chan error, 1)}
 	client := &http.Client{Timeout: 10 * time.Second}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 4
@@ -154,8 +169,8 @@ func (d *Daemon) Start(ctx context.Context) error {
 		d.ln = ln
 		d.server = &http.Server{
 			Handler:           d.handler,
-			ReadHeaderTimeout: 10 * time.Second,
-			ReadTimeout:       60 * time.Second,
+			ReadHeaderTimeout: d.readTO,
+			ReadTimeout:       d.readTO,
 			IdleTimeout:       120 * time.Second,
 			MaxHeaderBytes:    16 << 10,
 			ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),

@@ -244,18 +244,51 @@ func (r *Receiver) serveEvents(w http.ResponseWriter, req *http.Request, batch b
 		r.fail(w, reject(ReasonReplay), nil)
 		return
 	}
-	res, err := r.opts.Store.InsertEvents(req.Context(), events)
-	if err != nil || len(res) != len(events) {
-		if err == nil {
-			err = fmt.Errorf("store returned %d results for %d events", len(res), len(events))
+	// An event that expired before it arrived is answered (the sender must stop retrying)
+	// but not stored: it would only be pruned again.
+	now := r.opts.Now()
+	out := make([]AcceptResponse, len(events))
+	live := events
+	var liveIdx []int
+	expired := 0
+	for i := range events {
+		if events[i].Expired(now) {
+			expired++
 		}
-		r.fail(w, reject(ReasonStoreError), err)
-		return
 	}
-	out := make([]AcceptResponse, len(res))
+	if expired > 0 {
+		live = make([]event.Event, 0, len(events)-expired)
+		for i := range events {
+			if events[i].Expired(now) {
+				out[i] = AcceptResponse{Accepted: false, ID: events[i].ID, Reason: ReasonExpired}
+				continue
+			}
+			live = append(live, events[i])
+			liveIdx = append(liveIdx, i)
+		}
+		r.rejected[reasonIndex[ReasonExpired]].Add(int64(expired))
+		r.opts.Metrics.rejects.Add(context.Background(), int64(expired), attrs(attribute.String("group", r.opts.Group), attribute.String("reason", string(ReasonExpired))))
+		r.opts.Logger.Debug("receiver: dropped expired events", "group", r.opts.Group, "count", expired)
+	}
+	var res []store.InsertResult
+	if len(live) > 0 {
+		var err error
+		res, err = r.opts.Store.InsertEvents(req.Context(), live)
+		if err != nil || len(res) != len(live) {
+			if err == nil {
+				err = fmt.Errorf("store returned %d results for %d events", len(res), len(live))
+			}
+			r.fail(w, reject(ReasonStoreError), err)
+			return
+		}
+	}
 	dups := 0
 	ctx := context.Background()
-	for i, x := range res {
+	for j, x := range res {
+		i := j
+		if liveIdx != nil {
+			i = liveIdx[j]
+		}
 		out[i] = AcceptResponse{Accepted: true, ID: events[i].ID, Duplicate: x.Duplicate}
 		if x.Duplicate {
 			dups++
@@ -267,9 +300,9 @@ func (r *Receiver) serveEvents(w http.ResponseWriter, req *http.Request, batch b
 	if dups > 0 {
 		// A duplicate may be a TTL refresh: keep the later expiresAt.
 		var refreshed []event.Event
-		for i, x := range res {
-			if x.Duplicate && !events[i].ExpiresAt.IsZero() {
-				refreshed = append(refreshed, events[i])
+		for j, x := range res {
+			if x.Duplicate && !live[j].ExpiresAt.IsZero() {
+				refreshed = append(refreshed, live[j])
 			}
 		}
 		if len(refreshed) > 0 {

@@ -69,6 +69,9 @@ func TestReceiverRejects(t *testing.T) {
 	wrongGroup := newEvent("corp", "b")
 	spoofed := newEvent("lab", "c")
 	self := newEvent("lab", "a")
+	// The subject's bytes are not UTF-8: encoding/json would store U+FFFD instead.
+	badUTF8 := bytes.Replace(goodBody, []byte(`"subject":"`), []byte("\"subject\":\"\xff\xfe"), 1)
+	badSurrogate := bytes.Replace(goodBody, []byte(`"subject":"`), []byte(`"subject":"\udc00`), 1)
 	badTime := strings.Replace(string(goodBody), `"observedAt":"`, `"observedAt":"yesterday`, 1)
 
 	tests := []struct {
@@ -133,6 +136,16 @@ func TestReceiverRejects(t *testing.T) {
 		}},
 		{name: "bad time", status: 400, reason: ReasonValidation, req: func(url string) *http.Request {
 			return signedRequest(t, url+PathEvents, []byte(badTime), secretGroup, now, "")
+		}},
+		{name: "subject not UTF-8", status: 400, reason: ReasonValidation, req: func(url string) *http.Request {
+			return signedRequest(t, url+PathEvents, badUTF8, secretGroup, now, "")
+		}},
+		{name: "subject with an unpaired surrogate escape", status: 400, reason: ReasonValidation, req: func(url string) *http.Request {
+			return signedRequest(t, url+PathEvents, badSurrogate, secretGroup, now, "")
+		}},
+		{name: "batch with one event not UTF-8", status: 400, reason: ReasonValidation, req: func(url string) *http.Request {
+			body := mustJSON(t, BatchRequest{Events: []json.RawMessage{mustJSON(t, newEvent("lab", "b")), badUTF8}})
+			return signedRequest(t, url+PathBatch, body, secretGroup, now, "")
 		}},
 		{name: "missing type", status: 400, reason: ReasonValidation, req: func(url string) *http.Request {
 			return signedRequest(t, url+PathEvents, mustJSON(t, invalid), secretGroup, now, "")
@@ -238,4 +251,70 @@ func TestReceiverKeyRotation(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestReceiverDropsExpiredEvents(t *testing.T) {
+	expired := func() event.Event {
+		e := newEvent("lab", "b")
+		e.ObservedAt = time.Now().Add(-time.Hour).UTC().Truncate(time.Millisecond)
+		e.ExpiresAt = time.Now().Add(-time.Minute).UTC().Truncate(time.Millisecond)
+		return e
+	}
+	t.Run("v1", func(t *testing.T) {
+		st := openStore(t, "a")
+		r, srv := receiverFor(t, st, "a", testKeys(), nil)
+		e := expired()
+		resp, err := http.DefaultClient.Do(signedRequest(t, srv.URL+PathEvents, mustJSON(t, e), secretGroup, time.Now().Unix(), ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got AcceptResponse
+		if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		want := AcceptResponse{Accepted: false, ID: e.ID, Duplicate: false, Reason: ReasonExpired}
+		if resp.StatusCode != 200 || got != want {
+			t.Errorf("got %d %+v, want 200 %+v", resp.StatusCode, got, want)
+		}
+		if n := countEvents(t, st); n != 0 {
+			t.Errorf("store holds %d events, want the expired one dropped", n)
+		}
+		if got := r.Rejected(ReasonExpired); got != 1 {
+			t.Errorf("rejected[expired] = %d, want 1", got)
+		}
+		if s := r.Status(); s.Counters.Accepted != 0 || s.Counters.Rejected[ReasonExpired] != 1 {
+			t.Errorf("status counters = %+v", s.Counters)
+		}
+	})
+	t.Run("batch", func(t *testing.T) {
+		st := openStore(t, "a")
+		r, srv := receiverFor(t, st, "a", testKeys(), nil)
+		live, old := newEvent("lab", "b"), expired()
+		body := mustJSON(t, BatchRequest{Events: []json.RawMessage{mustJSON(t, old), mustJSON(t, live)}})
+		resp, err := http.DefaultClient.Do(signedRequest(t, srv.URL+PathBatch, body, secretGroup, time.Now().Unix(), ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got BatchResponse
+		if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !got.Accepted || got.Count != 2 || len(got.Results) != 2 {
+			t.Fatalf("got %d %+v", resp.StatusCode, got)
+		}
+		if want := (AcceptResponse{ID: old.ID, Reason: ReasonExpired}); got.Results[0] != want {
+			t.Errorf("results[0] = %+v, want %+v", got.Results[0], want)
+		}
+		if want := (AcceptResponse{Accepted: true, ID: live.ID}); got.Results[1] != want {
+			t.Errorf("results[1] = %+v, want %+v", got.Results[1], want)
+		}
+		if n := countEvents(t, st); n != 1 {
+			t.Errorf("store holds %d events, want only the live one", n)
+		}
+		if got := r.Rejected(ReasonExpired); got != 1 {
+			t.Errorf("rejected[expired] = %d, want 1", got)
+		}
+	})
 }

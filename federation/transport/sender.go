@@ -5,17 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
 	"go.opentelemetry.io/otel/attribute"
 
 	"routerd.net/routerd/federation/event"
+	"routerd.net/routerd/federation/retry"
 	"routerd.net/routerd/federation/store"
 )
 
@@ -414,13 +413,7 @@ func (p *peerLoop) run(ctx context.Context) {
 	o := &p.s.opts
 	// Store errors back off with jitter up to RetryMax; push failures wait for the
 	// deliveries' own next attempt time.
-	bo := &backoff.ExponentialBackOff{
-		InitialInterval:     o.RetryBase,
-		RandomizationFactor: 0.3,
-		Multiplier:          2,
-		MaxInterval:         o.RetryMax,
-	}
-	bo.Reset()
+	bo := o.retryPolicy().NewBackOff()
 	var nextRefresh time.Time
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -835,7 +828,7 @@ func (p *peerLoop) outcome(d store.Delivery, err error) store.DeliveryOutcome {
 		return out
 	}
 	out.State = store.DeliveryRetrying
-	out.NextAttemptAt = now.Add(retryDelay(o.RetryBase, o.RetryMax, d.Attempts))
+	out.NextAttemptAt = now.Add(o.retryPolicy().Delay(d.Attempts))
 	return out
 }
 
@@ -846,7 +839,7 @@ func (p *peerLoop) heldBack(d store.Delivery, err error) store.DeliveryOutcome {
 	out.Attempts = d.Attempts
 	if out.State == store.DeliveryFailed && d.CreatedAt.Add(p.s.opts.FailAfter).After(p.s.opts.Now()) {
 		out.State = store.DeliveryRetrying
-		out.NextAttemptAt = p.s.opts.Now().Add(retryDelay(p.s.opts.RetryBase, p.s.opts.RetryMax, d.Attempts))
+		out.NextAttemptAt = p.s.opts.Now().Add(p.s.opts.retryPolicy().Delay(d.Attempts))
 	}
 	return out
 }
@@ -875,13 +868,12 @@ func (p *peerLoop) count(outcomes []store.DeliveryOutcome) {
 	}
 }
 
-// retryDelay is the wait before attempt attempts+2: base·2^attempts capped at max, with
-// ±25% jitter (never above max).
-func retryDelay(base, maxDelay time.Duration, attempts int) time.Duration {
-	d := maxDelay
-	if attempts < 30 && base<<attempts < maxDelay && base<<attempts > 0 {
-		d = base << attempts
-	}
-	j := time.Duration(float64(d) * (0.75 + 0.5*rand.Float64()))
-	return min(j, maxDelay)
+// SenderRetryJitter spreads the sender's retry waits by ±25%.
+const SenderRetryJitter = 0.25
+
+// retryPolicy is the sender's retry schedule: RetryBase doubling up to RetryMax, ±25%
+// jitter (never above RetryMax). It times both a failing delivery's next attempt
+// (base·2^attempts) and the loop's wait after a store error.
+func (o *SenderOptions) retryPolicy() retry.Policy {
+	return retry.Policy{Base: o.RetryBase, Max: o.RetryMax, Jitter: SenderRetryJitter}
 }

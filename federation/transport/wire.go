@@ -50,23 +50,29 @@ const (
 	ReasonUnknownKey     Reason = "unknown_key"
 	ReasonReplay         Reason = "replay"
 	ReasonMethod         Reason = "method"
+	// ReasonExpired counts events that had already expired when they arrived: they are
+	// answered 200 (so the sender stops retrying) but not stored.
+	ReasonExpired Reason = "expired"
 )
 
 // numReasons is len(Reasons).
-const numReasons = 13
+const numReasons = 14
 
 // Reasons lists every rejection reason in a stable order.
 var Reasons = []Reason{
 	ReasonReadBody, ReasonBadTimestamp, ReasonStaleTimestamp, ReasonBadSignature,
 	ReasonBadBody, ReasonValidation, ReasonStoreError, ReasonOversize, ReasonWrongGroup,
-	ReasonSpoofedSource, ReasonUnknownKey, ReasonReplay, ReasonMethod,
+	ReasonSpoofedSource, ReasonUnknownKey, ReasonReplay, ReasonMethod, ReasonExpired,
 }
 
-// AcceptResponse is the v1 success body for one event.
+// AcceptResponse is the v1 success body for one event. An event that had already
+// expired is answered 200 with Accepted false (it was not stored), Duplicate false and
+// Reason ReasonExpired; a v1 sender only looks at the status and stops retrying.
 type AcceptResponse struct {
 	Accepted  bool   `json:"accepted"`
 	ID        string `json:"id"`
 	Duplicate bool   `json:"duplicate"`
+	Reason    Reason `json:"reason,omitempty"`
 }
 
 // BatchRequest is the body of a batch POST.
