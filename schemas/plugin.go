@@ -81,12 +81,19 @@ type EventEmitGrant struct {
 	Types []string `json:"types" jsonschema:"required,minItems=1"`
 }
 
-// ProviderRequestGrant allows provider API requests.
+// ProviderRequestGrant allows provider API requests. A request must match every list:
+// its profile, the API host the profile resolves to, its method and its path.
 type ProviderRequestGrant struct {
-	// Hosts are the host names requests may go to.
+	// Hosts are the API hosts (host or host:port) requests may go to, for example
+	// ec2.eu-central-1.amazonaws.com.
 	Hosts []string `json:"hosts" jsonschema:"required,minItems=1"`
 	// ProfileRefs name the CloudProviderProfiles whose credentials the host may use.
 	ProfileRefs []string `json:"profileRefs,omitempty"`
+	// Methods are the HTTP methods allowed (default GET, POST, PUT, DELETE).
+	Methods []string `json:"methods,omitempty" jsonschema:"enum=GET,enum=POST,enum=PUT,enum=DELETE"`
+	// PathPrefixes are the URL paths allowed, matched by whole segments (default "/":
+	// any path on the granted hosts).
+	PathPrefixes []string `json:"pathPrefixes,omitempty"`
 }
 
 // WASIGrant grants WASI resources.

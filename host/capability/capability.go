@@ -50,10 +50,13 @@ type EventEmitGrant struct {
 	Types []string `json:"types,omitempty"`
 }
 
-// ProviderRequestGrant lists the hosts and CloudProviderProfiles a plugin may reach.
+// ProviderRequestGrant lists the CloudProviderProfiles, API hosts, HTTP methods and
+// path prefixes a plugin may use with provider_request. Everything not listed is denied.
 type ProviderRequestGrant struct {
-	Hosts       []string `json:"hosts,omitempty"`
-	ProfileRefs []string `json:"profileRefs,omitempty"`
+	Hosts        []string `json:"hosts,omitempty"`
+	ProfileRefs  []string `json:"profileRefs,omitempty"`
+	Methods      []string `json:"methods,omitempty"`
+	PathPrefixes []string `json:"pathPrefixes,omitempty"`
 }
 
 // WASIGrant grants WASI access. Without it a plugin sees no environment and no files.

@@ -17,7 +17,7 @@ import (
 // call): BENCH provider_request_<provider>_p50_ms and _p99_ms. It runs its own bounded
 // loop of 300 calls per provider.
 func BenchmarkRequest(b *testing.B) {
-	l := newLab(b)
+	l := providertest.NewLab(b)
 	ctx := context.Background()
 	calls := []struct {
 		name, grant string
@@ -32,7 +32,7 @@ func BenchmarkRequest(b *testing.B) {
 		took := make([]time.Duration, 0, n)
 		for range n {
 			start := time.Now()
-			if _, err := l.req.Request(ctx, l.grants[c.grant], c.call); err != nil {
+			if _, err := l.Requester.Request(ctx, l.Grants[c.grant], c.call); err != nil {
 				b.Fatalf("%s: %v", c.name, err)
 			}
 			took = append(took, time.Since(start))

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -22,88 +21,10 @@ import (
 )
 
 const (
-	awsSecret   = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-	awsToken    = "IQoJb3JpZ2luX2VjEXAMPLESESSION"
-	azureSecret = "azure-client-secret-value-42"
-	armNIC      = "/subscriptions/sub-1/resourceGroups/rg-1/providers/Microsoft.Network/networkInterfaces/"
+	awsSecret   = providertest.LabAWSSecret
+	azureSecret = providertest.LabAzureSecret
+	armNIC      = providertest.LabARMNICs
 )
-
-// lab is the three fakes and a Requester whose profiles point at them.
-type lab struct {
-	ec2     *providertest.EC2
-	azure   *providertest.Azure
-	oci     *providertest.OCI
-	ociKey  providertest.OCIKey
-	req     *provider.Requester
-	grants  map[string]provider.Grant
-	logs    *bytes.Buffer
-	secrets []string
-}
-
-func newLab(t testing.TB) *lab {
-	t.Helper()
-	l := &lab{logs: &bytes.Buffer{}}
-	l.ec2 = providertest.NewEC2(t, providertest.EC2Options{Region: "eu-central-1", AccessKeyID: "ASIAEXAMPLE", SecretAccessKey: awsSecret,
-		SessionToken: awsToken, NICs: map[string][]string{"eni-a": nil, "eni-b": {"10.0.0.20"}}})
-	l.azure = providertest.NewAzure(t, providertest.AzureOptions{TenantID: "tenant-1", ClientID: "client-1", ClientSecret: azureSecret,
-		SubscriptionID: "sub-1", ResourceGroup: "rg-1", NICs: map[string][]string{"nic-1": {"10.1.0.4"}}})
-	l.ociKey = providertest.NewOCIKey(t)
-	l.oci = providertest.NewOCI(t, providertest.OCIOptions{Tenancy: "ocid1.tenancy.oc1..t", User: "ocid1.user.oc1..u", Key: l.ociKey,
-		VNICs: map[string][]string{"ocid1.vnic.oc1..v": nil}})
-	l.secrets = []string{awsSecret, awsToken, azureSecret, "fake-arm-token-", strings.Split(l.ociKey.PEM, "\n")[1]}
-
-	// The AWS credential comes from a 0600 file, as in production, the others are static.
-	dir := t.TempDir()
-	credFile := filepath.Join(dir, "aws.json")
-	doc := fmt.Sprintf(`{"Version":1,"AccessKeyId":"ASIAEXAMPLE","SecretAccessKey":%q,"SessionToken":%q}`, awsSecret, awsToken)
-	if err := os.WriteFile(credFile, []byte(doc), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	awsSrc, err := credential.New(credential.Config{Provider: "aws", Mode: credential.ModeFile, File: credFile}, credential.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustSigner := func(provider string, src credential.Source, o sign.Options) sign.Signer {
-		s, err := sign.New(provider, src, o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	profiles := map[string]provider.Profile{
-		"aws-lab": {Name: "aws-lab", Provider: "aws", Region: "eu-central-1", Endpoint: l.ec2.URL,
-			Signer: mustSigner("aws", &credential.Cached{Source: awsSrc}, sign.Options{Region: "eu-central-1"})},
-		"azure-lab": {Name: "azure-lab", Provider: "azure", Endpoint: l.azure.URL,
-			Signer: mustSigner("azure", credential.Static(credential.Credential{Provider: "azure", Azure: &credential.Azure{TenantID: "tenant-1", ClientID: "client-1", ClientSecret: azureSecret}}),
-				sign.Options{AzureAuthorityHost: l.azure.AuthorityHost, AzureTransport: l.azure.LoginClient})},
-		"oci-lab": {Name: "oci-lab", Provider: "oci", Region: "eu-frankfurt-1", Endpoint: l.oci.URL,
-			Signer: mustSigner("oci", credential.Static(credential.Credential{Provider: "oci", OCI: &credential.OCI{Tenancy: "ocid1.tenancy.oc1..t",
-				User: "ocid1.user.oc1..u", Fingerprint: l.ociKey.Fingerprint, PrivateKey: l.ociKey.PEM}}), sign.Options{})},
-		"aws-public": {Name: "aws-public", Provider: "aws", Region: "eu-central-1", Signer: mustSigner("aws", awsSrc, sign.Options{Region: "eu-central-1"})},
-	}
-	host := func(u string) string { p, _ := url.Parse(u); return p.Host }
-	l.grants = map[string]provider.Grant{
-		"aws":   {Plugin: "provider-aws", ProfileRefs: []string{"aws-lab", "aws-public"}, Hosts: []string{host(l.ec2.URL)}, Methods: []string{"POST"}, PathPrefixes: []string{"/"}},
-		"azure": {Plugin: "provider-azure", ProfileRefs: []string{"azure-lab"}, Hosts: []string{host(l.azure.URL)}, Methods: []string{"GET", "PUT"}, PathPrefixes: []string{armNIC}},
-		"oci":   {Plugin: "provider-oci", ProfileRefs: []string{"oci-lab"}, Hosts: []string{host(l.oci.URL)}, Methods: []string{"GET", "POST", "DELETE"}, PathPrefixes: []string{"/20160918/privateIps"}},
-	}
-	l.req = &provider.Requester{
-		Profiles: func(ref string) (provider.Profile, bool) { p, ok := profiles[ref]; return p, ok },
-		Timeout:  2 * time.Second,
-		Log:      slog.New(slog.NewTextHandler(l.logs, nil)),
-	}
-	return l
-}
-
-// noSecret fails when any credential byte sequence is in what.
-func (l *lab) noSecret(t *testing.T, what string) {
-	t.Helper()
-	for _, s := range l.secrets {
-		if strings.Contains(what, s) {
-			t.Errorf("secret %.8s... leaked into %q", s, what)
-		}
-	}
-}
 
 func ec2Form(action, nic string, ips ...string) []byte {
 	v := url.Values{"Action": {action}, "Version": {providertest.EC2Version}, "NetworkInterfaceId": {nic}}
@@ -114,7 +35,7 @@ func ec2Form(action, nic string, ips ...string) []byte {
 }
 
 func TestRequestAgainstFakes(t *testing.T) {
-	l := newLab(t)
+	l := providertest.NewLab(t)
 	ctx := context.Background()
 	// ARM PUT body: nic-1 with a second ipConfiguration.
 	var nic providertest.NetworkInterface
@@ -122,6 +43,7 @@ func TestRequestAgainstFakes(t *testing.T) {
 		n := nic
 		c := providertest.IPConfiguration{Name: "routerd-10-1-0-50"}
 		c.Properties.PrivateIPAddress, c.Properties.PrivateIPAllocationMethod = "10.1.0.50", "Static"
+		c.Properties.Subnet = &providertest.SubResource{ID: "/subnets/default"}
 		n.Properties.IPConfigurations = append(slices.Clone(n.Properties.IPConfigurations), c)
 		b, _ := json.Marshal(n)
 		return b
@@ -139,14 +61,14 @@ func TestRequestAgainstFakes(t *testing.T) {
 		{name: "ec2 assign", grant: "aws", call: func() provider.Call {
 			return provider.Call{ProfileRef: "aws-lab", Method: "POST", Path: "/", Body: ec2Form("AssignPrivateIpAddresses", "eni-a", "10.0.0.50")}
 		}, after: func(t *testing.T, r provider.Response) {
-			if !strings.HasPrefix(r.RequestID, "ec2-") || !slices.Equal(l.ec2.Addresses("eni-a"), []string{"10.0.0.50"}) {
-				t.Errorf("request id %q, eni-a %v", r.RequestID, l.ec2.Addresses("eni-a"))
+			if !strings.HasPrefix(r.RequestID, "ec2-") || !slices.Equal(l.EC2.Addresses("eni-a"), []string{"10.0.0.50"}) {
+				t.Errorf("request id %q, eni-a %v", r.RequestID, l.EC2.Addresses("eni-a"))
 			}
 		}},
 		{name: "ec2 assign again changes nothing", grant: "aws", call: func() provider.Call {
 			return provider.Call{ProfileRef: "aws-lab", Method: "POST", Path: "/", Body: ec2Form("AssignPrivateIpAddresses", "eni-a", "10.0.0.50")}
 		}, after: func(t *testing.T, r provider.Response) {
-			if got := l.ec2.Addresses("eni-a"); !slices.Equal(got, []string{"10.0.0.50"}) {
+			if got := l.EC2.Addresses("eni-a"); !slices.Equal(got, []string{"10.0.0.50"}) {
 				t.Errorf("eni-a %v", got)
 			}
 		}},
@@ -159,7 +81,7 @@ func TestRequestAgainstFakes(t *testing.T) {
 		{name: "ec2 unassign", grant: "aws", call: func() provider.Call {
 			return provider.Call{ProfileRef: "aws-lab", Method: "POST", Path: "/", Body: ec2Form("UnassignPrivateIpAddresses", "eni-a", "10.0.0.50")}
 		}, after: func(t *testing.T, r provider.Response) {
-			if got := l.ec2.Addresses("eni-a"); len(got) != 0 {
+			if got := l.EC2.Addresses("eni-a"); len(got) != 0 {
 				t.Errorf("eni-a %v after unassign", got)
 			}
 		}},
@@ -173,7 +95,7 @@ func TestRequestAgainstFakes(t *testing.T) {
 		{name: "arm put adds ipConfiguration", grant: "azure", call: func() provider.Call {
 			return provider.Call{ProfileRef: "azure-lab", Method: "PUT", Path: armNIC + "nic-1", Query: armQuery, Body: putNIC(""), Header: map[string]string{"If-Match": nic.Etag}}
 		}, after: func(t *testing.T, r provider.Response) {
-			if got := l.azure.Addresses("nic-1"); !slices.Equal(got, []string{"10.1.0.4", "10.1.0.50"}) {
+			if got := l.Azure.Addresses("nic-1"); !slices.Equal(got, []string{"10.1.0.4", "10.1.0.50"}) {
 				t.Errorf("nic-1 %v", got)
 			}
 		}},
@@ -206,15 +128,15 @@ func TestRequestAgainstFakes(t *testing.T) {
 		{name: "oci delete", grant: "oci", call: func() provider.Call {
 			return provider.Call{ProfileRef: "oci-lab", Method: "DELETE", Path: "/20160918/privateIps/" + ociID}
 		}, after: func(t *testing.T, r provider.Response) {
-			if r.Status != 204 || len(l.oci.Addresses("ocid1.vnic.oc1..v")) != 0 {
-				t.Errorf("status %d, vnic %v", r.Status, l.oci.Addresses("ocid1.vnic.oc1..v"))
+			if r.Status != 204 || len(l.OCI.Addresses("ocid1.vnic.oc1..v")) != 0 {
+				t.Errorf("status %d, vnic %v", r.Status, l.OCI.Addresses("ocid1.vnic.oc1..v"))
 			}
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, err := l.req.Request(ctx, l.grants[tt.grant], tt.call())
-			l.noSecret(t, fmt.Sprintf("%+v %s %v", resp, resp.Body, err))
+			resp, err := l.Requester.Request(ctx, l.Grants[tt.grant], tt.call())
+			l.NoSecret(t, fmt.Sprintf("%+v %s %v", resp, resp.Body, err))
 			if tt.wantKind == "" {
 				if err != nil {
 					t.Fatalf("err = %v", err)
@@ -230,15 +152,15 @@ func TestRequestAgainstFakes(t *testing.T) {
 			}
 		})
 	}
-	l.noSecret(t, l.logs.String())
-	if strings.Contains(l.logs.String(), "api-version") || strings.Contains(l.logs.String(), "10.2.0.50") {
-		t.Errorf("log carries a query or body: %s", l.logs.String())
+	l.NoSecret(t, l.Logs.String())
+	if strings.Contains(l.Logs.String(), "api-version") || strings.Contains(l.Logs.String(), "10.2.0.50") {
+		t.Errorf("log carries a query or body: %s", l.Logs.String())
 	}
 }
 
 func TestRequestDenied(t *testing.T) {
-	l := newLab(t)
-	aws := l.grants["aws"]
+	l := providertest.NewLab(t)
+	aws := l.Grants["aws"]
 	tests := []struct {
 		name    string
 		grant   provider.Grant
@@ -249,32 +171,32 @@ func TestRequestDenied(t *testing.T) {
 		{name: "unknown profile", grant: provider.Grant{Plugin: "p", ProfileRefs: []string{"ghost"}}, call: provider.Call{ProfileRef: "ghost", Method: "POST", Path: "/"}, wantErr: `no CloudProviderProfile named "ghost"`},
 		{name: "host not granted", grant: aws, call: provider.Call{ProfileRef: "aws-public", Method: "POST", Path: "/"}, wantErr: "host ec2.eu-central-1.amazonaws.com of profile aws-public is not granted"},
 		{name: "method not granted", grant: aws, call: provider.Call{ProfileRef: "aws-lab", Method: "DELETE", Path: "/"}, wantErr: `method "DELETE" is not granted`},
-		{name: "path outside prefix", grant: l.grants["oci"], call: provider.Call{ProfileRef: "oci-lab", Method: "GET", Path: "/20160918/vnics"}, wantErr: "path /20160918/vnics is not granted"},
-		{name: "prefix is whole segments", grant: l.grants["oci"], call: provider.Call{ProfileRef: "oci-lab", Method: "GET", Path: "/20160918/privateIpsX"}, wantErr: "is not granted"},
-		{name: "dot-dot escapes prefix", grant: l.grants["oci"], call: provider.Call{ProfileRef: "oci-lab", Method: "GET", Path: "/20160918/privateIps/../vnics"}, wantErr: "must be clean"},
-		{name: "escaped path", grant: l.grants["oci"], call: provider.Call{ProfileRef: "oci-lab", Method: "GET", Path: "/20160918/privateIps/%2e%2e/vnics"}, wantErr: "must be clean"},
+		{name: "path outside prefix", grant: l.Grants["oci"], call: provider.Call{ProfileRef: "oci-lab", Method: "GET", Path: "/20160918/vnics"}, wantErr: "path /20160918/vnics is not granted"},
+		{name: "prefix is whole segments", grant: l.Grants["oci"], call: provider.Call{ProfileRef: "oci-lab", Method: "GET", Path: "/20160918/privateIpsX"}, wantErr: "is not granted"},
+		{name: "dot-dot escapes prefix", grant: l.Grants["oci"], call: provider.Call{ProfileRef: "oci-lab", Method: "GET", Path: "/20160918/privateIps/../vnics"}, wantErr: "must be clean"},
+		{name: "escaped path", grant: l.Grants["oci"], call: provider.Call{ProfileRef: "oci-lab", Method: "GET", Path: "/20160918/privateIps/%2e%2e/vnics"}, wantErr: "must be clean"},
 		{name: "authorization header", grant: aws, call: provider.Call{ProfileRef: "aws-lab", Method: "POST", Path: "/", Header: map[string]string{"Authorization": "x"}}, wantErr: `header "Authorization" may not be set`},
 		{name: "host header", grant: aws, call: provider.Call{ProfileRef: "aws-lab", Method: "POST", Path: "/", Header: map[string]string{"host": "evil.example"}}, wantErr: `header "host" may not be set`},
 		{name: "empty grant", grant: provider.Grant{Plugin: "p"}, call: provider.Call{ProfileRef: "aws-lab", Method: "POST", Path: "/"}, wantErr: "is not granted"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := l.req.Request(context.Background(), tt.grant, tt.call)
+			_, err := l.Requester.Request(context.Background(), tt.grant, tt.call)
 			var pe *provider.Error
 			if !errors.As(err, &pe) || pe.Kind != provider.KindDenied || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("err = %v, want denied %q", err, tt.wantErr)
 			}
 		})
 	}
-	if n := l.ec2.Requests() + l.azure.Requests() + l.azure.TokenRequests() + l.oci.Requests(); n != 0 {
+	if n := l.EC2.Requests() + l.Azure.Requests() + l.Azure.TokenRequests() + l.OCI.Requests(); n != 0 {
 		t.Errorf("%d requests left the machine for denied calls", n)
 	}
 }
 
 func TestRequestFaults(t *testing.T) {
-	l := newLab(t)
-	l.req.Timeout = 300 * time.Millisecond
-	l.req.MaxResponse = 4096
+	l := providertest.NewLab(t)
+	l.Requester.Timeout = 300 * time.Millisecond
+	l.Requester.MaxResponse = 4096
 	assign := provider.Call{ProfileRef: "aws-lab", Method: "POST", Path: "/", Body: ec2Form("AssignPrivateIpAddresses", "eni-a", "10.0.0.60")}
 	getNIC := provider.Call{ProfileRef: "azure-lab", Method: "GET", Path: armNIC + "nic-1", Query: url.Values{"api-version": {providertest.ARMAPIVersion}}}
 	list := provider.Call{ProfileRef: "oci-lab", Method: "GET", Path: "/20160918/privateIps", Query: url.Values{"vnicId": {"ocid1.vnic.oc1..v"}}}
@@ -287,22 +209,22 @@ func TestRequestFaults(t *testing.T) {
 		wantKind   string
 		wantReason string
 	}{
-		{name: "ec2 503 throttled", inject: l.ec2.Inject, fault: providertest.Fault{Status: 503, Code: "RequestLimitExceeded"}, grant: "aws", call: assign, wantKind: provider.KindRetryable, wantReason: "answered 503"},
-		{name: "ec2 throttling code on 400", inject: l.ec2.Inject, fault: providertest.Fault{Status: 400, Code: "RequestLimitExceeded"}, grant: "aws", call: assign, wantKind: provider.KindRetryable, wantReason: "answered 400"},
-		{name: "ec2 500", inject: l.ec2.Inject, fault: providertest.Fault{Status: 500}, grant: "aws", call: assign, wantKind: provider.KindRetryable, wantReason: "answered 500: injected fault"},
-		{name: "ec2 garbage 200", inject: l.ec2.Inject, fault: providertest.Fault{Raw: "<html>not xml"}, grant: "aws", call: assign, wantKind: provider.KindFinal, wantReason: "answer is not EC2 XML"},
-		{name: "ec2 hangs", inject: l.ec2.Inject, fault: providertest.Fault{Hang: true}, grant: "aws", call: assign, wantKind: provider.KindRetryable, wantReason: "no answer within 300ms"},
-		{name: "arm 429", inject: l.azure.Inject, fault: providertest.Fault{Status: 429}, grant: "azure", call: getNIC, wantKind: provider.KindRetryable, wantReason: "answered 429"},
-		{name: "arm garbage 502", inject: l.azure.Inject, fault: providertest.Fault{Status: 502, Raw: "bad gateway"}, grant: "azure", call: getNIC, wantKind: provider.KindRetryable, wantReason: "not JSON"},
-		{name: "arm 403", inject: l.azure.Inject, fault: providertest.Fault{Status: 403, Code: "AuthorizationFailed"}, grant: "azure", call: getNIC, wantKind: provider.KindFinal, wantReason: "answered 403"},
-		{name: "oci answer too large", inject: l.oci.Inject, fault: providertest.Fault{Raw: "[" + strings.Repeat(`"x",`, 2000) + `"x"]`}, grant: "oci", call: list, wantKind: provider.KindFinal, wantReason: "larger than 4096 bytes"},
-		{name: "oci garbage 200", inject: l.oci.Inject, fault: providertest.Fault{Raw: "{truncated"}, grant: "oci", call: list, wantKind: provider.KindFinal, wantReason: "not JSON"},
+		{name: "ec2 503 throttled", inject: l.EC2.Inject, fault: providertest.Fault{Status: 503, Code: "RequestLimitExceeded"}, grant: "aws", call: assign, wantKind: provider.KindRetryable, wantReason: "answered 503"},
+		{name: "ec2 throttling code on 400", inject: l.EC2.Inject, fault: providertest.Fault{Status: 400, Code: "RequestLimitExceeded"}, grant: "aws", call: assign, wantKind: provider.KindRetryable, wantReason: "answered 400"},
+		{name: "ec2 500", inject: l.EC2.Inject, fault: providertest.Fault{Status: 500}, grant: "aws", call: assign, wantKind: provider.KindRetryable, wantReason: "answered 500: injected fault"},
+		{name: "ec2 garbage 200", inject: l.EC2.Inject, fault: providertest.Fault{Raw: "<html>not xml"}, grant: "aws", call: assign, wantKind: provider.KindFinal, wantReason: "answer is not EC2 XML"},
+		{name: "ec2 hangs", inject: l.EC2.Inject, fault: providertest.Fault{Hang: true}, grant: "aws", call: assign, wantKind: provider.KindRetryable, wantReason: "no answer within 300ms"},
+		{name: "arm 429", inject: l.Azure.Inject, fault: providertest.Fault{Status: 429}, grant: "azure", call: getNIC, wantKind: provider.KindRetryable, wantReason: "answered 429"},
+		{name: "arm garbage 502", inject: l.Azure.Inject, fault: providertest.Fault{Status: 502, Raw: "bad gateway"}, grant: "azure", call: getNIC, wantKind: provider.KindRetryable, wantReason: "not JSON"},
+		{name: "arm 403", inject: l.Azure.Inject, fault: providertest.Fault{Status: 403, Code: "AuthorizationFailed"}, grant: "azure", call: getNIC, wantKind: provider.KindFinal, wantReason: "answered 403"},
+		{name: "oci answer too large", inject: l.OCI.Inject, fault: providertest.Fault{Raw: "[" + strings.Repeat(`"x",`, 2000) + `"x"]`}, grant: "oci", call: list, wantKind: provider.KindFinal, wantReason: "larger than 4096 bytes"},
+		{name: "oci garbage 200", inject: l.OCI.Inject, fault: providertest.Fault{Raw: "{truncated"}, grant: "oci", call: list, wantKind: provider.KindFinal, wantReason: "not JSON"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.inject(tt.fault)
-			resp, err := l.req.Request(context.Background(), l.grants[tt.grant], tt.call)
-			l.noSecret(t, fmt.Sprintf("%+v %v", resp, err))
+			resp, err := l.Requester.Request(context.Background(), l.Grants[tt.grant], tt.call)
+			l.NoSecret(t, fmt.Sprintf("%+v %v", resp, err))
 			var pe *provider.Error
 			if !errors.As(err, &pe) || pe.Kind != tt.wantKind || !strings.Contains(pe.Reason, tt.wantReason) {
 				t.Fatalf("err = %v, want %s containing %q", err, tt.wantKind, tt.wantReason)
@@ -313,7 +235,7 @@ func TestRequestFaults(t *testing.T) {
 		})
 	}
 	// After the faults the fakes still serve.
-	if _, err := l.req.Request(context.Background(), l.grants["aws"], assign); err != nil {
+	if _, err := l.Requester.Request(context.Background(), l.Grants["aws"], assign); err != nil {
 		t.Errorf("after faults: %v", err)
 	}
 }

@@ -10,7 +10,7 @@ import (
 )
 
 // armAPIVersion is the Microsoft.Network API version of the networkInterfaces requests.
-const armAPIVersion = "2024-05-01"
+const armAPIVersion = "2023-09-01"
 
 // Azure executes assign-secondary-ip / unassign-secondary-ip on an ARM network interface:
 // GET the NIC, add or remove the IP configuration that holds the address, PUT it back

@@ -103,8 +103,8 @@ func TestExecutors(t *testing.T) {
 			plan:    plan(abi.ActionAssignSecondaryIP, map[string]string{"subscriptionID": "s", "resourceGroup": "rg", "ipConfigurationName": "routerd-10-88-60-9"}),
 			answers: []answer{{status: 200, body: nicJSON}, {status: 200, body: `{}`, headers: map[string]string{"X-Ms-Request-Id": "arm-1"}}},
 			outcome: abi.ActionSucceeded, attrs: map[string]string{AttrRequestID: "arm-1"},
-			requests: []string{"GET /subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/networkInterfaces/nic-1?api-version=2024-05-01",
-				"PUT /subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/networkInterfaces/nic-1?api-version=2024-05-01"},
+			requests: []string{"GET /subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/networkInterfaces/nic-1?api-version=2023-09-01",
+				"PUT /subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/networkInterfaces/nic-1?api-version=2023-09-01"},
 			check: func(t *testing.T, reqs []abi.ProviderRequest) {
 				var nic struct {
 					Properties struct {
@@ -131,12 +131,12 @@ func TestExecutors(t *testing.T) {
 		{name: "azure assign of a present address is skipped", ex: Azure,
 			plan:    plan(abi.ActionAssignSecondaryIP, map[string]string{abi.ParamAddress: "10.88.60.7", abi.ParamNIC: "/subscriptions/s/x/nic"}),
 			answers: []answer{{status: 200, body: nicJSON}},
-			outcome: abi.ActionSkipped, requests: []string{"GET /subscriptions/s/x/nic?api-version=2024-05-01"}},
+			outcome: abi.ActionSkipped, requests: []string{"GET /subscriptions/s/x/nic?api-version=2023-09-01"}},
 		{name: "azure unassign removes the configuration", ex: Azure,
 			plan:     plan(abi.ActionUnassignSecondaryIP, map[string]string{abi.ParamAddress: "10.88.60.7", abi.ParamNIC: "/subscriptions/s/x/nic"}),
 			answers:  []answer{{status: 200, body: nicJSON}, {status: 200, body: `{}`}},
 			outcome:  abi.ActionSucceeded,
-			requests: []string{"GET /subscriptions/s/x/nic?api-version=2024-05-01", "PUT /subscriptions/s/x/nic?api-version=2024-05-01"},
+			requests: []string{"GET /subscriptions/s/x/nic?api-version=2023-09-01", "PUT /subscriptions/s/x/nic?api-version=2023-09-01"},
 			check: func(t *testing.T, reqs []abi.ProviderRequest) {
 				if strings.Contains(string(reqs[1].Body), "10.88.60.7") || !strings.Contains(string(reqs[1].Body), "10.88.60.4") {
 					t.Errorf("PUT body = %s", reqs[1].Body)
@@ -145,15 +145,15 @@ func TestExecutors(t *testing.T) {
 		{name: "azure never removes the primary", ex: Azure,
 			plan:    plan(abi.ActionUnassignSecondaryIP, map[string]string{abi.ParamAddress: "10.88.60.4", abi.ParamNIC: "/subscriptions/s/x/nic"}),
 			answers: []answer{{status: 200, body: nicJSON}},
-			outcome: abi.ActionFailed, attrs: map[string]string{AttrErrorCode: "primary_ip"}, requests: []string{"GET /subscriptions/s/x/nic?api-version=2024-05-01"}},
+			outcome: abi.ActionFailed, attrs: map[string]string{AttrErrorCode: "primary_ip"}, requests: []string{"GET /subscriptions/s/x/nic?api-version=2023-09-01"}},
 		{name: "azure error body is read", ex: Azure,
 			plan:    plan(abi.ActionAssignSecondaryIP, map[string]string{abi.ParamNIC: "/subscriptions/s/x/nic"}),
 			answers: []answer{{status: 404, body: `{"error":{"code":"ResourceNotFound","message":"nope"}}`}},
-			outcome: abi.ActionFailed, attrs: map[string]string{AttrErrorCode: "ResourceNotFound"}, requests: []string{"GET /subscriptions/s/x/nic?api-version=2024-05-01"}},
+			outcome: abi.ActionFailed, attrs: map[string]string{AttrErrorCode: "ResourceNotFound"}, requests: []string{"GET /subscriptions/s/x/nic?api-version=2023-09-01"}},
 		{name: "azure garbage NIC", ex: Azure,
 			plan:    plan(abi.ActionAssignSecondaryIP, map[string]string{abi.ParamNIC: "/subscriptions/s/x/nic"}),
 			answers: []answer{{status: 200, body: `[1,2`}},
-			outcome: abi.ActionFailed, attrs: map[string]string{AttrErrorCode: "bad_response"}, requests: []string{"GET /subscriptions/s/x/nic?api-version=2024-05-01"}},
+			outcome: abi.ActionFailed, attrs: map[string]string{AttrErrorCode: "bad_response"}, requests: []string{"GET /subscriptions/s/x/nic?api-version=2023-09-01"}},
 
 		{name: "oci create", ex: OCI, plan: plan(abi.ActionCreatePrivateIP, map[string]string{"displayName": "routerd-10-88-60-9"}),
 			answers: []answer{{status: 200, body: `[]`}, {status: 200, body: `{"id":"ocid1.privateip.oc1..new","ipAddress":"10.88.60.9"}`, headers: map[string]string{"opc-request-id": "oci-1"}}},

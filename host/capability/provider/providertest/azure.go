@@ -35,7 +35,14 @@ type IPConfiguration struct {
 		PrivateIPAddress          string `json:"privateIPAddress"`
 		PrivateIPAllocationMethod string `json:"privateIPAllocationMethod,omitempty"`
 		Primary                   bool   `json:"primary,omitempty"`
+		// Subnet is the subnet the address is in (ARM requires one per ipConfiguration).
+		Subnet *SubResource `json:"subnet,omitempty"`
 	} `json:"properties"`
+}
+
+// SubResource is an ARM reference to another resource.
+type SubResource struct {
+	ID string `json:"id"`
 }
 
 // NetworkInterface is the ARM networkInterfaces resource (the fields the fake keeps).
@@ -80,6 +87,7 @@ func NewAzure(t testing.TB, opts AzureOptions) *Azure {
 		for i, ip := range ips {
 			c := IPConfiguration{Name: fmt.Sprintf("ipconfig%d", i+1)}
 			c.Properties.PrivateIPAddress, c.Properties.PrivateIPAllocationMethod, c.Properties.Primary = ip, "Static", i == 0
+			c.Properties.Subnet = &SubResource{ID: f.subnetID()}
 			nic.Properties.IPConfigurations = append(nic.Properties.IPConfigurations, c)
 		}
 		f.bump(nic)
@@ -96,6 +104,11 @@ func NewAzure(t testing.TB, opts AzureOptions) *Azure {
 // nicPath is the ARM resource id of a NIC.
 func (f *Azure) nicPath(name string) string {
 	return fmt.Sprintf("/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Network/networkInterfaces/%s", f.opts.SubscriptionID, f.opts.ResourceGroup, name)
+}
+
+// subnetID is the one subnet every address of the fake is in.
+func (f *Azure) subnetID() string {
+	return fmt.Sprintf("/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Network/virtualNetworks/vnet-1/subnets/default", f.opts.SubscriptionID, f.opts.ResourceGroup)
 }
 
 // bump gives nic a new etag.
@@ -231,6 +244,10 @@ func (f *Azure) serveARM(w http.ResponseWriter, r *http.Request) {
 		for _, c := range in.Properties.IPConfigurations {
 			if c.Name == "" || c.Properties.PrivateIPAddress == "" {
 				f.armErr(w, http.StatusBadRequest, "InvalidRequestFormat", "Every ipConfiguration needs a name and a privateIPAddress.")
+				return
+			}
+			if c.Properties.Subnet == nil || c.Properties.Subnet.ID == "" {
+				f.armErr(w, http.StatusBadRequest, "SubnetIsRequired", "ipConfiguration "+c.Name+" needs properties.subnet.id.")
 				return
 			}
 			if seen[c.Properties.PrivateIPAddress] {

@@ -102,6 +102,7 @@ func TestARMSemantics(t *testing.T) {
 		for i, ip := range ips {
 			c := providertest.IPConfiguration{Name: "c" + ip}
 			c.Properties.PrivateIPAddress, c.Properties.Primary = ip, i == 0
+			c.Properties.Subnet = &providertest.SubResource{ID: "/subnets/default"}
 			n.Properties.IPConfigurations = append(n.Properties.IPConfigurations, c)
 		}
 		b, err := json.Marshal(n)
@@ -121,7 +122,8 @@ func TestARMSemantics(t *testing.T) {
 		{name: "api-version required", method: "GET", url: nic, wantCode: 400, wantBody: "MissingApiVersionParameter"},
 		{name: "other api-version", method: "GET", url: nic + "?api-version=2015-01-01", wantCode: 400, wantBody: "NoRegisteredProviderFound"},
 		{name: "address of another nic", method: "PUT", url: nic + v, body: put("10.1.0.4", "10.1.0.5"), wantCode: 400, wantBody: "PrivateIPAddressInUse"},
-		{name: "no primary", method: "PUT", url: nic + v, body: []byte(`{"properties":{"ipConfigurations":[{"name":"a","properties":{"privateIPAddress":"10.1.0.9"}}]}}`), wantCode: 400, wantBody: "exactly one primary"},
+		{name: "no primary", method: "PUT", url: nic + v, body: []byte(`{"properties":{"ipConfigurations":[{"name":"a","properties":{"privateIPAddress":"10.1.0.9","subnet":{"id":"/subnets/default"}}}]}}`), wantCode: 400, wantBody: "exactly one primary"},
+		{name: "no subnet", method: "PUT", url: nic + v, body: []byte(`{"properties":{"ipConfigurations":[{"name":"a","properties":{"privateIPAddress":"10.1.0.9","primary":true}}]}}`), wantCode: 400, wantBody: "SubnetIsRequired"},
 		{name: "not json", method: "PUT", url: nic + v, body: []byte(`{`), wantCode: 400, wantBody: "InvalidRequestContent"},
 		{name: "put", method: "PUT", url: nic + v, body: put("10.1.0.4", "10.1.0.60"), wantCode: 200, wantBody: `"privateIPAddress":"10.1.0.60"`},
 		{name: "delete not allowed", method: "DELETE", url: nic + v, wantCode: 405, wantBody: "MethodNotAllowed"},
