@@ -45,6 +45,14 @@ func SpecFromResource(p *schemas.Plugin) Spec {
 	if g.ProviderRequest != nil {
 		spec.Grants.ProviderRequest.Hosts = append([]string(nil), g.ProviderRequest.Hosts...)
 		spec.Grants.ProviderRequest.ProfileRefs = append([]string(nil), g.ProviderRequest.ProfileRefs...)
+		spec.Grants.ProviderRequest.Methods = append([]string(nil), g.ProviderRequest.Methods...)
+		if len(spec.Grants.ProviderRequest.Methods) == 0 {
+			spec.Grants.ProviderRequest.Methods = []string{"GET", "POST", "PUT", "DELETE"}
+		}
+		spec.Grants.ProviderRequest.PathPrefixes = append([]string(nil), g.ProviderRequest.PathPrefixes...)
+		if len(spec.Grants.ProviderRequest.PathPrefixes) == 0 {
+			spec.Grants.ProviderRequest.PathPrefixes = []string{"/"}
+		}
 	}
 	if g.WASI != nil {
 		spec.Grants.WASI.Env = g.WASI.Env

@@ -57,9 +57,11 @@ func TestExecutorsThroughHost(t *testing.T) {
 			present: func(l *providertest.Lab) bool { return slices.Contains(l.Azure.Addresses("nic-1"), "10.1.0.9") },
 			again:   abi.ActionSkipped},
 		{name: "oci", ex: OCI,
-			plan:    lplan("oci", "oci-lab", abi.ActionCreatePrivateIP, abi.ActionDeletePrivateIP, "ocid1.vnic.oc1..v", "10.2.0.9"),
-			present: func(l *providertest.Lab) bool { return slices.Contains(l.OCI.Addresses("ocid1.vnic.oc1..v"), "10.2.0.9") },
-			again:   abi.ActionSkipped},
+			plan: lplan("oci", "oci-lab", abi.ActionCreatePrivateIP, abi.ActionDeletePrivateIP, "ocid1.vnic.oc1..v", "10.2.0.9"),
+			present: func(l *providertest.Lab) bool {
+				return slices.Contains(l.OCI.Addresses("ocid1.vnic.oc1..v"), "10.2.0.9")
+			},
+			again: abi.ActionSkipped},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
