@@ -121,6 +121,9 @@ type Host struct {
 	closed  bool
 
 	watch *watcher
+	// watchHook, when set (by tests, before Watch), runs after the watcher saw an event
+	// of a plugin file and after each reload it ran: the tests' readiness signal.
+	watchHook func()
 
 	hcAttrs sync.Map // [2]string{plugin, function} → metric.MeasurementOption
 
