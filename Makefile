@@ -16,7 +16,7 @@ WASM_ENV  := GOOS=wasip1 GOARCH=wasm
 TEST_TIMEOUT ?= 12m
 FUZZTIME  ?= 8s
 # Fuzz targets run briefly by `make test` (package:Target); longer: make fuzz FUZZTIME=5m
-FUZZ_TARGETS := federation/transport:FuzzReceiverVerify federation/event:FuzzDecode abi:FuzzDecode schemas:FuzzDecode host/internal/jsonvalid:FuzzValid host/internal/preempt:FuzzInstrument
+FUZZ_TARGETS := federation/transport:FuzzReceiverVerify federation/event:FuzzDecode abi:FuzzDecode schemas:FuzzDecode host/internal/jsonvalid:FuzzValid host/internal/preempt:FuzzInstrument abi/guest:FuzzDecodeRequest abi/guest:FuzzHostResponse abi/guest/jsonw:FuzzAppendString
 
 .PHONY: all build plugins test unit fuzz vet fmt-check check-schema schema bench demo deps clean help
 
