@@ -153,6 +153,19 @@ var roundTrips = []struct {
 		}
 		return got, want
 	}},
+	{name: "PluginRequest (guest view decoder)", root: reflect.TypeFor[abi.Request](), run: func(t *testing.T) (any, any) {
+		want := filled[abi.Request](t)
+		want.ABI = abi.RequestVersion
+		in, err := json.Marshal(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := DecodeRequestView(in)
+		if err != nil {
+			t.Fatalf("DecodeRequestView: %v\n%s", err, in)
+		}
+		return v.ToRequest(), want
+	}},
 	{name: "PluginResult (guest encodes)", root: reflect.TypeFor[abi.Result](), run: func(t *testing.T) (any, any) {
 		want := filled[abi.Result](t)
 		want.APIVersion, want.Kind = abi.PluginAPIVersion, abi.KindPluginResult // written as constants
