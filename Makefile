@@ -17,7 +17,7 @@ WASM_ENV  := GOOS=wasip1 GOARCH=wasm
 TEST_TIMEOUT ?= 12m
 FUZZTIME  ?= 8s
 # Fuzz targets run briefly by `make test` (package:Target); longer: make fuzz FUZZTIME=5m
-FUZZ_TARGETS := federation/transport:FuzzReceiverVerify federation/event:FuzzDecode abi:FuzzDecode schemas:FuzzDecode host/internal/jsonvalid:FuzzValid
+FUZZ_TARGETS := federation/transport:FuzzReceiverVerify federation/event:FuzzDecode abi:FuzzDecode schemas:FuzzDecode host/internal/jsonvalid:FuzzValid host/internal/preempt:FuzzInstrument abi/guest:FuzzDecodeRequest abi/guest:FuzzHostResponse abi/guest/jsonw:FuzzAppendString
 
 .PHONY: all build plugins test unit fuzz vet fmt-check check-schema schema bench demo deps clean help
 
@@ -57,8 +57,9 @@ vet: ## go vet (host and wasm guest code)
 	$(GO) vet ./...
 	$(WASM_ENV) $(GO) vet ./abi/... ./plugins/... ./testdata/plugins/...
 
-unit: deps plugins ## go test ./... (netns tests run when root)
+unit: deps plugins ## go test ./... (netns tests run when root), the preemption stop flag under -race
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -count=1 -race -run '^TestDeadlineStopsSpinningGuest$$' ./host/
 
 fuzz: ## run each fuzz target for FUZZTIME (the HMAC verifier, event, ABI and config decoders, the output validator)
 	@for t in $(FUZZ_TARGETS); do \

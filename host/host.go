@@ -67,6 +67,13 @@ type Options struct {
 	// (default; modules it cannot instrument fall back) or PreemptCloseOnDone (always
 	// wazero's close-on-context-done: slower, no module rewriting).
 	Preemption string
+	// ReleaseFunctionBodies drops the function bodies wazero keeps after compiling a
+	// module (~2 MB of Go heap per Go module), by writing unexported wazero fields
+	// (host/internal/wazeroaccess). Off by default: wazero does not promise that it never
+	// reads them again. The pinned wazero version reads them only while compiling
+	// (TestBodiesUnusedAfterCompile covers instantiating, traps, listeners and
+	// recompiling), so it is safe with that version; re-check after upgrading wazero.
+	ReleaseFunctionBodies bool
 }
 
 // Plugin states reported in PluginStatus.State.
@@ -114,6 +121,9 @@ type Host struct {
 	closed  bool
 
 	watch *watcher
+	// watchHook, when set (by tests, before Watch), runs after the watcher saw an event
+	// of a plugin file and after each reload it ran: the tests' readiness signal.
+	watchHook func()
 
 	hcAttrs sync.Map // [2]string{plugin, function} → metric.MeasurementOption
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"routerd.net/routerd/abi"
@@ -424,40 +425,50 @@ func TestDiscardedInstanceIsNotReused(t *testing.T) {
 	}
 }
 
+// TestCircuitBreaker runs in a synctest bubble: the cool-downs pass on the bubble's fake
+// clock, so the test waits for nothing and cannot race the breaker's timing.
 func TestCircuitBreaker(t *testing.T) {
-	spec := Spec{Name: "c", Module: "capcheck.wasm", Limits: Limits{WarmInstances: 1}}
-	h := capHost(t, Options{BreakerThreshold: 3, BreakerCooldown: 300 * time.Millisecond}, spec)
-	bad := capInput(t, op{Fn: "raw", Value: "nope"})
-	good := capInput(t, op{Fn: "now"})
-	for i := range 3 {
-		if _, err := h.Call(context.Background(), "c", abi.HookOnEvents, bad); !errors.Is(err, ErrBadOutput) {
-			t.Fatalf("call %d: %v", i, err)
+	pluginBytes(t, capcheckDir) // build outside the bubble (a child process)
+	synctest.Test(t, func(t *testing.T) {
+		spec := Spec{Name: "c", Module: "capcheck.wasm", Limits: Limits{WarmInstances: 1}}
+		const cooldown = 300 * time.Millisecond
+		h := capHost(t, Options{BreakerThreshold: 3, BreakerCooldown: cooldown}, spec)
+		bad := capInput(t, op{Fn: "raw", Value: "nope"})
+		good := capInput(t, op{Fn: "now"})
+		for i := range 3 {
+			if _, err := h.Call(context.Background(), "c", abi.HookOnEvents, bad); !errors.Is(err, ErrBadOutput) {
+				t.Fatalf("call %d: %v", i, err)
+			}
 		}
-	}
-	if _, err := h.Call(context.Background(), "c", abi.HookOnEvents, good); !errors.Is(err, ErrCircuitOpen) {
-		t.Fatalf("after 3 failures: %v, want circuit open", err)
-	}
-	if st := statusOf(t, h, "c"); st.State != StateCircuitOpen || st.Breaker != "open" {
-		t.Fatalf("status %+v", st)
-	}
-	time.Sleep(350 * time.Millisecond)
-	if st := statusOf(t, h, "c"); st.State != StateHalfOpen {
-		t.Fatalf("after cool-down: %+v", st)
-	}
-	// The half-open trial fails: open again.
-	if _, err := h.Call(context.Background(), "c", abi.HookOnEvents, bad); !errors.Is(err, ErrBadOutput) {
-		t.Fatal(err)
-	}
-	if _, err := h.Call(context.Background(), "c", abi.HookOnEvents, good); !errors.Is(err, ErrCircuitOpen) {
-		t.Fatalf("after failed trial: %v", err)
-	}
-	time.Sleep(350 * time.Millisecond)
-	if _, err := h.Call(context.Background(), "c", abi.HookOnEvents, good); err != nil {
-		t.Fatalf("successful trial: %v", err)
-	}
-	if st := statusOf(t, h, "c"); st.State != StateReady {
-		t.Fatalf("after recovery: %+v", st)
-	}
+		if _, err := h.Call(context.Background(), "c", abi.HookOnEvents, good); !errors.Is(err, ErrCircuitOpen) {
+			t.Fatalf("after 3 failures: %v, want circuit open", err)
+		}
+		if st := statusOf(t, h, "c"); st.State != StateCircuitOpen || st.Breaker != "open" {
+			t.Fatalf("status %+v", st)
+		}
+		time.Sleep(cooldown - time.Millisecond) // fake clock: just before the cool-down ends
+		if _, err := h.Call(context.Background(), "c", abi.HookOnEvents, good); !errors.Is(err, ErrCircuitOpen) {
+			t.Fatalf("1 ms before the cool-down ends: %v, want circuit open", err)
+		}
+		time.Sleep(time.Millisecond)
+		if st := statusOf(t, h, "c"); st.State != StateHalfOpen {
+			t.Fatalf("after cool-down: %+v", st)
+		}
+		// The half-open trial fails: open again.
+		if _, err := h.Call(context.Background(), "c", abi.HookOnEvents, bad); !errors.Is(err, ErrBadOutput) {
+			t.Fatal(err)
+		}
+		if _, err := h.Call(context.Background(), "c", abi.HookOnEvents, good); !errors.Is(err, ErrCircuitOpen) {
+			t.Fatalf("after failed trial: %v", err)
+		}
+		time.Sleep(cooldown)
+		if _, err := h.Call(context.Background(), "c", abi.HookOnEvents, good); err != nil {
+			t.Fatalf("successful trial: %v", err)
+		}
+		if st := statusOf(t, h, "c"); st.State != StateReady {
+			t.Fatalf("after recovery: %+v", st)
+		}
+	})
 }
 
 func TestConcurrentCalls(t *testing.T) {

@@ -107,6 +107,8 @@ func (c *callCtx) Value(key any) any {
 		return c.in.kernel
 	case callStateKey{}:
 		return c.in.state
+	case stopKey{}:
+		return &c.in.stopped
 	}
 	return c.Context.Value(key)
 }
@@ -130,25 +132,42 @@ type instance struct {
 	// hookFn are the Extism-path exports, by hook.
 	hookFn map[abi.Hook]bool
 
-	// stopG is the preempt stop global (nil when the version relies on
-	// WithCloseOnContextDone); stopped records that the host set it.
-	stopG   api.MutableGlobal
+	// stopped is the stop flag of an instrumented version (see internal/preempt): set
+	// when the call's context ends, read by the guest's loop checks through
+	// preemptYield. It stays set: a stopped instance is not reused.
 	stopped atomic.Bool
 }
 
-// fireStop makes the guest trap at its next loop iteration.
-func (in *instance) fireStop() {
-	in.stopped.Store(true)
-	in.stopG.Set(1)
-}
+// fireStop makes the guest trap at its next loop check.
+func (in *instance) fireStop() { in.stopped.Store(true) }
 
-// armStop sets the stop global when ctx ends; call the returned function when the call
-// returns. Without a stop global it does nothing (wazero closes the module instead).
+// armStop sets the stop flag when ctx ends; call the returned function when the call
+// returns. For a version without loop checks it does nothing (wazero closes the module
+// instead).
 func (in *instance) armStop(ctx context.Context) func() bool {
-	if in.stopG == nil {
+	if !in.v.preempt {
 		return func() bool { return true }
 	}
 	return context.AfterFunc(ctx, in.fireStop)
+}
+
+// stopKey is the context key of the running instance's stop flag (*atomic.Bool).
+type stopKey struct{}
+
+// preemptYield is the host function the loop checks of an instrumented module call
+// every preempt.Budget iterations: it returns 1 when the running call's stop flag is set.
+// Being a host call, it also returns the goroutine to Go, where the scheduler and the
+// garbage collector can stop it. The flag is an atomic.Bool, written by the deadline
+// timer's goroutine and read here.
+func preemptYield() extism.HostFunction {
+	f := extism.NewHostFunctionWithStack(preempt.ImportName, func(ctx context.Context, _ *extism.CurrentPlugin, stack []uint64) {
+		stack[0] = 0
+		if s, ok := ctx.Value(stopKey{}).(*atomic.Bool); ok && s.Load() {
+			stack[0] = 1
+		}
+	}, nil, []extism.ValueType{extism.ValueTypeI32})
+	f.SetNamespace(preempt.ImportModule)
+	return f
 }
 
 // tail keeps what the guest wrote to stdout/stderr during the current call — the first
@@ -255,16 +274,14 @@ func (v *version) newInstance(ctx context.Context) (*instance, []byte, error) {
 		if v.image != nil {
 			c.imageErr = in.mem.loadImage(mod.Memory(), v.image)
 		}
-		if g, ok := mod.ExportedGlobal(preempt.StopExport).(api.MutableGlobal); ok && v.preempt {
-			in.stopG = g
-			c.disarm = in.armStop(mctx)
-		}
+		c.disarm = in.armStop(mctx)
 		if c.imageErr != nil {
 			cancel() // the module must not run without its data: stop it at once
 		}
 	}
 	mctx = context.WithValue(mctx, captureKey{}, c)
 	mctx = context.WithValue(mctx, callStateKey{}, in.state)
+	mctx = context.WithValue(mctx, stopKey{}, &in.stopped)
 	rc, out, err := p.CallWithContext(mctx, abi.ExportManifest, nil)
 	if c.disarm != nil {
 		c.disarm()
@@ -289,10 +306,6 @@ func (v *version) newInstance(ctx context.Context) (*instance, []byte, error) {
 		return nil, nil, v.loadErr(ErrTimeout, fmt.Sprintf("initialisation and %s did not finish within %v", abi.ExportManifest, initTimeout), nil)
 	}
 	in.main, in.kernel = c.main, c.kernel
-	if v.preempt && in.stopG == nil {
-		in.close()
-		return nil, nil, v.loadErr(ErrBadModule, "instrumented module lost its stop global", nil)
-	}
 	if in.main != nil && in.kernel != nil {
 		in.bufFn = in.main.ExportedFunction(abi.ExportBuffer)
 		in.callFn = in.main.ExportedFunction(abi.ExportCall)
@@ -365,7 +378,7 @@ func (in *instance) callFast(ctx context.Context, hook abi.Hook, input []byte) (
 	in.stack[0], in.stack[1] = uint64(id), uint64(n)
 	stop := in.armStop(ctx)
 	err := in.callFn.CallWithStack(cctx, in.stack[:])
-	// A deadline that fired as the call returned has set the stop global: the result
+	// A deadline that fired as the call returned has set the stop flag: the result
 	// stands, but the instance would trap on its next call, so it is not reused.
 	reusable := stop()
 	if err != nil {
@@ -393,6 +406,7 @@ func (in *instance) callExtism(ctx context.Context, hook abi.Hook, input []byte)
 		return nil, ErrNoHook, "module does not export " + string(hook), true
 	}
 	ctx = context.WithValue(ctx, callStateKey{}, in.state)
+	ctx = context.WithValue(ctx, stopKey{}, &in.stopped)
 	stop := in.armStop(ctx)
 	rc, out, err := in.plugin.CallWithContext(ctx, string(hook), input)
 	reusable := stop() // see callFast

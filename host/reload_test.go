@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,15 +14,54 @@ import (
 	"routerd.net/routerd/host/capability"
 )
 
-// waitFor polls cond until it holds or 10 seconds pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
+// signal is a broadcast readiness signal: every notify wakes every waiter.
+type signal struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func newSignal() *signal { return &signal{ch: make(chan struct{})} }
+
+// notify wakes the current waiters.
+func (s *signal) notify() {
+	s.mu.Lock()
+	close(s.ch)
+	s.ch = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// next returns a channel closed by the next notify.
+func (s *signal) next() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ch
+}
+
+// watchedHost returns a host whose watcher notifies the returned signal after every
+// file event it sees and every reload it runs.
+func watchedHost(t *testing.T, opts Options) (*Host, *signal) {
+	h := newHost(t, opts)
+	sig := newSignal()
+	h.watchHook = sig.notify
+	return h, sig
+}
+
+// waitFor checks cond after each signal from the watcher until it holds; it fails after
+// 30 seconds without (a guard against a hang, not a synchronisation).
+func waitFor(t *testing.T, sig *signal, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
+	guard := time.NewTimer(30 * time.Second)
+	defer guard.Stop()
+	for {
+		next := sig.next() // before cond: a reload finishing in between still wakes us
+		if cond() {
+			return
+		}
+		select {
+		case <-next:
+		case <-guard.C:
 			t.Fatalf("timed out waiting for %s", what)
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -38,7 +78,7 @@ func find(h *Host, name string) (PluginStatus, bool) {
 func TestWatchLoadReplaceBreakRemove(t *testing.T) {
 	echo, capcheck := pluginBytes(t, echoDir), pluginBytes(t, capcheckDir)
 	dir := t.TempDir()
-	h := newHost(t, Options{WatchDebounce: 100 * time.Millisecond})
+	h, sig := watchedHost(t, Options{WatchDebounce: 100 * time.Millisecond})
 	if err := h.Watch(context.Background(), dir); err != nil {
 		t.Fatal(err)
 	}
@@ -66,10 +106,18 @@ func TestWatchLoadReplaceBreakRemove(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				seen := sig.next()
 				if _, err := f.Write(capcheck[:len(capcheck)/2]); err != nil {
 					t.Fatal(err)
 				}
-				time.Sleep(40 * time.Millisecond) // shorter than the debounce: no half file is loaded
+				waitFor(t, sig, "the watcher to see the first half", func() bool {
+					select {
+					case <-seen:
+						return true
+					default:
+						return false
+					}
+				}) // the second half comes well within the debounce
 				if _, err := f.Write(capcheck[len(capcheck)/2:]); err != nil {
 					t.Fatal(err)
 				}
@@ -134,7 +182,7 @@ func TestWatchLoadReplaceBreakRemove(t *testing.T) {
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
 			s.apply(t)
-			waitFor(t, s.name, func() bool { st, ok := find(h, "p"); return s.until(st, ok) })
+			waitFor(t, sig, s.name, func() bool { st, ok := find(h, "p"); return s.until(st, ok) })
 			if s.check != nil {
 				s.check(t)
 			}
@@ -276,7 +324,7 @@ func TestConfigureMissingModuleIsVisible(t *testing.T) {
 func TestWatchRemovedModuleOfResource(t *testing.T) {
 	dir := t.TempDir()
 	path := writeFile(t, dir, "echo.wasm", pluginBytes(t, echoDir))
-	h := newHost(t, Options{WatchDebounce: 50 * time.Millisecond})
+	h, sig := watchedHost(t, Options{WatchDebounce: 50 * time.Millisecond})
 	if err := h.Configure(context.Background(), []Spec{{Name: "bound", Module: "echo.wasm"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +337,7 @@ func TestWatchRemovedModuleOfResource(t *testing.T) {
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "bound to fail", func() bool { st, ok := find(h, "bound"); return ok && st.State == StateFailed })
+	waitFor(t, sig, "bound to fail", func() bool { st, ok := find(h, "bound"); return ok && st.State == StateFailed })
 	if st := statusOf(t, h, "bound"); !strings.Contains(st.LastError, "module file removed") {
 		t.Fatalf("status %+v", st)
 	}
@@ -298,5 +346,5 @@ func TestWatchRemovedModuleOfResource(t *testing.T) {
 	}
 	// Putting the file back brings it back.
 	writeFile(t, dir, "echo.wasm", pluginBytes(t, echoDir))
-	waitFor(t, "bound to be ready", func() bool { st, ok := find(h, "bound"); return ok && st.State == StateReady })
+	waitFor(t, sig, "bound to be ready", func() bool { st, ok := find(h, "bound"); return ok && st.State == StateReady })
 }

@@ -20,16 +20,18 @@ import (
 //
 //   - wazero keeps its machine code (about 10 MB for a Go module) in anonymous memory,
 //     all of it resident although a plugin executes a small part;
-//   - wazero keeps the decoded function bodies (about 2 MB), which it reads only while
-//     compiling;
+//   - wazero keeps the decoded function bodies (about 2 MB), which the pinned version
+//     reads only while compiling;
 //   - wazero keeps the data segments (about 1.4 MB) and copies them into every new
 //     instance, so every instance has all of them resident although the Go runtime in
 //     the guest reads a small part (type data, strings, the pclntab).
 //
-// slim releases the first two once a module is compiled: the machine code is backed by
-// a file under the cache directory (package codefile: only the pages executed become
-// resident, shared through the page cache, droppable under memory pressure) and the
-// bodies are dropped (package wazeroaccess). extractImage handles the third before
+// slim releases the first once a module is compiled: the machine code is backed by a
+// file under the cache directory (package codefile: only the pages executed become
+// resident, shared through the page cache, droppable under memory pressure). It drops
+// the bodies (package wazeroaccess) only with Options.ReleaseFunctionBodies: that writes
+// wazero's unexported fields and relies on wazero never reading them after compiling,
+// which wazero does not promise. extractImage handles the third before
 // compiling: it moves the data segments out of the module into a memory image file
 // (package datamerge), which every instance maps privately at the start of its memory
 // before the module's code runs (instanceMemory.loadImage): pages the guest only reads
@@ -53,9 +55,12 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 // slim releases the memory a compiled plugin does not need (see above) and logs what it
 // released at debug level.
 func (h *Host) slim(digest string, compiled *extism.CompiledPlugin) {
-	bodies, err := wazeroaccess.DropFunctionBodies(compiled)
-	if err != nil {
-		h.log.Warn("plugin: function bodies not released", "module", digest, "err", err)
+	bodies := 0
+	if h.opts.ReleaseFunctionBodies {
+		var err error
+		if bodies, err = wazeroaccess.DropFunctionBodies(compiled); err != nil {
+			h.log.Warn("plugin: function bodies not released", "module", digest, "err", err)
+		}
 	}
 	backed, written := 0, 0
 	defer func() {

@@ -151,7 +151,7 @@ func (h *Host) loadVersion(ctx context.Context, path string, spec Spec, data []b
 
 // instrumentVersion names the format of cached instrumented modules; bump it when
 // package preempt or datamerge changes its output.
-const instrumentVersion = "p3"
+const instrumentVersion = "p4"
 
 // compactData returns module with its data segments coalesced (see package datamerge:
 // a Go module's ~30,000 segments cost wazero ~2.5 MB per module and 0.75 MB per
@@ -320,7 +320,7 @@ func (h *Host) acquireCompiled(ctx context.Context, key compiledKey, code []byte
 	image, code := h.extractImage(key.digest, code)
 	cctx := experimental.WithFunctionListenerFactory(ctx, captureFactory{})
 	manifest := extism.Manifest{Wasm: []extism.Wasm{extism.WasmData{Data: code, Name: "main"}}}
-	compiled, err := extism.NewCompiledPlugin(cctx, manifest, extism.PluginConfig{RuntimeConfig: rc, EnableWasi: true}, h.hostFunctions())
+	compiled, err := extism.NewCompiledPlugin(cctx, manifest, extism.PluginConfig{RuntimeConfig: rc, EnableWasi: true}, append(h.hostFunctions(), preemptYield()))
 	if err != nil {
 		image.close()
 		return nil, err

@@ -95,6 +95,7 @@ func (w *watcher) touch(base string) {
 	}
 	if t, ok := w.timers[base]; ok && t.Stop() {
 		t.Reset(w.debounce) // still pending: push it back
+		w.signal()
 		return
 	}
 	// No timer, or it already fired (its reload may be running): start a new one.
@@ -103,6 +104,14 @@ func (w *watcher) touch(base string) {
 	t := time.AfterFunc(w.debounce, func() { w.fire(base, <-holder) })
 	holder <- t
 	w.timers[base] = t
+	w.signal()
+}
+
+// signal runs the test hook (Host.watchHook), if any.
+func (w *watcher) signal() {
+	if w.h.watchHook != nil {
+		w.h.watchHook()
+	}
 }
 
 // fire reloads one file once it has been quiet.
@@ -123,6 +132,7 @@ func (w *watcher) fire(base string, t *time.Timer) {
 	if err := w.h.syncFile(ctx, w.dir, base); err != nil {
 		w.h.log.Warn("plugin reload failed; previous version (if any) keeps serving", "file", base, "err", err)
 	}
+	w.signal()
 }
 
 // close stops the watch and waits for pending reloads.

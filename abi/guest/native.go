@@ -10,13 +10,25 @@ func notInWasm(fn string) error {
 	return abi.NewError(abi.ErrCodeUnsupported, "host function "+fn+" is only available inside a wasip1 guest")
 }
 
-func callLog([]byte) ([]byte, error)             { return nil, notInWasm(abi.FuncLog) }
-func callEventEmit([]byte) ([]byte, error)       { return nil, notInWasm(abi.FuncEventEmit) }
-func callConfigGet([]byte) ([]byte, error)       { return nil, notInWasm(abi.FuncConfigGet) }
-func callKVGet([]byte) ([]byte, error)           { return nil, notInWasm(abi.FuncKVGet) }
-func callKVSet([]byte) ([]byte, error)           { return nil, notInWasm(abi.FuncKVSet) }
-func callNow([]byte) ([]byte, error)             { return nil, notInWasm(abi.FuncNow) }
-func callProviderRequest([]byte) ([]byte, error) { return nil, notInWasm(abi.FuncProviderRequest) }
+// nativeHost, when set (by tests), answers the host-function calls outside Wasm.
+var nativeHost func(fn string, req []byte) ([]byte, error)
+
+func callNative(fn string, req []byte) ([]byte, error) {
+	if nativeHost != nil {
+		return nativeHost(fn, req)
+	}
+	return nil, notInWasm(fn)
+}
+
+func callLog(req []byte) ([]byte, error)       { return callNative(abi.FuncLog, req) }
+func callEventEmit(req []byte) ([]byte, error) { return callNative(abi.FuncEventEmit, req) }
+func callConfigGet(req []byte) ([]byte, error) { return callNative(abi.FuncConfigGet, req) }
+func callKVGet(req []byte) ([]byte, error)     { return callNative(abi.FuncKVGet, req) }
+func callKVSet(req []byte) ([]byte, error)     { return callNative(abi.FuncKVSet, req) }
+func callNow(req []byte) ([]byte, error)       { return callNative(abi.FuncNow, req) }
+func callProviderRequest(req []byte) ([]byte, error) {
+	return callNative(abi.FuncProviderRequest, req)
+}
 
 // nativeVars backs Var/SetVar outside Wasm, so plugin logic using them can be unit-tested
 // natively (single-threaded, like a guest instance).

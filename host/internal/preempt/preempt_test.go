@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,8 +42,32 @@ var (
 	spinCode  = section{10, append([]byte{0x01}, body(0x03, 0x40, 0x0C, 0x00, 0x0B, 0x0B)...)} // loop br 0 end
 )
 
+// yieldHost provides the yield import: it returns 1 once stop is set and counts its
+// calls.
+type yieldHost struct {
+	stop  atomic.Bool
+	calls atomic.Int64
+}
+
+// register adds the routerd_preempt host module to rt.
+func (y *yieldHost) register(t testing.TB, rt wazero.Runtime) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := rt.NewHostModuleBuilder(ImportModule).
+		NewFunctionBuilder().WithFunc(func() uint32 {
+		y.calls.Add(1)
+		if y.stop.Load() {
+			return 1
+		}
+		return 0
+	}).Export(ImportName).
+		Instantiate(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // instantiate compiles and instantiates m with a plain runtime (no close-on-done).
-func instantiate(t *testing.T, m []byte) api.Module {
+func instantiate(t *testing.T, m []byte) (api.Module, *yieldHost) {
 	t.Helper()
 	ctx := context.Background()
 	rt := wazero.NewRuntime(ctx)
@@ -52,11 +77,13 @@ func instantiate(t *testing.T, m []byte) api.Module {
 		Instantiate(ctx); err != nil {
 		t.Fatal(err)
 	}
+	y := &yieldHost{}
+	y.register(t, rt)
 	mod, err := rt.InstantiateWithConfig(ctx, m, wazero.NewModuleConfig().WithStartFunctions())
 	if err != nil {
 		t.Fatalf("instantiate instrumented module: %v", err)
 	}
-	return mod
+	return mod, y
 }
 
 func TestStopsInfiniteLoop(t *testing.T) {
@@ -82,11 +109,7 @@ func TestStopsInfiniteLoop(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			mod := instantiate(t, out)
-			stop, ok := mod.ExportedGlobal(StopExport).(api.MutableGlobal)
-			if !ok || stop.Get() != 0 {
-				t.Fatalf("stop global %v (mutable %v)", stop, ok)
-			}
+			mod, y := instantiate(t, out)
 			if g := mod.ExportedGlobal("g"); g != nil && g.Get() != 7 {
 				t.Fatalf("existing global g = %d, want 7", g.Get())
 			}
@@ -95,12 +118,16 @@ func TestStopsInfiniteLoop(t *testing.T) {
 				_, err := mod.ExportedFunction("run").Call(context.Background())
 				done <- err
 			}()
-			select {
-			case err := <-done:
-				t.Fatalf("spin returned early: %v", err)
-			case <-time.After(50 * time.Millisecond):
+			// The spinning guest returns to Go through the yield import.
+			for y.calls.Load() < 3 {
+				select {
+				case err := <-done:
+					t.Fatalf("spin returned early: %v", err)
+				default:
+					runtime.Gosched()
+				}
 			}
-			stop.Set(1)
+			y.stop.Store(true)
 			select {
 			case err := <-done:
 				if err == nil || !strings.Contains(err.Error(), "unreachable") {
@@ -123,7 +150,8 @@ func TestInstrumentRefuses(t *testing.T) {
 		{name: "SIMD instruction", in: module(typeVoid, oneFunc, oneMemory, section{10, append([]byte{0x01}, body(0xFD, 0x0C, 0x0B)...)})},
 		{name: "tail call", in: module(typeVoid, oneFunc, oneMemory, section{10, append([]byte{0x01}, body(0x12, 0x00, 0x0B)...)})},
 		{name: "code entry overruns", in: module(typeVoid, oneFunc, oneMemory, section{10, []byte{0x01, 0x20, 0x00}})},
-		{name: "no memory", in: module(typeVoid, oneFunc, exportRun, spinCode)},
+		{name: "GC rec group type", in: module(section{1, []byte{0x01, 0x4E, 0x00}}, oneFunc, oneMemory, spinCode)},
+		{name: "table with initialiser", in: module(typeVoid, oneFunc, section{4, []byte{0x01, 0x40, 0x00, 0x70, 0x00, 0x01, 0xD2, 0x00, 0x0B}}, spinCode)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -135,7 +163,7 @@ func TestInstrumentRefuses(t *testing.T) {
 }
 
 // TestInstrumentGoModules rewrites real Go wasip1 plugins: they must still compile and
-// carry the stop global.
+// import the yield function.
 func TestInstrumentGoModules(t *testing.T) {
 	for _, dir := range []string{"plugins/echo", "plugins/event-to-remote-claim"} {
 		t.Run(dir, func(t *testing.T) {
@@ -160,6 +188,25 @@ func TestInstrumentGoModules(t *testing.T) {
 			if _, ok := cm.ExportedFunctions()["routerd_call"]; !ok {
 				t.Fatal("exports lost")
 			}
+			imported := false
+			for _, f := range cm.ImportedFunctions() {
+				if m, n, _ := f.Import(); m == ImportModule && n == ImportName {
+					imported = true
+				}
+			}
+			if !imported {
+				t.Fatalf("%s.%s not imported", ImportModule, ImportName)
+			}
+			// Function names (wasm stack traces) follow the renumbered functions.
+			before, err := rt.CompileModule(ctx, data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name, f := range before.ExportedFunctions() {
+				if got := cm.ExportedFunctions()[name].Name(); got != f.Name() {
+					t.Errorf("export %s: function name %q after instrumenting, %q before", name, got, f.Name())
+				}
+			}
 		})
 	}
 }
@@ -176,17 +223,19 @@ func TestGCWhileSpinning(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		mod := instantiate(t, out)
+		mod, y := instantiate(t, out)
 		done := make(chan error, 1)
 		go func() {
 			_, err := mod.ExportedFunction("run").Call(context.Background())
 			done <- err
 		}()
-		time.Sleep(20 * time.Millisecond)
+		for y.calls.Load() < 3 { // the guest is spinning
+			runtime.Gosched()
+		}
 		for range 5 {
 			runtime.GC() // stops the world: needs the spinning goroutine to reach Go
 		}
-		mod.ExportedGlobal(StopExport).(api.MutableGlobal).Set(1)
+		y.stop.Store(true)
 		if err := <-done; err == nil {
 			t.Fatal("spin returned without a trap")
 		}

@@ -5,8 +5,9 @@
 // A compiled Go wasip1 module holds about 10 MB of machine code in an anonymous
 // mapping, all of it resident although a plugin runs a small part of it, and wazero
 // keeps every function body of the decoded module (about 2 MB per Go module) for as long
-// as the module is compiled, although it reads them only while compiling. The host backs
-// the machine code by a file (see package codefile) and drops the bodies.
+// as the module is compiled, although the pinned version reads them only while
+// compiling. The host backs the machine code by a file (see package codefile) and, with
+// Options.ReleaseFunctionBodies, drops the bodies.
 //
 // Everything here depends on unexported fields of the pinned versions of
 // github.com/extism/go-sdk (CompiledPlugin.main) and github.com/tetratelabs/wazero
@@ -24,6 +25,13 @@ import (
 	"unsafe"
 
 	extism "github.com/extism/go-sdk"
+)
+
+// The module versions this package was written and checked against (go.mod pins them
+// exactly; TestLayout fails when the build uses others).
+const (
+	PinnedWazero = "v1.12.0"
+	PinnedExtism = "v1.7.1"
 )
 
 // ErrLayout is wrapped by every error about a field this package expected and did not
@@ -71,10 +79,22 @@ func Executables(p *extism.CompiledPlugin) ([][]byte, error) {
 }
 
 // DropFunctionBodies releases the function bodies (and local declarations) of the
-// plugin's decoded main module, which wazero reads only while compiling. It returns the
-// number of bytes released. Call it once the plugin is compiled; the plugin instantiates
-// and runs as before.
+// plugin's decoded main module. It returns the number of bytes released. Call it once
+// the plugin is compiled.
+//
+// This is safe only while wazero never reads the bodies after compiling. wazero does not
+// promise that; PinnedWazero reads them only in module validation and the compilers, both
+// run by CompileModule on a freshly decoded module (TestBodiesUnusedAfterCompile runs
+// the paths the host uses afterwards: instantiating, calling, traps with stack traces,
+// function listeners, compiling the same module again). The host calls it only when
+// Options.ReleaseFunctionBodies is set.
 func DropFunctionBodies(p *extism.CompiledPlugin) (int, error) {
+	return replaceBodies(p, func(f reflect.Value) { f.SetZero() })
+}
+
+// replaceBodies calls set with a settable view of the Body and LocalTypes fields of
+// every function of the plugin's decoded main module and returns their size before.
+func replaceBodies(p *extism.CompiledPlugin, set func(reflect.Value)) (int, error) {
 	cm, err := mainModule(p)
 	if err != nil {
 		return 0, err
@@ -103,7 +123,7 @@ func DropFunctionBodies(p *extism.CompiledPlugin) (int, error) {
 		for _, name := range []string{"Body", "LocalTypes"} {
 			f := code.FieldByName(name)
 			released += f.Cap() * int(f.Type().Elem().Size())
-			writable(f).SetZero()
+			set(writable(f))
 		}
 	}
 	return released, nil
