@@ -19,14 +19,23 @@ const (
 	PlanExecuting = "executing"
 	PlanExecuted  = "executed"
 	PlanFailed    = "failed"
+	// PlanRefused: the ProviderActionPolicy gate refused the plan; Result holds the rule
+	// and the reason. Nothing was sent.
+	PlanRefused = "refused"
+	// PlanUndoing and PlanUndone: the plan's undo runs, and ran.
+	PlanUndoing = "undoing"
+	PlanUndone  = "undone"
 )
 
 // planTransitions lists the states each state may move to.
 var planTransitions = map[string][]string{
-	PlanProposed:  {PlanApproved, PlanRejected},
-	PlanApproved:  {PlanExecuting, PlanRejected},
+	PlanProposed:  {PlanApproved, PlanRejected, PlanRefused},
+	PlanApproved:  {PlanExecuting, PlanRejected, PlanRefused},
 	PlanExecuting: {PlanExecuted, PlanFailed},
-	PlanFailed:    {PlanApproved, PlanRejected}, // approve again to retry
+	PlanFailed:    {PlanApproved, PlanRejected, PlanRefused}, // approve again to retry
+	PlanRefused:   {PlanApproved, PlanRejected},              // after the policy changed
+	PlanExecuted:  {PlanUndoing},
+	PlanUndoing:   {PlanUndone, PlanExecuted}, // back to executed when the undo failed
 }
 
 // ErrConflict is returned when a change does not fit the row's current state.
@@ -46,7 +55,8 @@ type ActionPlanRecord struct {
 	IdempotencyKey string `json:"idempotencyKey,omitempty"`
 	// Source is who proposed it, e.g. Plugin/aws-planner.
 	Source string `json:"source,omitempty"`
-	// State is one of the Plan* constants.
+	// State is one of the Plan* constants. ProposeActionPlan stores a new plan as
+	// proposed, or as refused when State is PlanRefused (Result then says why).
 	State string `json:"state"`
 	// Document is the ActionPlan JSON.
 	Document json.RawMessage `json:"document"`
@@ -75,10 +85,14 @@ func (s *Store) ProposeActionPlan(ctx context.Context, p ActionPlanRecord) (crea
 	}
 	now := s.now().UnixNano()
 	err = s.writeTx(ctx, func(tx *sql.Tx) error {
+		state := PlanProposed
+		if p.State == PlanRefused {
+			state = PlanRefused
+		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO action_plans
-			(id, name, provider, action, target, source, state, risk_level, idempotency_key, document, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, 'proposed', ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-			p.ID, p.Name, p.Provider, p.Action, p.Target, p.Source, p.RiskLevel, p.IdempotencyKey, string(p.Document), now, now)
+			(id, name, provider, action, target, source, state, risk_level, idempotency_key, document, result, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+			p.ID, p.Name, p.Provider, p.Action, p.Target, p.Source, state, p.RiskLevel, p.IdempotencyKey, string(p.Document), p.Result, now, now)
 		if err != nil {
 			return err
 		}
@@ -87,6 +101,10 @@ func (s *Store) ProposeActionPlan(ctx context.Context, p ActionPlanRecord) (crea
 			return err
 		}
 		if created = n == 1; created {
+			if state == PlanRefused {
+				return s.AppendAuditTx(ctx, tx, AuditEntry{Time: time.Unix(0, now), Actor: "gate", Action: "actionplan." + PlanRefused,
+					Target: p.ID, Outcome: "new->" + PlanRefused, Detail: p.Result})
+			}
 			return nil
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE action_plans SET name = ?, provider = ?, action = ?, target = ?, source = ?,
@@ -216,7 +234,13 @@ func (s *Store) TransitionActionPlan(ctx context.Context, id string, t PlanTrans
 		case PlanApproved:
 			q, args = q+`, approved_by = ?, approved_at = ?, result = ''`, append(args, t.Actor, now)
 		case PlanExecuted, PlanFailed:
+			if cur == PlanUndoing { // a failed undo: the plan stays executed, the result says why
+				q, args = q+`, result = ?`, append(args, t.Result)
+				break
+			}
 			q, args = q+`, result = ?, executed_at = ?`, append(args, t.Result, now)
+		case PlanRefused, PlanUndone:
+			q, args = q+`, result = ?`, append(args, t.Result)
 		}
 		if _, err := tx.ExecContext(ctx, q+` WHERE id = ?`, append(args, id)...); err != nil {
 			return err
@@ -230,6 +254,48 @@ func (s *Store) TransitionActionPlan(ctx context.Context, id string, t PlanTrans
 	})
 	if err != nil {
 		return ActionPlanRecord{}, fmt.Errorf("store: action plan %s: %w", id, err)
+	}
+	return out, nil
+}
+
+// ProviderExecutionsSince counts the executions and undos of provider's plans that
+// started at or after since (the ProviderActionPolicy budget).
+func (s *Store) ProviderExecutionsSince(ctx context.Context, provider string, since time.Time) (int, error) {
+	if s.isClosed() {
+		return 0, ErrClosed
+	}
+	var n int
+	err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM audit_log a JOIN action_plans p ON p.id = a.target
+		WHERE a.action IN ('actionplan.executing', 'actionplan.undoing') AND a.time >= ? AND p.provider = ?`,
+		since.UnixNano(), provider).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("store: count %s executions: %w", provider, err)
+	}
+	return n, nil
+}
+
+// RecoverInterruptedPlans settles plans a stopped daemon left running: executing
+// becomes failed and undoing returns to executed, each with a result saying so, so that
+// an operator approves them again instead of the host repeating a provider change it
+// cannot know the outcome of. It returns the plans it changed.
+func (s *Store) RecoverInterruptedPlans(ctx context.Context, actor string) ([]ActionPlanRecord, error) {
+	plans, err := s.ListActionPlans(ctx, ActionPlanFilter{States: []string{PlanExecuting, PlanUndoing}})
+	if err != nil {
+		return nil, err
+	}
+	var out []ActionPlanRecord
+	for _, p := range plans {
+		to := PlanFailed
+		if p.State == PlanUndoing {
+			to = PlanExecuted
+		}
+		r, err := s.TransitionActionPlan(ctx, p.ID, PlanTransition{To: to, Actor: actor,
+			Result: `{"outcome":"interrupted","message":"routerd stopped while this plan was ` + p.State + `; check the provider, then approve it again"}`,
+			Detail: "interrupted while " + p.State})
+		if err != nil {
+			return out, err
+		}
+		out = append(out, r)
 	}
 	return out, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -52,7 +53,16 @@ func TestActionPlans(t *testing.T) {
 		{name: "approve again to retry", to: PlanApproved},
 		{name: "executing again", to: PlanExecuting},
 		{name: "executed", to: PlanExecuted},
-		{name: "executed is final", to: PlanRejected, wantErr: ErrConflict},
+		{name: "executed cannot be rejected", to: PlanRejected, wantErr: ErrConflict},
+		{name: "undoing", to: PlanUndoing},
+		{name: "a failed undo leaves it executed, with the result", to: PlanExecuted, check: func(t *testing.T, p ActionPlanRecord) {
+			if p.Result != "boom" {
+				t.Errorf("undo failure not recorded: %+v", p)
+			}
+		}},
+		{name: "undoing again", to: PlanUndoing},
+		{name: "undone", to: PlanUndone},
+		{name: "undone is final", to: PlanApproved, wantErr: ErrConflict},
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
@@ -82,11 +92,58 @@ func TestActionPlans(t *testing.T) {
 	if err != nil || len(audit) != 2 || audit[0].Target != "plan-1" || audit[0].Outcome != "proposed->approved" {
 		t.Errorf("audit %+v, %v", audit, err)
 	}
-	list, err := s.ListActionPlans(ctx, ActionPlanFilter{States: []string{PlanExecuted}})
+	list, err := s.ListActionPlans(ctx, ActionPlanFilter{States: []string{PlanUndone}})
 	if err != nil || len(list) != 1 || string(list[0].Document) != string(doc) {
 		t.Errorf("list %+v, %v", list, err)
 	}
 	if list, _ := s.ListActionPlans(ctx, ActionPlanFilter{States: []string{PlanProposed}}); len(list) != 0 {
 		t.Errorf("proposed plans %+v", list)
+	}
+}
+
+func TestActionPlanRefusedBudgetAndRecovery(t *testing.T) {
+	s, clk := openTest(t)
+	ctx := context.Background()
+	doc := json.RawMessage(`{}`)
+	refused := ActionPlanRecord{ID: "r1", Name: "r1", Provider: "aws", State: PlanRefused, Result: "allowed-cidrs: 192.0.2.9 is outside", Document: doc}
+	if created, err := s.ProposeActionPlan(ctx, refused); err != nil || !created {
+		t.Fatalf("refused plan: %v %v", created, err)
+	}
+	if p, _ := s.GetActionPlan(ctx, "r1"); p.State != PlanRefused || p.Result != refused.Result {
+		t.Fatalf("refused plan stored as %+v", p)
+	}
+	if a, _ := s.ListAudit(ctx, AuditFilter{Action: "actionplan.refused"}); len(a) != 1 || a[0].Detail != refused.Result || a[0].Actor != "gate" {
+		t.Fatalf("refusal audit %+v", a)
+	}
+	start := clk.Now()
+	for _, id := range []string{"a1", "a2", "o1"} {
+		provider := "aws"
+		if id == "o1" {
+			provider = "oci"
+		}
+		if _, err := s.ProposeActionPlan(ctx, ActionPlanRecord{ID: id, Name: id, Provider: provider, Document: doc}); err != nil {
+			t.Fatal(err)
+		}
+		for _, to := range []string{PlanApproved, PlanExecuting} {
+			if _, err := s.TransitionActionPlan(ctx, id, PlanTransition{To: to, Actor: "op"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if n, err := s.ProviderExecutionsSince(ctx, "aws", start); err != nil || n != 2 {
+		t.Fatalf("aws executions = %d, %v; want 2", n, err)
+	}
+	clk.Set(clk.Now().Add(time.Hour))
+	if n, _ := s.ProviderExecutionsSince(ctx, "aws", clk.Now().Add(-time.Minute)); n != 0 {
+		t.Fatalf("aws executions in the last minute = %d, want 0", n)
+	}
+	got, err := s.RecoverInterruptedPlans(ctx, "routerd")
+	if err != nil || len(got) != 3 {
+		t.Fatalf("recovered %d plans, %v", len(got), err)
+	}
+	for _, p := range got {
+		if p.State != PlanFailed || !strings.Contains(p.Result, "interrupted") {
+			t.Errorf("recovered plan %+v", p)
+		}
 	}
 }

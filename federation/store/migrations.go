@@ -187,6 +187,37 @@ CREATE TABLE audit_chain (
 );
 `,
 	},
+	{
+		Version:     6,
+		Description: "action_plans: states refused, undoing and undone (SQLite cannot widen a CHECK: the table is rebuilt)",
+		SQL: `
+CREATE TABLE action_plans_v6 (
+	id          TEXT    PRIMARY KEY,
+	name        TEXT    NOT NULL,
+	provider    TEXT    NOT NULL DEFAULT '',
+	action      TEXT    NOT NULL DEFAULT '',
+	target      TEXT    NOT NULL DEFAULT '',
+	source      TEXT    NOT NULL DEFAULT '',
+	state       TEXT    NOT NULL DEFAULT 'proposed'
+	            CHECK (state IN ('proposed', 'approved', 'rejected', 'refused', 'executing', 'executed', 'failed', 'undoing', 'undone')),
+	risk_level  TEXT    NOT NULL DEFAULT '',
+	idempotency_key TEXT NOT NULL DEFAULT '',
+	document    TEXT    NOT NULL,
+	result      TEXT    NOT NULL DEFAULT '',   -- execution result JSON or error text; the refusal for refused
+	approved_by TEXT    NOT NULL DEFAULT '',
+	created_at  INTEGER NOT NULL,
+	updated_at  INTEGER NOT NULL,
+	approved_at INTEGER,
+	executed_at INTEGER
+) WITHOUT ROWID;
+INSERT INTO action_plans_v6 SELECT id, name, provider, action, target, source, state, risk_level, idempotency_key,
+	document, result, approved_by, created_at, updated_at, approved_at, executed_at FROM action_plans;
+DROP TABLE action_plans;
+ALTER TABLE action_plans_v6 RENAME TO action_plans;
+CREATE INDEX action_plans_state ON action_plans (state, created_at);
+CREATE INDEX action_plans_provider_executed ON action_plans (provider, executed_at) WHERE executed_at IS NOT NULL;
+`,
+	},
 }
 
 // SchemaVersion is the schema version this binary writes: the last migration's.

@@ -113,6 +113,29 @@ func TestMigrations(t *testing.T) {
 			},
 		},
 		{
+			name: "action plans survive the rebuild of migration 6",
+			prepare: func(t *testing.T, path string) {
+				db := openRaw(t, path)
+				if err := migrate(ctx, db, path, migrations[:5], time.Now, func(int, string) {}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := db.Exec(`INSERT INTO action_plans (id, name, provider, state, document, created_at, updated_at, executed_at)
+					VALUES ('p-old', 'assign', 'aws', 'executed', '{}', 1, 2, 3)`); err != nil {
+					t.Fatal(err)
+				}
+				db.Close()
+			},
+			check: func(t *testing.T, s *Store) {
+				p, err := s.GetActionPlan(ctx, "p-old")
+				if err != nil || p.State != PlanExecuted || p.Provider != "aws" || p.ExecutedAt.IsZero() {
+					t.Fatalf("plan from the old file: %+v, %v", p, err)
+				}
+				if _, err := s.TransitionActionPlan(ctx, "p-old", PlanTransition{To: PlanUndoing, Actor: "t"}); err != nil {
+					t.Errorf("the new states are not allowed after the migration: %v", err)
+				}
+			},
+		},
+		{
 			name: "newer file is refused",
 			prepare: func(t *testing.T, path string) {
 				s, err := Open(path, Options{})
