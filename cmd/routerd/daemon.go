@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -476,9 +475,9 @@ func (d *Daemon) reconcile(ctx context.Context) {
 		rec.Error = err.Error()
 	} else {
 		rec.DynamicParts = len(parts)
-		mc, opts, problems, conflicts := mergeDesired(cfg, parts, start)
-		rec.Problems, rec.Conflicts = problems, conflicts
-		out := desired.FromConfig(mc, opts)
+		m := dynamic.MergeConfig(cfg, parts, start)
+		rec.Problems, rec.Conflicts = m.Problems, m.Conflicts
+		out := desired.FromConfig(m.Config, desired.Options{Now: start, Claims: m.Claims})
 		rec.Problems = append(rec.Problems, out.Problems...)
 		rec.Objects = out.State.Len()
 		diff, err := d.reconciler.Apply(ctx, out.State)
@@ -514,78 +513,6 @@ func (d *Daemon) reconcile(ctx context.Context) {
 	close(d.reconciled)
 	d.reconciled = make(chan struct{})
 	d.mu.Unlock()
-}
-
-// mergeDesired combines the static configuration with the live parts into what
-// desired.FromConfig translates. In the common case (every dynamic resource is a
-// RemoteAddressClaim that overrides no static resource) the static config is used as it
-// is, with the claims passed alongside: nothing is copied or validated again. Otherwise
-// the merged resources are validated as a new Config (copies, so that defaults applied by
-// the validation never touch objects others read); when that fails, the static config
-// plus the dynamic claims are used and the problems reported.
-func mergeDesired(cfg *schemas.Config, parts []dynamic.Part, now time.Time) (*schemas.Config, desired.Options, []string, []dynamic.Conflict) {
-	opts := desired.Options{Now: now}
-	merged, conflicts := dynamic.Merge(cfg.Objects(), parts, now, dynamic.ConfigFrom(cfg).Resolution())
-	static := map[schemas.Object]bool{}
-	for _, o := range cfg.Objects() {
-		static[o] = true
-	}
-	var claims []*schemas.RemoteAddressClaim
-	fast := true
-	for _, o := range merged {
-		if static[o] {
-			continue
-		}
-		c, ok := o.(*schemas.RemoteAddressClaim)
-		if !ok || cfg.Get(o.GetKind(), o.GetName()) != nil {
-			fast = false
-			break
-		}
-		claims = append(claims, c)
-	}
-	if fast {
-		opts.Claims = claims
-		return cfg, opts, nil, conflicts
-	}
-	copies := make([]schemas.Object, 0, len(merged))
-	var problems []string
-	for _, o := range merged {
-		c, err := copyObject(o)
-		if err != nil {
-			problems = append(problems, err.Error())
-			continue
-		}
-		copies = append(copies, c)
-	}
-	mc, err := schemas.NewConfig(copies...)
-	if err == nil && len(problems) == 0 {
-		return mc, opts, nil, conflicts
-	}
-	if err != nil {
-		problems = append(problems, "merged config: "+err.Error())
-	}
-	for _, p := range parts {
-		if c, ok := p.Resource().(*schemas.RemoteAddressClaim); ok && !p.Expired(now) {
-			opts.Claims = append(opts.Claims, c)
-		}
-	}
-	return cfg, opts, problems, conflicts
-}
-
-// copyObject deep-copies a resource through its JSON form.
-func copyObject(o schemas.Object) (schemas.Object, error) {
-	b, err := json.Marshal(o)
-	if err != nil {
-		return nil, fmt.Errorf("copy %s/%s: %w", o.GetKind(), o.GetName(), err)
-	}
-	c := schemas.New(o.GetKind())
-	if c == nil {
-		return nil, fmt.Errorf("copy %s/%s: unknown kind", o.GetKind(), o.GetName())
-	}
-	if err := json.Unmarshal(b, c); err != nil {
-		return nil, fmt.Errorf("copy %s/%s: %w", o.GetKind(), o.GetName(), err)
-	}
-	return c, nil
 }
 
 // Reconciles returns the recent reconciliations, oldest first.
