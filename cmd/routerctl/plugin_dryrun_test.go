@@ -48,7 +48,7 @@ func TestDryRunMatchesDaemonPath(t *testing.T) {
 		mk("10.88.60.31", map[string]string{"address": "10.88.60.31", "domain": "lab-v4"}),
 		mk("10.88.60.9", map[string]string{"address": "10.88.60.9/32", "domain": "lab-v4"}), // a static claim wins
 		mk("10.88.60.32", map[string]string{"address": "10.88.60.32/32", "ownerSide": "cloud", "peerRef": "aws-tokyo"}),
-		mk("10.88.61.5", map[string]string{"address": " 10.88.61.6 ", "domain": "lab-v4"}), // the address, not the subject
+		mk("10.88.61.5", map[string]string{"address": " 10.88.61.6 ", "domain": "lab-v4"}),                    // the address, not the subject
 		mk("10.88.60.31", map[string]string{"address": "10.88.60.31", "domain": "lab-v4", "nicRef": "nic-2"}), // the newest wins
 	}
 	evFile := filepath.Join(t.TempDir(), "events.json")

@@ -47,8 +47,11 @@ func TestPropose(t *testing.T) {
 			want:      []string{"update RemoteAddressClaim/onprem-10-88-60-9 2"},
 		},
 		{
-			name:      "undecodable, kind not allowed, static conflict",
-			cfg:       func(c Config) Config { c.Static = map[string]bool{"RemoteAddressClaim/onprem-10-88-60-9": true}; return c },
+			name: "undecodable, kind not allowed, static conflict",
+			cfg: func(c Config) Config {
+				c.Static = map[string]bool{"RemoteAddressClaim/onprem-10-88-60-9": true}
+				return c
+			},
 			resources: []json.RawMessage{json.RawMessage(`{"kind":`), json.RawMessage(`{"apiVersion":"hybrid.routerd.net/v1alpha1","kind":"OverlayPeer","metadata":{"name":"x"},"spec":{"role":"cloud","underlay":{"type":"gre","interface":"gre0"},"remote":{"address":"10.255.9.2"}}}`), claimJSON("onprem-10-88-60-9", "10.88.60.9", "")},
 			want:      []string{"reject (undecodable resource) invalid", "reject OverlayPeer/x kind_not_allowed", "reject RemoteAddressClaim/onprem-10-88-60-9 static_conflict"},
 		},
