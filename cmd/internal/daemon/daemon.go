@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -32,10 +32,10 @@ import (
 	"routerd.net/routerd/schemas"
 )
 
-// Dataplane backends.
+// Dataplane backends (Options.Dataplane).
 const (
-	dataplaneDryRun  = "dry-run"
-	dataplaneNetlink = "netlink"
+	DataplaneDryRun  = "dry-run"
+	DataplaneNetlink = "netlink"
 )
 
 // Options configure a Daemon.
@@ -44,8 +44,8 @@ type Options struct {
 	Settings settings.Settings
 	// Logger receives the daemon's logs (default: discard).
 	Logger *slog.Logger
-	// Dataplane is dataplaneDryRun (default: a recording fake backend) or
-	// dataplaneNetlink (the kernel, in NetNS or the daemon's own namespace; needs root).
+	// Dataplane is DataplaneDryRun (default: a recording fake backend) or
+	// DataplaneNetlink (the kernel, in NetNS or the daemon's own namespace; needs root).
 	Dataplane string
 	NetNS     string
 	// EventdBinary is the routerd-eventd executable supervised once per EventGroup; ""
@@ -78,6 +78,10 @@ type Options struct {
 	// (default 50ms): changes arriving meanwhile are applied together, so a burst of new
 	// claims costs a few reconciliations, not one each.
 	ReconcileMinGap time.Duration
+	// Reload, when set, makes Run reload the configuration on every value received (the
+	// command passes SIGHUP here; subscribe to it before New, so that an early signal
+	// cannot kill the process).
+	Reload <-chan os.Signal
 }
 
 // ReconcileRecord describes one reconciliation of the dataplane.
@@ -136,21 +140,23 @@ type Daemon struct {
 	reconciles   []ReconcileRecord
 	reconcileSeq int64
 	reconciled   chan struct{} // closed and replaced after every reconcile
+	reloaded     chan struct{} // closed and replaced after every reload attempt
 
 	closeOnce sync.Once
 	closeErr  error
 }
 
-// Start loads the configuration, opens the store, starts the plugin host, the
-// subscription engine, the dynamic-part manager, the reconciler and the eventd
-// supervisor, and serves the control API. An invalid configuration is an error (every
-// problem is logged first). On error everything started is stopped again.
-func Start(ctx context.Context, opts Options) (*Daemon, error) {
+// New loads the configuration, opens the store, starts the plugin host, the subscription
+// engine, the dynamic-part manager, the reconciler and the eventd supervisor, and serves
+// the control API: the daemon runs when New returns. An invalid configuration is an
+// error (every problem is logged first). On error everything started is stopped again.
+// Run waits for the end; Shutdown stops it.
+func New(ctx context.Context, opts Options) (*Daemon, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Dataplane == "" {
-		opts.Dataplane = dataplaneDryRun
+		opts.Dataplane = DataplaneDryRun
 	}
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = 10 * time.Millisecond
@@ -167,7 +173,7 @@ func Start(ctx context.Context, opts Options) (*Daemon, error) {
 	if opts.CacheDir == "" {
 		opts.CacheDir = opts.Settings.CacheDir()
 	}
-	d := &Daemon{opts: opts, log: opts.Logger, started: time.Now(), kick: make(chan struct{}, 1), reconciled: make(chan struct{})}
+	d := &Daemon{opts: opts, log: opts.Logger, started: time.Now(), kick: make(chan struct{}, 1), reconciled: make(chan struct{}), reloaded: make(chan struct{})}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	if err := d.start(ctx); err != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), opts.ShutdownTimeout)
@@ -238,16 +244,16 @@ func (d *Daemon) start(ctx context.Context) error {
 	}
 
 	switch d.opts.Dataplane {
-	case dataplaneDryRun:
+	case DataplaneDryRun:
 		d.backend = fake.New(nodeName(cfg))
-	case dataplaneNetlink:
+	case DataplaneNetlink:
 		b, err := netlinkdp.Open(netlinkdp.Options{NetNS: d.opts.NetNS, Logger: d.log.With("component", "dataplane")})
 		if err != nil {
 			return fmt.Errorf("routerd: dataplane: %w", err)
 		}
 		d.backend = b
 	default:
-		return fmt.Errorf("routerd: --dataplane %q: want %s or %s", d.opts.Dataplane, dataplaneDryRun, dataplaneNetlink)
+		return fmt.Errorf("routerd: --dataplane %q: want %s or %s", d.opts.Dataplane, DataplaneDryRun, DataplaneNetlink)
 	}
 	d.reconciler = dataplane.NewReconciler(d.backend, d.log.With("component", "dataplane"))
 
@@ -399,6 +405,8 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	d.mu.Lock()
 	d.cfgReloads++
 	d.lastReload = err
+	close(d.reloaded)
+	d.reloaded = make(chan struct{})
 	d.mu.Unlock()
 	if err != nil {
 		d.log.Error("reload refused; the previous configuration keeps running", "err", err)
@@ -407,6 +415,61 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	d.log.Info("config reloaded", "resources", cfg.Len())
 	return nil
 }
+
+// WaitReload waits until more than after reloads (successful or refused) have been
+// attempted, or ctx ends, and returns the number of reloads and the last one's error.
+func (d *Daemon) WaitReload(ctx context.Context, after int) (int, error) {
+	for {
+		d.mu.Lock()
+		n, last, ch := d.cfgReloads, d.lastReload, d.reloaded
+		d.mu.Unlock()
+		if n > after {
+			return n, last
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return n, ctx.Err()
+		}
+	}
+}
+
+// Run serves until ctx ends, reloading the configuration on every Options.Reload signal,
+// then shuts down within Options.ShutdownTimeout and returns Shutdown's error.
+func (d *Daemon) Run(ctx context.Context) error {
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-d.opts.Reload:
+			d.log.Info("SIGHUP: reloading")
+			_ = d.Reload(ctx) // a refused reload is logged by Reload
+		}
+	}
+	d.log.Info("shutting down", "timeout", d.opts.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), d.opts.ShutdownTimeout)
+	defer cancel()
+	return d.Shutdown(sctx)
+}
+
+// Plugins returns the plugin host's status of every plugin.
+func (d *Daemon) Plugins() []host.PluginStatus { return d.host.Status() }
+
+// Subscriptions returns the state of every subscription.
+func (d *Daemon) Subscriptions() []subscribe.Status { return d.engine.Status() }
+
+// Parts returns every stored dynamic part (expired ones included until withdrawn).
+func (d *Daemon) Parts(ctx context.Context) ([]dynamic.Part, error) { return d.dyn.List(ctx) }
+
+// Withdraw removes dynamic parts named kind/name (of source, or of every source when
+// empty) on actor's request and returns them.
+func (d *Daemon) Withdraw(ctx context.Context, source, kind, name, actor string) ([]dynamic.Part, error) {
+	return d.dyn.Withdraw(ctx, source, kind, name, actor)
+}
+
+// Store returns the node's event store (shared; the daemon closes it on Shutdown).
+func (d *Daemon) Store() *store.Store { return d.store }
 
 // Config returns the running configuration.
 func (d *Daemon) Config() *schemas.Config {
@@ -469,7 +532,7 @@ func (d *Daemon) reconcileLoop() {
 func (d *Daemon) reconcile(ctx context.Context) {
 	start := time.Now()
 	cfg := d.Config()
-	rec := ReconcileRecord{At: start, Backend: d.backend.Name(), DryRun: d.opts.Dataplane == dataplaneDryRun}
+	rec := ReconcileRecord{At: start, Backend: d.backend.Name(), DryRun: d.opts.Dataplane == DataplaneDryRun}
 	parts, err := d.dyn.Live(ctx)
 	if err != nil {
 		rec.Error = err.Error()
@@ -638,9 +701,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	return d.closeErr
 }
 
-// defaultEventdBinary finds routerd-eventd next to the running executable, else on PATH
+// DefaultEventdBinary finds routerd-eventd next to the running executable, else on PATH
 // ("" when neither has it).
-func defaultEventdBinary() string {
+func DefaultEventdBinary() string {
 	if exe, err := os.Executable(); err == nil {
 		p := filepath.Join(filepath.Dir(exe), "routerd-eventd")
 		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
