@@ -16,9 +16,9 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
 
+	"routerd.net/routerd/federation/internal/clock"
 	"routerd.net/routerd/federation/store"
 	"routerd.net/routerd/federation/subscribe"
-	"routerd.net/routerd/federation/subscribe/clock"
 	"routerd.net/routerd/schemas"
 )
 

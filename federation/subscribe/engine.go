@@ -15,7 +15,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
 
-	"routerd.net/routerd/federation/subscribe/clock"
+	"routerd.net/routerd/federation/internal/clock"
 )
 
 // HookOnEvents is the plugin hook that receives subscription batches.

@@ -8,7 +8,7 @@ import (
 
 	"github.com/cenkalti/backoff/v5"
 
-	"routerd.net/routerd/federation/subscribe/clock"
+	"routerd.net/routerd/federation/internal/clock"
 )
 
 // pendingEvent is a matching event waiting for dispatch, with when the engine first saw it.
