@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"routerd.net/routerd/cmd/internal/daemon"
 	"routerd.net/routerd/cmd/internal/settings"
 	"routerd.net/routerd/host"
 	"routerd.net/routerd/schemas"
@@ -95,7 +95,7 @@ func (e *pluginEnv) newHost(ctx context.Context) (*host.Host, error) {
 		Logger:   e.log,
 		CacheDir: e.cacheDir(),
 		DryRun:   true,
-		Config:   configSource{e.cfg},
+		Config:   daemon.ConfigSource{Config: func() *schemas.Config { return e.cfg }},
 	})
 	if err != nil {
 		return nil, err
@@ -125,26 +125,4 @@ func (e *pluginEnv) loadOne(ctx context.Context, h *host.Host, name string) (hos
 		return spec, fmt.Errorf("plugin %s: module %s: %w (plugin dir %s; set --plugin-dir)", name, spec.Module, err, e.settings.PluginDir)
 	}
 	return spec, h.LoadFile(ctx, path, spec)
-}
-
-// configSource serves config_get from the --config resources.
-type configSource struct{ cfg *schemas.Config }
-
-// Resources implements configget.Source.
-func (c configSource) Resources(_ context.Context, kind, name string) ([]json.RawMessage, error) {
-	if c.cfg == nil {
-		return nil, nil
-	}
-	var out []json.RawMessage
-	for _, o := range c.cfg.Objects() {
-		if o.GetKind() != kind || (name != "" && o.GetName() != name) {
-			continue
-		}
-		b, err := json.Marshal(o)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, b)
-	}
-	return out, nil
 }

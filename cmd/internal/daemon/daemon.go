@@ -221,7 +221,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	d.host, err = host.New(host.Options{
 		Logger: d.log.With("component", "host"), CacheDir: d.opts.CacheDir, MeterProvider: d.mp,
 		Auditor: hostAuditor(d.store), KV: d.store, KVNotFound: func(err error) bool { return errors.Is(err, store.ErrNotFound) },
-		Config: configSource{d}, Events: eventEmitter{d},
+		Config: ConfigSource{Config: d.Config}, Events: eventEmitter{d},
 	})
 	if err != nil {
 		return fmt.Errorf("routerd: %w", err)
