@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"routerd.net/routerd/cmd/internal/daemon"
 	"routerd.net/routerd/federation/dynamic"
 	"routerd.net/routerd/federation/event"
 	"routerd.net/routerd/federation/store"
@@ -90,13 +91,13 @@ func TestDryRunMatchesDaemonPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer eng.Close()
+	all, err := daemon.SubscriptionSpecs(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var specs []subscribe.Spec
-	for _, s := range subscribe.SpecsFrom(cfg) {
+	for _, s := range all {
 		if s.Name == "claims-from-peers" {
-			p := cfg.Get("Plugin", s.Plugin).(*schemas.Plugin)
-			if s.Context, err = host.ContextResources(cfg, p.Spec.Context.Resources); err != nil {
-				t.Fatal(err)
-			}
 			specs = append(specs, s)
 		}
 	}

@@ -364,15 +364,9 @@ func (d *Daemon) apply(ctx context.Context, cfg *schemas.Config) error {
 		d.log.Warn("plugins: configure", "err", err)
 	}
 	d.dyn.SetConfig(dynamic.ConfigFrom(cfg))
-	specs := subscribe.SpecsFrom(cfg)
-	for i := range specs {
-		if p, ok := cfg.Get("Plugin", specs[i].Plugin).(*schemas.Plugin); ok {
-			res, err := host.ContextResources(cfg, p.Spec.Context.Resources)
-			if err != nil {
-				return fmt.Errorf("routerd: subscription %s: %w", specs[i].Name, err)
-			}
-			specs[i].Context = res
-		}
+	specs, err := SubscriptionSpecs(cfg)
+	if err != nil {
+		return err
 	}
 	if err := d.engine.Update(specs); err != nil {
 		return fmt.Errorf("routerd: subscriptions: %w", err)
@@ -391,6 +385,22 @@ func (d *Daemon) apply(ctx context.Context, cfg *schemas.Config) error {
 	}
 	d.kickReconcile()
 	return nil
+}
+
+// SubscriptionSpecs returns the subscriptions of cfg as the engine runs them, each with
+// the context resources its plugin's Plugin resource allowlists (host.ContextResources).
+func SubscriptionSpecs(cfg *schemas.Config) ([]subscribe.Spec, error) {
+	specs := subscribe.SpecsFrom(cfg)
+	for i := range specs {
+		if p, ok := cfg.Get("Plugin", specs[i].Plugin).(*schemas.Plugin); ok {
+			res, err := host.ContextResources(cfg, p.Spec.Context.Resources)
+			if err != nil {
+				return nil, fmt.Errorf("routerd: subscription %s: %w", specs[i].Name, err)
+			}
+			specs[i].Context = res
+		}
+	}
+	return specs, nil
 }
 
 // Reload loads the config dir again and applies it when valid. An invalid config is
