@@ -182,15 +182,7 @@ func TestDaemonEventToClaim(t *testing.T) {
 	if _, err := other.InsertEvents(ctx, []event.Event{own, ev}); err != nil {
 		t.Fatal(err)
 	}
-	var part dynamic.Part
-	waitUntil(t, "the claim", func() bool {
-		p, ok, err := claimOf(ctx, d, ev.ID)
-		part = p
-		return ok && err == nil
-	})
-	if part.Name != "onprem-10-88-60-9" || part.Source != "EventSubscription/remote-claims" {
-		t.Fatalf("part %+v", part)
-	}
+	// The claim is stored before the reconcile it causes: wait for that reconcile.
 	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	rec, err := d.WaitReconcile(rctx, 0, func(r ReconcileRecord) bool { return strings.Contains(r.Diff.String(), "10.88.60.9/32") })
@@ -199,6 +191,10 @@ func TestDaemonEventToClaim(t *testing.T) {
 	}
 	if !strings.Contains(rec.Diff.String(), "+ route 10.88.60.9/32 via 10.255.1.2 dev wg-hybrid") {
 		t.Fatalf("diff:\n%s", rec.Diff)
+	}
+	part, ok, err := claimOf(ctx, d, ev.ID)
+	if err != nil || !ok || part.Name != "onprem-10-88-60-9" || part.Source != "EventSubscription/remote-claims" {
+		t.Fatalf("part %+v, found %v, %v", part, ok, err)
 	}
 
 	waitUntil(t, "the subscription to record its batch", func() bool {
@@ -423,11 +419,13 @@ func TestDaemonNetlinkInNamespace(t *testing.T) {
 	}
 	// Drift: someone deletes the route; the periodic reconcile puts it back.
 	ipCmd("-n", ns, "route", "del", "10.88.60.9/32")
-	waitUntil(t, "the deleted route to be repaired", func() bool {
-		out, err := exec.Command("ip", "-n", ns, "route", "show", "10.88.60.9/32").CombinedOutput()
-		return err == nil && strings.Contains(string(out), "dev wg-hybrid")
-	})
-	rec = d.Reconciles()[len(d.Reconciles())-1]
+	rec, err = d.WaitReconcile(ctx, rec.Seq, func(r ReconcileRecord) bool { return strings.Contains(r.Diff.String(), "+ route 10.88.60.9/32") })
+	if err != nil {
+		t.Fatalf("the deleted route was not repaired: %v; %+v", err, d.Reconciles())
+	}
+	if out := ipCmd("-n", ns, "route", "show", "10.88.60.9/32"); !strings.Contains(out, "dev wg-hybrid") {
+		t.Fatalf("repaired route in the namespace: %q", out)
+	}
 	if _, err := d.dyn.Withdraw(ctx, "", "RemoteAddressClaim", "onprem-10-88-60-9", "test"); err != nil {
 		t.Fatal(err)
 	}
