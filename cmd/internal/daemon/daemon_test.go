@@ -340,10 +340,14 @@ func TestSubscriptionRecoversWhenPluginArrives(t *testing.T) {
 	if err := os.Rename(wasm+".tmp", wasm); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the claim after recovery", func() bool {
-		_, ok, err := claimOf(ctx, d, ev.ID)
-		return ok && err == nil
-	})
+	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if _, err := d.WaitReconcile(rctx, 0, func(r ReconcileRecord) bool { return strings.Contains(r.Diff.String(), "10.88.7.7/32") }); err != nil {
+		t.Fatalf("no reconcile with the claim after recovery: %v", err)
+	}
+	if _, ok, err := claimOf(ctx, d, ev.ID); !ok || err != nil {
+		t.Fatalf("claim after recovery: found %v, %v", ok, err)
+	}
 	// The claim is stored before the runner records its success; wait for that too.
 	waitUntil(t, "the subscription to be idle again", func() bool {
 		st = d.engine.Status()[0]
