@@ -202,3 +202,107 @@ func canonicalJSON(t *testing.T, v any) string {
 	c, _ := json.Marshal(x)
 	return string(c)
 }
+
+// TestPluginDryRunAcceptance is the issue's acceptance command: dry-run of
+// event-to-remote-claim on the observed events prints RemoteAddressClaim parts.
+func TestPluginDryRunAcceptance(t *testing.T) {
+	plugins, state, noConf := pluginDir(t, nil)
+	out, errOut, code := ctlPlugin(t, "plugin", "dry-run", "event-to-remote-claim", "--plugin-dir", plugins,
+		"--state-dir", state, "--config-dir", noConf, "--events", observedEvents, "-o", "json")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var rep struct {
+		Plugin  string `json:"plugin"`
+		Events  int    `json:"events"`
+		Applied bool   `json:"applied"`
+		Parts   []struct {
+			Kind string `json:"kind"`
+			Spec struct {
+				Source    string `json:"source"`
+				Resources []struct {
+					Kind     string `json:"kind"`
+					Metadata struct {
+						Name        string            `json:"name"`
+						Annotations map[string]string `json:"annotations"`
+					} `json:"metadata"`
+					Spec struct {
+						Address string `json:"address"`
+					} `json:"spec"`
+				} `json:"resources"`
+			} `json:"spec"`
+		} `json:"parts"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if rep.Plugin != "event-to-remote-claim" || rep.Applied || rep.Events == 0 || len(rep.Parts) == 0 {
+		t.Fatalf("report %+v", rep)
+	}
+	for _, p := range rep.Parts {
+		r := p.Spec.Resources[0]
+		if p.Kind != "DynamicConfigPart" || r.Kind != "RemoteAddressClaim" || r.Spec.Address == "" {
+			t.Fatalf("part %+v", p)
+		}
+		// The origin event's subject is the claim's address.
+		addr, _, _ := strings.Cut(r.Spec.Address, "/")
+		if r.Metadata.Annotations["routerd.net/event-subject"] != addr {
+			t.Fatalf("claim %s: origin subject %q", r.Metadata.Name, r.Metadata.Annotations["routerd.net/event-subject"])
+		}
+	}
+	if !strings.Contains(out, `"name": "onprem-10-88-60-9"`) {
+		t.Fatalf("no onprem-10-88-60-9 claim:\n%s", out)
+	}
+}
+
+func TestPluginDryRunWithConfig(t *testing.T) {
+	plugins, state, _ := pluginDir(t, nil)
+	out, errOut, code := ctlPlugin(t, "plugin", "dry-run", "event-to-remote-claim", "--plugin-dir", plugins,
+		"--state-dir", state, "--config", "../../testdata/config/valid", "--events", observedEvents)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	// The subscription claims-from-peers uses the plugin; its policy decides. The example
+	// config's policy admits every field the bundled plugin sets, so the nine observed
+	// addresses become eight parts; the ninth names a static claim, which wins.
+	for _, want := range []string{"Summary", "DynamicOverridePolicies evaluated", "nothing applied",
+		"8 parts, 1 rejected",
+		"RemoteAddressClaim/onprem-10-88-60-9", "a static resource of the same Kind and name exists (static-wins)"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "does not allow field") {
+		t.Fatalf("the example policy rejects a field the bundled plugin sets:\n%s", out)
+	}
+}
+
+func TestPluginDryRunUsage(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{name: "replay without against", args: []string{"--replay", "1h"}, code: exitUsage, want: "--replay and --against go together"},
+		{name: "bad hook", args: []string{"--hook", "execute", "--events", observedEvents}, code: exitUsage, want: "want on_events or plan"},
+		{name: "events with replay", args: []string{"--replay", "1h", "--against", "x.wasm", "--events", "f"}, code: exitUsage, want: "cannot be combined"},
+		{name: "no store and no events", args: []string{}, code: exitFailed, want: "does not exist"},
+		{name: "missing arg", args: nil, code: exitUsage},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			args := []string{"plugin", "dry-run"}
+			if tt.args != nil {
+				args = append(args, "echo")
+			}
+			args = append(args, tt.args...)
+			args = append(args, "--plugin-dir", dir, "--state-dir", dir, "--config-dir", filepath.Join(dir, "none"))
+			_, errOut, code := ctlPlugin(t, args...)
+			if code != tt.code || !strings.Contains(errOut, tt.want) {
+				t.Fatalf("exit %d (want %d): %s", code, tt.code, errOut)
+			}
+		})
+	}
+}
