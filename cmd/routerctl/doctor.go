@@ -194,7 +194,10 @@ func dataplaneDesired(ctx context.Context, s settings.Settings, cfg *schemas.Con
 	if err != nil {
 		return desired.Result{}, fmt.Errorf("dataplane: dynamic parts: %w", err)
 	}
-	res, _ := desired.FromConfigAndParts(cfg, parts, time.Now())
+	now := time.Now()
+	m := dynamic.MergeConfig(cfg, parts, now)
+	res := desired.FromConfig(m.Config, desired.Options{Now: now, Claims: m.Claims})
+	res.Problems = append(m.Problems, res.Problems...)
 	return res, nil
 }
 

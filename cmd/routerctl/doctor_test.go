@@ -149,7 +149,8 @@ func TestDoctorDataplane(t *testing.T) {
 	}
 	r := dataplane.NewReconciler(b, nil)
 	defer r.Close()
-	res, _ := desired.FromConfigAndParts(cfg, parts, time.Now())
+	m := dynamic.MergeConfig(cfg, parts, time.Now())
+	res := desired.FromConfig(m.Config, desired.Options{Now: time.Now(), Claims: m.Claims})
 	if _, err := r.Apply(context.Background(), res.State); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/signal"
@@ -10,8 +9,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"routerd.net/routerd/cmd/internal/daemon"
 	"routerd.net/routerd/cmd/internal/settings"
 )
+
+// onStarted, when set (by tests), is called with the daemon once it runs.
+var onStarted func(*daemon.Daemon)
 
 func newRunCmd() *cobra.Command {
 	var (
@@ -52,7 +55,7 @@ logged, and the running configuration stays. SIGTERM/SIGINT shut down cleanly wi
 			}
 			log := s.Logger()
 			if eventd == "" && !noEventd {
-				eventd = defaultEventdBinary()
+				eventd = daemon.DefaultEventdBinary()
 				if eventd == "" {
 					log.Warn("routerd-eventd not found next to routerd; no federation transport runs (use --eventd-binary)")
 				}
@@ -60,41 +63,30 @@ logged, and the running configuration stays. SIGTERM/SIGINT shut down cleanly wi
 			if noEventd {
 				eventd = ""
 			}
-			if dp == dataplaneNetlink && os.Geteuid() != 0 {
+			if dp == daemon.DataplaneNetlink && os.Geteuid() != 0 {
 				return usageError{fmt.Errorf("--dataplane=netlink needs root")}
 			}
 			// Take SIGHUP before starting, so that an early one cannot kill the process.
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
-			ctx := cmd.Context()
-			d, err := Start(ctx, Options{
+			d, err := daemon.New(cmd.Context(), daemon.Options{
 				Settings: s, Logger: log, Dataplane: dp, NetNS: netns, EventdBinary: eventd,
 				EventdStdout: os.Stderr, EventdStderr: os.Stderr, WatchConfig: !noWatch, ShutdownTimeout: shutdownTimeout,
-				ReconcileInterval: reconcileInterval,
+				ReconcileInterval: reconcileInterval, Reload: hup,
 			})
 			if err != nil {
 				return err
 			}
-		loop:
-			for {
-				select {
-				case <-ctx.Done():
-					break loop
-				case <-hup:
-					log.Info("SIGHUP: reloading")
-					_ = d.Reload(ctx)
-				}
+			if onStarted != nil {
+				onStarted(d)
 			}
-			log.Info("shutting down", "timeout", shutdownTimeout)
-			sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-			defer cancel()
-			return d.Shutdown(sctx)
+			return d.Run(cmd.Context())
 		},
 	}
 	fs := cmd.Flags()
 	settings.AddFlags(fs)
-	fs.StringVar(&dp, "dataplane", dataplaneDryRun, "dataplane backend: dry-run (record only) or netlink (root)")
+	fs.StringVar(&dp, "dataplane", daemon.DataplaneDryRun, "dataplane backend: dry-run (record only) or netlink (root)")
 	fs.StringVar(&netns, "netns", "", "network namespace for --dataplane=netlink (default: routerd's own)")
 	fs.StringVar(&eventd, "eventd-binary", "", "routerd-eventd executable supervised per EventGroup (default: next to routerd)")
 	fs.BoolVar(&noEventd, "no-eventd", false, "do not supervise routerd-eventd (e.g. when systemd runs routerd-eventd@.service)")

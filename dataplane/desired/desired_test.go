@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"routerd.net/routerd/federation/dynamic"
 	"routerd.net/routerd/schemas"
 )
 
@@ -105,72 +104,6 @@ func TestProblems(t *testing.T) {
 			all := strings.Join(res.Problems, "\n")
 			if !strings.Contains(all, tt.want) {
 				t.Errorf("problems:\n%s\nwant one containing %q", all, tt.want)
-			}
-		})
-	}
-}
-
-func TestFromConfigAndParts(t *testing.T) {
-	cfg := load(t, "hybrid.yaml")
-	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
-	claim := func(name, addr string) *schemas.RemoteAddressClaim {
-		c := &schemas.RemoteAddressClaim{
-			TypeMeta: schemas.TypeMeta{APIVersion: "hybrid.routerd.net/v1alpha1", Kind: "RemoteAddressClaim"},
-			Metadata: schemas.ObjectMeta{Name: name},
-			Spec:     schemas.RemoteAddressClaimSpec{DomainRef: "lab", Address: addr, Delivery: &schemas.ClaimDelivery{PeerRef: "onprem-main"}},
-		}
-		return c
-	}
-	part := func(c *schemas.RemoteAddressClaim, expires time.Time) dynamic.Part {
-		return dynamic.Part{
-			Source: "EventSubscription/claims", Kind: "RemoteAddressClaim", Name: c.Metadata.Name, ExpiresAt: expires, UpdatedAt: now,
-			Document: &schemas.DynamicConfigPart{Spec: schemas.DynamicConfigPartSpec{Resources: []schemas.Resource{{Object: c}}}},
-		}
-	}
-	tests := []struct {
-		name      string
-		parts     []dynamic.Part
-		want      []string
-		absent    []string
-		conflicts int
-	}{
-		{
-			name:  "live part adds a claim",
-			parts: []dynamic.Part{part(claim("onprem-10-88-60-77", "10.88.60.77"), now.Add(time.Hour))},
-			want:  []string{"route 10.88.60.77/32 via 10.255.0.2 dev wg-hybrid table main metric 100"},
-		},
-		{
-			name:   "expired part adds nothing",
-			parts:  []dynamic.Part{part(claim("onprem-10-88-60-78", "10.88.60.78"), now.Add(-time.Minute))},
-			absent: []string{"10.88.60.78"},
-		},
-		{
-			name:      "static claim wins over a part of the same name",
-			parts:     []dynamic.Part{part(claim("onprem-10-88-60-9", "10.88.60.79"), now.Add(time.Hour))},
-			want:      []string{"route 10.88.60.9/32"},
-			absent:    []string{"10.88.60.79"},
-			conflicts: 1,
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			res, conflicts := FromConfigAndParts(cfg, tt.parts, now)
-			s := res.State.String()
-			for _, w := range tt.want {
-				if !strings.Contains(s, w) {
-					t.Errorf("state lacks %q:\n%s", w, s)
-				}
-			}
-			for _, a := range tt.absent {
-				if strings.Contains(s, a) {
-					t.Errorf("state holds %q:\n%s", a, s)
-				}
-			}
-			if len(conflicts) != tt.conflicts {
-				t.Errorf("conflicts = %+v, want %d", conflicts, tt.conflicts)
-			}
-			if len(res.Problems) != 0 {
-				t.Errorf("problems: %q", res.Problems)
 			}
 		})
 	}

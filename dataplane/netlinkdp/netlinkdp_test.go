@@ -12,7 +12,6 @@ import (
 	"routerd.net/routerd/dataplane"
 	"routerd.net/routerd/dataplane/desired"
 	"routerd.net/routerd/dataplane/internal/nstest"
-	"routerd.net/routerd/federation/dynamic"
 	"routerd.net/routerd/schemas"
 )
 
@@ -438,18 +437,15 @@ func TestExpiredClaimWithdrawn(t *testing.T) {
 		Metadata: schemas.ObjectMeta{Name: "cloud-10-88-60-9"},
 		Spec:     schemas.RemoteAddressClaimSpec{DomainRef: "lab", Address: "10.88.60.9", OwnerSide: "cloud"},
 	}
-	parts := []dynamic.Part{{
-		Source: "EventSubscription/claims", Kind: "RemoteAddressClaim", Name: claim.Metadata.Name,
-		ExpiresAt: now.Add(30 * time.Minute), UpdatedAt: now,
-		Document: &schemas.DynamicConfigPart{Spec: schemas.DynamicConfigPartSpec{Resources: []schemas.Resource{{Object: claim}}}},
-	}}
-	res, _ := desired.FromConfigAndParts(cfg, parts, now)
+	// The claim comes from a live dynamic part (merged by federation/dynamic.MergeConfig).
+	res := desired.FromConfig(cfg, desired.Options{Now: now, Claims: []*schemas.RemoteAddressClaim{claim}})
 	apply(t, r, res.State)
 	if out := ns.IP(t, "route", "show", "10.88.60.9/32"); !strings.Contains(out, "10.88.60.9 via 169.254.10.2 dev wg0 proto 196 metric 100") {
 		t.Fatalf("claim route not installed: %q", out)
 	}
-	// 31 minutes later the part has expired: the next reconcile withdraws the route.
-	res, _ = desired.FromConfigAndParts(cfg, parts, now.Add(31*time.Minute))
+	// Later the part has expired, the merge no longer yields the claim: the next
+	// reconcile withdraws the route.
+	res = desired.FromConfig(cfg, desired.Options{Now: now.Add(31 * time.Minute)})
 	d := apply(t, r, res.State)
 	if got := strings.TrimSpace(d.String()); got != "- route 10.88.60.9/32 via 169.254.10.2 dev wg0 table main metric 100 proto routerd" {
 		t.Fatalf("withdraw diff:\n%s", got)

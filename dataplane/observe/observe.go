@@ -1,7 +1,10 @@
 // Package observe watches a network namespace through netlink (neighbor and address
 // subscriptions) and reports hosts inside the prefixes of AddressMobilityDomains: a host
-// address seen for the first time becomes an address.observed observation, a known address
-// that shows up behind another link-layer address or interface becomes neighbor.moved.
+// address seen for the first time becomes an AddressObserved observation, a known address
+// that shows up behind another link-layer address or interface becomes NeighborMoved.
+//
+// Observations are this package's own type: the daemon turns them into federation events
+// (dataplane imports neither federation nor host).
 //
 // Addresses routerd itself routes or installs are ignored (Options.Ignore, e.g.
 // IgnoreOwned of the reconciler): a claimed remote address answered over a local link
@@ -24,7 +27,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"routerd.net/routerd/dataplane"
-	"routerd.net/routerd/federation/event"
 )
 
 // Domain is the part of an AddressMobilityDomain the observer needs.
@@ -35,18 +37,38 @@ type Domain struct {
 	Prefix netip.Prefix
 }
 
-// Observation is one observed fact: an event.AddressObserved or event.NeighborMoved
-// payload and when it was seen.
+// Kind says what an Observation reports.
+type Kind string
+
+// Observation kinds.
+const (
+	// AddressObserved: a host address inside a domain seen for the first time (or again
+	// after routerd stopped routing it elsewhere).
+	AddressObserved Kind = "address-observed"
+	// NeighborMoved: a known host address seen behind another link-layer address or
+	// interface (Previous* say where it was).
+	NeighborMoved Kind = "neighbor-moved"
+	// ClientIPv4Observed: with Options.ClientIPv4, a new IPv4 host once more, for the
+	// original routerd event type routerd.client.ipv4.observed (OwnerSide is set).
+	ClientIPv4Observed Kind = "client-ipv4-observed"
+)
+
+// Observation is one observed fact about a host address.
 type Observation struct {
+	// Kind says what was observed.
+	Kind Kind
 	// At is when the observer saw it.
 	At time.Time
-	// Payload is an event.AddressObserved or event.NeighborMoved.
-	Payload event.Payloader
-}
-
-// Event wraps the observation in a federation event envelope of group from sourceNode.
-func (o Observation) Event(group, sourceNode string, ttl time.Duration) event.Event {
-	return event.NewTyped(group, sourceNode, "", o.Payload, ttl, o.At)
+	// Address is the host address.
+	Address netip.Addr
+	// Domain is the name of the most specific domain holding Address.
+	Domain string
+	// Interface and MAC are where the host was seen (empty for ClientIPv4Observed).
+	Interface, MAC string
+	// PreviousInterface and PreviousMAC are where it was before (NeighborMoved).
+	PreviousInterface, PreviousMAC string
+	// OwnerSide is Options.OwnerSide (ClientIPv4Observed).
+	OwnerSide string
 }
 
 // Options configure Start.
@@ -243,18 +265,13 @@ func (o *Observer) seen(ip netip.Addr, dev, mac string) {
 	switch {
 	case !known:
 		at := o.opts.Now()
-		o.opts.Emit(Observation{At: at, Payload: event.AddressObserved{
-			Address: ip.String(), Interface: dev, MAC: mac, Domain: domain,
-		}})
+		o.opts.Emit(Observation{Kind: AddressObserved, At: at, Address: ip, Interface: dev, MAC: mac, Domain: domain})
 		if o.opts.ClientIPv4 && ip.Is4() {
-			o.opts.Emit(Observation{At: at, Payload: event.ClientIPv4Observed{
-				Address: ip.String(), OwnerSide: o.opts.OwnerSide, Domain: domain,
-			}})
+			o.opts.Emit(Observation{Kind: ClientIPv4Observed, At: at, Address: ip, OwnerSide: o.opts.OwnerSide, Domain: domain})
 		}
 	case prev != now:
-		o.opts.Emit(Observation{At: o.opts.Now(), Payload: event.NeighborMoved{
-			Address: ip.String(), Interface: dev, MAC: mac, PreviousInterface: prev.dev, PreviousMAC: prev.mac, Domain: domain,
-		}})
+		o.opts.Emit(Observation{Kind: NeighborMoved, At: o.opts.Now(), Address: ip, Interface: dev, MAC: mac,
+			PreviousInterface: prev.dev, PreviousMAC: prev.mac, Domain: domain})
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -11,19 +13,34 @@ import (
 	"routerd.net/routerd/dataplane"
 	"routerd.net/routerd/dataplane/internal/nstest"
 	"routerd.net/routerd/dataplane/netlinkdp"
-	"routerd.net/routerd/federation/event"
 )
 
-// recorder collects observations.
+// recorder collects observations and signals each one.
 type recorder struct {
-	mu  sync.Mutex
-	obs []Observation
+	mu        sync.Mutex
+	obs       []Observation
+	sentinels []string
+	more      chan struct{} // receives a value (non-blocking) after every observation
 }
+
+func newRecorder() *recorder { return &recorder{more: make(chan struct{}, 1)} }
 
 func (r *recorder) emit(o Observation) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.obs = append(r.obs, o)
+	r.mu.Unlock()
+	select {
+	case r.more <- struct{}{}:
+	default:
+	}
+}
+
+func line(o Observation) string {
+	l := fmt.Sprintf("%s %s dev %s domain %s", o.Kind, o.Address, o.Interface, o.Domain)
+	if o.PreviousMAC != "" {
+		l += " mac " + o.MAC + " was " + o.PreviousMAC
+	}
+	return l
 }
 
 func (r *recorder) lines() []string {
@@ -31,26 +48,47 @@ func (r *recorder) lines() []string {
 	defer r.mu.Unlock()
 	var out []string
 	for _, o := range r.obs {
-		p := o.Payload.Payload()
-		line := fmt.Sprintf("%s %s dev %s domain %s", o.Payload.EventType(), p[event.KeyAddress], p[event.KeyInterface], p[event.KeyDomain])
-		if prev := p[event.KeyPreviousMAC]; prev != "" {
-			line += " mac " + p[event.KeyMAC] + " was " + prev
-		}
-		out = append(out, line)
+		out = append(out, line(o))
 	}
 	return out
 }
 
-// waitFor waits (bounded) until n observations arrived, then a little longer to catch
-// extra ones, and returns them.
-func (r *recorder) waitFor(t *testing.T, n int) []string {
+// barrier makes the kernel report one more neighbor (a sentinel address of the domain,
+// never used otherwise) and waits, bounded, until the observer reports it. Netlink
+// delivers updates in order and the observer handles them in order, so every update the
+// test caused before the barrier has been handled: the observations are complete. It
+// returns them without the sentinels'.
+func (r *recorder) barrier(t *testing.T, router *nstest.NS) []string {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for time.Now().Before(deadline) && len(r.lines()) < n {
-		time.Sleep(20 * time.Millisecond)
+	r.mu.Lock()
+	n := len(r.sentinels)
+	r.mu.Unlock()
+	addr := fmt.Sprintf("10.88.60.%d", 200+n)
+	r.mu.Lock()
+	r.sentinels = append(r.sentinels, addr)
+	r.mu.Unlock()
+	router.IP(t, "neigh", "replace", addr, "lladdr", fmt.Sprintf("02:00:00:00:02:%02x", n), "dev", "lan0", "nud", "permanent")
+	want := fmt.Sprintf("%s %s dev lan0 domain campus", AddressObserved, addr)
+	timeout := time.NewTimer(5 * time.Second)
+	defer timeout.Stop()
+	for !slices.Contains(r.lines(), want) {
+		select {
+		case <-r.more:
+		case <-timeout.C:
+			t.Fatalf("the observer did not report the sentinel %s within 5s; observations: %q", addr, r.lines())
+		}
 	}
-	time.Sleep(200 * time.Millisecond)
-	return r.lines()
+	var out []string
+	for _, l := range r.lines() {
+		sentinel := false
+		for _, a := range r.sentinels {
+			sentinel = sentinel || strings.Contains(l, " "+a+" ")
+		}
+		if !sentinel {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 func TestObserver(t *testing.T) {
@@ -78,7 +116,7 @@ func TestObserver(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	r := &recorder{}
+	r := newRecorder()
 	obs, err := Start(Options{
 		NetNS:   router.Name,
 		Domains: []Domain{{Name: "campus", Prefix: netip.MustParsePrefix("10.88.0.0/16")}},
@@ -100,10 +138,10 @@ func TestObserver(t *testing.T) {
 	ping("10.88.60.51")
 	ping("192.168.5.5") // outside every domain
 	ping("10.88.70.9")  // routerd's own claim route: never observed
-	got := r.waitFor(t, 2)
+	got := r.barrier(t, router)
 	want := []string{
-		"address.observed 10.88.60.50 dev lan0 domain campus",
-		"address.observed 10.88.60.51 dev lan0 domain campus",
+		"address-observed 10.88.60.50 dev lan0 domain campus",
+		"address-observed 10.88.60.51 dev lan0 domain campus",
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("observations:\n%q\nwant:\n%q", got, want)
@@ -114,8 +152,8 @@ func TestObserver(t *testing.T) {
 
 	// The host moves: its entry now points at another link-layer address.
 	router.IP(t, "neigh", "replace", "10.88.60.51", "lladdr", "02:00:00:00:00:51", "dev", "lan0", "nud", "reachable")
-	got = r.waitFor(t, 3)
-	if len(got) != 3 || got[2] != "neighbor.moved 10.88.60.51 dev lan0 domain campus mac 02:00:00:00:00:51 was "+macOf(t, hosts) {
+	got = r.barrier(t, router)
+	if len(got) != 3 || got[2] != "neighbor-moved 10.88.60.51 dev lan0 domain campus mac 02:00:00:00:00:51 was "+macOf(t, hosts) {
 		t.Fatalf("after the move: %q", got)
 	}
 	// The host moves to another site: routerd claims it there (routes it away), and the
@@ -129,7 +167,7 @@ func TestObserver(t *testing.T) {
 		t.Fatal(err)
 	}
 	router.IP(t, "neigh", "replace", "10.88.60.50", "lladdr", "02:00:00:00:00:50", "dev", "lan0", "nud", "reachable")
-	if got = r.waitFor(t, 3); len(got) != 3 {
+	if got = r.barrier(t, router); len(got) != 3 {
 		t.Fatalf("a claimed-away host was observed: %q", got)
 	}
 	claimed.Routes = claimed.Routes[:1]
@@ -137,16 +175,11 @@ func TestObserver(t *testing.T) {
 		t.Fatal(err)
 	}
 	router.IP(t, "neigh", "replace", "10.88.60.50", "lladdr", "02:00:00:00:00:52", "dev", "lan0", "nud", "reachable")
-	got = r.waitFor(t, 4)
-	if len(got) != 4 || got[3] != "address.observed 10.88.60.50 dev lan0 domain campus" {
+	got = r.barrier(t, router)
+	if len(got) != 4 || got[3] != "address-observed 10.88.60.50 dev lan0 domain campus" {
 		t.Fatalf("the returning host: %q", got)
 	}
 
-	// Envelope conversion is valid for the federation.
-	ev := r.obs[2].Event("lab", "router-a", time.Minute)
-	if err := ev.Validate(); err != nil {
-		t.Fatalf("observation as event: %v", err)
-	}
 	if err := obs.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +237,7 @@ func TestSeen(t *testing.T) {
 		{
 			name: "new, repeated, moved",
 			seen: []sighting{{ip: "10.88.1.1", dev: "lan0", mac: "02:00:00:00:00:01"}, {ip: "10.88.1.1", dev: "lan0", mac: "02:00:00:00:00:01"}, {ip: "10.88.1.1", dev: "lan1", mac: "02:00:00:00:00:01"}},
-			want: []string{"address.observed 10.88.1.1 dev lan0 domain campus", "neighbor.moved 10.88.1.1 dev lan1 domain campus mac 02:00:00:00:00:01 was 02:00:00:00:00:01"},
+			want: []string{"address-observed 10.88.1.1 dev lan0 domain campus", "neighbor-moved 10.88.1.1 dev lan1 domain campus mac 02:00:00:00:00:01 was 02:00:00:00:00:01"},
 		},
 		{
 			name: "outside every domain",
@@ -213,23 +246,23 @@ func TestSeen(t *testing.T) {
 		{
 			name: "most specific domain",
 			seen: []sighting{{ip: "10.88.200.1", dev: "lan0", mac: "02:00:00:00:00:01"}},
-			want: []string{"address.observed 10.88.200.1 dev lan0 domain dc"},
+			want: []string{"address-observed 10.88.200.1 dev lan0 domain dc"},
 		},
 		{
 			name: "owned, then back",
 			seen: []sighting{{ip: "10.88.1.1", dev: "lan0", mac: "02:00:00:00:00:01"}, {ip: "10.88.1.1", dev: "lan0", mac: "02:00:00:00:00:01", owned: true}, {ip: "10.88.1.1", dev: "lan0", mac: "02:00:00:00:00:01"}},
-			want: []string{"address.observed 10.88.1.1 dev lan0 domain campus", "address.observed 10.88.1.1 dev lan0 domain campus"},
+			want: []string{"address-observed 10.88.1.1 dev lan0 domain campus", "address-observed 10.88.1.1 dev lan0 domain campus"},
 		},
 		{
 			name:       "client ipv4 compatibility events",
 			clientIPv4: true,
 			seen:       []sighting{{ip: "10.88.1.1", dev: "lan0", mac: "02:00:00:00:00:01"}, {ip: "2001:db8:88::1", dev: "lan0", mac: "02:00:00:00:00:02"}},
-			want:       []string{"address.observed 10.88.1.1 dev lan0 domain campus", "routerd.client.ipv4.observed 10.88.1.1 dev  domain campus", "address.observed 2001:db8:88::1 dev lan0 domain campus6"},
+			want:       []string{"address-observed 10.88.1.1 dev lan0 domain campus", "client-ipv4-observed 10.88.1.1 dev  domain campus", "address-observed 2001:db8:88::1 dev lan0 domain campus6"},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := &recorder{}
+			r := newRecorder()
 			owned := false
 			o := &Observer{known: map[netip.Addr]location{}, opts: Options{
 				Domains: []Domain{
@@ -251,12 +284,11 @@ func TestSeen(t *testing.T) {
 				t.Errorf("observations:\n%q\nwant:\n%q", got, tt.want)
 			}
 			for _, ob := range r.obs {
-				ev := ob.Event("lab", "router-a", time.Minute)
-				if err := ev.Validate(); err != nil {
-					t.Errorf("%s: %v", ob.Payload.EventType(), err)
+				if ob.Kind == ClientIPv4Observed && ob.OwnerSide != "cloud" {
+					t.Errorf("ownerSide = %q", ob.OwnerSide)
 				}
-				if c, ok := ob.Payload.(event.ClientIPv4Observed); ok && c.OwnerSide != "cloud" {
-					t.Errorf("ownerSide = %q", c.OwnerSide)
+				if !ob.At.Equal(time.Unix(1e9, 0)) {
+					t.Errorf("%s at %v, want the injected clock's time", ob.Kind, ob.At)
 				}
 			}
 		})

@@ -16,9 +16,9 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
 
+	"routerd.net/routerd/federation/internal/clock"
 	"routerd.net/routerd/federation/store"
 	"routerd.net/routerd/federation/subscribe"
-	"routerd.net/routerd/federation/subscribe/clock"
 	"routerd.net/routerd/schemas"
 )
 
@@ -67,6 +67,13 @@ type Config struct {
 	Subscriptions map[string]Subscription
 	// Static holds "Kind/name" of every static resource, for conflict checks.
 	Static map[string]bool
+	// Check, when set, is a further semantic check of every proposed resource (see
+	// CheckFunc); a resource it refuses is rejected.
+	Check CheckFunc
+	// SkipPolicy skips the static conflict check and the override policy: only for
+	// `routerctl plugin dry-run` without a configuration, which has neither. The daemon
+	// never sets it (an empty Config allows nothing).
+	SkipPolicy bool
 }
 
 // Resolution returns the conflict resolution the policies ask for: the first one set,
@@ -165,60 +172,49 @@ func (m *Manager) config() Config {
 // SourceOf returns the part source of a subscription: EventSubscription/<name>.
 func SourceOf(subscription string) string { return "EventSubscription/" + subscription }
 
-// HandleResult turns a plugin result into parts: every resource is decoded strictly,
-// checked against the subscription's allowed Kinds, static config and the override
-// policy, stamped and stored; delete directives withdraw parts of the same source. A
+// HandleResult turns a plugin result into parts with Propose (decoded strictly, checked
+// against the subscription's allowed Kinds, static config and the override policy,
+// stamped) and stores them; delete directives withdraw parts of the same source. A
 // refused resource is audited, counted and logged, never stored; only a storage failure
 // is returned (the engine then retries the batch).
 func (m *Manager) HandleResult(ctx context.Context, b subscribe.Batch, r subscribe.Result) error {
 	cfg := m.config()
-	sub, ok := cfg.Subscriptions[b.Subscription]
-	if !ok {
-		sub = Subscription{Group: b.Group}
-	}
-	if len(sub.AllowedKinds) == 0 {
-		sub.AllowedKinds = []string{"RemoteAddressClaim"}
-	}
-	ttl := r.TTL
-	if ttl <= 0 {
-		ttl = sub.DefaultTTL
-	}
-	if ttl <= 0 {
-		ttl = DefaultTTL
-	}
 	source := SourceOf(b.Subscription)
 	m.writeMu.Lock()
 	defer m.writeMu.Unlock()
-	w := &write{pending: map[string]Part{}}
-	now := m.clk.Now()
-	for i, raw := range r.Resources {
-		if err := m.propose(ctx, w, cfg, sub, b, source, raw, ttl, now); err != nil {
-			return fmt.Errorf("dynamic: batch %s: resource %d: %w", b.ID, i, err)
+	var lookupErr error
+	prev := func(kind, name string) (Part, bool) {
+		p, err := m.opts.Repo.Get(ctx, source, kind, name)
+		if err != nil {
+			if !errors.Is(err, ErrNotFound) && lookupErr == nil {
+				lookupErr = err
+			}
+			return Part{}, false
 		}
+		return p, true
 	}
-	if r.Doc != nil {
-		for _, d := range r.Doc.Status.Directives {
-			target := schemas.ResourceRef{APIVersion: d.Target.APIVersion, Kind: d.Target.Kind, Name: d.Target.Name}
-			if d.Op != OpDelete {
-				m.reject(w, source, target.Kind+"/"+target.Name, ReasonInvalid, fmt.Sprintf("directive op %q: only delete is supported", d.Op))
-				continue
-			}
-			dec := Evaluate(cfg.Policies, Proposal{Source: source, Operation: OpDelete, Target: target})
-			if !dec.Allowed {
-				m.reject(w, source, target.Kind+"/"+target.Name, ReasonPolicyDenied, dec.Reason)
-				continue
-			}
-			_, err := m.opts.Repo.Get(ctx, source, target.Kind, target.Name)
-			_, inBatch := w.pending[partKey(source, target.Kind, target.Name)]
-			if errors.Is(err, ErrNotFound) && !inBatch {
-				continue
-			}
-			if err != nil && !errors.Is(err, ErrNotFound) {
-				return fmt.Errorf("dynamic: batch %s: %w", b.ID, err)
-			}
-			w.delete(PartRef{Source: source, Kind: target.Kind, Name: target.Name})
-			m.recordWithdraw(w, source, target.Kind, target.Name, WithdrawDirective, d.Reason)
-		}
+	now := m.clk.Now()
+	out := Propose(cfg, b, r, now, prev)
+	if lookupErr != nil {
+		return fmt.Errorf("dynamic: batch %s: %w", b.ID, lookupErr)
+	}
+	w := &write{pending: map[string]Part{}}
+	for _, x := range out.Rejections {
+		m.reject(w, source, x.Target, x.Reason, x.Detail)
+	}
+	for _, pp := range out.Parts {
+		p, op, target := pp.Part, pp.Operation, pp.Part.Kind+"/"+pp.Part.Name
+		w.put(p, pp.Changed)
+		w.metrics = append(w.metrics, func(ctx context.Context) {
+			m.applied.Add(ctx, 1, metric.WithAttributes(attribute.String("kind", p.Kind), attribute.String("operation", op)))
+		})
+		w.ch.Audit = append(w.ch.Audit, store.AuditEntry{Time: now, Actor: source, Action: "dynamic." + op, Target: target, Outcome: "applied",
+			Detail: fmt.Sprintf("generation %d, expires %s, event %s, policy %s", p.Generation, p.ExpiresAt.UTC().Format(time.RFC3339), strings.Join(p.EventIDs, ","), pp.Policy)})
+		m.log.Debug("dynamic: part proposed", "source", source, "target", target, "generation", p.Generation, "event", strings.Join(p.EventIDs, ","))
+	}
+	for _, wd := range out.Withdrawals {
+		w.delete(wd.Ref)
+		m.recordWithdraw(w, wd.Ref.Source, wd.Ref.Kind, wd.Ref.Name, WithdrawDirective, wd.Detail)
 	}
 	return m.commit(ctx, w)
 }
@@ -287,89 +283,6 @@ func (m *Manager) commit(ctx context.Context, w *write) error {
 	return nil
 }
 
-// propose checks one resource and adds its part (or its rejection) to w. Only a store
-// failure is an error.
-func (m *Manager) propose(ctx context.Context, w *write, cfg Config, sub Subscription, b subscribe.Batch, source string,
-	raw json.RawMessage, ttl time.Duration, now time.Time) error {
-	obj, err := schemas.DecodeObject(raw)
-	if err != nil {
-		m.reject(w, source, describeRaw(raw), ReasonInvalid, err.Error())
-		return nil
-	}
-	kind, name := obj.GetKind(), obj.GetName()
-	target := kind + "/" + name
-	if !contains(sub.AllowedKinds, kind) {
-		m.reject(w, source, target, ReasonKindNotAllowed,
-			fmt.Sprintf("kind %s is not in output.allowedKinds %v", kind, sub.AllowedKinds))
-		return nil
-	}
-	if cfg.Static[target] && cfg.Resolution() != DynamicWins {
-		m.reject(w, source, target, ReasonStaticConflict, "a static resource of the same Kind and name exists (static-wins)")
-		return nil
-	}
-	existing, ok := w.pending[partKey(source, kind, name)]
-	op := OpUpdate
-	if !ok {
-		existing, err = m.opts.Repo.Get(ctx, source, kind, name)
-		if errors.Is(err, ErrNotFound) {
-			op, err = OpCreate, nil
-		}
-		if err != nil {
-			return err
-		}
-	}
-	fields, err := SpecFields(raw)
-	if err != nil {
-		m.reject(w, source, target, ReasonInvalid, err.Error())
-		return nil
-	}
-	ref := schemas.ResourceRef{APIVersion: obj.GetAPIVersion(), Kind: kind, Name: name}
-	dec := Evaluate(cfg.Policies, Proposal{Source: source, Operation: op, Target: ref, Fields: fields})
-	if !dec.Allowed {
-		m.reject(w, source, target, ReasonPolicyDenied, dec.Reason)
-		return nil
-	}
-
-	origin := originEvent(b, obj, raw)
-	meta := obj.GetMeta()
-	if meta.Annotations == nil {
-		meta.Annotations = map[string]string{}
-	}
-	meta.Annotations[AnnotationSource] = source
-	meta.Annotations[AnnotationEventGroup] = b.Group
-	meta.Annotations[AnnotationEventID] = origin.ID
-	meta.Annotations[AnnotationEventSubject] = origin.Subject
-
-	p := Part{
-		Source: source, Kind: kind, Name: name, Generation: 1, ExpiresAt: now.Add(ttl),
-		EventIDs: []string{origin.ID}, // CreatedAt and UpdatedAt are stamped by commit
-	}
-	if op == OpUpdate {
-		p.Generation, p.CreatedAt = existing.Generation+1, existing.CreatedAt
-	}
-	doc := &schemas.DynamicConfigPart{}
-	doc.APIVersion, doc.Kind = schemas.ConfigAPIVersion, "DynamicConfigPart"
-	doc.Metadata = schemas.ObjectMeta{Name: PartName(source, kind, name), Annotations: map[string]string{
-		AnnotationSource: source, AnnotationEventGroup: b.Group, AnnotationEventID: origin.ID, AnnotationEventSubject: origin.Subject,
-	}}
-	doc.Spec = schemas.DynamicConfigPartSpec{
-		Source: source, Generation: p.Generation, TTL: schemas.Dur(ttl), ExpiresAt: p.ExpiresAt,
-		Resources: []schemas.Resource{{Object: obj}}, Events: p.EventIDs,
-	}
-	if len(dec.Mask) > 0 {
-		doc.Spec.Mask = &schemas.PartMask{Fields: dec.Mask}
-	}
-	p.Document = doc
-	w.put(p, op == OpCreate || !sameSpec(existing.Resource(), obj))
-	w.metrics = append(w.metrics, func(ctx context.Context) {
-		m.applied.Add(ctx, 1, metric.WithAttributes(attribute.String("kind", kind), attribute.String("operation", op)))
-	})
-	w.ch.Audit = append(w.ch.Audit, store.AuditEntry{Time: now, Actor: source, Action: "dynamic." + op, Target: target, Outcome: "applied",
-		Detail: fmt.Sprintf("generation %d, expires %s, event %s, policy %s", p.Generation, p.ExpiresAt.UTC().Format(time.RFC3339), origin.ID, dec.Policy)})
-	m.log.Debug("dynamic: part proposed", "source", source, "target", target, "generation", p.Generation, "event", origin.ID)
-	return nil
-}
-
 // PartName is the DynamicConfigPart's metadata.name: "<source name>.<kind>.<name>" in
 // lower case.
 func PartName(source, kind, name string) string {
@@ -379,35 +292,6 @@ func PartName(source, kind, name string) string {
 		n = n[:253]
 	}
 	return strings.Trim(n, ".-")
-}
-
-// originEvent picks the batch event a resource came from: the one the plugin named in
-// the routerd.net/event-id annotation, else the newest whose subject or payload address
-// appears among the resource's spec values, else the newest of the batch.
-func originEvent(b subscribe.Batch, obj schemas.Object, raw []byte) subscribe.Record {
-	if id := obj.GetMeta().Annotations[AnnotationEventID]; id != "" {
-		for _, e := range b.Events {
-			if e.ID == id {
-				return e
-			}
-		}
-	}
-	values := specStrings(raw)
-	for i := len(b.Events) - 1; i >= 0; i-- {
-		e := b.Events[i]
-		for _, v := range []string{e.Subject, e.Payload["address"]} {
-			if v == "" {
-				continue
-			}
-			if values[v] || values[stripPrefixLen(v)] {
-				return e
-			}
-		}
-	}
-	if len(b.Events) == 0 {
-		return subscribe.Record{}
-	}
-	return b.Events[len(b.Events)-1]
 }
 
 func stripPrefixLen(s string) string {

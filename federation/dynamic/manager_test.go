@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"routerd.net/routerd/abi"
+	"routerd.net/routerd/federation/internal/clock"
 	"routerd.net/routerd/federation/store"
 	"routerd.net/routerd/federation/subscribe"
-	"routerd.net/routerd/federation/subscribe/clock"
 	"routerd.net/routerd/schemas"
 )
 

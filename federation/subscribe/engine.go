@@ -15,8 +15,8 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
 
+	"routerd.net/routerd/federation/internal/clock"
 	"routerd.net/routerd/federation/retry"
-	"routerd.net/routerd/federation/subscribe/clock"
 )
 
 // HookOnEvents is the plugin hook that receives subscription batches.

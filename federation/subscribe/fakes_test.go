@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"routerd.net/routerd/federation/subscribe/clock"
+	"routerd.net/routerd/federation/internal/clock"
 )
 
 // memStore is an in-memory Source, Cursors and RunRecorder.

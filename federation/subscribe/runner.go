@@ -2,15 +2,13 @@ package subscribe
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
 
-	"routerd.net/routerd/abi"
-	"routerd.net/routerd/federation/subscribe/clock"
+	"routerd.net/routerd/federation/internal/clock"
 )
 
 // pendingEvent is a matching event waiting for dispatch, with when the engine first saw it.
@@ -390,61 +388,4 @@ func (r *runner) call(b Batch) (int, error) {
 		return len(res.Resources), fmt.Errorf("handle result of batch %s: %w", b.ID, err)
 	}
 	return len(res.Resources), nil
-}
-
-// BuildRequest encodes the on_events PluginRequest (abi.Request) for b: the trigger names
-// the subscription, events are the stored envelopes as they are, the context holds
-// b.Context.
-func BuildRequest(b Batch, now time.Time) ([]byte, error) {
-	type spec struct {
-		Trigger abi.Trigger       `json:"trigger"`
-		Now     string            `json:"now"`
-		Events  []json.RawMessage `json:"events"`
-		Context struct {
-			Resources []json.RawMessage `json:"resources"`
-		} `json:"context"`
-	}
-	req := struct {
-		APIVersion string `json:"apiVersion"`
-		Kind       string `json:"kind"`
-		ABI        string `json:"abi"`
-		BatchID    string `json:"batchID"`
-		Spec       spec   `json:"spec"`
-	}{APIVersion: abi.PluginAPIVersion, Kind: abi.KindPluginRequest, ABI: abi.RequestVersion, BatchID: b.ID}
-	req.Spec.Trigger = abi.Trigger{Type: abi.TriggerEventSubscription, Topic: b.Subscription}
-	req.Spec.Now = now.UTC().Format(time.RFC3339Nano)
-	req.Spec.Events = make([]json.RawMessage, 0, len(b.Events))
-	for _, e := range b.Events {
-		if len(e.JSON) == 0 {
-			return nil, fmt.Errorf("subscribe: batch %s: event %s has no JSON", b.ID, e.ID)
-		}
-		req.Spec.Events = append(req.Spec.Events, e.JSON)
-	}
-	req.Spec.Context.Resources = b.Context
-	if req.Spec.Context.Resources == nil {
-		req.Spec.Context.Resources = []json.RawMessage{}
-	}
-	out, err := json.Marshal(req)
-	if err != nil {
-		return nil, fmt.Errorf("subscribe: batch %s: encode request: %w", b.ID, err)
-	}
-	return out, nil
-}
-
-// ParseResult decodes a PluginResult document with abi.DecodeResult (unknown fields are
-// ignored, as a newer ABI minor may add some) and parses its TTL.
-func ParseResult(data []byte) (Result, error) {
-	doc, err := abi.DecodeResult(data)
-	if err != nil {
-		return Result{}, fmt.Errorf("decode result: %w", err)
-	}
-	res := Result{Resources: doc.Status.Resources, Doc: doc}
-	if doc.Status.TTL != "" {
-		d, err := time.ParseDuration(doc.Status.TTL)
-		if err != nil || d < 0 {
-			return Result{}, fmt.Errorf("decode result: status.ttl %q: want a duration such as 30m", doc.Status.TTL)
-		}
-		res.TTL = d
-	}
-	return res, nil
 }

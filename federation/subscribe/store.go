@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"routerd.net/routerd/federation/event"
 	"routerd.net/routerd/federation/store"
 )
 
@@ -29,15 +30,12 @@ func (a StoreAdapter) Events(ctx context.Context, group string, types []string, 
 	}
 	out := make([]Record, 0, len(evs))
 	for _, se := range evs {
-		js, err := se.Event.Marshal()
+		r, err := RecordOf(se.Event)
 		if err != nil {
 			return nil, fmt.Errorf("subscribe: event seq %d: %w", se.Seq, err)
 		}
-		e := se.Event
-		out = append(out, Record{
-			Seq: se.Seq, ID: e.ID, Group: e.Group, Type: e.Type, SourceNode: e.SourceNode,
-			Subject: e.Subject, Payload: e.Payload, JSON: js, ReceivedAt: se.ReceivedAt, ExpiresAt: e.ExpiresAt,
-		})
+		r.Seq, r.ReceivedAt = se.Seq, se.ReceivedAt
+		out = append(out, r)
 	}
 	return out, nil
 }
@@ -132,4 +130,18 @@ func (a StoreAdapter) Runs(ctx context.Context, subscription string, limit int) 
 		return nil, fmt.Errorf("subscribe: list runs: %w", err)
 	}
 	return out, nil
+}
+
+// RecordOf is the Record of a stored event as the engine sees it: the envelope fields and
+// its JSON as sent to plugins (Seq and ReceivedAt are the store's to set). The daemon
+// (StoreAdapter) and `routerctl plugin dry-run` both build records with it.
+func RecordOf(e event.Event) (Record, error) {
+	js, err := e.Marshal()
+	if err != nil {
+		return Record{}, fmt.Errorf("subscribe: %w", err)
+	}
+	return Record{
+		ID: e.ID, Group: e.Group, Type: e.Type, SourceNode: e.SourceNode,
+		Subject: e.Subject, Payload: e.Payload, JSON: js, ExpiresAt: e.ExpiresAt,
+	}, nil
 }

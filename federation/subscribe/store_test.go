@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"routerd.net/routerd/federation/event"
+	"routerd.net/routerd/federation/internal/clock"
 	"routerd.net/routerd/federation/store"
-	"routerd.net/routerd/federation/subscribe/clock"
 )
 
 // TestEngineOnSQLite runs the engine against a real store file: events inserted into

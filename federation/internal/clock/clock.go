@@ -1,6 +1,8 @@
-// Package clock is the time source of the subscription engine and of dynamic-part expiry:
-// the real wall clock in production and a manually advanced fake in tests, so that batch
-// windows, debounce and retry backoff are tested at their exact firing times without sleeps.
+// Package clock is the one time source of the federation packages that schedule work (the
+// subscription engine and dynamic-part expiry): the real wall clock in production and a
+// manually advanced fake in tests, so that batch windows, debounce, retry backoff and
+// expiry are tested at their exact firing times without sleeps. It is internal to
+// federation; code outside it uses testing/synctest or readiness signals instead.
 package clock
 
 import (

@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"context"
@@ -60,7 +60,7 @@ func BenchmarkE2EEventToClaim(b *testing.B) {
 	if err := os.WriteFile(filepath.Join(pluginDir, "event-to-remote-claim.wasm"), data, 0o644); err != nil {
 		b.Fatal(err)
 	}
-	o := demoOptions{PluginDir: pluginDir, ConfigDir: filepath.Join("..", "..", "testdata", "demo"),
+	o := Options{PluginDir: pluginDir, ConfigDir: filepath.Join("..", "..", "..", "testdata", "demo"),
 		EventdBinary: eventdForBench(b), Out: io.Discard}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -89,7 +89,7 @@ func BenchmarkE2EEventToClaim(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		db := rb.d.store.ReadDB()
+		db := rb.d.Store().ReadDB()
 		if err := waitFor(ctx, "1000 claims on router-b", func() (bool, error) {
 			var n int
 			err := db.QueryRowContext(ctx, `SELECT count(*) FROM dynamic_parts WHERE kind = 'RemoteAddressClaim'`).Scan(&n)

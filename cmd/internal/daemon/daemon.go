@@ -1,8 +1,7 @@
-package main
+package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -33,10 +32,10 @@ import (
 	"routerd.net/routerd/schemas"
 )
 
-// Dataplane backends.
+// Dataplane backends (Options.Dataplane).
 const (
-	dataplaneDryRun  = "dry-run"
-	dataplaneNetlink = "netlink"
+	DataplaneDryRun  = "dry-run"
+	DataplaneNetlink = "netlink"
 )
 
 // Options configure a Daemon.
@@ -45,8 +44,8 @@ type Options struct {
 	Settings settings.Settings
 	// Logger receives the daemon's logs (default: discard).
 	Logger *slog.Logger
-	// Dataplane is dataplaneDryRun (default: a recording fake backend) or
-	// dataplaneNetlink (the kernel, in NetNS or the daemon's own namespace; needs root).
+	// Dataplane is DataplaneDryRun (default: a recording fake backend) or
+	// DataplaneNetlink (the kernel, in NetNS or the daemon's own namespace; needs root).
 	Dataplane string
 	NetNS     string
 	// EventdBinary is the routerd-eventd executable supervised once per EventGroup; ""
@@ -79,6 +78,10 @@ type Options struct {
 	// (default 50ms): changes arriving meanwhile are applied together, so a burst of new
 	// claims costs a few reconciliations, not one each.
 	ReconcileMinGap time.Duration
+	// Reload, when set, makes Run reload the configuration on every value received (the
+	// command passes SIGHUP here; subscribe to it before New, so that an early signal
+	// cannot kill the process).
+	Reload <-chan os.Signal
 }
 
 // ReconcileRecord describes one reconciliation of the dataplane.
@@ -137,21 +140,23 @@ type Daemon struct {
 	reconciles   []ReconcileRecord
 	reconcileSeq int64
 	reconciled   chan struct{} // closed and replaced after every reconcile
+	reloaded     chan struct{} // closed and replaced after every reload attempt
 
 	closeOnce sync.Once
 	closeErr  error
 }
 
-// Start loads the configuration, opens the store, starts the plugin host, the
-// subscription engine, the dynamic-part manager, the reconciler and the eventd
-// supervisor, and serves the control API. An invalid configuration is an error (every
-// problem is logged first). On error everything started is stopped again.
-func Start(ctx context.Context, opts Options) (*Daemon, error) {
+// New loads the configuration, opens the store, starts the plugin host, the subscription
+// engine, the dynamic-part manager, the reconciler and the eventd supervisor, and serves
+// the control API: the daemon runs when New returns. An invalid configuration is an
+// error (every problem is logged first). On error everything started is stopped again.
+// Run waits for the end; Shutdown stops it.
+func New(ctx context.Context, opts Options) (*Daemon, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Dataplane == "" {
-		opts.Dataplane = dataplaneDryRun
+		opts.Dataplane = DataplaneDryRun
 	}
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = 10 * time.Millisecond
@@ -168,7 +173,7 @@ func Start(ctx context.Context, opts Options) (*Daemon, error) {
 	if opts.CacheDir == "" {
 		opts.CacheDir = opts.Settings.CacheDir()
 	}
-	d := &Daemon{opts: opts, log: opts.Logger, started: time.Now(), kick: make(chan struct{}, 1), reconciled: make(chan struct{})}
+	d := &Daemon{opts: opts, log: opts.Logger, started: time.Now(), kick: make(chan struct{}, 1), reconciled: make(chan struct{}), reloaded: make(chan struct{})}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	if err := d.start(ctx); err != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), opts.ShutdownTimeout)
@@ -216,7 +221,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	d.host, err = host.New(host.Options{
 		Logger: d.log.With("component", "host"), CacheDir: d.opts.CacheDir, MeterProvider: d.mp,
 		Auditor: hostAuditor(d.store), KV: d.store, KVNotFound: func(err error) bool { return errors.Is(err, store.ErrNotFound) },
-		Config: configSource{d}, Events: eventEmitter{d},
+		Config: ConfigSource{Config: d.Config}, Events: eventEmitter{d},
 	})
 	if err != nil {
 		return fmt.Errorf("routerd: %w", err)
@@ -239,16 +244,16 @@ func (d *Daemon) start(ctx context.Context) error {
 	}
 
 	switch d.opts.Dataplane {
-	case dataplaneDryRun:
+	case DataplaneDryRun:
 		d.backend = fake.New(nodeName(cfg))
-	case dataplaneNetlink:
+	case DataplaneNetlink:
 		b, err := netlinkdp.Open(netlinkdp.Options{NetNS: d.opts.NetNS, Logger: d.log.With("component", "dataplane")})
 		if err != nil {
 			return fmt.Errorf("routerd: dataplane: %w", err)
 		}
 		d.backend = b
 	default:
-		return fmt.Errorf("routerd: --dataplane %q: want %s or %s", d.opts.Dataplane, dataplaneDryRun, dataplaneNetlink)
+		return fmt.Errorf("routerd: --dataplane %q: want %s or %s", d.opts.Dataplane, DataplaneDryRun, DataplaneNetlink)
 	}
 	d.reconciler = dataplane.NewReconciler(d.backend, d.log.With("component", "dataplane"))
 
@@ -359,15 +364,9 @@ func (d *Daemon) apply(ctx context.Context, cfg *schemas.Config) error {
 		d.log.Warn("plugins: configure", "err", err)
 	}
 	d.dyn.SetConfig(dynamic.ConfigFrom(cfg))
-	specs := subscribe.SpecsFrom(cfg)
-	for i := range specs {
-		if p, ok := cfg.Get("Plugin", specs[i].Plugin).(*schemas.Plugin); ok {
-			res, err := host.ContextResources(cfg, p.Spec.Context.Resources)
-			if err != nil {
-				return fmt.Errorf("routerd: subscription %s: %w", specs[i].Name, err)
-			}
-			specs[i].Context = res
-		}
+	specs, err := SubscriptionSpecs(cfg)
+	if err != nil {
+		return err
 	}
 	if err := d.engine.Update(specs); err != nil {
 		return fmt.Errorf("routerd: subscriptions: %w", err)
@@ -388,6 +387,22 @@ func (d *Daemon) apply(ctx context.Context, cfg *schemas.Config) error {
 	return nil
 }
 
+// SubscriptionSpecs returns the subscriptions of cfg as the engine runs them, each with
+// the context resources its plugin's Plugin resource allowlists (host.ContextResources).
+func SubscriptionSpecs(cfg *schemas.Config) ([]subscribe.Spec, error) {
+	specs := subscribe.SpecsFrom(cfg)
+	for i := range specs {
+		if p, ok := cfg.Get("Plugin", specs[i].Plugin).(*schemas.Plugin); ok {
+			res, err := host.ContextResources(cfg, p.Spec.Context.Resources)
+			if err != nil {
+				return nil, fmt.Errorf("routerd: subscription %s: %w", specs[i].Name, err)
+			}
+			specs[i].Context = res
+		}
+	}
+	return specs, nil
+}
+
 // Reload loads the config dir again and applies it when valid. An invalid config is
 // refused (its problems logged and returned) and the running one stays.
 func (d *Daemon) Reload(ctx context.Context) error {
@@ -400,6 +415,8 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	d.mu.Lock()
 	d.cfgReloads++
 	d.lastReload = err
+	close(d.reloaded)
+	d.reloaded = make(chan struct{})
 	d.mu.Unlock()
 	if err != nil {
 		d.log.Error("reload refused; the previous configuration keeps running", "err", err)
@@ -408,6 +425,61 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	d.log.Info("config reloaded", "resources", cfg.Len())
 	return nil
 }
+
+// WaitReload waits until more than after reloads (successful or refused) have been
+// attempted, or ctx ends, and returns the number of reloads and the last one's error.
+func (d *Daemon) WaitReload(ctx context.Context, after int) (int, error) {
+	for {
+		d.mu.Lock()
+		n, last, ch := d.cfgReloads, d.lastReload, d.reloaded
+		d.mu.Unlock()
+		if n > after {
+			return n, last
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return n, ctx.Err()
+		}
+	}
+}
+
+// Run serves until ctx ends, reloading the configuration on every Options.Reload signal,
+// then shuts down within Options.ShutdownTimeout and returns Shutdown's error.
+func (d *Daemon) Run(ctx context.Context) error {
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-d.opts.Reload:
+			d.log.Info("SIGHUP: reloading")
+			_ = d.Reload(ctx) // a refused reload is logged by Reload
+		}
+	}
+	d.log.Info("shutting down", "timeout", d.opts.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), d.opts.ShutdownTimeout)
+	defer cancel()
+	return d.Shutdown(sctx)
+}
+
+// Plugins returns the plugin host's status of every plugin.
+func (d *Daemon) Plugins() []host.PluginStatus { return d.host.Status() }
+
+// Subscriptions returns the state of every subscription.
+func (d *Daemon) Subscriptions() []subscribe.Status { return d.engine.Status() }
+
+// Parts returns every stored dynamic part (expired ones included until withdrawn).
+func (d *Daemon) Parts(ctx context.Context) ([]dynamic.Part, error) { return d.dyn.List(ctx) }
+
+// Withdraw removes dynamic parts named kind/name (of source, or of every source when
+// empty) on actor's request and returns them.
+func (d *Daemon) Withdraw(ctx context.Context, source, kind, name, actor string) ([]dynamic.Part, error) {
+	return d.dyn.Withdraw(ctx, source, kind, name, actor)
+}
+
+// Store returns the node's event store (shared; the daemon closes it on Shutdown).
+func (d *Daemon) Store() *store.Store { return d.store }
 
 // Config returns the running configuration.
 func (d *Daemon) Config() *schemas.Config {
@@ -470,15 +542,15 @@ func (d *Daemon) reconcileLoop() {
 func (d *Daemon) reconcile(ctx context.Context) {
 	start := time.Now()
 	cfg := d.Config()
-	rec := ReconcileRecord{At: start, Backend: d.backend.Name(), DryRun: d.opts.Dataplane == dataplaneDryRun}
+	rec := ReconcileRecord{At: start, Backend: d.backend.Name(), DryRun: d.opts.Dataplane == DataplaneDryRun}
 	parts, err := d.dyn.Live(ctx)
 	if err != nil {
 		rec.Error = err.Error()
 	} else {
 		rec.DynamicParts = len(parts)
-		mc, opts, problems, conflicts := mergeDesired(cfg, parts, start)
-		rec.Problems, rec.Conflicts = problems, conflicts
-		out := desired.FromConfig(mc, opts)
+		m := dynamic.MergeConfig(cfg, parts, start)
+		rec.Problems, rec.Conflicts = m.Problems, m.Conflicts
+		out := desired.FromConfig(m.Config, desired.Options{Now: start, Claims: m.Claims})
 		rec.Problems = append(rec.Problems, out.Problems...)
 		rec.Objects = out.State.Len()
 		diff, err := d.reconciler.Apply(ctx, out.State)
@@ -514,78 +586,6 @@ func (d *Daemon) reconcile(ctx context.Context) {
 	close(d.reconciled)
 	d.reconciled = make(chan struct{})
 	d.mu.Unlock()
-}
-
-// mergeDesired combines the static configuration with the live parts into what
-// desired.FromConfig translates. In the common case (every dynamic resource is a
-// RemoteAddressClaim that overrides no static resource) the static config is used as it
-// is, with the claims passed alongside: nothing is copied or validated again. Otherwise
-// the merged resources are validated as a new Config (copies, so that defaults applied by
-// the validation never touch objects others read); when that fails, the static config
-// plus the dynamic claims are used and the problems reported.
-func mergeDesired(cfg *schemas.Config, parts []dynamic.Part, now time.Time) (*schemas.Config, desired.Options, []string, []dynamic.Conflict) {
-	opts := desired.Options{Now: now}
-	merged, conflicts := dynamic.Merge(cfg.Objects(), parts, now, dynamic.ConfigFrom(cfg).Resolution())
-	static := map[schemas.Object]bool{}
-	for _, o := range cfg.Objects() {
-		static[o] = true
-	}
-	var claims []*schemas.RemoteAddressClaim
-	fast := true
-	for _, o := range merged {
-		if static[o] {
-			continue
-		}
-		c, ok := o.(*schemas.RemoteAddressClaim)
-		if !ok || cfg.Get(o.GetKind(), o.GetName()) != nil {
-			fast = false
-			break
-		}
-		claims = append(claims, c)
-	}
-	if fast {
-		opts.Claims = claims
-		return cfg, opts, nil, conflicts
-	}
-	copies := make([]schemas.Object, 0, len(merged))
-	var problems []string
-	for _, o := range merged {
-		c, err := copyObject(o)
-		if err != nil {
-			problems = append(problems, err.Error())
-			continue
-		}
-		copies = append(copies, c)
-	}
-	mc, err := schemas.NewConfig(copies...)
-	if err == nil && len(problems) == 0 {
-		return mc, opts, nil, conflicts
-	}
-	if err != nil {
-		problems = append(problems, "merged config: "+err.Error())
-	}
-	for _, p := range parts {
-		if c, ok := p.Resource().(*schemas.RemoteAddressClaim); ok && !p.Expired(now) {
-			opts.Claims = append(opts.Claims, c)
-		}
-	}
-	return cfg, opts, problems, conflicts
-}
-
-// copyObject deep-copies a resource through its JSON form.
-func copyObject(o schemas.Object) (schemas.Object, error) {
-	b, err := json.Marshal(o)
-	if err != nil {
-		return nil, fmt.Errorf("copy %s/%s: %w", o.GetKind(), o.GetName(), err)
-	}
-	c := schemas.New(o.GetKind())
-	if c == nil {
-		return nil, fmt.Errorf("copy %s/%s: unknown kind", o.GetKind(), o.GetName())
-	}
-	if err := json.Unmarshal(b, c); err != nil {
-		return nil, fmt.Errorf("copy %s/%s: %w", o.GetKind(), o.GetName(), err)
-	}
-	return c, nil
 }
 
 // Reconciles returns the recent reconciliations, oldest first.
@@ -711,9 +711,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	return d.closeErr
 }
 
-// defaultEventdBinary finds routerd-eventd next to the running executable, else on PATH
+// DefaultEventdBinary finds routerd-eventd next to the running executable, else on PATH
 // ("" when neither has it).
-func defaultEventdBinary() string {
+func DefaultEventdBinary() string {
 	if exe, err := os.Executable(); err == nil {
 		p := filepath.Join(filepath.Dir(exe), "routerd-eventd")
 		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {

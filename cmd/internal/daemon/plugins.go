@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"routerd.net/routerd/federation/event"
 	"routerd.net/routerd/federation/store"
 	"routerd.net/routerd/host"
+	"routerd.net/routerd/schemas"
 )
 
 // hostAuditor writes the host's audit entries to the store's audit log.
@@ -20,12 +21,17 @@ func hostAuditor(st *store.Store) host.Auditor {
 	})
 }
 
-// configSource serves config_get from the daemon's current configuration.
-type configSource struct{ d *Daemon }
+// ConfigSource serves the plugins' config_get (configget.Source) from a configuration:
+// the daemon's running one, or the --config resources of `routerctl plugin`.
+type ConfigSource struct {
+	// Config returns the configuration to serve (nil: none, every lookup is empty).
+	Config func() *schemas.Config
+}
 
-// Resources returns the JSON documents of kind (one by name, or all).
-func (c configSource) Resources(_ context.Context, kind, name string) ([]json.RawMessage, error) {
-	cfg := c.d.Config()
+// Resources returns the JSON documents of kind (the one named name, or all when name is
+// empty).
+func (c ConfigSource) Resources(_ context.Context, kind, name string) ([]json.RawMessage, error) {
+	cfg := c.Config()
 	if cfg == nil {
 		return nil, nil
 	}

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"bytes"
@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -16,10 +15,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"routerd.net/routerd/cmd/internal/democonfig"
 	"routerd.net/routerd/cmd/internal/settings"
 	"routerd.net/routerd/federation/dynamic"
 	"routerd.net/routerd/federation/event"
@@ -58,13 +57,13 @@ func testRouterWith(t *testing.T, withPlugin bool, mod func(*Options)) (*Daemon,
 			t.Fatal(err)
 		}
 	}
-	ports, err := freePorts(3)
+	ports, err := democonfig.FreePorts(3)
 	if err != nil {
 		t.Fatal(err)
 	}
 	conf := filepath.Join(dir, "conf.d")
 	portOf := map[string]int{"router-a": ports[0], "router-b": ports[1], "router-c": ports[2]}
-	if _, err := prepareConfig(filepath.Join("..", "..", "testdata", "demo", "router-b"), conf, portOf, strings.Repeat("ab", 32)); err != nil {
+	if _, err := democonfig.Prepare(filepath.Join("..", "..", "..", "testdata", "demo", "router-b"), conf, portOf, strings.Repeat("ab", 32)); err != nil {
 		t.Fatal(err)
 	}
 	s := settings.Settings{StateDir: filepath.Join(dir, "state"), PluginDir: pluginDir, ConfigDir: conf,
@@ -73,7 +72,7 @@ func testRouterWith(t *testing.T, withPlugin bool, mod func(*Options)) (*Daemon,
 	opts := Options{Settings: s, Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: &logs}, nil)),
 		CacheDir: filepath.Join(os.TempDir(), "routerd-test-wasm-cache")}
 	mod(&opts)
-	d, err := Start(context.Background(), opts)
+	d, err := New(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,6 +135,21 @@ func call(t *testing.T, c *http.Client, method, path string, body any, want int,
 	}
 }
 
+// claimOf returns the dynamic part on d produced from event id.
+func claimOf(ctx context.Context, d *Daemon, id string) (dynamic.Part, bool, error) {
+	parts, err := d.Parts(ctx)
+	if err != nil {
+		return dynamic.Part{}, false, err
+	}
+	for _, p := range parts {
+		if p.Kind == "RemoteAddressClaim" && len(p.EventIDs) > 0 && p.EventIDs[0] == id {
+			return p, true, nil
+		}
+	}
+	return dynamic.Part{}, false, nil
+}
+
+// waitUntil polls cond (for state that has no readiness signal of its own).
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -168,15 +182,7 @@ func TestDaemonEventToClaim(t *testing.T) {
 	if _, err := other.InsertEvents(ctx, []event.Event{own, ev}); err != nil {
 		t.Fatal(err)
 	}
-	var part dynamic.Part
-	waitUntil(t, "the claim", func() bool {
-		p, ok, err := claimFor(ctx, &demoRouter{d: d}, ev.ID)
-		part = p
-		return ok && err == nil
-	})
-	if part.Name != "onprem-10-88-60-9" || part.Source != "EventSubscription/remote-claims" {
-		t.Fatalf("part %+v", part)
-	}
+	// The claim is stored before the reconcile it causes: wait for that reconcile.
 	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	rec, err := d.WaitReconcile(rctx, 0, func(r ReconcileRecord) bool { return strings.Contains(r.Diff.String(), "10.88.60.9/32") })
@@ -185,6 +191,10 @@ func TestDaemonEventToClaim(t *testing.T) {
 	}
 	if !strings.Contains(rec.Diff.String(), "+ route 10.88.60.9/32 via 10.255.1.2 dev wg-hybrid") {
 		t.Fatalf("diff:\n%s", rec.Diff)
+	}
+	part, ok, err := claimOf(ctx, d, ev.ID)
+	if err != nil || !ok || part.Name != "onprem-10-88-60-9" || part.Source != "EventSubscription/remote-claims" {
+		t.Fatalf("part %+v, found %v, %v", part, ok, err)
 	}
 
 	waitUntil(t, "the subscription to record its batch", func() bool {
@@ -261,7 +271,11 @@ spec:
 	if err := os.WriteFile(filepath.Join(s.ConfigDir, "extra.yaml"), []byte(extra), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the watched config to reload", func() bool { return len(d.engine.Status()) == 2 })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if n, err := d.WaitReload(ctx, 0); err != nil || n != 1 || len(d.engine.Status()) != 2 {
+		t.Fatalf("after the watched file changed: %d reloads, %v, %d subscriptions; want 1 reload, 2 subscriptions", n, err, len(d.engine.Status()))
+	}
 
 	bad := strings.Replace(extra, "more-claims", "broken", 1) + "  bogusField: 1\n"
 	if err := os.WriteFile(filepath.Join(s.ConfigDir, "zz-bad.yaml"), []byte(bad), 0o644); err != nil {
@@ -292,115 +306,6 @@ func TestControlSocketInUse(t *testing.T) {
 	_, err := serveControl(d, s.ControlSocket)
 	if err == nil || !strings.Contains(err.Error(), "another routerd is listening") {
 		t.Fatalf("second listener on the socket: %v", err)
-	}
-}
-
-func TestExitCodes(t *testing.T) {
-	invalid := t.TempDir()
-	if err := os.WriteFile(filepath.Join(invalid, "bad.yaml"), []byte("apiVersion: federation.routerd.net/v1alpha1\nkind: EventGroup\nmetadata: {name: x}\nspec: {bogus: 1}\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name string
-		args []string
-		want int
-	}{
-		{name: "version", args: []string{"version"}, want: exitOK},
-		{name: "unknown flag", args: []string{"--no-such-flag"}, want: exitUsage},
-		{name: "unknown subcommand", args: []string{"nope"}, want: exitUsage},
-		{name: "bad dataplane", args: []string{"run", "--dataplane", "nope", "--config-dir", "../../testdata/demo/router-a",
-			"--state-dir", t.TempDir(), "--control-socket", filepath.Join(t.TempDir(), "s"), "--metrics-address", "", "--no-eventd",
-			"--plugin-dir", t.TempDir()}, want: exitFailed},
-		{name: "invalid config", args: []string{"run", "--config-dir", invalid, "--state-dir", t.TempDir(),
-			"--metrics-address", "", "--no-eventd"}, want: exitFailed},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := run(context.Background(), tt.args); got != tt.want {
-				t.Fatalf("run(%q) = %d, want %d", tt.args, got, tt.want)
-			}
-		})
-	}
-}
-
-func TestPrepareConfigRewritesPorts(t *testing.T) {
-	dst := t.TempDir()
-	ports := map[string]int{"router-a": 1001, "router-b": 1002, "router-c": 1003}
-	cfg, err := prepareConfig("../../testdata/demo/router-c", dst, ports, "secret-secret-secret-secret-0123")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := cfg.EventGroups()[0]
-	if g.Spec.NodeName != "router-c" || g.Spec.Listen.Port != 1003 {
-		t.Fatalf("group %+v", g.Spec)
-	}
-	var eps []string
-	for _, p := range cfg.EventPeers() {
-		eps = append(eps, fmt.Sprintf("%s=%s", p.Spec.NodeName, p.Spec.Endpoint))
-	}
-	if strings.Join(eps, " ") != "router-a=http://127.0.0.1:1001 router-b=http://127.0.0.1:1002" {
-		t.Fatalf("peers %v", eps)
-	}
-	if b, err := os.ReadFile(filepath.Join(dst, "secrets", "lab.key")); err != nil || strings.TrimSpace(string(b)) != "secret-secret-secret-secret-0123" {
-		t.Fatalf("secret file %q %v", b, err)
-	}
-	if _, err := prepareConfig("../../testdata/demo/router-c", t.TempDir(), map[string]int{"router-a": 1}, "x"); err == nil {
-		t.Fatal("a node without a port was accepted")
-	}
-}
-
-// TestRunCommandSignals runs `routerd run` in-process: SIGHUP reloads, cancelling the
-// context (what SIGTERM does in main) shuts down cleanly and removes the socket.
-func TestRunCommandSignals(t *testing.T) {
-	dir := t.TempDir()
-	ports, err := freePorts(3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf := filepath.Join(dir, "conf.d")
-	if _, err := prepareConfig("../../testdata/demo/router-a", conf, map[string]int{"router-a": ports[0], "router-b": ports[1], "router-c": ports[2]}, strings.Repeat("cd", 32)); err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(dir, "routerd.sock")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"run", "--config-dir", conf, "--state-dir", filepath.Join(dir, "state"), "--plugin-dir", filepath.Join(dir, "plugins"),
-			"--control-socket", sock, "--metrics-address", "", "--no-eventd", "--no-config-watch", "--log-level", "warn"})
-	}()
-	c := apiClient(sock)
-	waitUntil(t, "the control socket", func() bool {
-		resp, err := c.Get("http://routerd/v1/status")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
-	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, "the SIGHUP reload", func() bool {
-		var st Status
-		resp, err := c.Get("http://routerd/v1/status")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		return json.NewDecoder(resp.Body).Decode(&st) == nil && st.Reloads == 1 && st.LastReloadErr == ""
-	})
-	cancel()
-	select {
-	case code := <-done:
-		if code != exitOK {
-			t.Fatalf("run exited %d after shutdown", code)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("run did not return after the context ended")
-	}
-	if _, err := os.Stat(sock); !os.IsNotExist(err) {
-		t.Fatalf("control socket left behind: %v", err)
 	}
 }
 
@@ -435,10 +340,14 @@ func TestSubscriptionRecoversWhenPluginArrives(t *testing.T) {
 	if err := os.Rename(wasm+".tmp", wasm); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the claim after recovery", func() bool {
-		_, ok, err := claimFor(ctx, &demoRouter{d: d}, ev.ID)
-		return ok && err == nil
-	})
+	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if _, err := d.WaitReconcile(rctx, 0, func(r ReconcileRecord) bool { return strings.Contains(r.Diff.String(), "10.88.7.7/32") }); err != nil {
+		t.Fatalf("no reconcile with the claim after recovery: %v", err)
+	}
+	if _, ok, err := claimOf(ctx, d, ev.ID); !ok || err != nil {
+		t.Fatalf("claim after recovery: found %v, %v", ok, err)
+	}
 	// The claim is stored before the runner records its success; wait for that too.
 	waitUntil(t, "the subscription to be idle again", func() bool {
 		st = d.engine.Status()[0]
@@ -453,19 +362,6 @@ func TestSubscriptionRecoversWhenPluginArrives(t *testing.T) {
 	}
 	if len(runs) < 2 || runs[0].State != "succeeded" || runs[len(runs)-1].State != "failed" || runs[0].BatchID != runs[len(runs)-1].BatchID {
 		t.Fatalf("runs %+v", runs)
-	}
-}
-
-func TestDemoFailsClearly(t *testing.T) {
-	t.Setenv("TMPDIR", t.TempDir()) // the kept work dir lands here
-	var out bytes.Buffer
-	err := runDemo(context.Background(), demoOptions{PluginDir: t.TempDir(), ConfigDir: "../../testdata/demo",
-		EventdBinary: "/bin/true", Timeout: 10 * time.Second, Out: &out})
-	if err == nil || !strings.Contains(err.Error(), "no event-to-remote-claim.wasm") {
-		t.Fatalf("demo without plugins: %v", err)
-	}
-	if !strings.Contains(out.String(), "DEMO FAILED") || !strings.Contains(out.String(), "state and logs kept in") {
-		t.Fatalf("demo output:\n%s", out.String())
 	}
 }
 
@@ -503,7 +399,7 @@ func TestDaemonNetlinkInNamespace(t *testing.T) {
 	ipCmd("-n", ns, "link", "set", "wg-peer", "up")
 
 	d, _ := testRouterWith(t, true, func(o *Options) {
-		o.Dataplane, o.NetNS, o.ReconcileInterval = dataplaneNetlink, ns, 100*time.Millisecond
+		o.Dataplane, o.NetNS, o.ReconcileInterval = DataplaneNetlink, ns, 100*time.Millisecond
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -527,11 +423,13 @@ func TestDaemonNetlinkInNamespace(t *testing.T) {
 	}
 	// Drift: someone deletes the route; the periodic reconcile puts it back.
 	ipCmd("-n", ns, "route", "del", "10.88.60.9/32")
-	waitUntil(t, "the deleted route to be repaired", func() bool {
-		out, err := exec.Command("ip", "-n", ns, "route", "show", "10.88.60.9/32").CombinedOutput()
-		return err == nil && strings.Contains(string(out), "dev wg-hybrid")
-	})
-	rec = d.Reconciles()[len(d.Reconciles())-1]
+	rec, err = d.WaitReconcile(ctx, rec.Seq, func(r ReconcileRecord) bool { return strings.Contains(r.Diff.String(), "+ route 10.88.60.9/32") })
+	if err != nil {
+		t.Fatalf("the deleted route was not repaired: %v; %+v", err, d.Reconciles())
+	}
+	if out := ipCmd("-n", ns, "route", "show", "10.88.60.9/32"); !strings.Contains(out, "dev wg-hybrid") {
+		t.Fatalf("repaired route in the namespace: %q", out)
+	}
 	if _, err := d.dyn.Withdraw(ctx, "", "RemoteAddressClaim", "onprem-10-88-60-9", "test"); err != nil {
 		t.Fatal(err)
 	}
