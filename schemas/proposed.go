@@ -32,6 +32,10 @@ type ProposedError struct {
 	Problems []Problem
 }
 
+// RejectReason is the rejection reason under which the dynamic config manager counts
+// and audits the refusal (semantic, reference or conflict).
+func (e *ProposedError) RejectReason() string { return e.Reason }
+
 // Error says what was rejected, why (the reason) and every failed check.
 func (e *ProposedError) Error() string {
 	msgs := make([]string, len(e.Problems))

@@ -26,7 +26,7 @@ func TestConfigValidateExitCodes(t *testing.T) {
 		want     int
 		contains string
 	}{
-		{name: "valid directory", args: []string{"config", "validate", "../../testdata/config/valid"}, want: exitOK, contains: "valid: 20 resources"},
+		{name: "valid directory", args: []string{"config", "validate", "../../testdata/config/valid"}, want: exitOK, contains: "valid: 27 resources"},
 		{name: "valid files together", args: []string{"config", "validate", "../../testdata/config/valid/00-federation.yaml", "../../testdata/config/valid/10-plugins.yaml", "../../testdata/config/valid/20-hybrid-router.yaml"}, want: exitOK, contains: "valid:"},
 		{name: "one file alone misses its references", args: []string{"config", "validate", "../../testdata/config/valid/00-federation.yaml"}, want: exitFailed, contains: `no Plugin named "echo"`},
 		{name: "missing path", args: []string{"config", "validate", "no/such/dir"}, want: exitFailed, contains: "no/such/dir: cannot read: no such file or directory"},

@@ -347,7 +347,15 @@ func runDryRun(cmd *cobra.Command, env *pluginEnv, name string, hook abi.Hook, o
 		if err != nil {
 			return fmt.Errorf("batch %d: %w", i, err)
 		}
-		p := dynamic.Propose(dc, b, res, now, prev)
+		// The checks static config gets run against the config plus the parts of earlier
+		// batches, as the daemon runs them against its live parts.
+		live := make([]dynamic.Part, 0, len(proposed))
+		for _, k := range order {
+			if part, ok := proposed[k]; ok {
+				live = append(live, part)
+			}
+		}
+		p := dynamic.Propose(dc.LiveCheck(rep.Source, live), b, res, now, prev)
 		for _, pp := range p.Parts {
 			k := pp.Part.Kind + "/" + pp.Part.Name
 			if _, ok := proposed[k]; !ok {

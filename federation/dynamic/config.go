@@ -10,6 +10,7 @@ func ConfigFrom(cfg *schemas.Config) Config {
 		Policies:      cfg.DynamicOverridePolicies(),
 		Subscriptions: map[string]Subscription{},
 		Static:        map[string]bool{},
+		StaticConfig:  cfg,
 	}
 	groups := map[string]*schemas.EventGroup{}
 	for _, g := range cfg.EventGroups() {

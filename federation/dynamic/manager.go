@@ -68,8 +68,11 @@ type Config struct {
 	// Static holds "Kind/name" of every static resource, for conflict checks.
 	Static map[string]bool
 	// Check, when set, is a further semantic check of every proposed resource (see
-	// CheckFunc); a resource it refuses is rejected.
+	// CheckFunc); a resource it refuses is rejected. LiveCheck sets it.
 	Check CheckFunc
+	// StaticConfig is the loaded configuration the proposals are checked against (see
+	// LiveCheck); ConfigFrom sets it.
+	StaticConfig *schemas.Config
 	// SkipPolicy skips the static conflict check and the override policy: only for
 	// `routerctl plugin dry-run` without a configuration, which has neither. The daemon
 	// never sets it (an empty Config allows nothing).
@@ -194,6 +197,13 @@ func (m *Manager) HandleResult(ctx context.Context, b subscribe.Batch, r subscri
 		return p, true
 	}
 	now := m.clk.Now()
+	if cfg.Check == nil && cfg.StaticConfig != nil {
+		live, err := m.Live(ctx)
+		if err != nil {
+			return fmt.Errorf("dynamic: batch %s: live parts: %w", b.ID, err)
+		}
+		cfg = cfg.LiveCheck(source, live)
+	}
 	out := Propose(cfg, b, r, now, prev)
 	if lookupErr != nil {
 		return fmt.Errorf("dynamic: batch %s: %w", b.ID, lookupErr)

@@ -13,7 +13,7 @@ import (
 	"routerd.net/routerd/federation/dynamic"
 	"routerd.net/routerd/federation/store"
 	"routerd.net/routerd/federation/subscribe"
-	"routerd.net/routerd/federation/subscribe/clock"
+	"routerd.net/routerd/federation/internal/clock"
 	"routerd.net/routerd/plugins/event-to-remote-claim/claim"
 	"routerd.net/routerd/schemas"
 )
