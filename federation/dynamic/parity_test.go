@@ -11,9 +11,9 @@ import (
 
 	"routerd.net/routerd/abi"
 	"routerd.net/routerd/federation/dynamic"
+	"routerd.net/routerd/federation/internal/clock"
 	"routerd.net/routerd/federation/store"
 	"routerd.net/routerd/federation/subscribe"
-	"routerd.net/routerd/federation/internal/clock"
 	"routerd.net/routerd/plugins/event-to-remote-claim/claim"
 	"routerd.net/routerd/schemas"
 )
