@@ -32,8 +32,8 @@ var planTransitions = map[string][]string{
 	PlanProposed:  {PlanApproved, PlanRejected, PlanRefused},
 	PlanApproved:  {PlanExecuting, PlanRejected, PlanRefused},
 	PlanExecuting: {PlanExecuted, PlanFailed},
-	PlanFailed:    {PlanApproved, PlanRejected, PlanRefused}, // approve again to retry
-	PlanRefused:   {PlanApproved, PlanRejected},              // after the policy changed
+	PlanFailed:    {PlanApproved, PlanRejected, PlanRefused},  // approve again to retry
+	PlanRefused:   {PlanProposed, PlanApproved, PlanRejected}, // the policy or the state changed
 	PlanExecuted:  {PlanUndoing},
 	PlanUndoing:   {PlanUndone, PlanExecuted}, // back to executed when the undo failed
 }
