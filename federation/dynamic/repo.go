@@ -80,11 +80,12 @@ func (c Changes) Empty() bool { return len(c.Put) == 0 && len(c.Delete) == 0 && 
 
 // SQLRepo keeps parts in the store's dynamic_parts table.
 type SQLRepo struct {
+	st   *store.Store
 	w, r *sql.DB
 }
 
 // NewSQLRepo returns a Repo on st's dynamic_parts table.
-func NewSQLRepo(st *store.Store) *SQLRepo { return &SQLRepo{w: st.DB(), r: st.ReadDB()} }
+func NewSQLRepo(st *store.Store) *SQLRepo { return &SQLRepo{st: st, w: st.DB(), r: st.ReadDB()} }
 
 const (
 	upsertPartSQL = `INSERT INTO dynamic_parts (` + partColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -92,9 +93,6 @@ const (
 		expires_at = excluded.expires_at, document = excluded.document, event_ids = excluded.event_ids,
 		updated_at = excluded.updated_at`
 	deletePartSQL = `DELETE FROM dynamic_parts WHERE source = ? AND kind = ? AND name = ?`
-	// insertAuditSQL writes an audit_log row as store.AppendAudit does, inside our
-	// transaction.
-	insertAuditSQL = `INSERT INTO audit_log (time, actor, action, target, outcome, detail) VALUES (?, ?, ?, ?, ?, ?)`
 )
 
 // partArgs returns the upsert arguments of p.
@@ -136,7 +134,8 @@ func (s *SQLRepo) Commit(ctx context.Context, c Changes) error {
 		}
 	}
 	for _, a := range c.Audit {
-		if _, err := tx.ExecContext(ctx, insertAuditSQL, a.Time.UnixNano(), a.Actor, a.Action, a.Target, a.Outcome, a.Detail); err != nil {
+		// Through the store, so the entry joins the audit chain in this transaction.
+		if err := s.st.AppendAuditTx(ctx, tx, a); err != nil {
 			return fmt.Errorf("dynamic: commit: audit %s %s: %w", a.Actor, a.Action, err)
 		}
 	}
