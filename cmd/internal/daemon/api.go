@@ -54,7 +54,7 @@ func serveControl(d *Daemon, path string) (*controlServer, error) {
 		return nil, fmt.Errorf("routerd: control socket %s: %w", path, err)
 	}
 	cs := &controlServer{path: path, done: make(chan struct{}),
-		srv: &http.Server{Handler: controlHandler(d), ReadHeaderTimeout: 5 * time.Second}}
+		srv: &http.Server{Handler: controlHandler(d), ReadHeaderTimeout: 5 * time.Second, ConnContext: withPeer}}
 	go func() {
 		defer close(cs.done)
 		if err := cs.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -106,6 +106,7 @@ type WithdrawRequest struct {
 //	POST /v1/dynamic/withdraw {kind, name, source?}
 //	GET  /v1/dataplane       recent reconciliations (diffs)
 //	POST /v1/reload          reload the config dir (422 with the problems when invalid)
+//	     /v1/actionplans...  provider action plans (registerActionPlanRoutes)
 //	GET  /metrics            Prometheus
 func controlHandler(d *Daemon) http.Handler {
 	mux := http.NewServeMux()
@@ -190,12 +191,13 @@ func controlHandler(d *Daemon) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, d.Status(r.Context()))
 	})
+	registerActionPlanRoutes(mux, d)
 	if d.metrics != nil {
 		mux.Handle("GET /metrics", d.metrics.Handler())
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, apiError{Error: "no such endpoint: " + r.Method + " " + r.URL.Path +
-			"; see " + strings.Join([]string{"/v1/status", "/v1/plugins", "/v1/subscriptions", "/v1/dynamic", "/v1/dataplane", "/v1/reload", "/metrics"}, ", ")})
+			"; see " + strings.Join([]string{"/v1/status", "/v1/plugins", "/v1/subscriptions", "/v1/dynamic", "/v1/dataplane", "/v1/reload", "/v1/actionplans", "/v1/audit/verify", "/metrics"}, ", ")})
 	})
 	return mux
 }

@@ -23,12 +23,15 @@ import (
 	"routerd.net/routerd/dataplane/desired"
 	"routerd.net/routerd/dataplane/fake"
 	"routerd.net/routerd/dataplane/netlinkdp"
+	"routerd.net/routerd/federation/actionplan"
 	"routerd.net/routerd/federation/dynamic"
 	"routerd.net/routerd/federation/event"
 	"routerd.net/routerd/federation/store"
 	"routerd.net/routerd/federation/subscribe"
 	"routerd.net/routerd/federation/supervise"
 	"routerd.net/routerd/host"
+	"routerd.net/routerd/host/capability"
+	"routerd.net/routerd/host/capability/provider"
 	"routerd.net/routerd/schemas"
 )
 
@@ -122,6 +125,8 @@ type Daemon struct {
 	engine     *subscribe.Engine
 	sup        *supervise.Supervisor
 	reconciler *dataplane.Reconciler
+	actions    *actionplan.Service
+	profiles   *profiles
 	backend    dataplane.Backend
 	api        *controlServer
 
@@ -140,6 +145,7 @@ type Daemon struct {
 	reconciles   []ReconcileRecord
 	reconcileSeq int64
 	reconciled   chan struct{} // closed and replaced after every reconcile
+	lastPlanned  [32]byte      // digest of the plan context last planned
 	reloaded     chan struct{} // closed and replaced after every reload attempt
 
 	closeOnce sync.Once
@@ -213,18 +219,31 @@ func (d *Daemon) start(ctx context.Context) error {
 		d.mp = noop.NewMeterProvider()
 	}
 
-	d.store, err = store.Open(s.StorePath(), store.Options{Logger: d.log, MeterProvider: d.mp})
+	auditKey, err := store.LoadAuditKey(filepath.Join(s.StateDir, "audit.key"))
 	if err != nil {
 		return fmt.Errorf("routerd: %w", err)
 	}
+	d.store, err = store.Open(s.StorePath(), store.Options{Logger: d.log, MeterProvider: d.mp, AuditKey: auditKey})
+	if err != nil {
+		return fmt.Errorf("routerd: %w", err)
+	}
+	d.profiles = &profiles{}
+	requester := &provider.Requester{Profiles: d.profiles.lookup, Log: d.log.With("component", "provider")}
 
 	d.host, err = host.New(host.Options{
 		Logger: d.log.With("component", "host"), CacheDir: d.opts.CacheDir, MeterProvider: d.mp,
 		Auditor: hostAuditor(d.store), KV: d.store, KVNotFound: func(err error) bool { return errors.Is(err, store.ErrNotFound) },
 		Config: ConfigSource{Config: d.Config}, Events: eventEmitter{d},
+		Functions: []capability.Function{provider.Function(requester)},
 	})
 	if err != nil {
 		return fmt.Errorf("routerd: %w", err)
+	}
+	d.actions = actionplan.New(actionplan.Options{Store: d.store, Plugins: d.host, Logger: d.log.With("component", "actionplan")})
+	if recovered, err := d.store.RecoverInterruptedPlans(ctx, "routerd"); err != nil {
+		return fmt.Errorf("routerd: %w", err)
+	} else if len(recovered) > 0 {
+		d.log.Warn("action plans interrupted by the last stop are marked failed; check the provider and approve them again", "plans", len(recovered))
 	}
 
 	d.dyn, err = dynamic.NewManager(dynamic.Options{
@@ -360,6 +379,9 @@ func (d *Daemon) loadConfig() (*schemas.Config, error) {
 
 // apply makes cfg the running configuration.
 func (d *Daemon) apply(ctx context.Context, cfg *schemas.Config) error {
+	for _, err := range d.profiles.update(cfg) {
+		d.log.Warn("provider profile unusable: its plans cannot execute", "err", err)
+	}
 	if err := d.host.Configure(ctx, host.SpecsFromConfig(cfg)); err != nil {
 		d.log.Warn("plugins: configure", "err", err)
 	}
@@ -562,6 +584,7 @@ func (d *Daemon) reconcile(ctx context.Context) {
 		if err != nil {
 			rec.Error = err.Error()
 		}
+		d.planActions(ctx, m)
 	}
 	rec.DurationMS = float64(time.Since(start).Microseconds()) / 1000
 	if ctx.Err() != nil {
