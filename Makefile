@@ -19,7 +19,7 @@ FUZZTIME  ?= 8s
 # Fuzz targets run briefly by `make test` (package:Target); longer: make fuzz FUZZTIME=5m
 FUZZ_TARGETS := federation/transport:FuzzReceiverVerify federation/event:FuzzDecode abi:FuzzDecode schemas:FuzzDecode host/internal/jsonvalid:FuzzValid host/internal/preempt:FuzzInstrument abi/guest:FuzzDecodeRequest abi/guest:FuzzHostResponse abi/guest/jsonw:FuzzAppendString
 
-.PHONY: all build plugins test unit fuzz vet fmt-check check-schema schema bench demo deps clean help
+.PHONY: all build plugins test unit fuzz vet fmt-check check-schema schema bench demo demo-cloud deps clean help
 
 all: build plugins
 
@@ -69,13 +69,16 @@ fuzz: ## run each fuzz target for FUZZTIME (the HMAC verifier, event, ABI and co
 		rm -f /tmp/routerd-fuzz.$$$$.log; \
 	done
 
-test: fmt-check vet check-schema build unit fuzz demo ## everything that must pass
+test: fmt-check vet check-schema build unit fuzz demo demo-cloud ## everything that must pass
 
 bench: build plugins ## benchmarks, one package at a time: BENCH <name> <value> <unit> lines (bin/bench.log, bin/bench.json)
 	@GO=$(GO) BIN=$(BIN) ./.ci/bench
 
 demo: deps build plugins ## three routers on 127.0.0.1: event on A -> claim on B and C
 	$(BIN)/routerd demo --plugin-dir $(BIN)/plugins --config-dir testdata/demo
+
+demo-cloud: deps build plugins ## the demo plus the provider steps: plan, gate, approval, execution against a fake EC2
+	$(BIN)/routerd demo --plugin-dir $(BIN)/plugins --config-dir testdata/demo --cloud
 
 deps: ## install what a fresh machine lacks (apt as root: iproute2, nftables, gcc, ping); make unit and demo run it
 	@./.ci/deps

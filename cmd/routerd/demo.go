@@ -29,6 +29,18 @@ port, and a dry-run dataplane. It then emits one routerd.client.ipv4.observed ev
      DynamicConfigPart;
   4. the dataplane changes router-b and router-c plan for the claim (dry run);
 
+With --cloud (make demo-cloud) it goes on with the provider half on router-b, whose
+claim has capture provider-secondary-ip through an aws CloudProviderProfile that the demo
+points at a fake EC2 on 127.0.0.1 (it checks SigV4 signatures with a key made for the run):
+
+  6. the provider-aws plugin's plan hook proposes assign-secondary-ip for the claim;
+  7. an operator approves it; executing it is refused because the ProviderActionPolicy
+     is dryRunOnly — nothing reaches the provider;
+  8. the policy is changed to execute (config reload), the plan approved again and
+     executed: routerd signs the plugin's EC2 request (the plugin never sees the key)
+     and the fake EC2's NIC now carries the address;
+  9. the audit chain of every decision verifies.
+
 and shuts everything down. No root and no setup are needed. It exits 1 if any step fails
 or times out, so it doubles as an end-to-end test.
 
@@ -36,7 +48,8 @@ The routers' resource documents are read from --config-dir (one subdirectory per
 their listen ports and peer endpoints are replaced with free ports and a random shared
 secret is written for the run.`,
 		Example: `  make demo
-  routerd demo --plugin-dir bin/plugins --config-dir testdata/demo`,
+  make demo-cloud
+  routerd demo --plugin-dir bin/plugins --config-dir testdata/demo --cloud`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Out = cmd.OutOrStdout()
@@ -64,6 +77,7 @@ secret is written for the run.`,
 	fs.DurationVar(&o.Timeout, "timeout", 60*time.Second, "give up when the whole demo takes longer")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the temporary directory (state, logs) afterwards")
 	fs.StringVar(&o.Address, "address", "10.88.60.9", "the observed address (inside the lab domain 10.88.0.0/16)")
+	fs.BoolVar(&o.Cloud, "cloud", false, "also run the provider steps: plan, policy gate, approval and execution against a fake EC2")
 	fs.StringVar(&o.Netns, "netns", "auto", "apply the claims to real kernels in network namespaces: auto (when root), on, off (dry run)")
 	return cmd
 }

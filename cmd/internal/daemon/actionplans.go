@@ -292,3 +292,17 @@ func writeActionResult(w http.ResponseWriter, p store.ActionPlanRecord, err erro
 		writeJSON(w, http.StatusInternalServerError, ActionResponse{Plan: p, Error: fmt.Sprintf("%v", err)})
 	}
 }
+
+// ActionPlans returns the action plan service (the demo and tests drive it as routerctl
+// does through the control API).
+func (d *Daemon) ActionPlans() *actionplan.Service { return d.actions }
+
+// ExecuteActionPlan executes (or undoes) plan id with the live configuration, as
+// POST /v1/actionplans/{id}/execute does.
+func (d *Daemon) ExecuteActionPlan(ctx context.Context, id, actor string, undo bool) (store.ActionPlanRecord, error) {
+	cfg, err := d.currentActionConfig(ctx)
+	if err != nil {
+		return store.ActionPlanRecord{}, err
+	}
+	return d.actions.Execute(ctx, cfg, id, actor, undo)
+}

@@ -51,6 +51,9 @@ type Options struct {
 	Netns string
 	// Out receives the demo's narration.
 	Out io.Writer
+	// Cloud adds the provider action steps (make demo-cloud): router-b's claim becomes an
+	// AWS action plan, refused while dryRunOnly, approved and executed against a fake EC2.
+	Cloud bool
 }
 
 // demoRouter is one router of the demo.
@@ -71,6 +74,8 @@ type demoCluster struct {
 	mu      sync.Mutex // serialises printing from the per-router goroutines
 	// lab holds the routers' network namespaces when the kernel dataplane is used.
 	lab *netnslab.Lab
+	// cloud is the fake EC2 of demo --cloud.
+	cloud *cloudLab
 }
 
 func (c *demoCluster) router(name string) *demoRouter {
@@ -122,13 +127,30 @@ func startCluster(ctx context.Context, o Options, c *demoCluster) error {
 	if dir, err := os.UserCacheDir(); err == nil {
 		cacheDir = filepath.Join(dir, "routerd", "demo-wasm")
 	}
+	if o.Cloud {
+		if _, err := os.Stat(filepath.Join(pluginDir, "provider-aws.wasm")); err != nil {
+			return fmt.Errorf("plugin dir %s has no provider-aws.wasm (run make plugins): %w", pluginDir, err)
+		}
+		if c.cloud, err = startCloud(filepath.Join(c.root, cloudRouter, "cloud")); err != nil {
+			return fmt.Errorf("fake EC2: %w", err)
+		}
+	}
 	configs := map[string]*schemas.Config{}
 	for _, name := range demoRouters {
 		r := &demoRouter{name: name, dir: filepath.Join(c.root, name), port: portOf[name]}
 		c.routers = append(c.routers, r)
-		cfg, err := democonfig.Prepare(filepath.Join(o.ConfigDir, name), filepath.Join(r.dir, "conf.d"), portOf, secret)
+		var edit func(schemas.Object)
+		if c.cloud != nil && name == cloudRouter {
+			edit = c.cloud.edit
+		}
+		cfg, err := democonfig.PrepareWith(filepath.Join(o.ConfigDir, name), filepath.Join(r.dir, "conf.d"), portOf, secret, edit)
 		if err != nil {
 			return err
+		}
+		if edit != nil {
+			if err := c.cloud.writeConfig(filepath.Join(r.dir, "conf.d"), true); err != nil {
+				return err
+			}
 		}
 		configs[name] = cfg
 	}
@@ -322,6 +344,9 @@ func Run(ctx context.Context, o Options) (err error) {
 			c.printf("shutting down the routers (routerd-eventd children get SIGTERM)")
 		}
 		serr := stopCluster(c)
+		if c.cloud != nil {
+			c.cloud.stop()
+		}
 		if serr != nil {
 			err = errors.Join(err, serr)
 		} else if started > 0 {
@@ -389,6 +414,12 @@ func Run(ctx context.Context, o Options) (err error) {
 		return fmt.Errorf("router-a claimed its own address (subscription excludes its own events): %v", err)
 	}
 	c.printf("router-a made no claim: its subscription excludes events it observed itself")
+	if c.cloud != nil {
+		fmt.Fprintln(o.Out)
+		if err := runCloud(ctx, c, c.cloud, o.Address); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintln(o.Out)
 	return nil
 }

@@ -41,12 +41,21 @@ func FreePorts(n int) ([]int, error) {
 // its peers' endpoints at the given ports, and writes the result and the shared secret to
 // dst.
 func Prepare(src, dst string, ports map[string]int, secret string) (*schemas.Config, error) {
+	return PrepareWith(src, dst, ports, secret, nil)
+}
+
+// PrepareWith is Prepare with edit called on every resource before it is written (the
+// cloud demo points a CloudProviderProfile at its fake provider).
+func PrepareWith(src, dst string, ports map[string]int, secret string, edit func(schemas.Object)) (*schemas.Config, error) {
 	cfg, err := schemas.LoadDir(src)
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", src, err)
 	}
 	var docs []string
 	for _, o := range cfg.Objects() {
+		if edit != nil {
+			edit(o)
+		}
 		switch o := o.(type) {
 		case *schemas.EventGroup:
 			p, ok := ports[o.Spec.NodeName]

@@ -55,20 +55,26 @@ type EC2 struct {
 // NewEC2 starts a fake EC2; it stops when the test ends.
 func NewEC2(t testing.TB, opts EC2Options) *EC2 {
 	t.Helper()
+	f, stop := StartEC2(opts)
+	t.Cleanup(stop)
+	return f
+}
+
+// StartEC2 starts a fake EC2 outside a test (the cloud demo); stop shuts it down.
+func StartEC2(opts EC2Options) (f *EC2, stop func()) {
 	if opts.Region == "" {
 		opts.Region = "us-east-1"
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	f := &EC2{base: newBase("ec2"), opts: opts, nics: map[string][]string{}}
+	f = &EC2{base: newBase("ec2"), opts: opts, nics: map[string][]string{}}
 	for nic, ips := range opts.NICs {
 		f.nics[nic] = slices.Clone(ips)
 	}
 	srv := httptest.NewServer(http.HandlerFunc(f.serve))
 	f.URL = srv.URL
-	t.Cleanup(func() { f.stop(); srv.Close() })
-	return f
+	return f, func() { f.stop(); srv.Close() }
 }
 
 // Addresses returns the secondary private IPs on nic (nil for an unknown NIC).
