@@ -487,4 +487,3 @@ func tail(path string, n int) string {
 	}
 	return strings.Join(lines, " | ")
 }
-
