@@ -29,9 +29,18 @@ type scenario struct {
 	mu   sync.Mutex
 	step string
 	last time.Time
+	// emitMu guards emitted and seqAddr (the restart scenario emits from a goroutine).
+	emitMu sync.Mutex
 	// emitted maps group -> source node -> event ids emitted there.
 	emitted map[string]map[string][]string
 	seqAddr int
+}
+
+// emittedIDs returns a copy of the ids emitted at from in group.
+func (s *scenario) emittedIDs(group, from string) []string {
+	s.emitMu.Lock()
+	defer s.emitMu.Unlock()
+	return append([]string(nil), s.emitted[group][from]...)
 }
 
 // begin records the start of a step (and ends the previous one).
@@ -115,6 +124,8 @@ func (s *scenario) emit(ctx context.Context, from *node, group string, n int, tt
 		return nil, fmt.Errorf("open %s's store: %w", from.name, err)
 	}
 	defer st.Close()
+	s.emitMu.Lock()
+	defer s.emitMu.Unlock()
 	var evs []event.Event
 	for range n {
 		s.seqAddr++
@@ -193,14 +204,9 @@ func (s *scenario) waitDelivered(ctx context.Context, group string) error {
 			if !to.inGroup(group) {
 				continue
 			}
-			for from, ids := range s.emitted[group] {
-				if from == to.name {
-					continue
-				}
-				k, err := missing(ctx, to, group, ids)
-				if err != nil || k > 0 {
-					return false, nil
-				}
+			k, err := missing(ctx, to, group, s.expectedAt(to, group))
+			if err != nil || k > 0 {
+				return false, nil
 			}
 		}
 		return true, nil
@@ -227,6 +233,8 @@ func (s *scenario) waitClaims(ctx context.Context, n *node) error {
 
 // expectedAt lists the events n must receive in group (those others emitted).
 func (s *scenario) expectedAt(n *node, group string) []string {
+	s.emitMu.Lock()
+	defer s.emitMu.Unlock()
 	var ids []string
 	for from, l := range s.emitted[group] {
 		if from != n.name && n.inGroup(group) {

@@ -140,12 +140,12 @@ func partition(ctx context.Context, s *scenario, dir string) (string, error) {
 	}
 	s.begin("router-c receives while router-b is cut")
 	if err := poll(ctx, "router-c to receive", 25*time.Millisecond, func() (bool, error) {
-		k, err := missing(ctx, c, groupLab, s.emitted[groupLab][a.name])
+		k, err := missing(ctx, c, groupLab, s.emittedIDs(groupLab, a.name))
 		return err == nil && k == 0, nil
 	}); err != nil {
 		return "", err
 	}
-	queued, _ := missing(ctx, b, groupLab, s.emitted[groupLab][a.name])
+	queued, _ := missing(ctx, b, groupLab, s.emittedIDs(groupLab, a.name))
 	s.check("events queued for router-b during the partition", fmt.Sprintf("%d missing at router-b", s.r.opts.Events), fmt.Sprintf("%d missing at router-b", queued), queued == s.r.opts.Events)
 	v, err := s.waitViolation(ctx, a, groupLab, peerName(groupLab, b.name))
 	if err != nil {
@@ -207,6 +207,34 @@ func ttlRefresh(ctx context.Context, s *scenario, dir string) (string, error) {
 		return "", err
 	}
 	s.checkInt("events whose expiry the re-emission extended at router-a", len(evs), n)
+	// router-c gets the refresh while router-b is cut off: the partition holds.
+	c := s.c.node("router-c")
+	s.begin("wait until router-c holds the new expiry while router-b is cut")
+	if err := poll(ctx, "the new expiry at router-c", 25*time.Millisecond, func() (bool, error) {
+		have, err := storedIDs(ctx, c, groupLab)
+		if err != nil {
+			return false, nil
+		}
+		for _, e := range evs {
+			if !have[e.ID].Equal(newExp) {
+				return false, nil
+			}
+		}
+		return true, nil
+	}); err != nil {
+		return "", err
+	}
+	haveB, err := storedIDs(ctx, b, groupLab)
+	if err != nil {
+		return "", err
+	}
+	oldAtB := 0
+	for _, e := range evs {
+		if !haveB[e.ID].Equal(newExp) {
+			oldAtB++
+		}
+	}
+	s.checkInt("copies at router-b still with the old expiry during the partition", len(evs), oldAtB)
 	if err := heal(); err != nil {
 		return "", err
 	}
@@ -247,37 +275,69 @@ func restart(ctx context.Context, s *scenario, dir string) (string, error) {
 		return "", err
 	}
 	a, b := s.c.node("router-a"), s.c.node("router-b")
-	per := max(s.r.opts.Events/4, 1)
-	emit := func() error { _, err := s.emit(ctx, a, groupLab, per, 30*time.Minute); return err }
-	s.begin("stream part 1")
-	if err := emit(); err != nil {
+	// A stream: one event every 5 ms at router-a, running across both crashes.
+	s.begin("start the stream at router-a")
+	streamCtx, stopStream := context.WithCancel(ctx)
+	streamDone := make(chan error, 1)
+	go func() {
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-streamCtx.Done():
+				streamDone <- nil
+				return
+			case <-t.C:
+			}
+			if _, err := s.emit(ctx, a, groupLab, 1, 30*time.Minute); err != nil {
+				streamDone <- err
+				return
+			}
+		}
+	}()
+	defer stopStream()
+	// midStream waits until router-b has part, but not all, of what was emitted so far.
+	midStream := func(what string) error {
+		s.begin("wait until the stream is in flight before " + what)
+		return poll(ctx, "events in flight", 10*time.Millisecond, func() (bool, error) {
+			ids := s.emittedIDs(groupLab, a.name)
+			if len(ids) < 2*s.r.opts.Events/4 {
+				return false, nil
+			}
+			k, err := missing(ctx, b, groupLab, ids)
+			return err == nil && k < len(ids), nil
+		})
+	}
+	if err := midStream("killing router-a"); err != nil {
 		return "", err
 	}
 	s.begin("SIGKILL router-a (routerd and its routerd-eventd) mid-stream")
 	oldA := a.pid()
 	s.c.kill(a)
-	if err := emit(); err != nil { // observed while the router is down: in its store
-		return "", err
-	}
+	s.note("router-a killed with %d events emitted", len(s.emittedIDs(groupLab, a.name)))
 	s.begin("restart router-a")
 	if err := s.c.start(ctx, a); err != nil {
 		return "", err
 	}
 	s.check("router-a has a new pid", "!= "+strconv.Itoa(oldA), strconv.Itoa(a.pid()), a.pid() != oldA)
-	if err := emit(); err != nil {
+	if err := midStream("killing router-b"); err != nil {
 		return "", err
 	}
 	s.begin("SIGKILL router-b mid-stream")
 	oldB := b.pid()
 	s.c.kill(b)
-	if err := emit(); err != nil {
-		return "", err
-	}
+	s.note("router-b killed with %d events emitted", len(s.emittedIDs(groupLab, a.name)))
 	s.begin("restart router-b")
 	if err := s.c.start(ctx, b); err != nil {
 		return "", err
 	}
 	s.check("router-b has a new pid", "!= "+strconv.Itoa(oldB), strconv.Itoa(b.pid()), b.pid() != oldB)
+	s.begin("stop the stream")
+	stopStream()
+	if err := <-streamDone; err != nil {
+		return "", err
+	}
+	s.note("stream: %d events emitted at router-a", len(s.emittedIDs(groupLab, a.name)))
 	if err := s.waitDelivered(ctx, groupLab); err != nil {
 		return "", err
 	}
