@@ -121,6 +121,7 @@ unless --allow-skip. Exit code 0 when every scenario passed, 1 otherwise.`,
 	fs.StringVar(&pluginDir, "plugin-dir", "bin/plugins", "directory with event-to-remote-claim.wasm (make plugins)")
 	fs.StringVar(&o.TrapModule, "trap-module", "", "a module whose on_events traps (default: built from --trap-source)")
 	fs.StringVar(&trapSource, "trap-source", "testdata/plugins/trap", "Go source of the trapping module, built when --trap-module is not given")
+	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "print every step of every scenario as it starts")
 	fs.StringVar(&o.Netns, "netns", "auto", "routers in network namespaces: auto (when root), on, off (127.0.0.1)")
 	return cmd
 }

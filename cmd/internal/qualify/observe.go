@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -52,6 +54,9 @@ func (s *scenario) begin(step string) {
 	}
 	s.step, s.last = step, now
 	s.mu.Unlock()
+	if s.r.opts.Verbose {
+		s.r.printf("  %-13s %s", s.name, step)
+	}
 	if s.r.opts.OnStep != nil {
 		s.r.opts.OnStep(s.name, step)
 	}
@@ -80,9 +85,13 @@ func (s *scenario) note(format string, args ...any) {
 	s.mu.Unlock()
 }
 
-// close ends the last step and tears the routers down.
-func (s *scenario) close() {
+// close ends the last step and tears the routers down; for a failed scenario the
+// routers' logs are kept in the evidence dir first (logs/).
+func (s *scenario) close(failed bool) {
 	s.begin("teardown")
+	if failed && s.c != nil {
+		s.keepLogs()
+	}
 	if s.c != nil {
 		if err := s.c.close(); err != nil {
 			s.note("teardown: %v", err)
@@ -459,4 +468,25 @@ func (s *scenario) waitHealthy(ctx context.Context, n *node) (doctorView, error)
 		err = fmt.Errorf("%w (last findings: %s)", err, v.problems())
 	}
 	return v, err
+}
+
+// keepLogs copies each router's log to <evidence>/logs/c<cycle>-<scenario>-<router>.log.
+func (s *scenario) keepLogs() {
+	dir := filepath.Join(s.r.opts.EvidenceDir, "logs")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		s.note("keep logs: %v", err)
+		return
+	}
+	for _, n := range s.c.nodes {
+		b, err := os.ReadFile(n.logPath())
+		if err != nil {
+			continue
+		}
+		dst := filepath.Join(dir, fmt.Sprintf("c%d-%s-%s.log", s.res.Cycle, s.name, n.name))
+		if err := os.WriteFile(dst, b, 0o644); err != nil {
+			s.note("keep logs: %v", err)
+			continue
+		}
+		s.note("log of %s kept in %s", n.name, dst)
+	}
 }

@@ -72,6 +72,8 @@ type Options struct {
 	// Out receives one progress line per step; Logger the harness's own log.
 	Out    io.Writer
 	Logger *slog.Logger
+	// Verbose prints every step as it starts.
+	Verbose bool
 	// OnStep, when set, is called with each step as it starts (tests use it to kill
 	// the harness midway).
 	OnStep func(scenario, step string)
@@ -367,7 +369,7 @@ func (r *runner) runScenario(ctx context.Context, cycle int, name, mode string) 
 			out.err = fmt.Errorf("deadline %s exceeded in step %q: %v", r.opts.Duration, res.HungAt, out.err)
 		}
 	}
-	sc.close()
+	sc.close(out.err != nil || slices.ContainsFunc(res.Assertions, func(a Assertion) bool { return !a.OK }))
 	res.DurationMS = float64(time.Since(res.Started).Microseconds()) / 1000
 	switch {
 	case out.skip != "":
