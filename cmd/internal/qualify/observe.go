@@ -36,6 +36,8 @@ type scenario struct {
 	// emitted maps group -> source node -> event ids emitted there.
 	emitted map[string]map[string][]string
 	seqAddr int
+	// accounted is set once account has run.
+	accounted bool
 }
 
 // emittedIDs returns a copy of the ids emitted at from in group.
@@ -347,6 +349,7 @@ func each(ctx context.Context, db *sql.DB, q string, args []any, fn func(*sql.Ro
 // written more than once (generation > 1).
 func (s *scenario) account(ctx context.Context, groups ...string) error {
 	s.begin("count lost and duplicated events")
+	s.accounted = true
 	for _, g := range groups {
 		for _, n := range s.c.nodes {
 			want := s.expectedAt(n, g)

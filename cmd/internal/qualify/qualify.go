@@ -355,6 +355,7 @@ func (r *runner) runScenario(ctx context.Context, cycle int, name, mode string) 
 		done <- outcome{err: err, skip: skip}
 	}()
 	var out outcome
+	returned := true
 	select {
 	case out = <-done:
 	case <-sctx.Done():
@@ -363,11 +364,20 @@ func (r *runner) runScenario(ctx context.Context, cycle int, name, mode string) 
 		case out = <-done:
 		case <-time.After(3 * time.Second):
 			out.err = fmt.Errorf("did not return after its deadline")
+			returned = false
 		}
 		if ctx.Err() == nil {
 			res.HungAt = sc.current()
 			out.err = fmt.Errorf("deadline %s exceeded in step %q: %v", r.opts.Duration, res.HungAt, out.err)
 		}
+	}
+	if out.err != nil && returned && sc.c != nil && !sc.accounted && len(sc.emitted) > 0 {
+		// Count what the failed scenario lost or duplicated so far, for the evidence.
+		actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := sc.account(actx, groupLab, groupLab2); err != nil {
+			sc.note("counting after the failure: %v", err)
+		}
+		acancel()
 	}
 	sc.close(out.err != nil || slices.ContainsFunc(res.Assertions, func(a Assertion) bool { return !a.OK }))
 	res.DurationMS = float64(time.Since(res.Started).Microseconds()) / 1000
