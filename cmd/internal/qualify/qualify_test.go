@@ -134,7 +134,7 @@ func TestShortCycle(t *testing.T) {
 	if left := Leftovers(o.WorkRoot); len(left) > 0 {
 		t.Errorf("left behind: %v", left)
 	}
-	fmt.Printf("BENCH qualify_short_s %.1f s\n", rep.WallS)
+	t.Logf("short cycle: %.1f s wall (BenchmarkQualifyShort prints BENCH qualify_short_s)", rep.WallS)
 }
 
 // TestDeadline: a scenario still running at its deadline fails, naming the step it hung
