@@ -39,8 +39,10 @@ type BacklogHealth struct {
 }
 
 // BacklogHealth returns, per peer of group with undelivered rows, the counts and ages of
-// those rows, sorted by peer. A row counts as overdue when its next attempt is at or
-// before overdueBefore. It reads only the outbox index.
+// those rows, their latest error and the peer's last success, sorted by peer. A row
+// counts as overdue when its next attempt is at or before overdueBefore. It reads the
+// outbox index, and the delivered range of the TTL-refresh index of each peer with a
+// backlog (for LastSuccess).
 func (s *Store) BacklogHealth(ctx context.Context, group string, overdueBefore time.Time) ([]BacklogHealth, error) {
 	if s.isClosed() {
 		return nil, ErrClosed
