@@ -493,3 +493,26 @@ func (s *scenario) keepLogs() {
 		s.note("log of %s kept in %s", n.name, dst)
 	}
 }
+
+// maxLatency returns the largest received_at - observed_at of the events ids in n's store.
+func maxLatency(ctx context.Context, n *node, group string, ids []string) (time.Duration, error) {
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	return readStore(n, func(st *store.Store) (time.Duration, error) {
+		var worst time.Duration
+		err := each(ctx, st.ReadDB(), `SELECT id, COALESCE(observed_at, 0), received_at FROM events WHERE group_name = ?`, []any{group}, func(r *sql.Rows) error {
+			var id string
+			var obs, rcv int64
+			if err := r.Scan(&id, &obs, &rcv); err != nil {
+				return err
+			}
+			if want[id] && obs > 0 {
+				worst = max(worst, time.Duration(rcv-obs))
+			}
+			return nil
+		})
+		return worst, err
+	})
+}
