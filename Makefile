@@ -2,6 +2,8 @@
 #
 #   make demo    run three routers on 127.0.0.1 and show an event become a claim
 #   make test    everything that must pass (format, vet, schema, unit + netns tests, demo)
+#   make qualify the eight federation qualification scenarios with real routers (evidence in
+#                bin/qualify; as root in network namespaces); QUALIFY_ARGS adds flags
 #   make bench   benchmarks, one package at a time; prints BENCH <name> <value> <unit> lines
 #                and writes bin/bench.json (name, value, unit, package, commit)
 
@@ -19,7 +21,7 @@ FUZZTIME  ?= 8s
 # Fuzz targets run briefly by `make test` (package:Target); longer: make fuzz FUZZTIME=5m
 FUZZ_TARGETS := federation/transport:FuzzReceiverVerify federation/event:FuzzDecode abi:FuzzDecode schemas:FuzzDecode host/internal/jsonvalid:FuzzValid host/internal/preempt:FuzzInstrument abi/guest:FuzzDecodeRequest abi/guest:FuzzHostResponse abi/guest/jsonw:FuzzAppendString
 
-.PHONY: all build plugins test unit fuzz vet fmt-check check-schema schema bench demo demo-cloud deps clean help
+.PHONY: all build plugins test unit fuzz vet fmt-check check-schema schema bench demo demo-cloud qualify deps clean help
 
 all: build plugins
 
@@ -79,6 +81,10 @@ demo: deps build plugins ## three routers on 127.0.0.1: event on A -> claim on B
 
 demo-cloud: deps build plugins ## the demo plus the provider steps: plan, gate, approval, execution against a fake EC2
 	$(BIN)/routerd demo --plugin-dir $(BIN)/plugins --config-dir testdata/demo --cloud
+
+qualify: deps build plugins ## the eight federation scenarios with real routers; evidence in bin/qualify (QUALIFY_ARGS="--cycles 3")
+	$(BIN)/routerctl qualify --bin-dir $(BIN) --plugin-dir $(BIN)/plugins --trap-source testdata/plugins/trap \
+		--evidence-dir $(BIN)/qualify $(QUALIFY_ARGS)
 
 deps: ## install what a fresh machine lacks (apt as root: iproute2, nftables, gcc, ping); make unit and demo run it
 	@./.ci/deps

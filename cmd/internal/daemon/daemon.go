@@ -2,6 +2,9 @@ package daemon
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -640,11 +643,14 @@ func (d *Daemon) WaitReconcile(ctx context.Context, after int64, cond func(Recon
 
 // Status is the daemon's state as served at GET /v1/status.
 type Status struct {
-	Node          string                  `json:"node"`
-	Version       string                  `json:"version"`
-	StartedAt     time.Time               `json:"startedAt"`
-	ConfigDir     string                  `json:"configDir"`
-	ConfigLoaded  time.Time               `json:"configLoadedAt"`
+	Node         string    `json:"node"`
+	Version      string    `json:"version"`
+	StartedAt    time.Time `json:"startedAt"`
+	ConfigDir    string    `json:"configDir"`
+	ConfigLoaded time.Time `json:"configLoadedAt"`
+	// ConfigDigest is the sha256 of the running config's documents (see configDigest):
+	// unchanged by a refused reload.
+	ConfigDigest  string                  `json:"configDigest"`
 	Resources     int                     `json:"resources"`
 	Reloads       int                     `json:"reloads"`
 	LastReloadErr string                  `json:"lastReloadError,omitempty"`
@@ -668,6 +674,7 @@ func (d *Daemon) Status(ctx context.Context) Status {
 	}
 	if cfg != nil {
 		st.Resources = cfg.Len()
+		st.ConfigDigest = configDigest(cfg)
 		for _, g := range cfg.EventGroups() {
 			st.Groups = append(st.Groups, g.Metadata.Name)
 		}
@@ -744,4 +751,20 @@ func DefaultEventdBinary() string {
 		}
 	}
 	return ""
+}
+
+// configDigest is the lowercase hex sha256 over the running config's documents, each
+// encoded as JSON in the config's order: the same documents give the same digest.
+func configDigest(cfg *schemas.Config) string {
+	h := sha256.New()
+	for _, o := range cfg.Objects() {
+		js, err := json.Marshal(o)
+		if err != nil {
+			fmt.Fprintf(h, "%s/%s: %v\n", o.GetKind(), o.GetName(), err)
+			continue
+		}
+		h.Write(js)
+		h.Write([]byte{'\n'})
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

@@ -257,6 +257,8 @@ func TestDaemonEventToClaim(t *testing.T) {
 func TestDaemonReload(t *testing.T) {
 	d, s := testRouter(t, true)
 	c := apiClient(s.ControlSocket)
+	var st0 Status
+	call(t, c, "GET", "/v1/status", nil, 200, &st0)
 	extra := `apiVersion: federation.routerd.net/v1alpha1
 kind: EventSubscription
 metadata:
@@ -276,6 +278,11 @@ spec:
 	if n, err := d.WaitReload(ctx, 0); err != nil || n != 1 || len(d.engine.Status()) != 2 {
 		t.Fatalf("after the watched file changed: %d reloads, %v, %d subscriptions; want 1 reload, 2 subscriptions", n, err, len(d.engine.Status()))
 	}
+	var st1 Status
+	call(t, c, "GET", "/v1/status", nil, 200, &st1)
+	if len(st0.ConfigDigest) != 64 || st1.ConfigDigest == st0.ConfigDigest {
+		t.Fatalf("config digest %q before and %q after an applied change: want a sha256 that changes", st0.ConfigDigest, st1.ConfigDigest)
+	}
 
 	bad := strings.Replace(extra, "more-claims", "broken", 1) + "  bogusField: 1\n"
 	if err := os.WriteFile(filepath.Join(s.ConfigDir, "zz-bad.yaml"), []byte(bad), 0o644); err != nil {
@@ -288,15 +295,15 @@ spec:
 	}
 	var st Status
 	call(t, c, "GET", "/v1/status", nil, 200, &st)
-	if len(st.Subscriptions) != 2 || st.LastReloadErr == "" {
-		t.Fatalf("after a refused reload: %+v", st)
+	if len(st.Subscriptions) != 2 || st.LastReloadErr == "" || st.ConfigDigest != st1.ConfigDigest {
+		t.Fatalf("after a refused reload (digest must stay %s): %+v", st1.ConfigDigest, st)
 	}
 	if err := os.Remove(filepath.Join(s.ConfigDir, "zz-bad.yaml")); err != nil {
 		t.Fatal(err)
 	}
 	var fixed Status
 	call(t, c, "POST", "/v1/reload", nil, 200, &fixed)
-	if fixed.LastReloadErr != "" || len(fixed.Subscriptions) != 2 {
+	if fixed.LastReloadErr != "" || len(fixed.Subscriptions) != 2 || fixed.ConfigDigest != st1.ConfigDigest {
 		t.Fatalf("reload after the fix: %+v", fixed)
 	}
 }
