@@ -197,8 +197,8 @@ func TestRouterFormUnknownFields(t *testing.T) {
 	}{
 		{name: "bare file is strict", doc: profile, wantErr: "t.yaml:6: CloudProviderProfile/aws-main: spec.accountID: unknown field; want one of:"},
 		{name: "router form warns", doc: router, wantWarns: []string{
-			"t.yaml:12: warning: CloudProviderProfile/aws-main: spec.accountID: unknown field ignored, as routerd v1alpha1 ignores it (in a bare resource file it is an error); known fields: provider, region, endpoint, subscriptionID, resourceGroup, compartmentID, capabilities, auth",
-			"t.yaml:13: warning: CloudProviderProfile/aws-main: spec.capture: unknown field ignored, as routerd v1alpha1 ignores it (in a bare resource file it is an error); known fields: provider, region, endpoint, subscriptionID, resourceGroup, compartmentID, capabilities, auth",
+			"t.yaml:12: warning: CloudProviderProfile/aws-main: spec.accountID: unknown field ignored, as routerd v1alpha1 ignores it (in a bare resource file it is an error); known fields: provider, region, endpoint, subscriptionID, resourceGroup, compartmentID, capabilities, nics, auth",
+			"t.yaml:13: warning: CloudProviderProfile/aws-main: spec.capture: unknown field ignored, as routerd v1alpha1 ignores it (in a bare resource file it is an error); known fields: provider, region, endpoint, subscriptionID, resourceGroup, compartmentID, capabilities, nics, auth",
 		}},
 		{name: "router form keeps type errors", doc: strings.Replace(router, "provider: aws", "provider: 7", 1), wantErr: "spec.provider: want a string"},
 		{name: "router envelope stays strict", doc: strings.Replace(router, "spec:\n  resources:", "spec:\n  interfaces: []\n  resources:", 1), wantErr: "Router/r: spec.interfaces: unknown field; want one of: resources"},

@@ -196,6 +196,10 @@ type CloudProviderProfileSpec struct {
 	// Capabilities are what routerd may do with this profile, for example observe.cloud or
 	// execute.providerAction.
 	Capabilities []string `json:"capabilities,omitempty"`
+	// NICs are the provider NICs (ENI ids, ARM NIC ids or names, VNIC OCIDs) action plans
+	// may change through this profile; a plan for another NIC is refused (rule
+	// profile-nics). Empty: any NIC a claim names.
+	NICs []string `json:"nics,omitempty"`
 	// Auth says where the host finds credentials; plugins never see them.
 	Auth ProviderAuth `json:"auth,omitzero"`
 }
@@ -252,6 +256,9 @@ type ProviderActionPolicySpec struct {
 	AllowedCIDRs []string `json:"allowedCIDRs,omitempty"`
 	// MaxActionsPerRun caps the actions executed in one run (default 1).
 	MaxActionsPerRun int `json:"maxActionsPerRun,omitempty" jsonschema:"minimum=0"`
+	// MaxExecutionsPerHour is the budget: executions and undos per provider in any hour
+	// (default 60). A plan over the budget is refused with rule budget.
+	MaxExecutionsPerHour int `json:"maxExecutionsPerHour,omitempty" jsonschema:"minimum=0"`
 	// AllowUndo allows running an action's undo.
 	AllowUndo bool `json:"allowUndo,omitempty"`
 	// ExecutionWindow limits when actions may run (empty: any time).

@@ -225,8 +225,8 @@ func daemonOnly(err error) error {
 func newActionPlanTransitionCmd(verb, short, endpoint string) *cobra.Command {
 	var reason string
 	cmd := &cobra.Command{
-		Use:   verb + " ID",
-		Short: short,
+		Use:     verb + " ID",
+		Short:   short,
 		Example: fmt.Sprintf(`  routerctl actionplan %s 3697fae8 --reason "change 4711"`, verb),
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -59,9 +59,6 @@ type Config struct {
 	Resources []json.RawMessage
 	// ProfileNICs lists, per profile, the NICs plans may target (empty: any).
 	ProfileNICs map[string][]string
-	// MaxPerHour is the budget of executions per provider and hour (0: the gate's
-	// default).
-	MaxPerHour int
 }
 
 // ConfigFrom builds the policies and the plan context from the merged configuration
@@ -73,6 +70,12 @@ func ConfigFrom(objs []schemas.Object, plugins []Plugin) (Config, error) {
 		case *schemas.ProviderActionPolicy:
 			c.Policies = append(c.Policies, v)
 		case *schemas.RemoteAddressClaim, *schemas.CloudProviderProfile, *schemas.AddressMobilityDomain:
+			if p, ok := v.(*schemas.CloudProviderProfile); ok && len(p.Spec.NICs) > 0 {
+				if c.ProfileNICs == nil {
+					c.ProfileNICs = map[string][]string{}
+				}
+				c.ProfileNICs[p.Metadata.Name] = p.Spec.NICs
+			}
 			raw, err := json.Marshal(v)
 			if err != nil {
 				return Config{}, fmt.Errorf("actionplan: %s/%s: %w", o.GetKind(), o.GetName(), err)
@@ -240,7 +243,7 @@ func (s *Service) propose(ctx context.Context, cfg Config, source string, p abi.
 		return Decision{}, false, err
 	}
 	dec := gate.Check(cfg.Policies, gate.Request{Plan: p, Now: now, RunIndex: runIndex, ExecutionsLastHour: recent,
-		ProfileNICs: cfg.ProfileNICs[p.ProviderRef]}, cfg.MaxPerHour)
+		ProfileNICs: cfg.ProfileNICs[p.ProviderRef]})
 	d := Decision{ID: id, Name: p.Name, Rule: dec.Rule, Reason: dec.Reason}
 	if !dec.Allowed {
 		rec.State, rec.Result = store.PlanRefused, dec.Rule+": "+dec.Reason
@@ -348,7 +351,7 @@ func (s *Service) Execute(ctx context.Context, cfg Config, id, actor string, und
 		return rec, err
 	}
 	dec := gate.Check(cfg.Policies, gate.Request{Plan: p, Undo: undo, Now: now, ExecutionsLastHour: recent,
-		ProfileNICs: cfg.ProfileNICs[p.ProviderRef]}, cfg.MaxPerHour)
+		ProfileNICs: cfg.ProfileNICs[p.ProviderRef]})
 	rule, reason := dec.Rule, dec.Reason
 	if dec.Allowed && dec.DryRunOnly {
 		rule, reason = RuleDryRunOnly, "ProviderActionPolicy "+dec.Policy+" has dryRunOnly (the default): the plan is shown, not executed; set spec.dryRunOnly: false to execute"

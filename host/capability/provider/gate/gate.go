@@ -82,8 +82,8 @@ const DefaultMaxExecutionsPerHour = 60
 
 // Check decides about r under policies. Policies are tried in name order; the first that
 // allows the plan decides. When none does, the refusal of the first policy is returned
-// (with one policy: its refusal). maxPerHour is the budget per provider (0: default).
-func Check(policies []*schemas.ProviderActionPolicy, r Request, maxPerHour int) Decision {
+// (with one policy: its refusal).
+func Check(policies []*schemas.ProviderActionPolicy, r Request) Decision {
 	if d, bad := checkPlan(r); bad {
 		return d
 	}
@@ -91,7 +91,7 @@ func Check(policies []*schemas.ProviderActionPolicy, r Request, maxPerHour int) 
 	slices.SortFunc(sorted, func(a, b *schemas.ProviderActionPolicy) int { return strings.Compare(a.Metadata.Name, b.Metadata.Name) })
 	var first *Decision
 	for _, p := range sorted {
-		d := checkPolicy(p, r, maxPerHour)
+		d := checkPolicy(p, r)
 		if d.Allowed {
 			return d
 		}
@@ -119,7 +119,7 @@ func checkPlan(r Request) (Decision, bool) {
 	return Decision{}, false
 }
 
-func checkPolicy(pol *schemas.ProviderActionPolicy, r Request, maxPerHour int) Decision {
+func checkPolicy(pol *schemas.ProviderActionPolicy, r Request) Decision {
 	s, p := pol.Spec, r.Plan
 	refuse := func(rule, reason string) Decision {
 		return Decision{Policy: pol.Metadata.Name, Rule: rule, Reason: "ProviderActionPolicy " + pol.Metadata.Name + ": " + reason}
@@ -156,11 +156,12 @@ func checkPolicy(pol *schemas.ProviderActionPolicy, r Request, maxPerHour int) D
 			return refuse(RuleWindow, why)
 		}
 	}
+	maxPerHour := s.MaxExecutionsPerHour
 	if maxPerHour <= 0 {
 		maxPerHour = DefaultMaxExecutionsPerHour
 	}
 	if r.ExecutionsLastHour >= maxPerHour {
-		return refuse(RuleBudget, strconv.Itoa(r.ExecutionsLastHour)+" "+p.Provider+" executions in the last hour reach the budget of "+strconv.Itoa(maxPerHour))
+		return refuse(RuleBudget, strconv.Itoa(r.ExecutionsLastHour)+" "+p.Provider+" executions in the last hour reach spec.maxExecutionsPerHour "+strconv.Itoa(maxPerHour))
 	}
 	return Decision{
 		Allowed:       true,

@@ -37,7 +37,6 @@ func TestCheck(t *testing.T) {
 		name     string
 		policies []*schemas.ProviderActionPolicy
 		req      Request
-		maxHour  int
 		rule     string // "" = allowed
 		reason   string // substring of the reason
 		dryRun   bool
@@ -69,8 +68,10 @@ func TestCheck(t *testing.T) {
 			req: Request{Plan: assign("10.88.60.9", "eni-1"), RunIndex: 2}, rule: RuleMaxActions, reason: "maxActionsPerRun is 2"},
 		{name: "maxActionsPerRun defaults to 1", policies: []*schemas.ProviderActionPolicy{policy("p", func(s *schemas.ProviderActionPolicySpec) { s.MaxActionsPerRun = 0 })},
 			req: Request{Plan: assign("10.88.60.9", "eni-1"), RunIndex: 1}, rule: RuleMaxActions},
-		{name: "budget spent", policies: []*schemas.ProviderActionPolicy{policy("p", nil)},
-			req: Request{Plan: assign("10.88.60.9", "eni-1"), ExecutionsLastHour: 5}, maxHour: 5, rule: RuleBudget, reason: "budget of 5"},
+		{name: "budget spent", policies: []*schemas.ProviderActionPolicy{policy("p", func(s *schemas.ProviderActionPolicySpec) { s.MaxExecutionsPerHour = 5 })},
+			req: Request{Plan: assign("10.88.60.9", "eni-1"), ExecutionsLastHour: 5}, rule: RuleBudget, reason: "maxExecutionsPerHour 5"},
+		{name: "budget defaults to 60", policies: []*schemas.ProviderActionPolicy{policy("p", nil)},
+			req: Request{Plan: assign("10.88.60.9", "eni-1"), ExecutionsLastHour: 60}, rule: RuleBudget, reason: "maxExecutionsPerHour 60"},
 		{name: "undo not allowed", policies: []*schemas.ProviderActionPolicy{policy("p", nil)},
 			req: Request{Plan: assign("10.88.60.9", "eni-1"), Undo: true}, rule: RuleUndo},
 		{name: "undo allowed", policies: []*schemas.ProviderActionPolicy{policy("p", func(s *schemas.ProviderActionPolicySpec) { s.AllowUndo = true })},
@@ -88,7 +89,7 @@ func TestCheck(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := Check(tt.policies, tt.req, tt.maxHour)
+			d := Check(tt.policies, tt.req)
 			if d.Rule != tt.rule || d.Allowed != (tt.rule == "") {
 				t.Fatalf("decision = %+v, want rule %q", d, tt.rule)
 			}
@@ -124,7 +125,7 @@ func TestExecutionWindow(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			w := tt.w
 			d := Check([]*schemas.ProviderActionPolicy{policy("p", func(s *schemas.ProviderActionPolicySpec) { s.ExecutionWindow = &w })},
-				Request{Plan: assign("10.88.60.9", "eni-1"), Now: tt.now}, 0)
+				Request{Plan: assign("10.88.60.9", "eni-1"), Now: tt.now})
 			if d.Allowed != tt.in {
 				t.Fatalf("allowed = %v, want %v (%s)", d.Allowed, tt.in, d.Reason)
 			}
