@@ -57,7 +57,7 @@ func TestCallEcho(t *testing.T) {
 func TestCallExtismPath(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "pdkstyle.wasm", pluginBytes(t, pdkstyleDir))
-	h := newHost(t, Options{})
+	h := newHost(t, Options{Now: func() time.Time { return time.Date(2026, 11, 23, 10, 0, 0, 5e8, time.UTC) }})
 	if err := h.LoadDir(context.Background(), dir); err != nil {
 		t.Fatal(err)
 	}
@@ -65,6 +65,7 @@ func TestCallExtismPath(t *testing.T) {
 		name    string
 		hook    abi.Hook
 		input   string
+		want    string // output; "" means the input
 		wantErr error
 	}{
 		{name: "echo through extism", hook: abi.HookOnEvents, input: `{"x":"y"}`},
@@ -72,9 +73,15 @@ func TestCallExtismPath(t *testing.T) {
 		{name: "hook not declared", hook: abi.HookPlan, input: `{}`, wantErr: ErrNoHook},
 		{name: "still serving", hook: abi.HookOnEvents, input: `{"again":2}`},
 		{name: "invalid JSON output", hook: abi.HookOnEvents, input: `not json`, wantErr: ErrBadOutput},
+		// routerd.now with Extism memory blocks (the kernel's exports cached per instance)
+		{name: "host call through the kernel", hook: abi.HookOnEvents, input: `{"now":1}`, want: `{"now":"2026-11-23T10:00:00.5Z"}`},
+		{name: "second host call on the instance", hook: abi.HookOnEvents, input: `{"now":2}`, want: `{"now":"2026-11-23T10:00:00.5Z"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.want == "" {
+				tt.want = tt.input
+			}
 			out, err := h.Call(context.Background(), "pdkstyle", tt.hook, []byte(tt.input))
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {
@@ -85,8 +92,8 @@ func TestCallExtismPath(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || string(out) != tt.input {
-				t.Fatalf("out %q err %v", out, err)
+			if err != nil || string(out) != tt.want {
+				t.Fatalf("out %q err %v; want %q", out, err, tt.want)
 			}
 		})
 	}

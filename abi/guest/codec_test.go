@@ -178,9 +178,9 @@ func TestHostResponses(t *testing.T) {
 		res    int
 		hdr    map[string]string
 	}
-	field := func(g *got) func(s *scanner, key string) (bool, error) {
-		return func(s *scanner, key string) (known bool, err error) {
-			switch key {
+	field := func(g *got) func(s *scanner, key []byte) (bool, error) {
+		return func(s *scanner, key []byte) (known bool, err error) {
+			switch string(key) {
 			case "id":
 				g.id, err = s.str("id")
 			case "found":
@@ -326,8 +326,8 @@ func FuzzHostResponse(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var d decoder
-		err := d.response("f", data, func(s *scanner, key string) (bool, error) {
-			switch key {
+		err := d.response("f", data, func(s *scanner, key []byte) (bool, error) {
+			switch string(key) {
 			case "id":
 				_, err := s.str("id")
 				return true, err
@@ -535,4 +535,28 @@ func TestNextSpecial(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzQuickHostResponses requires the direct decoders of now's and kv_get's usual
+// responses to agree with the general decoder on everything they accept.
+func FuzzQuickHostResponses(f *testing.F) {
+	for _, s := range []string{`{"now":"2030-01-02T03:04:05Z"}`, `{"now":"2026-12-06T02:35:10.123456789+09:00"}`,
+		`{"found":false}`, `{"found":true}`, `{"found":true,"value":"aGk="}`, `{"found":true,"value":"aGk=","error":{"code":"x"}}`,
+		`{"now":"2030-01-02T03:04:05Z","error":{"code":"internal"}}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if got, ok := quickNow(data); ok {
+			want, err := decodeNowGeneral(data)
+			if err != nil || !got.Equal(want) {
+				t.Fatalf("quickNow(%q) = %v; general decoder: %v, %v", data, got, want, err)
+			}
+		}
+		if v, found, ok := quickKVGet(data); ok {
+			wv, wfound, err := decodeKVGetGeneral(data)
+			if err != nil || found != wfound || !bytes.Equal(v, wv) {
+				t.Fatalf("quickKVGet(%q) = %q, %v; general decoder: %q, %v, %v", data, v, found, wv, wfound, err)
+			}
+		}
+	})
 }
