@@ -384,8 +384,16 @@ func vmRSS() (int, error) {
 	return 0, fmt.Errorf("no VmRSS in /proc/self/status")
 }
 
-// TestMain runs the RSS child when asked to, and the tests otherwise.
+// TestMain runs the load or RSS measurement child when asked to, and the tests otherwise.
 func TestMain(m *testing.M) {
+	if v := os.Getenv(loadPeakEnv); v != "" {
+		module, cache, _ := strings.Cut(v, ":")
+		if err := loadPeakChild(module, cache); err != nil {
+			fmt.Fprintln(os.Stderr, "load child:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if v := os.Getenv(rssChildEnv); v != "" {
 		mode, dir, _ := strings.Cut(v, ":")
 		if err := rssChild(mode, filepath.Clean(dir)); err != nil {

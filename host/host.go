@@ -417,7 +417,7 @@ func (h *Host) load(ctx context.Context, path string, spec Spec) error {
 	e.mu.Unlock()
 	var v *version
 	if err == nil {
-		v, err = h.loadVersion(ctx, path, spec, data, digest)
+		v, err = h.loadVersion(ctx, path, spec, &moduleFile{data: data}, digest)
 		h.trim.schedule()
 	}
 	if err != nil {

@@ -118,7 +118,7 @@ func TestLoadErrors(t *testing.T) {
 		{name: "empty file", data: nil, want: ErrBadModule, detail: "not a WebAssembly binary module"},
 		{name: "truncated module", data: echo[:len(echo)/2], want: ErrBadModule, detail: "compile"},
 		{name: "no exports", data: empty, want: ErrBadModule, detail: "lacks the export routerd_manifest"},
-		{name: "too large", data: echo, maxBytes: 1024, want: ErrBadModule, detail: "larger than 1024 bytes"},
+		{name: "too large", data: echo, maxBytes: 1024, want: ErrBadModule, detail: "larger than the limit of 1024 bytes"},
 		{name: "sha256 pin mismatch", data: echo, spec: Spec{SHA256: strings.Repeat("ab", 32)}, want: ErrDigestMismatch, detail: "pins abab"},
 		{name: "memory limit below module minimum", data: echo, spec: Spec{Limits: Limits{MemoryMiB: 1}}, want: ErrBadModule, detail: "over limit of 16 pages"},
 	}
