@@ -583,7 +583,9 @@ func (h *Host) callEntry(ctx context.Context, e *entry, hook abi.Hook, input []b
 	case errors.Is(err, ErrCanceled):
 		e.breaker.abort()
 	default:
-		if e.breaker.record(false, time.Now()) {
+		now := time.Now()
+		e.stats.countedFailure(err, now)
+		if e.breaker.record(false, now) {
 			h.log.Warn("plugin circuit breaker opened", "plugin", e.name, "cooldown", e.breaker.cooldown, "err", err)
 		}
 	}
@@ -668,6 +670,22 @@ type PluginStatus struct {
 	InFlight        int               `json:"inFlight"`
 	LoadedAt        *time.Time        `json:"loadedAt,omitempty"`
 	LoadMillis      float64           `json:"loadMs,omitempty"`
+
+	// BreakerCause is why the breaker is open or half-open: the failure that opened it
+	// (a timeout, a trap, ...), with its error kind (ErrorKind) and time. Empty while the
+	// breaker is closed. LastError then is usually the refusal ("circuit open").
+	BreakerCause     string     `json:"breakerCause,omitempty"`
+	BreakerCauseKind string     `json:"breakerCauseKind,omitempty"`
+	BreakerCauseAt   *time.Time `json:"breakerCauseAt,omitempty"`
+}
+
+// Problem is the status's error for a one-line summary (routerctl plugin list): while
+// the breaker is open or half-open, what opened it; otherwise LastError.
+func (s PluginStatus) Problem() string {
+	if s.BreakerCause != "" {
+		return "circuit " + s.Breaker + " after " + s.BreakerCause
+	}
+	return s.LastError
 }
 
 // Status returns a snapshot of every plugin, sorted by name.
@@ -719,6 +737,9 @@ func (e *entry) status(now time.Time) PluginStatus {
 	}
 	if lerr != nil {
 		st.LastError = lerr.Error()
+	}
+	if st.Breaker != BreakerClosed.String() {
+		e.stats.breakerCause(&st)
 	}
 	if v != nil {
 		st.Version, st.Digest, st.FastPath = v.manifest.Version, v.digest, v.fast

@@ -536,3 +536,37 @@ func TestPreemptionModes(t *testing.T) {
 		})
 	}
 }
+
+// TestBreakerKeepsCause checks that the failure that opened a plugin's breaker stays in
+// its status next to the breaker state, although the calls the breaker then refuses
+// become the last error.
+func TestBreakerKeepsCause(t *testing.T) {
+	spec := Spec{Name: "c", Module: "capcheck.wasm", Limits: Limits{WarmInstances: 1, Timeout: 50 * time.Millisecond}}
+	h := capHost(t, Options{BreakerThreshold: 2, BreakerCooldown: time.Hour}, spec)
+	loop := capInput(t, op{Fn: "loop"})
+	for i := range 2 {
+		if _, err := h.Call(context.Background(), "c", abi.HookOnEvents, loop); !errors.Is(err, ErrTimeout) {
+			t.Fatalf("call %d: %v, want a timeout", i, err)
+		}
+	}
+	if _, err := h.Call(context.Background(), "c", abi.HookOnEvents, capInput(t, op{Fn: "now"})); !errors.Is(err, ErrCircuitOpen) {
+		t.Fatalf("after 2 timeouts: %v, want circuit open", err)
+	}
+	st := statusOf(t, h, "c")
+	if st.Breaker != "open" || !strings.Contains(st.LastError, "circuit open") {
+		t.Fatalf("breaker %q, last error %q", st.Breaker, st.LastError)
+	}
+	if st.BreakerCauseKind != "timeout" || !strings.Contains(st.BreakerCause, "did not finish within") || st.BreakerCauseAt == nil {
+		t.Fatalf("breaker cause %q (%q at %v), want the timeout that opened it", st.BreakerCause, st.BreakerCauseKind, st.BreakerCauseAt)
+	}
+	if p := st.Problem(); !strings.HasPrefix(p, "circuit open after ") || !strings.Contains(p, "did not finish within") {
+		t.Fatalf("Problem() = %q", p)
+	}
+	// A new version closes the breaker: no cause is shown any more.
+	if err := h.Configure(context.Background(), []Spec{{Name: "c", Module: "capcheck.wasm", Limits: Limits{WarmInstances: 1, Timeout: time.Second}}}); err != nil {
+		t.Fatal(err)
+	}
+	if st := statusOf(t, h, "c"); st.Breaker != "closed" || st.BreakerCause != "" || st.Problem() != st.LastError {
+		t.Fatalf("after reload: breaker %q cause %q", st.Breaker, st.BreakerCause)
+	}
+}
