@@ -256,7 +256,7 @@ func (v *version) newInstance(ctx context.Context) (*instance, []byte, error) {
 	p, err := v.compiled.Instance(experimental.WithMemoryAllocator(ctx, im.allocator()), extism.PluginInstanceConfig{ModuleConfig: mc})
 	if err != nil {
 		im.release()
-		return nil, nil, v.loadErr(ErrBadModule, "instantiate: "+cleanWazeroError(err), err)
+		return nil, nil, v.loadErr(ErrBadModule, v.instantiateDetail(err), err)
 	}
 	in := &instance{
 		v:      v,

@@ -42,8 +42,9 @@ type version struct {
 	image    *memoryImage           // compiled's initial memory, nil when it is in the module
 	key      compiledKey
 	fast     bool
-	preempt  bool       // instrumented with loop checks (see internal/preempt)
-	hooks    []abi.Hook // enabled hooks: declared by the manifest and enabled by the spec
+	preempt  bool             // instrumented with loop checks (see internal/preempt)
+	hooks    []abi.Hook       // enabled hooks: declared by the manifest and enabled by the spec
+	imports  []wasmbin.Import // the module's imports, to explain instantiation failures
 	loadedAt time.Time
 	loadTook time.Duration
 
@@ -143,6 +144,7 @@ func (h *Host) loadVersion(ctx context.Context, path string, spec Spec, file *mo
 		sem:    make(chan struct{}, spec.Limits.MaxConcurrency),
 	}
 	code, perr := h.prepare(file, digest)
+	v.imports = moduleImports(code)
 	v.preempt = perr == nil
 	if perr != nil {
 		h.log.Info("plugin: loop-check instrumentation not applied; using close-on-context-done", "plugin", spec.Name, "reason", perr)
