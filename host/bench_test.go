@@ -146,6 +146,25 @@ func BenchmarkPluginCall(b *testing.B) {
 		})
 		bench("plugin_invoke_p50_us", us(percentile(di, 0.50)), "us")
 
+		// What the subscription path does with the result: decode it after Invoke
+		// checked it (two passes), or let InvokeDecode run the decoder as the check.
+		decode := func(out []byte) error {
+			_, err := abi.DecodeResult(out)
+			return err
+		}
+		dt := latencies(b, func() error {
+			out, err := h.Invoke(ctx, "event-to-remote-claim", string(abi.HookOnEvents), in)
+			if err == nil {
+				err = decode(out)
+			}
+			return err
+		})
+		bench("plugin_invoke_then_decode_p50_us", us(percentile(dt, 0.50)), "us")
+		dd := latencies(b, func() error {
+			return h.InvokeDecode(ctx, "event-to-remote-claim", string(abi.HookOnEvents), in, decode)
+		})
+		bench("plugin_invoke_decode_once_p50_us", us(percentile(dd, 0.50)), "us")
+
 		sub := subprocessLatencies(b, in)
 		bench("plugin_subprocess_call_p50_us", us(percentile(sub, 0.50)), "us")
 		bench("plugin_call_speedup_vs_subprocess", float64(percentile(sub, 0.50))/float64(p50), "x")

@@ -513,23 +513,40 @@ func (h *Host) Invoke(ctx context.Context, plugin, hook string, request []byte) 
 	return out, err
 }
 
+// InvokeDecode is Invoke for a caller that decodes the output itself (the subscription
+// path parses the PluginResult anyway): instead of the host's own check, decode runs on
+// the output, so it is scanned once. decode's error fails the call exactly as a failed
+// check does: ErrBadOutput, counted in Status and metrics, and a failure for the
+// breaker. decode runs once per call that produced output, after the instance is
+// released; out is the caller's to keep. It returns nil or a *CallError.
+func (h *Host) InvokeDecode(ctx context.Context, plugin, hook string, request []byte, decode func(out []byte) error) error {
+	_, _, err := h.call(ctx, plugin, abi.Hook(hook), request, callMode{decode: decode})
+	return err
+}
+
 // CallRequest encodes req, runs hook and decodes the PluginResult.
 func (h *Host) CallRequest(ctx context.Context, name string, hook abi.Hook, req *abi.Request) (*abi.Result, error) {
 	in, err := json.Marshal(req)
 	if err != nil {
 		return nil, &CallError{Plugin: name, Hook: string(hook), Kind: ErrBadModule, Detail: "encode request: " + err.Error(), Err: err}
 	}
-	out, _, err := h.call(ctx, name, hook, in, callMode{result: true})
+	var res *abi.Result
+	_, _, err = h.call(ctx, name, hook, in, callMode{decode: func(out []byte) (err error) {
+		res, err = abi.DecodeResult(out)
+		return err
+	}})
 	if err != nil {
 		return nil, err
 	}
-	return abi.DecodeResult(out) // validated in call; cannot fail here
+	return res, nil
 }
 
 // callMode selects the extras of a call.
 type callMode struct {
 	trace  bool // record host calls
 	result bool // the output must be a valid PluginResult
+	// decode replaces the output check: the caller's decoder (InvokeDecode).
+	decode func(out []byte) error
 }
 
 func (h *Host) call(ctx context.Context, name string, hook abi.Hook, input []byte, mode callMode) ([]byte, Trace, error) {
@@ -623,6 +640,12 @@ func (h *Host) run(ctx context.Context, v *version, hook abi.Hook, input []byte,
 			detail = fmt.Sprintf("did not finish within limits.timeout %v; instance closed", v.spec.Limits.Timeout)
 		}
 		return nil, fail(kind, detail, nil)
+	}
+	if mode.decode != nil {
+		if err := mode.decode(out); err != nil {
+			return nil, fail(ErrBadOutput, "output is not a valid PluginResult: "+truncate(err.Error(), 300), err)
+		}
+		return out, nil
 	}
 	if mode.result {
 		if _, err := abi.DecodeResult(out); err != nil {
