@@ -560,3 +560,62 @@ func FuzzQuickHostResponses(f *testing.F) {
 		}
 	})
 }
+
+// TestParseUTC compares the guest's parser of the host's clock format with time.Parse.
+func TestParseUTC(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		ok   bool // parseUTC handles it (otherwise time.Parse does)
+	}{
+		{name: "whole second", in: "2026-11-23T10:00:00Z", ok: true},
+		{name: "nanoseconds", in: "2026-12-06T02:35:10.123456789Z", ok: true},
+		{name: "one digit", in: "2026-12-06T02:35:10.1Z", ok: true},
+		{name: "leap day", in: "2024-02-29T23:59:59Z", ok: true},
+		{name: "century leap day", in: "2000-02-29T00:00:00Z", ok: true},
+		{name: "year zero", in: "0000-01-01T00:00:00Z", ok: true},
+		{name: "before 1970", in: "1969-12-31T23:59:59.999Z", ok: true},
+		{name: "year 9999", in: "9999-12-31T23:59:59.999999999Z", ok: true},
+		{name: "no leap day", in: "2023-02-29T00:00:00Z"},
+		{name: "no leap century", in: "1900-02-29T00:00:00Z"},
+		{name: "day 31 of a 30-day month", in: "2026-04-31T00:00:00Z"},
+		{name: "hour 24", in: "2026-01-01T24:00:00Z"},
+		{name: "second 60", in: "2026-01-01T00:00:60Z"},
+		{name: "ten digits", in: "2026-01-01T00:00:00.1234567890Z"},
+		{name: "empty fraction", in: "2026-01-01T00:00:00.Z"},
+		{name: "offset", in: "2026-01-01T09:00:00+09:00"},
+		{name: "comma", in: "2026-01-01T00:00:00,5Z"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := parseUTC([]byte(tt.in))
+			if ok != tt.ok {
+				t.Fatalf("parseUTC(%q) ok=%v, want %v", tt.in, ok, tt.ok)
+			}
+			if !ok {
+				return
+			}
+			want, err := time.Parse(time.RFC3339Nano, tt.in)
+			if err != nil || !got.Equal(want) || got.Location() != time.UTC {
+				t.Fatalf("parseUTC(%q) = %v; time.Parse: %v, %v", tt.in, got, want, err)
+			}
+		})
+	}
+}
+
+// FuzzParseUTC requires parseUTC to agree with time.Parse on everything it accepts.
+func FuzzParseUTC(f *testing.F) {
+	for _, s := range []string{"2026-11-23T10:00:00Z", "2024-02-29T23:59:59.5Z", "0000-01-01T00:00:00Z", "2023-02-29T00:00:00Z"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, ok := parseUTC(b)
+		if !ok {
+			return
+		}
+		want, err := time.Parse(time.RFC3339Nano, string(b))
+		if err != nil || !got.Equal(want) {
+			t.Fatalf("parseUTC(%q) = %v; time.Parse: %v, %v", b, got, want, err)
+		}
+	})
+}

@@ -98,7 +98,7 @@ func quickKVGet(out []byte) (value []byte, found, ok bool) {
 		return nil, true, true
 	case isValue:
 		v, ok := bytes.CutSuffix(v, []byte(`"}`))
-		if !ok || len(v) == 0 || bytes.ContainsAny(v, "\r\n") { // Decode would skip newlines
+		if !ok || len(v) == 0 || bytes.IndexByte(v, '\r') >= 0 || bytes.IndexByte(v, '\n') >= 0 { // Decode would skip newlines
 			return nil, false, false
 		}
 		b := make([]byte, base64.StdEncoding.DecodedLen(len(v)))
@@ -169,12 +169,86 @@ func quickNow(out []byte) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	v, ok = bytes.CutSuffix(v, []byte(`"}`))
-	if !ok || len(v) == 0 || bytes.ContainsAny(v, `"\`) {
+	if !ok || len(v) == 0 {
+		return time.Time{}, false
+	}
+	if t, ok := parseUTC(v); ok {
+		return t, true
+	}
+	if bytes.ContainsAny(v, `"\`) {
 		return time.Time{}, false
 	}
 	// The parsed time keeps nothing of the string (RFC 3339 has no zone names).
 	t, err := time.Parse(time.RFC3339Nano, unsafe.String(unsafe.SliceData(v), len(v)))
 	return t, err == nil
+}
+
+// parseUTC parses the form the host writes its clock in, "2006-01-02T15:04:05Z" with an
+// optional fraction of 1 to 9 digits, as time.Parse(time.RFC3339Nano) would; ok is false
+// for anything else (which time.Parse then handles). Inside a Wasm guest time.Parse and
+// time.Date cost more than the rest of a host call.
+func parseUTC(b []byte) (time.Time, bool) {
+	const layout = "2006-01-02T15:04:05"
+	if len(b) < len(layout)+1 || b[len(b)-1] != 'Z' || b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' {
+		return time.Time{}, false
+	}
+	digits := func(s []byte) int { // -1 unless all digits
+		n := 0
+		for _, c := range s {
+			if c < '0' || c > '9' {
+				return -1
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n
+	}
+	year, month, day := digits(b[0:4]), digits(b[5:7]), digits(b[8:10])
+	hour, minute, sec := digits(b[11:13]), digits(b[14:16]), digits(b[17:19])
+	if year < 0 || month < 1 || month > 12 || day < 1 || day > daysIn(year, month) ||
+		hour < 0 || hour > 23 || minute < 0 || minute > 59 || sec < 0 || sec > 59 {
+		return time.Time{}, false
+	}
+	nsec := 0
+	if frac := b[len(layout) : len(b)-1]; len(frac) > 0 {
+		if frac[0] != '.' || len(frac) < 2 || len(frac) > 10 {
+			return time.Time{}, false
+		}
+		if nsec = digits(frac[1:]); nsec < 0 {
+			return time.Time{}, false
+		}
+		for range 10 - len(frac) {
+			nsec *= 10
+		}
+	}
+	// Days since 1970-01-01 of the civil date (H. Hinnant's days_from_civil).
+	y := year
+	if month <= 2 {
+		y--
+	}
+	era := y / 400
+	if y < 0 { // floor division
+		era = (y - 399) / 400
+	}
+	yoe := y - era*400
+	mp := (month + 9) % 12
+	doy := (153*mp+2)/5 + day - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	days := int64(era)*146097 + int64(doe) - 719468
+	return time.Unix(days*86400+int64(hour*3600+minute*60+sec), int64(nsec)).UTC(), true
+}
+
+// daysIn returns the number of days of month (1-12) in year.
+func daysIn(year, month int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
 }
 
 // decodeNowGeneral decodes any response of now.
