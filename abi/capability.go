@@ -62,6 +62,20 @@ func (c Capability) Known() bool {
 // HostModule is the Wasm import module of routerd's host functions.
 const HostModule = "routerd"
 
+// HostModuleDirect is the import module of the same host functions (same names, same
+// JSON bodies, same grants) with the direct-memory convention, which avoids the Extism
+// kernel: fn(reqPtr, reqLen, respPtr, respCap i32) → respLen i32. The host reads the
+// request from the caller's linear memory and writes the response to
+// memory[respPtr : respPtr+respLen] when respLen ≤ respCap; a larger response is kept
+// for FuncDirectResponse. respLen 0 means the host could not answer (e.g. a response
+// buffer outside the caller's memory). The Go SDK uses this module.
+const HostModuleDirect = "routerd:direct"
+
+// FuncDirectResponse, in module HostModuleDirect, copies the response that did not fit
+// the caller's buffer: response(ptr, cap i32) → len i32 (0 when there is none or it does
+// not fit cap). The response is kept until the next host call of the instance.
+const FuncDirectResponse = "response"
+
 // Host function names in module HostModule. Each follows the Extism convention: it takes
 // the i64 offset of an Extism memory block holding the JSON request and returns the i64
 // offset of a block holding the JSON response (every response may carry "error").

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"routerd.net/routerd/abi"
+	"routerd.net/routerd/host/capability"
+	"routerd.net/routerd/host/capability/kv"
 	"routerd.net/routerd/host/wasmbuild"
 )
 
@@ -143,6 +145,25 @@ func BenchmarkPluginCall(b *testing.B) {
 			return err
 		})
 		bench("plugin_invoke_p50_us", us(percentile(di, 0.50)), "us")
+
+		// What the subscription path does with the result: decode it after Invoke
+		// checked it (two passes), or let InvokeDecode run the decoder as the check.
+		decode := func(out []byte) error {
+			_, err := abi.DecodeResult(out)
+			return err
+		}
+		dt := latencies(b, func() error {
+			out, err := h.Invoke(ctx, "event-to-remote-claim", string(abi.HookOnEvents), in)
+			if err == nil {
+				err = decode(out)
+			}
+			return err
+		})
+		bench("plugin_invoke_then_decode_p50_us", us(percentile(dt, 0.50)), "us")
+		dd := latencies(b, func() error {
+			return h.InvokeDecode(ctx, "event-to-remote-claim", string(abi.HookOnEvents), in, decode)
+		})
+		bench("plugin_invoke_decode_once_p50_us", us(percentile(dd, 0.50)), "us")
 
 		sub := subprocessLatencies(b, in)
 		bench("plugin_subprocess_call_p50_us", us(percentile(sub, 0.50)), "us")
@@ -382,8 +403,16 @@ func vmRSS() (int, error) {
 	return 0, fmt.Errorf("no VmRSS in /proc/self/status")
 }
 
-// TestMain runs the RSS child when asked to, and the tests otherwise.
+// TestMain runs the load or RSS measurement child when asked to, and the tests otherwise.
 func TestMain(m *testing.M) {
+	if v := os.Getenv(loadPeakEnv); v != "" {
+		module, cache, _ := strings.Cut(v, ":")
+		if err := loadPeakChild(module, cache); err != nil {
+			fmt.Fprintln(os.Stderr, "load child:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if v := os.Getenv(rssChildEnv); v != "" {
 		mode, dir, _ := strings.Cut(v, ":")
 		if err := rssChild(mode, filepath.Clean(dir)); err != nil {
@@ -393,4 +422,60 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
+}
+
+// hostcallDir is the plugin that calls one host function n times per call.
+const hostcallDir = "testdata/plugins/hostcall"
+
+// hostcallRounds is how many host calls one measured plugin call makes.
+const hostcallRounds = 2000
+
+// BenchmarkPluginHostCall measures a host-function round trip (request written by the
+// guest SDK, handler run, response read back) from a warm Go guest: the hostcall plugin
+// calls now (and kv_get) hostcallRounds times in one plugin call; the figure is the
+// median call time minus that of a call making no host calls, divided by the rounds.
+func BenchmarkPluginHostCall(b *testing.B) {
+	dir := b.TempDir()
+	writeFile(b, dir, "hostcall.wasm", pluginBytes(b, hostcallDir))
+	store := &kv.Memory{}
+	if err := store.KVSet(context.Background(), "hostcall", "k", []byte("value")); err != nil {
+		b.Fatal(err)
+	}
+	h := newHost(b, Options{KV: store})
+	spec := Spec{Name: "hostcall", Grants: capability.Grants{Now: true, KV: true, Log: true}}
+	if err := h.LoadFile(context.Background(), filepath.Join(dir, "hostcall.wasm"), spec); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	median := func(fn string, n int) time.Duration {
+		in := []byte(fmt.Sprintf(`{"fn":%q,"n":%d,"key":"k"}`, fn, n))
+		want := []byte(fmt.Sprintf(`"calls":%d`, n))
+		d := make([]time.Duration, 0, 60)
+		deadline := time.Now().Add(benchMaxTime)
+		for i := 0; i < 65 && time.Now().Before(deadline); i++ {
+			start := time.Now()
+			out, err := h.Call(ctx, "hostcall", abi.HookOnEvents, in)
+			took := time.Since(start)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if !bytes.Contains(out, want) {
+				b.Fatalf("hostcall output %q lacks %s", out, want)
+			}
+			if i >= 5 { // warm-up
+				d = append(d, took)
+			}
+		}
+		slices.Sort(d)
+		return percentile(d, 0.50)
+	}
+	for range b.N {
+		base := median("now", 0)
+		perCall := func(fn string) float64 {
+			return us(median(fn, hostcallRounds)-base) / hostcallRounds
+		}
+		bench("plugin_hostcall_us", perCall("now"), "us")
+		bench("plugin_hostcall_kv_get_us", perCall("kv_get"), "us")
+		bench("plugin_hostcall_raw_us", perCall("now_raw"), "us")
+	}
 }

@@ -23,10 +23,12 @@
 // loading the host returns the loader's garbage to the OS (trim.go). docs/plugins.md
 // ("Memory") gives the cost per module and per instance.
 //
-// Host functions (module "routerd": log, event_emit, config_get, kv_get, kv_set, now) are
-// provided by the capability packages under host/cap/. Every one of them is linked into
-// every instance; an ungranted one is bound to a denial that returns the
-// capability_denied error code to the guest, is audited and counted.
+// Host functions (log, event_emit, config_get, kv_get, kv_set, now, provider_request) are
+// provided by the capability packages under host/capability/. Each is linked into every
+// instance twice: in module "routerd" with Extism memory blocks (Extism PDK plugins;
+// kernelmem.go) and in module "routerd:direct" through the plugin's own linear memory
+// (the Go SDK: one boundary crossing per call; hostfuncs.go). An ungranted one answers
+// with the capability_denied error code, is audited and counted.
 //
 // Watch follows the plugin directory with fsnotify: a new file loads, a replaced file
 // swaps in after the calls running on the old version finish, a removed file unloads,

@@ -94,6 +94,7 @@ type op struct {
 	Type  string `json:"type,omitempty"`
 	Kind  string `json:"kind,omitempty"`
 	Name  string `json:"name,omitempty"`
+	Sleep string `json:"sleep,omitempty"`
 	MiB   int    `json:"mib,omitempty"`
 }
 

@@ -427,7 +427,7 @@ func (h *Host) load(ctx context.Context, path string, spec Spec) error {
 	e.mu.Unlock()
 	var v *version
 	if err == nil {
-		v, err = h.loadVersion(ctx, path, spec, data, digest)
+		v, err = h.loadVersion(ctx, path, spec, &moduleFile{data: data}, digest)
 		h.trim.schedule()
 	}
 	if err != nil {
@@ -523,23 +523,40 @@ func (h *Host) Invoke(ctx context.Context, plugin, hook string, request []byte) 
 	return out, err
 }
 
+// InvokeDecode is Invoke for a caller that decodes the output itself (the subscription
+// path parses the PluginResult anyway): instead of the host's own check, decode runs on
+// the output, so it is scanned once. decode's error fails the call exactly as a failed
+// check does: ErrBadOutput, counted in Status and metrics, and a failure for the
+// breaker. decode runs once per call that produced output, after the instance is
+// released; out is the caller's to keep. It returns nil or a *CallError.
+func (h *Host) InvokeDecode(ctx context.Context, plugin, hook string, request []byte, decode func(out []byte) error) error {
+	_, _, err := h.call(ctx, plugin, abi.Hook(hook), request, callMode{decode: decode})
+	return err
+}
+
 // CallRequest encodes req, runs hook and decodes the PluginResult.
 func (h *Host) CallRequest(ctx context.Context, name string, hook abi.Hook, req *abi.Request) (*abi.Result, error) {
 	in, err := json.Marshal(req)
 	if err != nil {
 		return nil, &CallError{Plugin: name, Hook: string(hook), Kind: ErrBadModule, Detail: "encode request: " + err.Error(), Err: err}
 	}
-	out, _, err := h.call(ctx, name, hook, in, callMode{result: true})
+	var res *abi.Result
+	_, _, err = h.call(ctx, name, hook, in, callMode{decode: func(out []byte) (err error) {
+		res, err = abi.DecodeResult(out)
+		return err
+	}})
 	if err != nil {
 		return nil, err
 	}
-	return abi.DecodeResult(out) // validated in call; cannot fail here
+	return res, nil
 }
 
 // callMode selects the extras of a call.
 type callMode struct {
 	trace  bool // record host calls
 	result bool // the output must be a valid PluginResult
+	// decode replaces the output check: the caller's decoder (InvokeDecode).
+	decode func(out []byte) error
 }
 
 func (h *Host) call(ctx context.Context, name string, hook abi.Hook, input []byte, mode callMode) ([]byte, Trace, error) {
@@ -593,7 +610,9 @@ func (h *Host) callEntry(ctx context.Context, e *entry, hook abi.Hook, input []b
 	case errors.Is(err, ErrCanceled):
 		e.breaker.abort()
 	default:
-		if e.breaker.record(false, time.Now()) {
+		now := time.Now()
+		e.stats.countedFailure(err, now)
+		if e.breaker.record(false, now) {
 			h.log.Warn("plugin circuit breaker opened", "plugin", e.name, "cooldown", e.breaker.cooldown, "err", err)
 		}
 	}
@@ -631,6 +650,12 @@ func (h *Host) run(ctx context.Context, v *version, hook abi.Hook, input []byte,
 			detail = fmt.Sprintf("did not finish within limits.timeout %v; instance closed", v.spec.Limits.Timeout)
 		}
 		return nil, fail(kind, detail, nil)
+	}
+	if mode.decode != nil {
+		if err := mode.decode(out); err != nil {
+			return nil, fail(ErrBadOutput, "output is not a valid PluginResult: "+truncate(err.Error(), 300), err)
+		}
+		return out, nil
 	}
 	if mode.result {
 		if _, err := abi.DecodeResult(out); err != nil {
@@ -678,6 +703,22 @@ type PluginStatus struct {
 	InFlight        int               `json:"inFlight"`
 	LoadedAt        *time.Time        `json:"loadedAt,omitempty"`
 	LoadMillis      float64           `json:"loadMs,omitempty"`
+
+	// BreakerCause is why the breaker is open or half-open: the failure that opened it
+	// (a timeout, a trap, ...), with its error kind (ErrorKind) and time. Empty while the
+	// breaker is closed. LastError then is usually the refusal ("circuit open").
+	BreakerCause     string     `json:"breakerCause,omitempty"`
+	BreakerCauseKind string     `json:"breakerCauseKind,omitempty"`
+	BreakerCauseAt   *time.Time `json:"breakerCauseAt,omitempty"`
+}
+
+// Problem is the status's error for a one-line summary (routerctl plugin list): while
+// the breaker is open or half-open, what opened it; otherwise LastError.
+func (s PluginStatus) Problem() string {
+	if s.BreakerCause != "" {
+		return "circuit " + s.Breaker + " after " + s.BreakerCause
+	}
+	return s.LastError
 }
 
 // Status returns a snapshot of every plugin, sorted by name.
@@ -729,6 +770,9 @@ func (e *entry) status(now time.Time) PluginStatus {
 	}
 	if lerr != nil {
 		st.LastError = lerr.Error()
+	}
+	if st.Breaker != BreakerClosed.String() {
+		e.stats.breakerCause(&st)
 	}
 	if v != nil {
 		st.Version, st.Digest, st.FastPath = v.manifest.Version, v.digest, v.fast

@@ -58,7 +58,7 @@ func TestCallEcho(t *testing.T) {
 func TestCallExtismPath(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "pdkstyle.wasm", pluginBytes(t, pdkstyleDir))
-	h := newHost(t, Options{})
+	h := newHost(t, Options{Now: func() time.Time { return time.Date(2026, 11, 23, 10, 0, 0, 5e8, time.UTC) }})
 	if err := h.LoadDir(context.Background(), dir); err != nil {
 		t.Fatal(err)
 	}
@@ -66,6 +66,7 @@ func TestCallExtismPath(t *testing.T) {
 		name    string
 		hook    abi.Hook
 		input   string
+		want    string // output; "" means the input
 		wantErr error
 	}{
 		{name: "echo through extism", hook: abi.HookOnEvents, input: `{"x":"y"}`},
@@ -73,9 +74,15 @@ func TestCallExtismPath(t *testing.T) {
 		{name: "hook not declared", hook: abi.HookPlan, input: `{}`, wantErr: ErrNoHook},
 		{name: "still serving", hook: abi.HookOnEvents, input: `{"again":2}`},
 		{name: "invalid JSON output", hook: abi.HookOnEvents, input: `not json`, wantErr: ErrBadOutput},
+		// routerd.now with Extism memory blocks (the kernel's exports cached per instance)
+		{name: "host call through the kernel", hook: abi.HookOnEvents, input: `{"now":1}`, want: `{"now":"2026-11-23T10:00:00.5Z"}`},
+		{name: "second host call on the instance", hook: abi.HookOnEvents, input: `{"now":2}`, want: `{"now":"2026-11-23T10:00:00.5Z"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.want == "" {
+				tt.want = tt.input
+			}
 			out, err := h.Call(context.Background(), "pdkstyle", tt.hook, []byte(tt.input))
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {
@@ -86,8 +93,8 @@ func TestCallExtismPath(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || string(out) != tt.input {
-				t.Fatalf("out %q err %v", out, err)
+			if err != nil || string(out) != tt.want {
+				t.Fatalf("out %q err %v; want %q", out, err, tt.want)
 			}
 		})
 	}
@@ -112,7 +119,7 @@ func TestLoadErrors(t *testing.T) {
 		{name: "empty file", data: nil, want: ErrBadModule, detail: "not a WebAssembly binary module"},
 		{name: "truncated module", data: echo[:len(echo)/2], want: ErrBadModule, detail: "compile"},
 		{name: "no exports", data: empty, want: ErrBadModule, detail: "lacks the export routerd_manifest"},
-		{name: "too large", data: echo, maxBytes: 1024, want: ErrBadModule, detail: "larger than 1024 bytes"},
+		{name: "too large", data: echo, maxBytes: 1024, want: ErrBadModule, detail: "larger than the limit of 1024 bytes"},
 		{name: "sha256 pin mismatch", data: echo, spec: Spec{SHA256: strings.Repeat("ab", 32)}, want: ErrDigestMismatch, detail: "pins abab"},
 		{name: "memory limit below module minimum", data: echo, spec: Spec{Limits: Limits{MemoryMiB: 1}}, want: ErrBadModule, detail: "over limit of 16 pages"},
 	}
@@ -538,5 +545,39 @@ func TestPreemptionModes(t *testing.T) {
 				t.Fatalf("after the timeout: %q %v", out, err)
 			}
 		})
+	}
+}
+
+// TestBreakerKeepsCause checks that the failure that opened a plugin's breaker stays in
+// its status next to the breaker state, although the calls the breaker then refuses
+// become the last error.
+func TestBreakerKeepsCause(t *testing.T) {
+	spec := Spec{Name: "c", Module: "capcheck.wasm", Limits: Limits{WarmInstances: 1, Timeout: 50 * time.Millisecond}}
+	h := capHost(t, Options{BreakerThreshold: 2, BreakerCooldown: time.Hour}, spec)
+	loop := capInput(t, op{Fn: "loop"})
+	for i := range 2 {
+		if _, err := h.Call(context.Background(), "c", abi.HookOnEvents, loop); !errors.Is(err, ErrTimeout) {
+			t.Fatalf("call %d: %v, want a timeout", i, err)
+		}
+	}
+	if _, err := h.Call(context.Background(), "c", abi.HookOnEvents, capInput(t, op{Fn: "now"})); !errors.Is(err, ErrCircuitOpen) {
+		t.Fatalf("after 2 timeouts: %v, want circuit open", err)
+	}
+	st := statusOf(t, h, "c")
+	if st.Breaker != "open" || !strings.Contains(st.LastError, "circuit open") {
+		t.Fatalf("breaker %q, last error %q", st.Breaker, st.LastError)
+	}
+	if st.BreakerCauseKind != "timeout" || !strings.Contains(st.BreakerCause, "did not finish within") || st.BreakerCauseAt == nil {
+		t.Fatalf("breaker cause %q (%q at %v), want the timeout that opened it", st.BreakerCause, st.BreakerCauseKind, st.BreakerCauseAt)
+	}
+	if p := st.Problem(); !strings.HasPrefix(p, "circuit open after ") || !strings.Contains(p, "did not finish within") {
+		t.Fatalf("Problem() = %q", p)
+	}
+	// A new version closes the breaker: no cause is shown any more.
+	if err := h.Configure(context.Background(), []Spec{{Name: "c", Module: "capcheck.wasm", Limits: Limits{WarmInstances: 1, Timeout: time.Second}}}); err != nil {
+		t.Fatal(err)
+	}
+	if st := statusOf(t, h, "c"); st.Breaker != "closed" || st.BreakerCause != "" || st.Problem() != st.LastError {
+		t.Fatalf("after reload: breaker %q cause %q", st.Breaker, st.BreakerCause)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	extism "github.com/extism/go-sdk"
+	"github.com/tetratelabs/wazero/api"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
@@ -75,23 +76,55 @@ func unsupportedProviderRequest() capability.Function {
 	}
 }
 
-// hostFunctions builds the host functions of module "routerd". They are the same for
-// every plugin (so plugins bound to one module share its compiled code): each call
-// takes the calling plugin's name and grants from the call's context and runs the
-// handler only when the grant allows the function; otherwise the call is bound to a
+// hostFunctions builds the host functions of modules "routerd" (Extism memory blocks)
+// and "routerd:direct" (the caller's linear memory, see abi.HostModuleDirect). They are
+// the same for every plugin (so plugins bound to one module share its compiled code):
+// each call takes the calling plugin's name and grants from the call's context and runs
+// the handler only when the grant allows the function; otherwise the call is bound to a
 // denial. Every function is always linked, so a module importing an ungranted function
 // still instantiates.
 func (h *Host) hostFunctions() []extism.HostFunction {
-	out := make([]extism.HostFunction, 0, len(h.funcs))
-	for _, f := range h.funcs {
-		fn := f
+	out := make([]extism.HostFunction, 0, 2*len(h.funcs)+1)
+	i32 := extism.ValueTypeI32
+	for i, f := range h.funcs {
+		fn := hostFunc{Function: f, index: i}
 		hf := extism.NewHostFunctionWithStack(fn.Name, func(ctx context.Context, p *extism.CurrentPlugin, stack []uint64) {
-			stack[0] = h.serveHostCall(ctx, p, fn, stack[0])
+			stack[0] = h.serveExtism(ctx, p, fn, stack[0])
 		}, []extism.ValueType{extism.ValueTypePTR}, []extism.ValueType{extism.ValueTypePTR})
 		hf.SetNamespace(abi.HostModule)
-		out = append(out, hf)
+		df := extism.NewHostFunctionWithStack(fn.Name, func(ctx context.Context, _ *extism.CurrentPlugin, stack []uint64) {
+			stack[0] = uint64(h.serveDirect(ctx, fn, stack))
+		}, []extism.ValueType{i32, i32, i32, i32}, []extism.ValueType{i32})
+		df.SetNamespace(abi.HostModuleDirect)
+		out = append(out, hf, df)
 	}
-	return out
+	rf := extism.NewHostFunctionWithStack(abi.FuncDirectResponse, func(ctx context.Context, _ *extism.CurrentPlugin, stack []uint64) {
+		stack[0] = uint64(takeResponse(ctx, stack))
+	}, []extism.ValueType{i32, i32}, []extism.ValueType{i32})
+	rf.SetNamespace(abi.HostModuleDirect)
+	return append(out, rf)
+}
+
+// hostFunc is a host function and its position in Host.funcs.
+type hostFunc struct {
+	capability.Function
+	index int
+}
+
+// callAttrs returns the metric attributes of fn called by st's plugin, cached in st.
+func (h *Host) callAttrs(st *callState, plugin string, fn hostFunc) metric.MeasurementOption {
+	if st == nil {
+		return h.hostCallAttrs(plugin, fn.Name)
+	}
+	if st.attrs == nil {
+		st.attrs = make([]metric.MeasurementOption, len(h.funcs))
+	}
+	a := st.attrs[fn.index]
+	if a == nil {
+		a = h.hostCallAttrs(plugin, fn.Name)
+		st.attrs[fn.index] = a
+	}
+	return a
 }
 
 // hostCallAttrs returns the metric attributes of (plugin, function), built once.
@@ -105,12 +138,85 @@ func (h *Host) hostCallAttrs(plugin, fn string) metric.MeasurementOption {
 	return a
 }
 
-// serveHostCall runs one host-function call: read the request block, check the grant,
-// run the handler, audit and count denials, write the response block. It never panics
-// into the guest: a handler panic becomes an "internal" error response.
-func (h *Host) serveHostCall(ctx context.Context, p *extism.CurrentPlugin, fn capability.Function, off uint64) (ret uint64) {
-	start := time.Now()
+// stateOf returns the call state the host put in a call's context (nil outside one).
+func stateOf(ctx context.Context) *callState {
 	st, _ := ctx.Value(callStateKey{}).(*callState)
+	return st
+}
+
+// serveExtism serves a call of module "routerd": the request is the Extism memory block
+// at off, the response a new block whose offset is returned (0 when the kernel's memory
+// is exhausted, which the guest SDKs report as a failed host call).
+func (h *Host) serveExtism(ctx context.Context, p *extism.CurrentPlugin, fn hostFunc, off uint64) uint64 {
+	st := stateOf(ctx)
+	k := st.kernelMemory()
+	req, err := k.read(ctx, p, off)
+	var rerr error
+	if err != nil {
+		rerr = capability.Invalid(fn.Name, "cannot read the request block at offset %d", off)
+	}
+	body := h.serveHostCall(ctx, fn, st, req, rerr)
+	out, err := k.write(ctx, p, body)
+	if err != nil {
+		return 0
+	}
+	return out
+}
+
+// serveDirect serves a call of module "routerd:direct" (stack: reqPtr, reqLen, respPtr,
+// respCap) through the caller's linear memory and returns the response length.
+func (h *Host) serveDirect(ctx context.Context, fn hostFunc, stack []uint64) uint32 {
+	st := stateOf(ctx)
+	if st == nil || st.guest == nil {
+		return 0 // not called from a routerd call: no memory to answer in
+	}
+	st.pending = nil
+	reqPtr, reqLen := api.DecodeU32(stack[0]), api.DecodeU32(stack[1])
+	respPtr, respCap := api.DecodeU32(stack[2]), api.DecodeU32(stack[3])
+	var req []byte
+	var rerr error
+	if b, ok := st.guest.Read(reqPtr, reqLen); ok {
+		req = append([]byte(nil), b...) // handlers may keep it; guest memory may change
+	} else {
+		rerr = capability.Invalid(fn.Name, "request of %d bytes at %#x is outside guest memory", reqLen, reqPtr)
+	}
+	body := h.serveHostCall(ctx, fn, st, req, rerr)
+	n := uint32(len(body))
+	if n > respCap {
+		st.pending = body
+		return n
+	}
+	if !st.guest.Write(respPtr, body) {
+		return 0
+	}
+	return n
+}
+
+// takeResponse serves routerd:direct response(ptr, cap): it copies the response of the
+// previous direct call that did not fit its buffer.
+func takeResponse(ctx context.Context, stack []uint64) uint32 {
+	st := stateOf(ctx)
+	if st == nil || st.guest == nil || st.pending == nil {
+		return 0
+	}
+	body := st.pending
+	st.pending = nil
+	ptr, capacity := api.DecodeU32(stack[0]), api.DecodeU32(stack[1])
+	if uint32(len(body)) > capacity || !st.guest.Write(ptr, body) {
+		return 0
+	}
+	return uint32(len(body))
+}
+
+// serveHostCall runs one host-function call whose request has been read (or could not
+// be, readErr): check the grant, run the handler, audit and count denials, and return
+// the response JSON. It never panics into the guest: a handler panic becomes an
+// "internal" error response.
+func (h *Host) serveHostCall(ctx context.Context, fn hostFunc, st *callState, req []byte, readErr error) []byte {
+	var start time.Time
+	if st != nil && st.record {
+		start = time.Now()
+	}
 	var call capability.Call
 	if st != nil {
 		call = st.call
@@ -119,36 +225,36 @@ func (h *Host) serveHostCall(ctx context.Context, p *extism.CurrentPlugin, fn ca
 		call.Grants = &capability.Grants{} // no call context: nothing is granted
 	}
 	plugin := call.Plugin
-	attrs := h.hostCallAttrs(plugin, fn.Name)
+	attrs := h.callAttrs(st, plugin, fn)
 	var (
-		req  []byte
 		resp any
 		herr error
 	)
-	defer func() {
-		if r := recover(); r != nil {
-			h.log.Error("plugin host function panicked", "plugin", plugin, "function", fn.Name, "panic", fmt.Sprint(r))
-			resp, herr = nil, abi.NewError(abi.ErrCodeInternal, fn.Name+": host function failed")
-		}
-		ret = h.respond(ctx, p, plugin, fn, &call, st, req, resp, herr, attrs, start)
-	}()
-	b, err := p.ReadBytes(off)
-	if err != nil {
-		herr = capability.Invalid(fn.Name, "cannot read the request block at offset %d", off)
-		return 0
-	}
-	req = b
-	if !fn.Granted(call.Grants) {
+	switch {
+	case readErr != nil:
+		req, herr = nil, readErr
+	case !fn.Granted(call.Grants):
 		herr = capability.Denied(fn.Name, "plugin %s holds no grant for %s (Plugin.spec.grants)", plugin, fn.Name)
-		return 0
+	default:
+		resp, herr = h.handle(ctx, fn.Function, &call, req)
 	}
-	resp, herr = fn.Handle(ctx, &call, req)
-	return 0
+	return h.respond(ctx, plugin, fn.Function, &call, st, req, resp, herr, attrs, start)
 }
 
-// respond writes the response block and does the bookkeeping of one host call.
-func (h *Host) respond(ctx context.Context, p *extism.CurrentPlugin, plugin string, fn capability.Function, call *capability.Call,
-	st *callState, req []byte, resp any, herr error, attrs metric.MeasurementOption, start time.Time) uint64 {
+// handle runs fn's handler, turning a panic into an internal error.
+func (h *Host) handle(ctx context.Context, fn capability.Function, call *capability.Call, req []byte) (resp any, herr error) {
+	defer func() {
+		if r := recover(); r != nil {
+			h.log.Error("plugin host function panicked", "plugin", call.Plugin, "function", fn.Name, "panic", fmt.Sprint(r))
+			resp, herr = nil, abi.NewError(abi.ErrCodeInternal, fn.Name+": host function failed")
+		}
+	}()
+	return fn.Handle(ctx, call, req)
+}
+
+// respond builds the response body and does the bookkeeping of one host call.
+func (h *Host) respond(ctx context.Context, plugin string, fn capability.Function, call *capability.Call,
+	st *callState, req []byte, resp any, herr error, attrs metric.MeasurementOption, start time.Time) []byte {
 	var body []byte
 	rec := capability.Record{Function: fn.Name, Allowed: true}
 	if herr != nil {
@@ -159,6 +265,8 @@ func (h *Host) respond(ctx context.Context, p *extism.CurrentPlugin, plugin stri
 			rec.Allowed = false
 			h.denied(ctx, plugin, call.Hook, fn, req, ae, attrs)
 		}
+	} else if raw, ok := resp.(capability.RawResponse); ok {
+		body = raw
 	} else {
 		var err error
 		if body, err = json.Marshal(resp); err != nil {
@@ -174,13 +282,7 @@ func (h *Host) respond(ctx context.Context, p *extism.CurrentPlugin, plugin stri
 		rec.Duration = time.Since(start)
 		st.records = append(st.records, rec)
 	}
-	off, err := p.WriteBytes(body)
-	if err != nil {
-		// The guest's kernel memory is exhausted; return the null offset, which the
-		// guest SDK reports as a failed host call.
-		return 0
-	}
-	return off
+	return body
 }
 
 // denied counts, logs and audits a capability_denied answer.

@@ -15,6 +15,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
+	"go.opentelemetry.io/otel/metric"
 
 	"routerd.net/routerd/abi"
 	"routerd.net/routerd/host/capability"
@@ -69,6 +70,9 @@ func (captureListener) Before(ctx context.Context, mod api.Module, _ api.Functio
 	}
 	c.main = mod
 	c.kernel, _ = ctx.Value(extism.PluginCtxKey("extism")).(api.Module)
+	if st, ok := ctx.Value(callStateKey{}).(*callState); ok {
+		st.bind(mod, c.kernel)
+	}
 	if c.onMain != nil {
 		c.onMain(mod)
 	}
@@ -88,6 +92,33 @@ type callState struct {
 	call    capability.Call
 	records []capability.Record // host-function calls made, when recording
 	record  bool
+
+	// guest is the plugin module's linear memory (routerd:direct calls), kernel the
+	// instance's Extism kernel (routerd calls); both nil until the instance's first
+	// export runs. pending is a routerd:direct response that did not fit the guest's
+	// buffer, until the guest takes it or makes its next host call.
+	guest   api.Memory
+	kernel  *kernelMemory
+	pending []byte
+	// attrs are the metric attributes of each host function (by index in Host.funcs),
+	// built on first use.
+	attrs []metric.MeasurementOption
+}
+
+// bind records the instance's modules, once they are known.
+func (st *callState) bind(main, kernel api.Module) {
+	st.guest = main.Memory()
+	if kernel != nil {
+		st.kernel = &kernelMemory{mod: kernel}
+	}
+}
+
+// kernelMemory returns the instance's kernel accessor (nil when unknown).
+func (st *callState) kernelMemory() *kernelMemory {
+	if st == nil {
+		return nil
+	}
+	return st.kernel
 }
 
 // callCtx is the context of a fast-path call: the caller's context (with its deadline)
@@ -244,7 +275,7 @@ func (v *version) newInstance(ctx context.Context) (*instance, []byte, error) {
 	p, err := v.compiled.Instance(experimental.WithMemoryAllocator(ctx, im.allocator()), extism.PluginInstanceConfig{ModuleConfig: mc})
 	if err != nil {
 		im.release()
-		return nil, nil, v.loadErr(ErrBadModule, "instantiate: "+cleanWazeroError(err), err)
+		return nil, nil, v.loadErr(ErrBadModule, v.instantiateDetail(err), err)
 	}
 	in := &instance{
 		v:      v,
@@ -349,6 +380,7 @@ func (in *instance) call(ctx context.Context, hook abi.Hook, input []byte) (out 
 	in.stderr.reset()
 	in.state.call.Hook = string(hook)
 	in.state.records = in.state.records[:0]
+	in.state.pending = nil
 	defer func() { in.state.call.Hook = "" }()
 	if in.fast() {
 		return in.callFast(ctx, hook, input)

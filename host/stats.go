@@ -18,8 +18,13 @@ type stats struct {
 	denied      uint64
 	lastError   string
 	lastErrorAt time.Time
-	ring        [latencyWindow]time.Duration
-	n           int // durations recorded (ring is full when n >= latencyWindow)
+	// cause is the latest failure the breaker counted (not a refusal by the open breaker,
+	// not a cancellation): while the breaker is open, the failure that opened it.
+	cause     string
+	causeKind string
+	causeAt   time.Time
+	ring      [latencyWindow]time.Duration
+	n         int // durations recorded (ring is full when n >= latencyWindow)
 }
 
 // observe records one finished call.
@@ -37,6 +42,24 @@ func (s *stats) observe(d time.Duration, err error) {
 		s.lastError, s.lastErrorAt = err.Error(), time.Now()
 	}
 	s.mu.Unlock()
+}
+
+// countedFailure records err as the latest failure the breaker counted.
+func (s *stats) countedFailure(err error, now time.Time) {
+	s.mu.Lock()
+	s.cause, s.causeKind, s.causeAt = err.Error(), ErrorKind(err), now
+	s.mu.Unlock()
+}
+
+// breakerCause copies the latest failure the breaker counted into st.
+func (s *stats) breakerCause(st *PluginStatus) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cause == "" {
+		return
+	}
+	t := s.causeAt
+	st.BreakerCause, st.BreakerCauseKind, st.BreakerCauseAt = s.cause, s.causeKind, &t
 }
 
 // setError records a failure outside a call (a load error).

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -41,8 +42,9 @@ type version struct {
 	image    *memoryImage           // compiled's initial memory, nil when it is in the module
 	key      compiledKey
 	fast     bool
-	preempt  bool       // instrumented with loop checks (see internal/preempt)
-	hooks    []abi.Hook // enabled hooks: declared by the manifest and enabled by the spec
+	preempt  bool             // instrumented with loop checks (see internal/preempt)
+	hooks    []abi.Hook       // enabled hooks: declared by the manifest and enabled by the spec
+	imports  []wasmbin.Import // the module's imports, to explain instantiation failures
 	loadedAt time.Time
 	loadTook time.Duration
 
@@ -61,22 +63,48 @@ func (v *version) loadErr(kind error, detail string, err error) error {
 	return &LoadError{Plugin: v.spec.Name, File: filepath.Base(v.path), Kind: kind, Detail: detail, Err: err}
 }
 
-// readModule reads and checks a module file: size limit, Wasm magic, sha256 pin.
+// readModule reads and checks a module file: size limit, Wasm magic, sha256 pin. The
+// size is checked before reading (a refused file costs nothing), and the file is read
+// into one buffer of its size; the read stays bounded by the limit if the file grows
+// meanwhile.
 func (h *Host) readModule(path string, spec Spec) ([]byte, string, error) {
 	lerr := func(kind error, detail string, err error) error {
 		return &LoadError{Plugin: spec.Name, File: filepath.Base(path), Kind: kind, Detail: detail, Err: err}
+	}
+	tooLarge := func(size int64) error {
+		return lerr(ErrBadModule, fmt.Sprintf("file is %d bytes, larger than the limit of %d bytes for a plugin module", size, h.opts.MaxModuleBytes), nil)
 	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, "", lerr(ErrBadModule, "open: "+err.Error(), err)
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, h.opts.MaxModuleBytes+1))
+	fi, err := f.Stat()
 	if err != nil {
+		return nil, "", lerr(ErrBadModule, "stat: "+err.Error(), err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, "", lerr(ErrBadModule, "not a regular file ("+fi.Mode().Type().String()+")", nil)
+	}
+	if fi.Size() > h.opts.MaxModuleBytes {
+		return nil, "", tooLarge(fi.Size())
+	}
+	r := io.LimitReader(f, h.opts.MaxModuleBytes+1)
+	data := make([]byte, fi.Size())
+	n, err := io.ReadFull(r, data)
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF): // shrunk since the stat: what is there
+		data = data[:n]
+	case err != nil:
 		return nil, "", lerr(ErrBadModule, "read: "+err.Error(), err)
 	}
-	if int64(len(data)) > h.opts.MaxModuleBytes {
-		return nil, "", lerr(ErrBadModule, fmt.Sprintf("file is larger than %d bytes", h.opts.MaxModuleBytes), nil)
+	if m, _ := r.Read(make([]byte, 1)); m > 0 {
+		// Grown since the stat: it is being written; the watcher loads it once quiet.
+		rest, _ := io.Copy(io.Discard, r)
+		if size := fi.Size() + 1 + rest; size > h.opts.MaxModuleBytes {
+			return nil, "", tooLarge(size)
+		}
+		return nil, "", lerr(ErrBadModule, "file changed while being read (is it still being written?); it is loaded again when it is quiet", nil)
 	}
 	if !bytes.HasPrefix(data, wasmMagic) {
 		head := data[:min(len(data), 8)]
@@ -90,30 +118,35 @@ func (h *Host) readModule(path string, spec Spec) ([]byte, string, error) {
 	return data, digest, nil
 }
 
+// moduleFile holds the bytes of a module file on their way down the loader, so the
+// stage that copies them can drop them: passed down as a plain argument, the read
+// buffer of a 60 MB module stayed reachable from the loader's frames until the load
+// ended and resident through compilation next to its copies (TestLoadPeakRSS).
+type moduleFile struct{ data []byte }
+
+// take returns the bytes and forgets them.
+func (m *moduleFile) take() []byte {
+	d := m.data
+	m.data = nil
+	return d
+}
+
 // loadVersion compiles the module at path for spec, checks its manifest and exports,
 // and warms its pool. On error nothing is left open.
-func (h *Host) loadVersion(ctx context.Context, path string, spec Spec, data []byte, digest string) (_ *version, err error) {
+func (h *Host) loadVersion(ctx context.Context, path string, spec Spec, file *moduleFile, digest string) (_ *version, err error) {
 	start := time.Now()
 	v := &version{
 		h:      h,
 		spec:   spec,
 		path:   path,
 		digest: digest,
-		size:   int64(len(data)),
+		size:   int64(len(file.data)),
 		sem:    make(chan struct{}, spec.Limits.MaxConcurrency),
 	}
-	// Stop calls at their deadline with loop checks patched into the module (cheap);
-	// modules the rewriter cannot handle fall back to wazero's close-on-context-done,
-	// which exits to Go at every loop header.
-	code, perr := data, error(nil)
-	if h.opts.Preemption == PreemptCloseOnDone {
-		perr = errors.New("Options.Preemption is " + PreemptCloseOnDone)
-	} else {
-		code, perr = h.instrument(data, digest)
-	}
+	code, perr := h.prepare(file, digest)
+	v.imports = moduleImports(code)
 	v.preempt = perr == nil
 	if perr != nil {
-		code = compactData(data)
 		h.log.Info("plugin: loop-check instrumentation not applied; using close-on-context-done", "plugin", spec.Name, "reason", perr)
 	}
 	v.key = compiledKey{digest: digest, pages: spec.Limits.memoryPages(), preempt: v.preempt}
@@ -164,10 +197,43 @@ func compactData(module []byte) []byte {
 	return module
 }
 
+// largeModuleBytes is the module size from which a load returns each stage's garbage to
+// the OS before the next stage copies the module again: without it, the read buffer,
+// the instrumented copy, the merged copy and the stripped copy of a 60 MB module
+// overlapped with the garbage the Go heap keeps until its next collection (~6x the
+// module's size in resident memory, TestLoadPeakRSS).
+const largeModuleBytes = 8 << 20
+
+// releaseLoadGarbage returns free memory to the OS now when a stage of loading a module
+// of size bytes left a copy of it behind.
+func releaseLoadGarbage(size int) {
+	if size >= largeModuleBytes {
+		debug.FreeOSMemory()
+	}
+}
+
+// prepare returns the code to compile: with loop checks patched in (cheap stops at a
+// deadline) and data segments coalesced, or — for modules the rewriter cannot handle, or
+// with Options.Preemption close-on-done — only coalesced, with the reason wazero's
+// close-on-context-done (which exits to Go at every loop header) must stop its calls.
+// It takes the file's bytes, so they can be collected once copied.
+func (h *Host) prepare(file *moduleFile, digest string) ([]byte, error) {
+	if h.opts.Preemption == PreemptCloseOnDone {
+		return compactData(file.take()), errors.New("Options.Preemption is " + PreemptCloseOnDone)
+	}
+	code, err := h.instrument(file, digest) // on failure code is the file's bytes
+	if err != nil {
+		return compactData(code), err
+	}
+	return code, nil
+}
+
 // instrument returns the module with loop checks and coalesced data segments, from the
 // cache directory when an earlier load stored it (rewriting a 3 MB Go module takes
-// ~15 ms; reading it back ~1 ms).
-func (h *Host) instrument(data []byte, digest string) ([]byte, error) {
+// ~15 ms; reading it back ~1 ms). It takes the file's bytes; when the rewriter refuses
+// the module it returns them and the reason.
+func (h *Host) instrument(file *moduleFile, digest string) ([]byte, error) {
+	data := file.take()
 	var cached string
 	if h.opts.CacheDir != "" {
 		cached = filepath.Join(h.opts.CacheDir, "preempt-"+instrumentVersion+"-"+digest+".wasm")
@@ -175,11 +241,14 @@ func (h *Host) instrument(data []byte, digest string) ([]byte, error) {
 			return b, nil
 		}
 	}
+	size := len(data)
 	code, err := preempt.Instrument(data)
 	if err != nil {
-		return nil, err
+		return data, err
 	}
+	releaseLoadGarbage(size)
 	code = compactData(code)
+	releaseLoadGarbage(size)
 	if cached == "" {
 		return code, nil
 	}
@@ -317,7 +386,9 @@ func (h *Host) acquireCompiled(ctx context.Context, key compiledKey, code []byte
 	if h.cache != nil {
 		rc = rc.WithCompilationCache(h.cache)
 	}
+	size := len(code)
 	image, code := h.extractImage(key.digest, code)
+	releaseLoadGarbage(size)
 	cctx := experimental.WithFunctionListenerFactory(ctx, captureFactory{})
 	manifest := extism.Manifest{Wasm: []extism.Wasm{extism.WasmData{Data: code, Name: "main"}}}
 	compiled, err := extism.NewCompiledPlugin(cctx, manifest, extism.PluginConfig{RuntimeConfig: rc, EnableWasi: true}, append(h.hostFunctions(), preemptYield()))

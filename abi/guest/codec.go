@@ -23,6 +23,11 @@ type decoder struct {
 	// as long as a handler keeps them.
 	arena []byte
 	key   []byte // scratch for escaped member names, reused across calls
+	// lazyArena is the size of the arena to allocate on the first string that needs one
+	// (host-function responses: most decode no string that outlives the call).
+	lazyArena int
+	// rs is the scanner of host-function responses, reused across calls.
+	rs scanner
 
 	// View mode (requestView): events are decoded into view, payload members into fields,
 	// and strings into keep, all reused from one call to the next.
@@ -38,12 +43,21 @@ func (d *decoder) intern(b []byte) string {
 	if len(b) == 0 {
 		return ""
 	}
+	d.reserve()
 	if len(d.arena)+len(b) > cap(d.arena) {
 		return string(b) // arena exhausted (cannot happen for strings of the parsed input)
 	}
 	start := len(d.arena)
 	d.arena = append(d.arena, b...)
 	return unsafe.String(&d.arena[start], len(b))
+}
+
+// reserve allocates the lazily sized arena (see lazyArena) before its first use.
+func (d *decoder) reserve() {
+	if d.lazyArena > 0 && d.arena == nil {
+		d.arena = make([]byte, 0, d.lazyArena)
+		d.lazyArena = 0
+	}
 }
 
 // DecodeRequest decodes a PluginRequest with the guest's reflection-free scanner. It checks
@@ -216,49 +230,69 @@ func orDefault(s, def string) string {
 
 // --- host-function bodies ---
 
+// hostReq is the buffer every host-function request is encoded into: the host reads a
+// request only during its call, so one buffer serves all calls (a Wasm guest pays dearly
+// for each allocation). An encoded request is valid until the next one is encoded.
+var hostReq []byte
+
+// maxKeptRequest bounds the request buffer kept between calls.
+const maxKeptRequest = 64 << 10
+
+// requestWriter returns a writer appending to the reused request buffer.
+func requestWriter() jsonw.Writer { return jsonw.Wrap(hostReq[:0]) }
+
+// request returns what w wrote, keeping its buffer for the next request.
+func request(w *jsonw.Writer) []byte {
+	b := w.Bytes()
+	if cap(b) <= maxKeptRequest {
+		hostReq = b
+	}
+	return b
+}
+
 func encodeLog(r *abi.LogRequest) []byte {
-	var w jsonw.Writer
+	w := requestWriter()
 	w.BeginObject()
 	w.StringFieldOmitEmpty("level", r.Level)
 	w.StringField("message", r.Message)
 	w.StringMapFieldOmitEmpty("attrs", r.Attrs)
 	w.EndObject()
-	return w.Bytes()
+	return request(&w)
 }
 
 func encodeEmit(r *abi.EmitRequest) []byte {
-	var w jsonw.Writer
+	w := requestWriter()
 	w.BeginObject()
 	w.StringField("type", r.Type)
 	w.StringFieldOmitEmpty("subject", r.Subject)
 	w.StringMapFieldOmitEmpty("payload", r.Payload)
 	w.StringFieldOmitEmpty("ttl", r.TTL)
 	w.EndObject()
-	return w.Bytes()
+	return request(&w)
 }
 
 func encodeConfigGet(r *abi.ConfigGetRequest) []byte {
-	var w jsonw.Writer
+	w := requestWriter()
 	w.BeginObject()
 	w.StringField("kind", r.Kind)
 	w.StringFieldOmitEmpty("name", r.Name)
 	w.EndObject()
-	return w.Bytes()
+	return request(&w)
 }
 
 func encodeKV(key string, value []byte, withValue bool) []byte {
-	var w jsonw.Writer
+	w := requestWriter()
 	w.BeginObject()
 	w.StringField("key", key)
 	if withValue {
 		w.StringField("value", base64.StdEncoding.EncodeToString(value))
 	}
 	w.EndObject()
-	return w.Bytes()
+	return request(&w)
 }
 
 func encodeProvider(r *abi.ProviderRequest) []byte {
-	var w jsonw.Writer
+	w := requestWriter()
 	w.BeginObject()
 	w.StringField("profileRef", r.ProfileRef)
 	w.StringField("method", r.Method)
@@ -270,5 +304,5 @@ func encodeProvider(r *abi.ProviderRequest) []byte {
 		w.StringField("body", base64.StdEncoding.EncodeToString(r.Body))
 	}
 	w.EndObject()
-	return w.Bytes()
+	return request(&w)
 }

@@ -178,9 +178,9 @@ func TestHostResponses(t *testing.T) {
 		res    int
 		hdr    map[string]string
 	}
-	field := func(g *got) func(s *scanner, key string) (bool, error) {
-		return func(s *scanner, key string) (known bool, err error) {
-			switch key {
+	field := func(g *got) func(s *scanner, key []byte) (bool, error) {
+		return func(s *scanner, key []byte) (known bool, err error) {
+			switch string(key) {
 			case "id":
 				g.id, err = s.str("id")
 			case "found":
@@ -326,8 +326,8 @@ func FuzzHostResponse(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var d decoder
-		err := d.response("f", data, func(s *scanner, key string) (bool, error) {
-			switch key {
+		err := d.response("f", data, func(s *scanner, key []byte) (bool, error) {
+			switch string(key) {
 			case "id":
 				_, err := s.str("id")
 				return true, err
@@ -535,4 +535,87 @@ func TestNextSpecial(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzQuickHostResponses requires the direct decoders of now's and kv_get's usual
+// responses to agree with the general decoder on everything they accept.
+func FuzzQuickHostResponses(f *testing.F) {
+	for _, s := range []string{`{"now":"2030-01-02T03:04:05Z"}`, `{"now":"2026-12-06T02:35:10.123456789+09:00"}`,
+		`{"found":false}`, `{"found":true}`, `{"found":true,"value":"aGk="}`, `{"found":true,"value":"aGk=","error":{"code":"x"}}`,
+		`{"now":"2030-01-02T03:04:05Z","error":{"code":"internal"}}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if got, ok := quickNow(data); ok {
+			want, err := decodeNowGeneral(data)
+			if err != nil || !got.Equal(want) {
+				t.Fatalf("quickNow(%q) = %v; general decoder: %v, %v", data, got, want, err)
+			}
+		}
+		if v, found, ok := quickKVGet(data); ok {
+			wv, wfound, err := decodeKVGetGeneral(data)
+			if err != nil || found != wfound || !bytes.Equal(v, wv) {
+				t.Fatalf("quickKVGet(%q) = %q, %v; general decoder: %q, %v, %v", data, v, found, wv, wfound, err)
+			}
+		}
+	})
+}
+
+// TestParseUTC compares the guest's parser of the host's clock format with time.Parse.
+func TestParseUTC(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		ok   bool // parseUTC handles it (otherwise time.Parse does)
+	}{
+		{name: "whole second", in: "2026-11-23T10:00:00Z", ok: true},
+		{name: "nanoseconds", in: "2026-12-06T02:35:10.123456789Z", ok: true},
+		{name: "one digit", in: "2026-12-06T02:35:10.1Z", ok: true},
+		{name: "leap day", in: "2024-02-29T23:59:59Z", ok: true},
+		{name: "century leap day", in: "2000-02-29T00:00:00Z", ok: true},
+		{name: "year zero", in: "0000-01-01T00:00:00Z", ok: true},
+		{name: "before 1970", in: "1969-12-31T23:59:59.999Z", ok: true},
+		{name: "year 9999", in: "9999-12-31T23:59:59.999999999Z", ok: true},
+		{name: "no leap day", in: "2023-02-29T00:00:00Z"},
+		{name: "no leap century", in: "1900-02-29T00:00:00Z"},
+		{name: "day 31 of a 30-day month", in: "2026-04-31T00:00:00Z"},
+		{name: "hour 24", in: "2026-01-01T24:00:00Z"},
+		{name: "second 60", in: "2026-01-01T00:00:60Z"},
+		{name: "ten digits", in: "2026-01-01T00:00:00.1234567890Z"},
+		{name: "empty fraction", in: "2026-01-01T00:00:00.Z"},
+		{name: "offset", in: "2026-01-01T09:00:00+09:00"},
+		{name: "comma", in: "2026-01-01T00:00:00,5Z"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := parseUTC([]byte(tt.in))
+			if ok != tt.ok {
+				t.Fatalf("parseUTC(%q) ok=%v, want %v", tt.in, ok, tt.ok)
+			}
+			if !ok {
+				return
+			}
+			want, err := time.Parse(time.RFC3339Nano, tt.in)
+			if err != nil || !got.Equal(want) || got.Location() != time.UTC {
+				t.Fatalf("parseUTC(%q) = %v; time.Parse: %v, %v", tt.in, got, want, err)
+			}
+		})
+	}
+}
+
+// FuzzParseUTC requires parseUTC to agree with time.Parse on everything it accepts.
+func FuzzParseUTC(f *testing.F) {
+	for _, s := range []string{"2026-11-23T10:00:00Z", "2024-02-29T23:59:59.5Z", "0000-01-01T00:00:00Z", "2023-02-29T00:00:00Z"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, ok := parseUTC(b)
+		if !ok {
+			return
+		}
+		want, err := time.Parse(time.RFC3339Nano, string(b))
+		if err != nil || !got.Equal(want) {
+			t.Fatalf("parseUTC(%q) = %v; time.Parse: %v, %v", b, got, want, err)
+		}
+	})
 }

@@ -26,9 +26,12 @@
 // without copying; anything else takes the general scanner, with the same result.
 //
 // A panic in a handler is recovered and becomes an error result with code plugin_panic;
-// the instance keeps serving. Host functions (module "routerd") are wrapped as typed
-// calls: Log, EmitEvent, ConfigGet, KVGet, KVSet, Now, ProviderRequest. Only the ones a
-// plugin actually calls are imported by its module.
+// the instance keeps serving. Host functions are wrapped as typed calls: Log, EmitEvent,
+// ConfigGet, KVGet, KVSet, Now, ProviderRequest. They are imported from module
+// "routerd:direct" (abi.HostModuleDirect): request and response stay in the plugin's
+// memory, one boundary crossing per call, so only routerd's host (or host/fakehost in
+// tests) can run a plugin that calls them. Only the ones a plugin actually calls are
+// imported by its module.
 //
 // Outside wasip1 the same handlers run natively through Invoke (for unit tests); the host
 // functions then return an *abi.Error with code unsupported.

@@ -2,70 +2,81 @@
 
 package guest
 
-// Host functions of module "routerd" (Extism convention: i64 block offset in, i64 block
-// offset out). Each wrapper references only its own import, so the linker keeps only the
-// imports a plugin really calls and the host can refuse to link ungranted ones.
+import "unsafe"
 
-//go:wasmimport routerd log
-func hostLog(offset uint64) uint64
+// Host functions of module "routerd:direct" (abi.HostModuleDirect): the request and the
+// response stay in this module's linear memory, so a host call is one boundary crossing
+// (two when the response is larger than the reused response buffer). Module "routerd"
+// offers the same functions with Extism memory blocks for Extism PDK plugins; going
+// through the Extism kernel costs a crossing per 8 bytes. Each wrapper references only
+// its own import, so the linker keeps only the imports a plugin really calls.
 
-//go:wasmimport routerd event_emit
-func hostEventEmit(offset uint64) uint64
+//go:wasmimport routerd:direct log
+func hostLog(req unsafe.Pointer, reqLen uint32, resp unsafe.Pointer, respCap uint32) uint32
 
-//go:wasmimport routerd config_get
-func hostConfigGet(offset uint64) uint64
+//go:wasmimport routerd:direct event_emit
+func hostEventEmit(req unsafe.Pointer, reqLen uint32, resp unsafe.Pointer, respCap uint32) uint32
 
-//go:wasmimport routerd kv_get
-func hostKVGet(offset uint64) uint64
+//go:wasmimport routerd:direct config_get
+func hostConfigGet(req unsafe.Pointer, reqLen uint32, resp unsafe.Pointer, respCap uint32) uint32
 
-//go:wasmimport routerd kv_set
-func hostKVSet(offset uint64) uint64
+//go:wasmimport routerd:direct kv_get
+func hostKVGet(req unsafe.Pointer, reqLen uint32, resp unsafe.Pointer, respCap uint32) uint32
 
-//go:wasmimport routerd now
-func hostNow(offset uint64) uint64
+//go:wasmimport routerd:direct kv_set
+func hostKVSet(req unsafe.Pointer, reqLen uint32, resp unsafe.Pointer, respCap uint32) uint32
 
-//go:wasmimport routerd provider_request
-func hostProviderRequest(offset uint64) uint64
+//go:wasmimport routerd:direct now
+func hostNow(req unsafe.Pointer, reqLen uint32, resp unsafe.Pointer, respCap uint32) uint32
 
-// callHost stores req in kernel memory, calls the import and returns the response bytes.
-func callHost(req []byte, f func(uint64) uint64) ([]byte, error) {
-	in := store(req)
-	outOff := f(in)
-	extismFree(in)
-	out := load(outOff)
-	if outOff != 0 {
-		extismFree(outOff)
+//go:wasmimport routerd:direct provider_request
+func hostProviderRequest(req unsafe.Pointer, reqLen uint32, resp unsafe.Pointer, respCap uint32) uint32
+
+//go:wasmimport routerd:direct response
+func hostResponse(resp unsafe.Pointer, respCap uint32) uint32
+
+// hostFunc is the signature of the routerd:direct host functions.
+type hostFunc = func(req unsafe.Pointer, reqLen uint32, resp unsafe.Pointer, respCap uint32) uint32
+
+// Response buffer reused across host calls: decoded values never alias it (the
+// response decoder copies into its own arena). Responses up to maxKeptResponse grow it;
+// larger ones get a buffer of their own.
+const (
+	initialResponse = 1024
+	maxKeptResponse = 64 << 10
+)
+
+var hostResp []byte
+
+// callHost passes req to f and returns the response bytes, valid until the next host
+// call.
+func callHost(req []byte, f hostFunc) ([]byte, error) {
+	if hostResp == nil {
+		hostResp = make([]byte, initialResponse)
 	}
-	if len(out) == 0 {
+	buf := hostResp
+	n := f(unsafe.Pointer(unsafe.SliceData(req)), uint32(len(req)), unsafe.Pointer(&buf[0]), uint32(len(buf)))
+	if n > uint32(len(buf)) {
+		buf = make([]byte, n)
+		if n <= maxKeptResponse {
+			hostResp = buf
+		}
+		if hostResponse(unsafe.Pointer(&buf[0]), n) != n {
+			n = 0
+		}
+	}
+	if n == 0 {
 		return nil, internalError("host function returned no response")
 	}
-	return out, nil
+	return buf[:n], nil
 }
 
-func callLog(req []byte) ([]byte, error) {
-	return callHost(req, func(o uint64) uint64 { return hostLog(o) })
-}
-
-func callEventEmit(req []byte) ([]byte, error) {
-	return callHost(req, func(o uint64) uint64 { return hostEventEmit(o) })
-}
-
-func callConfigGet(req []byte) ([]byte, error) {
-	return callHost(req, func(o uint64) uint64 { return hostConfigGet(o) })
-}
-
-func callKVGet(req []byte) ([]byte, error) {
-	return callHost(req, func(o uint64) uint64 { return hostKVGet(o) })
-}
-
-func callKVSet(req []byte) ([]byte, error) {
-	return callHost(req, func(o uint64) uint64 { return hostKVSet(o) })
-}
-
-func callNow(req []byte) ([]byte, error) {
-	return callHost(req, func(o uint64) uint64 { return hostNow(o) })
-}
-
+func callLog(req []byte) ([]byte, error)       { return callHost(req, hostLog) }
+func callEventEmit(req []byte) ([]byte, error) { return callHost(req, hostEventEmit) }
+func callConfigGet(req []byte) ([]byte, error) { return callHost(req, hostConfigGet) }
+func callKVGet(req []byte) ([]byte, error)     { return callHost(req, hostKVGet) }
+func callKVSet(req []byte) ([]byte, error)     { return callHost(req, hostKVSet) }
+func callNow(req []byte) ([]byte, error)       { return callHost(req, hostNow) }
 func callProviderRequest(req []byte) ([]byte, error) {
-	return callHost(req, func(o uint64) uint64 { return hostProviderRequest(o) })
+	return callHost(req, hostProviderRequest)
 }

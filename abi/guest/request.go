@@ -221,6 +221,7 @@ func (s *scanner) str(path string) (string, error) {
 	if !escaped {
 		return s.d.intern(raw), nil
 	}
+	s.d.reserve()
 	a := s.d.arena
 	start := len(a)
 	a, err = s.appendUnescaped(a, raw)
@@ -406,6 +407,7 @@ func (s *scanner) raw() (json.RawMessage, error) {
 	if err := s.skip(); err != nil {
 		return nil, err
 	}
+	s.d.reserve()
 	a := s.d.arena
 	at := len(a)
 	if at+s.i-start > cap(a) {

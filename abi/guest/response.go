@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"routerd.net/routerd/abi"
 )
@@ -16,11 +17,19 @@ import (
 // response decodes the response of host function fn: "error" becomes the returned
 // *abi.Error, every other member is offered to field (which consumes the value and
 // reports whether it knew the member; unknown members are skipped).
-func (d *decoder) response(fn string, data []byte, field func(s *scanner, key string) (bool, error)) error {
-	d.arena = make([]byte, 0, len(data))
-	defer func() { d.arena = nil }()
-	s := &scanner{d: d, data: data, key: d.key[:0]}
-	defer func() { d.key = s.key[:0] }()
+//
+// Strings that field keeps are copied into an arena allocated on first use; values that
+// do not outlive the call (times, base64 bytes) are decoded straight from data, so a
+// response like now's or kv_get's costs no allocation beyond the value returned.
+func (d *decoder) response(fn string, data []byte, field func(s *scanner, key []byte) (bool, error)) error {
+	d.arena, d.lazyArena = nil, len(data)
+	s := &d.rs
+	*s = scanner{d: d, data: data, key: d.key[:0]}
+	defer func() {
+		d.arena, d.lazyArena = nil, 0
+		d.key = s.key[:0]
+		s.data = nil
+	}()
 	var herr *abi.Error
 	if s.peek() != '{' {
 		return internal(fn, "response is not a JSON object")
@@ -47,7 +56,7 @@ func (d *decoder) response(fn string, data []byte, field func(s *scanner, key st
 			return err
 		}
 		if field != nil {
-			known, err := field(s, string(key))
+			known, err := field(s, key)
 			if known || err != nil {
 				return err
 			}
@@ -75,17 +84,36 @@ func internal(fn, msg string) error {
 	return abi.NewError(abi.ErrCodeInternal, "host function "+fn+": "+msg)
 }
 
-// bytesValue consumes a base64 string (null or "" gives nil).
+// bytesValue consumes a base64 string (null or "" gives nil) into a new slice.
 func (s *scanner) bytesValue(path string) ([]byte, error) {
-	v, err := s.str(path)
-	if err != nil || v == "" {
+	raw, err := s.rawString(path)
+	if err != nil || len(raw) == 0 {
 		return nil, err
 	}
-	b, err := base64.StdEncoding.DecodeString(v)
+	b := make([]byte, base64.StdEncoding.DecodedLen(len(raw)))
+	n, err := base64.StdEncoding.Decode(b, raw)
 	if err != nil {
 		return nil, abi.NewError(abi.ErrCodeInternal, path+": not base64: "+err.Error())
 	}
-	return b, nil
+	return b[:n], nil
+}
+
+// rawString consumes a string (null gives nil) and returns its unescaped bytes:
+// unescaped strings alias the input (do not keep them), escaped ones are unescaped into
+// a new slice.
+func (s *scanner) rawString(path string) ([]byte, error) {
+	switch s.peek() {
+	case '"':
+	case 'n':
+		return nil, s.literal("null")
+	default:
+		return nil, s.typeError(path, "string")
+	}
+	raw, escaped, err := s.scanString()
+	if err != nil || !escaped {
+		return raw, err
+	}
+	return s.appendUnescaped(nil, raw)
 }
 
 // boolValue consumes true, false or null (false).
@@ -122,13 +150,15 @@ func (s *scanner) intValue(path string) (int, error) {
 
 // timeValue consumes an RFC 3339 string (null or "" gives the zero time).
 func (s *scanner) timeValue(path string) (time.Time, error) {
-	v, err := s.str(path)
-	if err != nil || v == "" {
+	raw, err := s.rawString(path)
+	if err != nil || len(raw) == 0 {
 		return time.Time{}, err
 	}
-	t, err := time.Parse(time.RFC3339Nano, v)
+	// The parsed time keeps nothing of the string (RFC 3339 has no zone names), so it
+	// may alias raw.
+	t, err := time.Parse(time.RFC3339Nano, unsafe.String(unsafe.SliceData(raw), len(raw)))
 	if err != nil {
-		return time.Time{}, abi.NewError(abi.ErrCodeInvalidArgument, path+": "+strconv.Quote(v)+" is not an RFC 3339 time")
+		return time.Time{}, abi.NewError(abi.ErrCodeInvalidArgument, path+": "+strconv.Quote(string(raw))+" is not an RFC 3339 time")
 	}
 	return t, nil
 }

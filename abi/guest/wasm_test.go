@@ -18,6 +18,7 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"routerd.net/routerd/abi"
+	"routerd.net/routerd/host/fakehost"
 	"routerd.net/routerd/host/wasmbuild"
 )
 
@@ -32,66 +33,49 @@ type fakeHost struct {
 	now  time.Time
 }
 
-func (h *fakeHost) functions(t *testing.T) []extism.HostFunction {
-	reply := func(p *extism.CurrentPlugin, stack []uint64, v any) {
-		b, err := json.Marshal(v)
-		if err != nil {
-			t.Errorf("marshal reply: %v", err)
+// host returns the fake host serving h's functions in both conventions.
+func (h *fakeHost) host(t *testing.T) *fakehost.Host {
+	return fakehost.New(func(fn string, b []byte) any {
+		bad := func(err error) any {
+			t.Errorf("%s: request %q: %v", fn, b, err)
+			return abi.Response{Error: abi.NewError(abi.ErrCodeInvalidArgument, err.Error())}
 		}
-		off, err := p.WriteBytes(b)
-		if err != nil {
-			t.Errorf("write reply: %v", err)
-		}
-		stack[0] = off
-	}
-	fn := func(name string, handle func(req []byte) any) extism.HostFunction {
-		f := extism.NewHostFunctionWithStack(name, func(ctx context.Context, p *extism.CurrentPlugin, stack []uint64) {
-			req, err := p.ReadBytes(stack[0])
-			if err != nil {
-				t.Errorf("%s: read request: %v", name, err)
-			}
-			reply(p, stack, handle(req))
-		}, []extism.ValueType{extism.ValueTypePTR}, []extism.ValueType{extism.ValueTypePTR})
-		f.SetNamespace(abi.HostModule)
-		return f
-	}
-	return []extism.HostFunction{
-		fn(abi.FuncLog, func(b []byte) any {
+		switch fn {
+		case abi.FuncLog:
 			var r abi.LogRequest
 			if err := json.Unmarshal(b, &r); err != nil {
-				return abi.Response{Error: abi.NewError(abi.ErrCodeInvalidArgument, err.Error())}
+				return bad(err)
 			}
 			h.logs = append(h.logs, r)
 			return abi.Response{}
-		}),
-		fn(abi.FuncKVSet, func(b []byte) any {
+		case abi.FuncKVSet:
 			var r abi.KVSetRequest
 			if err := json.Unmarshal(b, &r); err != nil {
-				return abi.Response{Error: abi.NewError(abi.ErrCodeInvalidArgument, err.Error())}
+				return bad(err)
 			}
 			h.kv[r.Key] = r.Value
 			return abi.Response{}
-		}),
-		fn(abi.FuncKVGet, func(b []byte) any {
+		case abi.FuncKVGet:
 			var r abi.KVGetRequest
 			if err := json.Unmarshal(b, &r); err != nil {
-				return abi.Response{Error: abi.NewError(abi.ErrCodeInvalidArgument, err.Error())}
+				return bad(err)
 			}
 			v, ok := h.kv[r.Key]
 			return abi.KVGetResponse{Found: ok, Value: v}
-		}),
-		fn(abi.FuncNow, func([]byte) any { return abi.NowResponse{Now: h.now} }),
-		fn(abi.FuncEventEmit, func([]byte) any {
+		case abi.FuncNow:
+			return abi.NowResponse{Now: h.now}
+		case abi.FuncEventEmit:
 			return abi.EmitResponse{Error: abi.NewError(abi.ErrCodeCapabilityDenied, "event_emit is not granted")}
-		}),
-	}
+		}
+		return abi.Response{Error: abi.NewError(abi.ErrCodeUnsupported, fn+" is not faked")}
+	})
 }
 
-func newExtismPlugin(t *testing.T, path string, funcs []extism.HostFunction) *extism.Plugin {
+func newExtismPlugin(t *testing.T, path string, fh *fakehost.Host) *extism.Plugin {
 	t.Helper()
 	ctx := context.Background()
 	m := extism.Manifest{Wasm: []extism.Wasm{extism.WasmFile{Path: path}}, Config: map[string]string{"mode": "test"}}
-	p, err := extism.NewPlugin(ctx, m, extism.PluginConfig{EnableWasi: true}, funcs)
+	p, err := extism.NewPlugin(fh.Context(ctx), m, extism.PluginConfig{EnableWasi: true}, fh.Functions())
 	if err != nil {
 		t.Fatalf("load %s: %v", path, err)
 	}
@@ -143,7 +127,7 @@ func checkMirror(t *testing.T, out []byte) {
 func TestExtismExports(t *testing.T) {
 	path := wasmbuild.ForTest(t, "abi/guest/testdata/sdkcheck")
 	host := &fakeHost{kv: map[string][]byte{}, now: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
-	p := newExtismPlugin(t, path, host.functions(t))
+	p := newExtismPlugin(t, path, host.host(t))
 
 	t.Run("manifest", func(t *testing.T) {
 		rc, out, err := p.Call(abi.ExportManifest, nil)
@@ -262,7 +246,7 @@ func TestEchoImportsNoHostFunctions(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, f := range cm.ImportedFunctions() {
-		if mod, name, _ := f.Import(); mod == abi.HostModule {
+		if mod, name, _ := f.Import(); mod == abi.HostModule || mod == abi.HostModuleDirect {
 			t.Errorf("echo imports host function %s.%s it never calls", mod, name)
 		}
 	}

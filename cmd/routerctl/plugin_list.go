@@ -94,7 +94,7 @@ func statusTable(sts []host.PluginStatus) *table {
 	t := &table{header: []string{"NAME", "VERSION", "DIGEST", "STATE", "GRANTS", "CALLS", "ERRORS", "P50", "P99", "LAST ERROR"}}
 	for _, s := range sts {
 		t.addRow(s.Name, dash(s.Version), shortDigest(s.Digest), s.State, dash(strings.Join(s.Grants, ",")),
-			s.Calls, s.Errors, latency(s.P50Micros), latency(s.P99Micros), dash(truncateText(s.LastError, 80)))
+			s.Calls, s.Errors, latency(s.P50Micros), latency(s.P99Micros), dash(truncateText(s.Problem(), 80)))
 	}
 	return t
 }

@@ -1,5 +1,5 @@
 // Package capability is the common shape of the host functions routerd links into every
-// plugin instance (Wasm import module "routerd"). Each host function lives in its own
+// plugin instance (Wasm import modules "routerd" and "routerd:direct"). Each host function lives in its own
 // small package under host/capability/ (log, clock, kv, config, events) and exposes the
 // same constructor, New(Options) []Function; package host links them.
 //
@@ -114,7 +114,8 @@ type Function struct {
 	// host binds the import to a denial and never calls Handle.
 	Granted func(g *Grants) bool
 	// Handle serves one call. req is the request JSON. It returns the response document
-	// (marshalled to JSON by the host; the host sets "error" when err is non-nil).
+	// (marshalled to JSON by the host unless it is a RawResponse; the host sets "error"
+	// when err is non-nil).
 	// Errors should be *abi.Error; any other error is reported to the guest as
 	// abi.ErrCodeInternal with a generic message.
 	Handle func(ctx context.Context, c *Call, req []byte) (resp any, err error)
@@ -122,6 +123,16 @@ type Function struct {
 	// (e.g. "type=routerd.x kind=..."); it must not reveal values such as kv contents.
 	Describe func(req []byte) string
 }
+
+// RawResponse is a response document already encoded as JSON. The host sends it as it
+// is instead of encoding the handler's value with encoding/json, whose reflection would
+// cost more than the rest of a host call; functions called in loops (now, kv_get)
+// return one. It must be one JSON object, exactly what encoding/json would produce for
+// the function's abi response type (each package tests that).
+type RawResponse []byte
+
+// MarshalJSON implements json.Marshaler: the document itself.
+func (r RawResponse) MarshalJSON() ([]byte, error) { return r, nil }
 
 // Denied returns the capability_denied error for fn, naming what was refused.
 func Denied(fn, format string, args ...any) *abi.Error {

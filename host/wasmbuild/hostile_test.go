@@ -16,16 +16,21 @@ import (
 	extism "github.com/extism/go-sdk"
 
 	"routerd.net/routerd/abi"
+	"routerd.net/routerd/host/fakehost"
 	"routerd.net/routerd/host/wasmbuild"
 )
 
 // These tests build every plugin under testdata/plugins and check that each misbehaves
 // exactly as advertised, on the bare Extism go-sdk, so the host's tests can rely on them.
 
-func load(t *testing.T, rel string, m extism.Manifest, funcs []extism.HostFunction) *extism.Plugin {
+func load(t *testing.T, rel string, m extism.Manifest, fh *fakehost.Host) *extism.Plugin {
 	t.Helper()
 	m.Wasm = []extism.Wasm{extism.WasmFile{Path: wasmbuild.ForTest(t, rel)}}
 	ctx := context.Background()
+	var funcs []extism.HostFunction
+	if fh != nil {
+		ctx, funcs = fh.Context(ctx), fh.Functions()
+	}
 	p, err := extism.NewPlugin(ctx, m, extism.PluginConfig{EnableWasi: true}, funcs)
 	if err != nil {
 		t.Fatalf("load %s: %v", rel, err)
@@ -44,22 +49,11 @@ func request(t *testing.T) []byte {
 	return b
 }
 
-// denyAll links every routerd host function as one that answers capability_denied.
-func denyAll() []extism.HostFunction {
-	var fs []extism.HostFunction
-	for _, name := range abi.HostFunctions() {
-		f := extism.NewHostFunctionWithStack(name, func(ctx context.Context, p *extism.CurrentPlugin, stack []uint64) {
-			b, _ := json.Marshal(abi.Response{Error: abi.NewError(abi.ErrCodeCapabilityDenied, name+" is not granted to this plugin")})
-			off, err := p.WriteBytes(b)
-			if err != nil {
-				panic(err)
-			}
-			stack[0] = off
-		}, []extism.ValueType{extism.ValueTypePTR}, []extism.ValueType{extism.ValueTypePTR})
-		f.SetNamespace(abi.HostModule)
-		fs = append(fs, f)
-	}
-	return fs
+// denyAll serves every routerd host function as one that answers capability_denied.
+func denyAll() *fakehost.Host {
+	return fakehost.New(func(fn string, _ []byte) any {
+		return abi.Response{Error: abi.NewError(abi.ErrCodeCapabilityDenied, fn+" is not granted to this plugin")}
+	})
 }
 
 func TestHostilePlugins(t *testing.T) {

@@ -26,7 +26,19 @@ func New(opts Options) []capability.Function {
 		Name:    abi.FuncNow,
 		Granted: func(g *capability.Grants) bool { return g.Now },
 		Handle: func(context.Context, *capability.Call, []byte) (any, error) {
-			return abi.NowResponse{Now: opts.Now().UTC()}, nil
+			return response(opts.Now().UTC()), nil
 		},
 	}}
+}
+
+// response encodes abi.NowResponse{Now: t} without reflection (see
+// capability.RawResponse); times encoding/json refuses are left to it.
+func response(t time.Time) any {
+	if y := t.Year(); y < 0 || y > 9999 {
+		return abi.NowResponse{Now: t}
+	}
+	b := make([]byte, 0, 48)
+	b = append(b, `{"now":"`...)
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return capability.RawResponse(append(b, `"}`...))
 }

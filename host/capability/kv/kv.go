@@ -6,6 +6,7 @@ package kv
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"sync"
@@ -72,9 +73,11 @@ func New(opts Options) []capability.Function {
 			Name:    abi.FuncKVGet,
 			Granted: granted,
 			Handle: func(ctx context.Context, c *capability.Call, req []byte) (any, error) {
-				var r abi.KVGetRequest
-				if err := capability.Decode(abi.FuncKVGet, req, &r); err != nil {
-					return abi.KVGetResponse{}, err
+				r, ok := quickGet(req)
+				if !ok {
+					if err := capability.Decode(abi.FuncKVGet, req, &r); err != nil {
+						return abi.KVGetResponse{}, err
+					}
 				}
 				if err := checkKey(abi.FuncKVGet, r.Key); err != nil {
 					return abi.KVGetResponse{}, err
@@ -85,9 +88,9 @@ func New(opts Options) []capability.Function {
 				v, err := opts.Store.KVGet(ctx, c.Plugin, r.Key)
 				switch {
 				case err == nil:
-					return abi.KVGetResponse{Found: true, Value: v}, nil
+					return getResponse(true, v), nil
 				case opts.IsNotFound(err):
-					return abi.KVGetResponse{Found: false}, nil
+					return getResponse(false, nil), nil
 				}
 				return abi.KVGetResponse{}, unavailable(abi.FuncKVGet)
 			},
@@ -122,6 +125,39 @@ func New(opts Options) []capability.Function {
 			Describe: describeKey[abi.KVSetRequest](func(r abi.KVSetRequest) string { return r.Key }),
 		},
 	}
+}
+
+// quickGet decodes the request form the guest SDK sends, {"key":"<key>"} with a key of
+// printable ASCII needing no escape, without encoding/json's reflection; ok is false for
+// anything else, which the caller decodes with encoding/json.
+func quickGet(req []byte) (r abi.KVGetRequest, ok bool) {
+	const prefix, suffix = `{"key":"`, `"}`
+	if len(req) < len(prefix)+len(suffix) || string(req[:len(prefix)]) != prefix || string(req[len(req)-len(suffix):]) != suffix {
+		return r, false
+	}
+	key := req[len(prefix) : len(req)-len(suffix)]
+	for _, c := range key {
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			return r, false
+		}
+	}
+	r.Key = string(key)
+	return r, true
+}
+
+// getResponse encodes abi.KVGetResponse{Found: found, Value: v} without reflection (see
+// capability.RawResponse).
+func getResponse(found bool, v []byte) capability.RawResponse {
+	if !found {
+		return capability.RawResponse(`{"found":false}`)
+	}
+	if len(v) == 0 {
+		return capability.RawResponse(`{"found":true}`)
+	}
+	b := make([]byte, 0, len(`{"found":true,"value":""}`)+base64.StdEncoding.EncodedLen(len(v)))
+	b = append(b, `{"found":true,"value":"`...)
+	b = base64.StdEncoding.AppendEncode(b, v)
+	return append(b, `"}`...)
 }
 
 // describeKey names the key of a request (never its value).

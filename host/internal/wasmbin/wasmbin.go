@@ -64,19 +64,42 @@ func Sections(module []byte) ([]Section, error) {
 	return secs, nil
 }
 
+// Import is one import of a module.
+type Import struct {
+	Module, Name string
+	Kind         byte // KindFunc, KindTable, ...
+}
+
 // ImportKinds returns the kind of every import in an import section payload, in order.
+//
+// # Errors
+//
+// As Imports.
+func ImportKinds(payload []byte) ([]byte, error) {
+	imports, err := Imports(payload)
+	if err != nil {
+		return nil, err
+	}
+	kinds := make([]byte, len(imports))
+	for i, im := range imports {
+		kinds[i] = im.Kind
+	}
+	return kinds, nil
+}
+
+// Imports returns every import in an import section payload, in order.
 //
 // # Errors
 //
 // Truncated input wraps ErrMalformed; an import kind, reference type or limits flag this
 // package does not know wraps ErrUnsupported.
-func ImportKinds(payload []byte) ([]byte, error) {
+func Imports(payload []byte) ([]Import, error) {
 	r := reader{b: payload}
 	count := r.u32()
-	var kinds []byte
+	var imports []Import
 	for i := uint32(0); i < count && r.err == nil; i++ {
-		r.name()
-		r.name()
+		module := r.name()
+		name := r.name()
 		kind := r.byte()
 		switch kind {
 		case KindFunc:
@@ -99,12 +122,12 @@ func ImportKinds(payload []byte) ([]byte, error) {
 		default:
 			r.unsupported(fmt.Sprintf("import %d: kind %#x", i, kind))
 		}
-		kinds = append(kinds, kind)
+		imports = append(imports, Import{Module: string(module), Name: string(name), Kind: kind})
 	}
 	if r.err != nil {
 		return nil, fmt.Errorf("import section: %w", r.err)
 	}
-	return kinds, nil
+	return imports, nil
 }
 
 // reader decodes a payload; the first error sticks.
@@ -154,14 +177,19 @@ func (r *reader) leb(bits int) uint64 {
 
 func (r *reader) u32() uint32 { return uint32(r.leb(32)) }
 
-// name skips a length-prefixed name.
-func (r *reader) name() {
+// name reads a length-prefixed name (a slice of the payload).
+func (r *reader) name() []byte {
 	n := r.u32()
-	if r.err == nil && uint64(n) > uint64(len(r.b)-r.off) {
-		r.malformed("truncated name")
-		return
+	if r.err != nil {
+		return nil
 	}
+	if uint64(n) > uint64(len(r.b)-r.off) {
+		r.malformed("truncated name")
+		return nil
+	}
+	b := r.b[r.off : r.off+int(n)]
 	r.off += int(n)
+	return b
 }
 
 // limits skips table or memory limits (32- or 64-bit, shared or not).

@@ -3,6 +3,7 @@ package wasmbin
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"testing"
 )
 
@@ -76,6 +77,43 @@ func TestImportKinds(t *testing.T) {
 			}
 			if tt.wantErr == nil && !bytes.Equal(got, tt.want) {
 				t.Fatalf("kinds = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestImports(t *testing.T) {
+	named := func(module, name string, kind byte, rest ...byte) []byte {
+		b := append([]byte{byte(len(module))}, module...)
+		b = append(b, byte(len(name)))
+		b = append(b, name...)
+		return append(append(b, kind), rest...)
+	}
+	tests := []struct {
+		name    string
+		imports [][]byte
+		want    []Import
+		wantErr error
+	}{
+		{name: "names and kinds", imports: [][]byte{
+			named("env", "missing_fn", KindFunc, 0),
+			named("routerd:direct", "now", KindFunc, 1),
+			named("", "", KindMemory, 0x00, 1),
+		}, want: []Import{{"env", "missing_fn", KindFunc}, {"routerd:direct", "now", KindFunc}, {"", "", KindMemory}}},
+		{name: "truncated name", imports: [][]byte{{5, 'e', 'n'}}, wantErr: ErrMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			payload := []byte{byte(len(tt.imports))}
+			for _, i := range tt.imports {
+				payload = append(payload, i...)
+			}
+			got, err := Imports(payload)
+			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+			if tt.wantErr == nil && !slices.Equal(got, tt.want) {
+				t.Fatalf("imports = %+v, want %+v", got, tt.want)
 			}
 		})
 	}

@@ -5,7 +5,8 @@
 // Input:  {"do":[{"fn":"kv_set","key":"k","value":"v"}, {"fn":"emit","type":"t"}, ...]}
 // Output: {"results":[{"fn":"kv_set","ok":true,"code":"","value":""}, ...]}
 //
-// Misbehaviours for limit tests: "loop" spins forever, "exit" exits the process,
+// "sleep" sleeps for the duration in sleep and reports how long the guest's clock says it
+// slept. Misbehaviours for limit tests: "loop" spins forever, "exit" exits the process,
 // "overflow" overflows the stack (a fatal runtime error), "alloc" keeps mib MiB more
 // reachable, "panic" panics, "raw" returns value as the whole output, "bigout" returns
 // mib MiB of output.
@@ -96,6 +97,15 @@ func run(input []byte) ([]byte, error) {
 				parts[i] = string(x)
 			}
 			r.Value = strings.Join(parts, ",")
+		case "sleep": // WASI clocks are virtual: time.Sleep returns at once
+			d, perr := time.ParseDuration(o.Sleep)
+			if perr != nil {
+				err = perr
+				break
+			}
+			start := time.Now()
+			time.Sleep(d)
+			r.Value = time.Since(start).String()
 		case "loop":
 			n := 0
 			for {

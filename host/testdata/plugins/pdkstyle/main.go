@@ -4,7 +4,8 @@
 // kernel, the way an Extism PDK plugin is: it exports routerd_manifest and on_events but
 // not the routerd fast-path exports, so the host must call it through the Extism path.
 // on_events echoes its input; an input containing "fail" makes it report an error
-// through error_set.
+// through error_set, and one containing "now" calls host function routerd.now with
+// Extism memory blocks, as PDK plugins do, and returns the host's response.
 package main
 
 import "strings"
@@ -27,11 +28,28 @@ func outputSet(offset, length uint64)
 //go:wasmimport extism:host/env error_set
 func errorSet(offset uint64)
 
+//go:wasmimport extism:host/env length
+func length(offset uint64) uint64
+
+//go:wasmimport extism:host/env load_u8
+func loadU8(offset uint64) uint32
+
+//go:wasmimport routerd now
+func hostNow(offset uint64) uint64
+
 func input() []byte {
 	n := inputLength()
 	b := make([]byte, n)
 	for i := uint64(0); i < n; i++ {
 		b[i] = byte(inputLoadU8(i))
+	}
+	return b
+}
+
+func get(off uint64) []byte {
+	b := make([]byte, length(off))
+	for i := range b {
+		b[i] = byte(loadU8(off + uint64(i)))
 	}
 	return b
 }
@@ -57,6 +75,9 @@ func onEvents() int32 {
 	if strings.Contains(string(in), "fail") {
 		errorSet(put([]byte("pdkstyle: asked to fail")))
 		return 1
+	}
+	if strings.Contains(string(in), "now") {
+		in = get(hostNow(put([]byte("{}"))))
 	}
 	outputSet(put(in), uint64(len(in)))
 	return 0
