@@ -19,7 +19,7 @@ WASM_ENV  := GOOS=wasip1 GOARCH=wasm
 TEST_TIMEOUT ?= 12m
 FUZZTIME  ?= 8s
 # Fuzz targets run briefly by `make test` (package:Target); longer: make fuzz FUZZTIME=5m
-FUZZ_TARGETS := federation/transport:FuzzReceiverVerify federation/event:FuzzDecode abi:FuzzDecode schemas:FuzzDecode host/internal/jsonvalid:FuzzValid host/internal/preempt:FuzzInstrument abi/guest:FuzzDecodeRequest abi/guest:FuzzHostResponse abi/guest/jsonw:FuzzAppendString
+FUZZ_TARGETS := federation/transport:FuzzReceiverVerify federation/event:FuzzDecode abi:FuzzDecode schemas:FuzzDecode host/internal/jsonvalid:FuzzValid host/internal/preempt:FuzzInstrument abi/guest:FuzzDecodeRequest abi/guest:FuzzHostResponse abi/guest/jsonw:FuzzAppendString abi/guest:FuzzQuickHostResponses abi/guest:FuzzParseUTC host/capability/kv:FuzzQuickGet
 
 .PHONY: all build plugins test unit fuzz vet fmt-check check-schema schema bench demo demo-cloud qualify deps clean help
 

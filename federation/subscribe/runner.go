@@ -376,11 +376,18 @@ func (r *runner) call(b Batch) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	out, err := r.e.opts.Invoker.Invoke(r.ctx, b.Plugin, HookOnEvents, req)
-	if err != nil {
-		return 0, fmt.Errorf("plugin %s: %s: %w", b.Plugin, HookOnEvents, err)
+	var res Result
+	if di, ok := r.e.opts.Invoker.(DecodingInvoker); ok {
+		err = di.InvokeDecode(r.ctx, b.Plugin, HookOnEvents, req, func(out []byte) (err error) {
+			res, err = ParseResult(out)
+			return err
+		})
+	} else {
+		var out []byte
+		if out, err = r.e.opts.Invoker.Invoke(r.ctx, b.Plugin, HookOnEvents, req); err == nil {
+			res, err = ParseResult(out)
+		}
 	}
-	res, err := ParseResult(out)
 	if err != nil {
 		return 0, fmt.Errorf("plugin %s: %s: %w", b.Plugin, HookOnEvents, err)
 	}

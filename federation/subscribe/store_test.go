@@ -87,3 +87,48 @@ func TestEngineOnSQLite(t *testing.T) {
 		t.Fatalf("MaxSeq = %d, %v", seq, err)
 	}
 }
+
+// decodingPlugin is fakePlugin behind the DecodingInvoker path.
+type decodingPlugin struct {
+	*fakePlugin
+	decoded chan string
+}
+
+func (d decodingPlugin) InvokeDecode(ctx context.Context, plugin, hook string, request []byte, decode func([]byte) error) error {
+	out, err := d.Invoke(ctx, plugin, hook, request)
+	if err != nil {
+		return err
+	}
+	d.decoded <- plugin
+	return decode(out)
+}
+
+// TestEngineDecodesOnce: with an Invoker that can decode, the engine hands it its
+// ParseResult instead of getting the bytes back (the host then skips its own scan).
+func TestEngineDecodesOnce(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "routerd.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	ad := StoreAdapter{Store: st}
+	if _, err := st.InsertEvents(context.Background(), []event.Event{
+		event.New(testGroup, testType, "router-b", "10.88.60.12", nil, 30*time.Minute, time.Now())}); err != nil {
+		t.Fatal(err)
+	}
+	clk := clock.Real()
+	p := decodingPlugin{newFakePlugin(clk, nil), make(chan string, 4)}
+	eng, err := New(Options{Source: ad, Cursors: ad, Recorder: ad, Invoker: p, Handler: p, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	if err := eng.Update([]Spec{testSpec()}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.decoded:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the engine did not use InvokeDecode")
+	}
+}

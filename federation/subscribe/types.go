@@ -160,6 +160,13 @@ type Invoker interface {
 	Invoke(ctx context.Context, plugin, hook string, request []byte) ([]byte, error)
 }
 
+// DecodingInvoker is an Invoker that can hand the plugin's output to decode in place of
+// its own output check, so the result is scanned once (host.Host implements it; a
+// decode error then counts as the plugin's bad output, breaker included).
+type DecodingInvoker interface {
+	InvokeDecode(ctx context.Context, plugin, hook string, request []byte, decode func(out []byte) error) error
+}
+
 // Batch is a set of events dispatched together.
 type Batch struct {
 	// ID is "<subscription>/<firstSeq>-<lastSeq>", stable across retries and restarts.
