@@ -1,3 +1,7 @@
+//go:build !wasip1
+
+// The host side runs natively only (credential commands, the Azure SDK).
+
 package providerexec
 
 import (
