@@ -25,7 +25,12 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+
 	"routerd.net/routerd/abi"
+	"routerd.net/routerd/federation/retry"
 	"routerd.net/routerd/federation/store"
 	"routerd.net/routerd/host/capability/provider"
 	"routerd.net/routerd/host/capability/provider/gate"
@@ -96,12 +101,22 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives one line per decision (default: discard).
 	Logger *slog.Logger
+	// MeterProvider receives routerd_actionplan_decisions_total (default: no-op).
+	MeterProvider metric.MeterProvider
+	// Retry is the schedule of automatic retries of a failure the provider or host
+	// called retryable (default DefaultRetry); Attempts bounds the executions of a plan.
+	Retry retry.Policy
 }
+
+// DefaultRetry retries a retryable failure after 30 s, 1 min, 2 min, ..., at most 10 min
+// apart, up to 5 executions of one plan.
+var DefaultRetry = retry.Policy{Base: 30 * time.Second, Max: 10 * time.Minute, Jitter: 0.2, Attempts: 5}
 
 // Service plans, gates, approves and executes provider action plans.
 type Service struct {
-	opts Options
-	mu   sync.Mutex // one plan run or execution at a time
+	opts      Options
+	mu        sync.Mutex // one plan run or execution at a time
+	decisions metric.Int64Counter
 }
 
 // New returns a Service.
@@ -112,13 +127,29 @@ func New(opts Options) *Service {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{opts: opts}
+	if opts.MeterProvider == nil {
+		opts.MeterProvider = noop.NewMeterProvider()
+	}
+	if opts.Retry.Base == 0 {
+		opts.Retry = DefaultRetry
+	}
+	s := &Service{opts: opts}
+	s.decisions, _ = opts.MeterProvider.Meter("routerd/actionplan").Int64Counter("routerd_actionplan_decisions_total",
+		metric.WithDescription("Action plan decisions by outcome (refused, proposed, approved, executed, failed, undone) and the refusing rule"))
+	return s
+}
+
+// count records one decision: its outcome and, for a refusal, the rule.
+func (s *Service) count(ctx context.Context, outcome, rule, provider string) {
+	s.decisions.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", outcome), attribute.String("rule", rule),
+		attribute.String("provider", provider)))
 }
 
 // Actors recorded for decisions routerd makes by itself.
 const (
 	ActorGate    = "gate"
 	ActorPlanner = "planner"
+	ActorRetry   = "routerd (retry)"
 )
 
 // Rules the executor adds to the gate's (see gate.Rule*).
@@ -256,6 +287,7 @@ func (s *Service) propose(ctx context.Context, cfg Config, source string, p abi.
 	if err != nil {
 		return d, false, err
 	}
+	prevState := cur.State
 	switch {
 	case !dec.Allowed && cur.State == store.PlanProposed:
 		cur, err = s.opts.Store.TransitionActionPlan(ctx, id, store.PlanTransition{To: store.PlanRefused, Actor: ActorGate,
@@ -277,6 +309,9 @@ func (s *Service) propose(ctx context.Context, cfg Config, source string, p abi.
 		execute = !dec.DryRunOnly
 	}
 	d.State = cur.State
+	if created || cur.State != prevState {
+		s.count(ctx, cur.State, d.Rule, p.Provider)
+	}
 	if created || d.Rule != "" {
 		s.opts.Logger.Info("actionplan: planned", "plan", p.Name, "id", id, "state", d.State, "rule", d.Rule)
 	}
@@ -390,6 +425,9 @@ func (s *Service) Execute(ctx context.Context, cfg Config, id, actor string, und
 	}
 	out, _ := json.Marshal(result)
 	s.opts.Logger.Info("actionplan: executed", "plan", p.Name, "id", id, "undo", undo, "outcome", result.Outcome)
+	if to == done || to == store.PlanFailed {
+		s.count(ctx, to, "", p.Provider)
+	}
 	return s.opts.Store.TransitionActionPlan(ctx, id, store.PlanTransition{To: to, Actor: actor, Result: string(out), Detail: detail})
 }
 
@@ -403,6 +441,7 @@ func (s *Service) refuse(ctx context.Context, rec store.ActionPlanRecord, undo b
 		}
 		return rec, err
 	}
+	s.count(ctx, store.PlanRefused, rule, rec.Provider)
 	r, terr := s.opts.Store.TransitionActionPlan(ctx, rec.ID, store.PlanTransition{To: store.PlanRefused, Actor: ActorGate,
 		Result: rule + ": " + reason, Detail: rule + ": " + reason})
 	if terr != nil {
@@ -583,4 +622,49 @@ func bare(address string) string {
 		return p.Addr().String()
 	}
 	return a
+}
+
+// RetryDue executes again, as actor "routerd (retry)", every failed plan whose last
+// failure was retryable (a timeout, 5xx, throttling, a failed plugin call) once the retry
+// policy's wait since that failure has passed, up to the policy's Attempts executions of
+// one plan. A final failure waits for an operator. It returns the plans it retried.
+func (s *Service) RetryDue(ctx context.Context, cfg Config) ([]store.ActionPlanRecord, error) {
+	failed, err := s.opts.Store.ListActionPlans(ctx, store.ActionPlanFilter{States: []string{store.PlanFailed}})
+	if err != nil {
+		return nil, err
+	}
+	var out []store.ActionPlanRecord
+	now := s.opts.Now()
+	for _, p := range failed {
+		var r abi.ActionResult
+		if json.Unmarshal([]byte(p.Result), &r) != nil || r.Attributes["retryable"] != "true" {
+			continue
+		}
+		runs, err := s.opts.Store.ListAudit(ctx, store.AuditFilter{Action: "actionplan." + store.PlanExecuting})
+		if err != nil {
+			return out, err
+		}
+		attempts := 0
+		for _, a := range runs {
+			if a.Target == p.ID {
+				attempts++
+			}
+		}
+		if s.opts.Retry.Attempts > 0 && attempts >= s.opts.Retry.Attempts {
+			continue
+		}
+		if now.Before(p.UpdatedAt.Add(s.opts.Retry.Delay(attempts - 1))) {
+			continue
+		}
+		if _, err := s.opts.Store.TransitionActionPlan(ctx, p.ID, store.PlanTransition{To: store.PlanApproved, Actor: ActorRetry,
+			Detail: fmt.Sprintf("retry %d of %d after a retryable failure: %s", attempts, s.opts.Retry.Attempts, r.Message)}); err != nil {
+			return out, err
+		}
+		rec, err := s.Execute(ctx, cfg, p.ID, ActorRetry, false)
+		if err != nil && !errors.Is(err, ErrRefused) {
+			return out, err
+		}
+		out = append(out, rec)
+	}
+	return out, nil
 }

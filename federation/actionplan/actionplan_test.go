@@ -218,11 +218,36 @@ func TestBadPlansAndProviderFailures(t *testing.T) {
 	if err != nil || rec.State != store.PlanFailed || !strings.Contains(rec.Result, `"retryable":"true"`) {
 		t.Fatalf("provider 503: %+v, %v", rec, err)
 	}
-	if _, err := e.svc.Approve(ctx, ok, "alice", "retry"); err != nil {
+	if got, err := e.svc.RetryDue(ctx, e.cfg(t)); err != nil || len(got) != 0 {
+		t.Fatalf("retried before the policy's wait: %+v, %v", got, err)
+	}
+	e.now = e.now.Add(actionplan.DefaultRetry.Max)
+	got, err := e.svc.RetryDue(ctx, e.cfg(t))
+	if err != nil || len(got) != 1 || got[0].State != store.PlanExecuted || !e.onNIC("10.0.0.7") {
+		t.Fatalf("automatic retry after the provider recovered: %+v, %v", got, err)
+	}
+	if a, _ := e.st.ListAudit(ctx, store.AuditFilter{Actor: actionplan.ActorRetry}); len(a) == 0 {
+		t.Error("the retry is not audited under its own actor")
+	}
+
+	// A final failure (the provider refuses the request) waits for an operator.
+	e.claim["10.0.0.8"] = "onprem"
+	var final string
+	for _, d := range e.plan(t) {
+		if strings.Contains(d.Name, "10-0-0-8") {
+			final = d.ID
+		}
+	}
+	if _, err := e.svc.Approve(ctx, final, "alice", ""); err != nil {
 		t.Fatal(err)
 	}
-	if rec, err := e.svc.Execute(ctx, e.cfg(t), ok, "alice", false); err != nil || rec.State != store.PlanExecuted || !e.onNIC("10.0.0.7") {
-		t.Fatalf("retry after the provider recovered: %+v, %v", rec, err)
+	e.lab.EC2.Inject(providertest.Fault{Status: 400, Code: "InvalidParameterValue"})
+	if rec, _ := e.svc.Execute(ctx, e.cfg(t), final, "alice", false); rec.State != store.PlanFailed || strings.Contains(rec.Result, `"retryable"`) {
+		t.Fatalf("provider 400: %+v", rec)
+	}
+	e.now = e.now.Add(time.Hour)
+	if got, _ := e.svc.RetryDue(ctx, e.cfg(t)); len(got) != 0 {
+		t.Fatalf("a final failure was retried: %+v", got)
 	}
 	// The claim goes away: the open refused plan is superseded.
 	delete(e.claim, "10.0.1.5")

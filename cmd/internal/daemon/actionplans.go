@@ -108,8 +108,10 @@ func (d *Daemon) actionConfig(m dynamic.Merged) (actionplan.Config, error) {
 	return actionplan.ConfigFrom(objs, providerPlugins(d.host))
 }
 
-// planActions runs the planners after a reconciliation whose claims differ from the last
-// planned ones (each planner sees the whole claim set, so unchanged claims need no run).
+// planActions retries the failed plans that are due (a retryable failure, the retry
+// policy's wait passed) and runs the planners after a reconciliation whose claims differ
+// from the last planned ones (each planner sees the whole claim set, so unchanged claims
+// need no run).
 func (d *Daemon) planActions(ctx context.Context, m dynamic.Merged) {
 	cfg, err := d.actionConfig(m)
 	if err != nil {
@@ -124,6 +126,11 @@ func (d *Daemon) planActions(ctx context.Context, m dynamic.Merged) {
 	}
 	if planners == 0 {
 		return
+	}
+	if retried, err := d.actions.RetryDue(ctx, cfg); err != nil {
+		d.log.Error("action plans: retry", "err", err)
+	} else if len(retried) > 0 {
+		d.log.Info("action plans: retried after retryable failures", "plans", len(retried))
 	}
 	raw, _ := json.Marshal(cfg.Resources)
 	sum := sha256.Sum256(raw)

@@ -242,7 +242,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("routerd: %w", err)
 	}
-	d.actions = actionplan.New(actionplan.Options{Store: d.store, Plugins: d.host, Logger: d.log.With("component", "actionplan")})
+	d.actions = actionplan.New(actionplan.Options{Store: d.store, Plugins: d.host, Logger: d.log.With("component", "actionplan"), MeterProvider: d.mp})
 	if recovered, err := d.store.RecoverInterruptedPlans(ctx, "routerd"); err != nil {
 		return fmt.Errorf("routerd: %w", err)
 	} else if len(recovered) > 0 {
