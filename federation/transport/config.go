@@ -152,6 +152,15 @@ func (e *NoAuthError) Error() string {
 	return "group " + e.Group + " has no auth: add spec.auth.secretFile"
 }
 
+// HasAuth reports whether any secret is configured for group g — its spec.auth or an
+// EventPeer's own auth — without reading the secrets. Groups without one get no
+// transport: routerd does not start their routerd-eventd and routerd-eventd refuses them
+// (NoAuthError).
+func HasAuth(cfg *schemas.Config, g *schemas.EventGroup) bool {
+	a := g.Spec.Auth
+	return a.SecretFile != "" || a.SecretRef != "" || len(a.Keys) > 0 || slices.ContainsFunc(cfg.EventPeersOf(g.Metadata.Name), peerHasAuth)
+}
+
 // peerHasAuth reports whether the peer has secrets of its own.
 func peerHasAuth(p *schemas.EventPeer) bool {
 	a := p.Spec.Auth

@@ -32,6 +32,7 @@ import (
 	"routerd.net/routerd/federation/store"
 	"routerd.net/routerd/federation/subscribe"
 	"routerd.net/routerd/federation/supervise"
+	"routerd.net/routerd/federation/transport"
 	"routerd.net/routerd/host"
 	"routerd.net/routerd/host/capability"
 	"routerd.net/routerd/host/capability/provider"
@@ -402,6 +403,11 @@ func (d *Daemon) apply(ctx context.Context, cfg *schemas.Config) error {
 	if d.sup != nil {
 		var groups []string
 		for _, g := range cfg.EventGroups() {
+			if !transport.HasAuth(cfg, g) {
+				// routerd-eventd would refuse it (and the supervisor restart it forever).
+				d.log.Warn("no transport for this group", "group", g.Metadata.Name, "err", (&transport.NoAuthError{Group: g.Metadata.Name}).Error())
+				continue
+			}
 			groups = append(groups, g.Metadata.Name)
 		}
 		if err := d.sup.SetGroups(groups); err != nil {

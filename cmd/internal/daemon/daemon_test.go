@@ -447,3 +447,24 @@ func TestDaemonNetlinkInNamespace(t *testing.T) {
 		t.Fatalf("route still present after withdrawal: %q", out)
 	}
 }
+
+// TestNoTransportForGroupWithoutAuth: a group without a secret loads (with a warning) but
+// gets no routerd-eventd child — the child would refuse it, and the supervisor would
+// restart it forever.
+func TestNoTransportForGroupWithoutAuth(t *testing.T) {
+	d, _ := testRouterWith(t, false, func(o *Options) {
+		o.EventdBinary = "/bin/sh"
+		o.EventdArgs = func(group string) []string { return []string{"-c", "echo ready; exec sleep 60", "eventd-" + group} }
+		extra := "apiVersion: federation.routerd.net/v1alpha1\nkind: EventGroup\nmetadata: {name: noauth}\nspec: {nodeName: router-b}\n"
+		if err := os.WriteFile(filepath.Join(o.Settings.ConfigDir, "noauth.yaml"), []byte(extra), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	})
+	var groups []string
+	for _, c := range d.Status(context.Background()).Eventd {
+		groups = append(groups, c.Group)
+	}
+	if strings.Join(groups, ",") != "lab" {
+		t.Fatalf("eventd children for groups %v, want only lab (noauth has no secret)", groups)
+	}
+}
