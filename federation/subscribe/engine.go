@@ -66,6 +66,31 @@ type Engine struct {
 	// onStep, when set (by tests), is called by every runner after each event it handled
 	// (a wake-up, a timer, a retry), when its state is consistent.
 	onStep func()
+
+	changedMu sync.Mutex
+	changed   chan struct{} // closed and replaced whenever a subscription's status changes
+}
+
+// StatusChanged returns a channel that is closed at the next change of any
+// subscription's Status (a batch recorded, a retry scheduled, a cursor moved): a reader
+// takes the channel, checks Status, and waits on it only if it must wait.
+func (e *Engine) StatusChanged() <-chan struct{} {
+	e.changedMu.Lock()
+	defer e.changedMu.Unlock()
+	if e.changed == nil {
+		e.changed = make(chan struct{})
+	}
+	return e.changed
+}
+
+// statusChanged wakes the waiters of StatusChanged.
+func (e *Engine) statusChanged() {
+	e.changedMu.Lock()
+	defer e.changedMu.Unlock()
+	if e.changed != nil {
+		close(e.changed)
+		e.changed = nil
+	}
 }
 
 type engineMetrics struct {

@@ -110,6 +110,7 @@ func (r *runner) update(f func(s *Status)) {
 	}
 	r.st.Pending = n
 	r.oldest = oldest
+	r.e.statusChanged()
 }
 
 func (r *runner) run() {

@@ -149,15 +149,21 @@ func claimOf(ctx context.Context, d *Daemon, id string) (dynamic.Part, bool, err
 	return dynamic.Part{}, false, nil
 }
 
-// waitUntil polls cond (for state that has no readiness signal of its own).
-func waitUntil(t *testing.T, what string, cond func() bool) {
+// waitSubscriptions waits until cond holds of d's subscriptions, woken by the engine's
+// status changes (no polling).
+func waitSubscriptions(t *testing.T, d *Daemon, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
+	timeout := time.After(20 * time.Second)
+	for {
+		changed := d.engine.StatusChanged()
+		if cond() {
+			return
+		}
+		select {
+		case <-changed:
+		case <-timeout:
 			t.Fatalf("timed out waiting for %s", what)
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -197,7 +203,7 @@ func TestDaemonEventToClaim(t *testing.T) {
 		t.Fatalf("part %+v, found %v, %v", part, ok, err)
 	}
 
-	waitUntil(t, "the subscription to record its batch", func() bool {
+	waitSubscriptions(t, d, "the subscription to record its batch", func() bool {
 		st := d.engine.Status()
 		return len(st) == 1 && st[0].State == subscribe.StateIdle && st[0].Cursor == 2
 	})
@@ -334,7 +340,7 @@ func TestSubscriptionRecoversWhenPluginArrives(t *testing.T) {
 		t.Fatal(err)
 	}
 	var st subscribe.Status
-	waitUntil(t, "the subscription to retry", func() bool {
+	waitSubscriptions(t, d, "the subscription to retry", func() bool {
 		st = d.engine.Status()[0]
 		return st.State == subscribe.StateRetrying && st.Failures >= 1
 	})
@@ -356,7 +362,7 @@ func TestSubscriptionRecoversWhenPluginArrives(t *testing.T) {
 		t.Fatalf("claim after recovery: found %v, %v", ok, err)
 	}
 	// The claim is stored before the runner records its success; wait for that too.
-	waitUntil(t, "the subscription to be idle again", func() bool {
+	waitSubscriptions(t, d, "the subscription to be idle again", func() bool {
 		st = d.engine.Status()[0]
 		return st.State == subscribe.StateIdle
 	})
