@@ -41,8 +41,9 @@ func TestSpecsFromConfig(t *testing.T) {
 			Capabilities: []string{"observe.cloud", "propose.providerAction", "execute.providerAction"},
 			Env:          map[string]string{"AWS_REGION": "ap-northeast-1"},
 			Grants: capability.Grants{Log: true,
-				ProviderRequest: capability.ProviderRequestGrant{Hosts: []string{"ec2.ap-northeast-1.amazonaws.com"}, ProfileRefs: []string{"example-provider"}},
-				WASI:            capability.WASIGrant{Env: true, Files: []capability.FileGrant{{HostPath: "/etc/routerd/aws-ca.pem", GuestPath: "/etc/ssl/ca.pem", ReadOnly: true}}}},
+				ProviderRequest: capability.ProviderRequestGrant{Hosts: []string{"ec2.ap-northeast-1.amazonaws.com"}, ProfileRefs: []string{"example-provider"},
+					Methods: []string{"GET", "POST", "PUT", "DELETE"}, PathPrefixes: []string{"/"}},
+				WASI: capability.WASIGrant{Env: true, Files: []capability.FileGrant{{HostPath: "/etc/routerd/aws-ca.pem", GuestPath: "/etc/ssl/ca.pem", ReadOnly: true}}}},
 			Limits: Limits{MemoryMiB: 64, Timeout: 10 * time.Second, MaxOutputBytes: 1 << 20, MaxConcurrency: 4, WarmInstances: 2},
 		}},
 	}

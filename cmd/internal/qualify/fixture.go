@@ -180,6 +180,19 @@ spec:
   prefix: 10.88.0.0/16
   mode: selective-address
   peerRef: onprem-main
+---
+# The profile event-to-remote-claim's claims name by default (capture.providerRef):
+# proposed claims pass the same reference checks as static ones. No provider plugin is
+# configured, so nothing is ever planned or sent.
+apiVersion: hybrid.routerd.net/v1alpha1
+kind: CloudProviderProfile
+metadata:
+  name: example-provider
+spec:
+  provider: aws
+  region: ap-northeast-1
+  auth:
+    mode: instance
 `))
 
 // peerName is the EventPeer name for node in group (lab peers are named after the node,
