@@ -41,6 +41,34 @@ type GroupConfig struct {
 	// by the pruner (both zero: events are not pruned here).
 	RetentionMaxEvents int64
 	RetentionMaxAge    time.Duration
+	// JetStream, when set, carries the group's events through NATS JetStream
+	// (spec.transport type nats-jetstream; see federation/transport/jetstream). Peers are
+	// then the push peers this router bridges the group to.
+	JetStream *JetStreamConfig
+}
+
+// JetStreamConfig is spec.transport of a nats-jetstream group, with paths resolved.
+type JetStreamConfig struct {
+	// Servers are the NATS URLs (with Embedded, its listener when empty).
+	Servers []string
+	// CredentialsFile is the NATS .creds file ("" for none).
+	CredentialsFile string
+	// Stream is the group's stream; SubjectPrefix starts every subject.
+	Stream, SubjectPrefix string
+	// MaxAge is the stream's message retention (the group's retention.maxAge).
+	MaxAge time.Duration
+	// SignKey signs published events (the group's newest key); GroupKeys verify received
+	// ones, from any node of the group but this one.
+	SignKey   Key
+	GroupKeys []Key
+	// Embedded, when set, runs a nats-server in this process.
+	Embedded *EmbeddedNATS
+}
+
+// EmbeddedNATS is an in-process nats-server: Listen is host:port, StoreDir the JetStream
+// directory ("": chosen by the caller; routerd-eventd uses <state-dir>/nats/<group>).
+type EmbeddedNATS struct {
+	Listen, StoreDir string
 }
 
 // TLSFiles are PEM files for the receiver and the sender.
