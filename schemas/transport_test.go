@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -56,5 +57,30 @@ func TestEventTransportDefaults(t *testing.T) {
 	tr := g.Spec.Transport
 	if tr.Stream != "ROUTERD_LAB_SITE-1" || tr.SubjectPrefix != "routerd" || tr.Embedded.Listen != "127.0.0.1:4222" {
 		t.Fatalf("nats defaults: %+v %+v", tr, tr.Embedded)
+	}
+}
+
+// TestTransportDocExample decodes the nats-jetstream EventGroup of docs/transport.md.
+func TestTransportDocExample(t *testing.T) {
+	md, err := os.ReadFile("../docs/transport.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(md), "## NATS JetStream transport")
+	if !ok {
+		t.Fatal(`docs/transport.md has no "## NATS JetStream transport" section`)
+	}
+	_, rest, _ = strings.Cut(rest, "```yaml\n")
+	block, _, ok := strings.Cut(rest, "```")
+	if !ok {
+		t.Fatal("no yaml block in the NATS JetStream section")
+	}
+	cfg, err := Decode("transport.md", []byte(block))
+	if err != nil {
+		t.Fatalf("docs/transport.md example: %v", err)
+	}
+	g := cfg.EventGroups()[0]
+	if g.Spec.Transport.Type != TransportNATSJetStream || len(g.Spec.Transport.Servers) != 2 {
+		t.Errorf("transport = %+v", g.Spec.Transport)
 	}
 }

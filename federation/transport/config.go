@@ -164,6 +164,10 @@ func FromSchemas(cfg *schemas.Config, group, baseDir string) (GroupConfig, error
 	return out, nil
 }
 
+// JetStreamPeerName is the event_deliveries peer of the publishes into a nats-jetstream
+// group's stream: "jetstream:<stream>".
+func JetStreamPeerName(stream string) string { return "jetstream:" + stream }
+
 // NoAuthError refuses to run the transport of a group for which no secret is configured
 // (neither the EventGroup's spec.auth nor any EventPeer's auth names one): without a
 // secret no request could be signed or verified.

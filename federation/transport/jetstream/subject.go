@@ -6,10 +6,12 @@ import (
 	"time"
 
 	"routerd.net/routerd/federation/event"
+	"routerd.net/routerd/federation/transport"
 )
 
-// PeerName is the event_deliveries peer of the publishes into stream.
-func PeerName(stream string) string { return "jetstream:" + stream }
+// PeerName is the event_deliveries peer of the publishes into stream
+// (transport.JetStreamPeerName).
+func PeerName(stream string) string { return transport.JetStreamPeerName(stream) }
 
 // Token escapes s into one NATS subject token: letters, digits, '-' and '_' stay, every
 // other byte (the '.' of a node name, '*', '>', space, '%', ...) becomes %XX.
