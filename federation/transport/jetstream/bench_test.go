@@ -142,6 +142,14 @@ func natsFleet(b *testing.B) *fanoutFleet {
 	if err := d.Start(ctx); err != nil {
 		b.Fatal(err)
 	}
+	// Measure delivery, not consumer creation: wait until every router receives.
+	for _, br := range append(brokers, sb) {
+		select {
+		case <-br.Ready():
+		case <-time.After(fanoutLimit):
+			b.Fatal("consumers not ready")
+		}
+	}
 	f.close = func() {
 		_ = d.Close()
 		for _, br := range brokers {

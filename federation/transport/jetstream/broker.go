@@ -59,6 +59,9 @@ type Broker struct {
 	done   chan struct{}
 	closed bool
 
+	ready     chan struct{} // closed once the consumer first receives
+	readyOnce sync.Once
+
 	ownIgnored atomic.Int64
 	redeliver  atomic.Int64
 }
@@ -92,7 +95,7 @@ func NewBroker(opts Options) (*Broker, error) {
 		opts.Now = time.Now
 	}
 	return &Broker{
-		opts: opts, cfg: c,
+		opts: opts, cfg: c, ready: make(chan struct{}),
 		filter: GroupFilter(c.SubjectPrefix, opts.Group),
 		own:    Token(opts.LocalNode),
 	}, nil
@@ -103,6 +106,9 @@ func NewBroker(opts Options) (*Broker, error) {
 func (b *Broker) Peer() transport.Peer {
 	return transport.Peer{Name: PeerName(b.cfg.Stream), Publisher: b}
 }
+
+// Ready is closed once the stream and this router's consumer exist and it receives.
+func (b *Broker) Ready() <-chan struct{} { return b.ready }
 
 // OwnIgnored counts this router's own messages read back from the stream and ignored.
 func (b *Broker) OwnIgnored() int64 { return b.ownIgnored.Load() }
@@ -302,6 +308,7 @@ func (b *Broker) consume(ctx context.Context, cons jetstream.Consumer, recv *tra
 		return err
 	}
 	defer cc.Stop()
+	b.readyOnce.Do(func() { close(b.ready) })
 	batch := make([]jetstream.Msg, 0, b.opts.BatchSize)
 	for {
 		batch = batch[:0]

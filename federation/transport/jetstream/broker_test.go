@@ -126,10 +126,11 @@ func TestForgedMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	// b creates the stream when it starts.
-	waitUntil(t, 20*time.Second, "stream created", func() bool {
-		_, err := js.Stream(context.Background(), "ROUTERD_LAB")
-		return err == nil
-	})
+	select {
+	case <-b.b.Ready():
+	case <-time.After(20 * time.Second):
+		t.Fatal("b's consumer not ready")
+	}
 	now := time.Now().Unix()
 	tests := []struct {
 		name   string
