@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"net/url"
 	"regexp"
@@ -378,6 +379,7 @@ func (o *EventGroup) validate(c *checker) {
 	if d.TTLRefreshBefore.Duration >= d.DefaultTTL.Duration {
 		c.errorf("spec.delivery.ttlRefreshBefore", "%s is not shorter than defaultTTL %s", d.TTLRefreshBefore, d.DefaultTTL)
 	}
+	s.Transport.validate(c.at("spec.transport"))
 	if d.FailAfter.Duration < d.RetryMax.Duration {
 		c.errorf("spec.delivery.failAfter", "%s is shorter than retryMax %s", d.FailAfter, d.RetryMax)
 	}
@@ -722,4 +724,78 @@ func (o *DynamicOverridePolicy) validate(c *checker) {
 			c.match(indexPath(joinPath(p, "fields"), j), f, fieldPathRE, "a field path like spec.address or spec.delivery.*")
 		}
 	}
+}
+
+var (
+	// subjectPrefixRE is a NATS subject prefix (no wildcard, dot or space).
+	subjectPrefixRE = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
+	// streamNameRE is a JetStream stream name (no '.', '*', '>', path separator or space).
+	streamNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,255}$`)
+)
+
+// validate checks spec.transport (defaults applied).
+func (t *EventTransport) validate(c *checker) {
+	switch t.Type {
+	case "", TransportHMACPush:
+		for _, f := range []struct {
+			path string
+			set  bool
+		}{
+			{"servers", len(t.Servers) > 0}, {"credentialsFile", t.CredentialsFile != ""},
+			{"stream", t.Stream != ""}, {"subjectPrefix", t.SubjectPrefix != ""}, {"embedded", t.Embedded != nil},
+		} {
+			if f.set {
+				c.errorf(f.path, "only used with type %s: set type: %s or remove %s", TransportNATSJetStream, TransportNATSJetStream, f.path)
+			}
+		}
+		return
+	case TransportNATSJetStream:
+	default:
+		c.errorf("type", "%q is not a transport: want %s (default) or %s", t.Type, TransportHMACPush, TransportNATSJetStream)
+		return
+	}
+	if len(t.Servers) == 0 && t.Embedded == nil {
+		c.errorf("servers", "type %s needs servers (e.g. [nats://nats-1.example:4222]) or embedded: {listen: 127.0.0.1:4222}", TransportNATSJetStream)
+	}
+	for i, u := range t.Servers {
+		if !natsURL(u) {
+			c.errorf(indexPath("servers", i), "%q is not a NATS server URL: want nats://host:port, tls://host:port or host:port", u)
+		}
+	}
+	c.unique("servers", t.Servers)
+	if t.CredentialsFile != "" {
+		c.file("credentialsFile", t.CredentialsFile)
+	}
+	c.match("stream", t.Stream, streamNameRE, "a JetStream stream name of letters, digits, '-' and '_' like ROUTERD_LAB")
+	c.match("subjectPrefix", t.SubjectPrefix, subjectPrefixRE, "dot-separated tokens of letters, digits, '-' and '_' like routerd or site1.routerd")
+	if e := t.Embedded; e != nil {
+		host, port, err := net.SplitHostPort(e.Listen)
+		n, perr := strconv.Atoi(port)
+		if err != nil || perr != nil || n < 0 || n > 65535 {
+			c.errorf("embedded.listen", "%q is not host:port: want an address like 127.0.0.1:4222", e.Listen)
+		} else if _, err := netip.ParseAddr(host); err != nil {
+			c.errorf("embedded.listen", "%q: host %q is not an IP address: want an address like 127.0.0.1:4222", e.Listen, host)
+		}
+		if e.StoreDir != "" {
+			c.file("embedded.storeDir", e.StoreDir)
+		}
+	}
+}
+
+// natsURL reports whether u is a NATS server URL: nats://, tls://, ws(s):// with a host,
+// or a bare host:port.
+func natsURL(u string) bool {
+	if !strings.Contains(u, "://") {
+		_, port, err := net.SplitHostPort(u)
+		return err == nil && port != ""
+	}
+	p, err := url.Parse(u)
+	if err != nil || p.Host == "" || p.Path != "" && p.Path != "/" {
+		return false
+	}
+	switch p.Scheme {
+	case "nats", "tls", "ws", "wss":
+		return true
+	}
+	return false
 }

@@ -91,7 +91,7 @@ func TestDecodeAllProblemsAtOnce(t *testing.T) {
 		got = append(got, p.String())
 	}
 	want := []string{
-		"t.yaml:7: EventGroup/sam: spec.colour: unknown field; want one of: nodeName, peersFrom, retention, auth, tls, listen, replayWindow, delivery",
+		"t.yaml:7: EventGroup/sam: spec.colour: unknown field; want one of: nodeName, peersFrom, retention, auth, tls, listen, replayWindow, delivery, transport",
 		"t.yaml:15: EventGroup/other: spec.listen.address: \"10.0.0.999\" is not an IP address: want an address like 10.88.60.9 or 2001:db8::9",
 		"t.yaml:20: BGPPeer/b: routerd v1alpha1 Kind BGPPeer is not provided by this routerd: remove the document, or skip it with --skip-unknown-kinds (LoadOptions.SkipUnknownKinds)",
 	}

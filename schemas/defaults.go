@@ -1,6 +1,9 @@
 package schemas
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Defaults. SetDefaults of each Kind, below, is the only place they are applied.
 const (
@@ -17,6 +20,8 @@ const (
 	DefaultTTLRefreshBefore    = 2 * time.Minute
 	DefaultEventTTL            = 30 * time.Minute
 	DefaultPeerDirection       = "push"
+	DefaultSubjectPrefix       = "routerd"
+	DefaultEmbeddedListen      = "127.0.0.1:4222"
 	DefaultLagWarnSeconds      = 60
 	DefaultLagFailSeconds      = 180
 	DefaultExpiresSoonSeconds  = 120
@@ -85,6 +90,28 @@ func (o *EventGroup) SetDefaults() {
 	setDuration(&s.Delivery.FailAfter, DefaultFailAfter)
 	setDuration(&s.Delivery.TTLRefreshBefore, DefaultTTLRefreshBefore)
 	setDuration(&s.Delivery.DefaultTTL, DefaultEventTTL)
+	t := &s.Transport
+	setString(&t.Type, TransportHMACPush)
+	if t.Type == TransportNATSJetStream {
+		setString(&t.SubjectPrefix, DefaultSubjectPrefix)
+		setString(&t.Stream, DefaultStreamName(o.Metadata.Name))
+		if t.Embedded != nil {
+			setString(&t.Embedded.Listen, DefaultEmbeddedListen)
+		}
+	}
+}
+
+// DefaultStreamName is the JetStream stream of group when spec.transport.stream is unset:
+// ROUTERD_<GROUP>, upper case, any character other than a letter, digit, '-' or '_'
+// replaced by '_'.
+func DefaultStreamName(group string) string {
+	b := []byte("ROUTERD_" + strings.ToUpper(group))
+	for i, c := range b {
+		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
 }
 
 // SetDefaults fills the unset fields of the peer.

@@ -32,6 +32,49 @@ type EventGroupSpec struct {
 	ReplayWindow Duration `json:"replayWindow,omitzero"`
 	// Delivery tunes the push sender (batches, retries, TTL refresh).
 	Delivery EventDelivery `json:"delivery,omitzero"`
+	// Transport selects how events travel between the group's routers: hmac-push (the
+	// default: every router pushes to every EventPeer) or nats-jetstream (a NATS JetStream
+	// stream per group). See docs/transport.md "When to choose which".
+	Transport EventTransport `json:"transport,omitzero"`
+}
+
+// Transport types of an EventGroup (spec.transport.type).
+const (
+	// TransportHMACPush is the HMAC-signed HTTP push mesh (wire protocol v1).
+	TransportHMACPush = "hmac-push"
+	// TransportNATSJetStream carries the same signed events through NATS JetStream.
+	TransportNATSJetStream = "nats-jetstream"
+)
+
+// EventTransport selects and configures a group's transport. With nats-jetstream every
+// event is still signed with the group's HMAC key and verified by the receiving router,
+// so the broker cannot forge events; EventPeers with an endpoint are still pushed to
+// (this router then bridges the group to them).
+type EventTransport struct {
+	// Type is hmac-push (default) or nats-jetstream.
+	Type string `json:"type,omitempty" jsonschema:"enum=hmac-push,enum=nats-jetstream"`
+	// Servers are the NATS server URLs (nats://host:port or tls://host:port); required
+	// for nats-jetstream unless Embedded is set.
+	Servers []string `json:"servers,omitempty"`
+	// CredentialsFile is a NATS credentials file (.creds: user JWT and NKey seed).
+	CredentialsFile string `json:"credentialsFile,omitempty"`
+	// Stream is the JetStream stream of the group (default ROUTERD_<GROUP>, upper case,
+	// characters other than letters, digits, '-' and '_' replaced by '_').
+	Stream string `json:"stream,omitempty"`
+	// SubjectPrefix starts every subject: <prefix>.<group>.<type>.<source-node>
+	// (default routerd).
+	SubjectPrefix string `json:"subjectPrefix,omitempty"`
+	// Embedded runs a nats-server with JetStream inside routerd-eventd, for a single site
+	// or tests; production points Servers at an existing cluster instead.
+	Embedded *EmbeddedNATS `json:"embedded,omitempty"`
+}
+
+// EmbeddedNATS is a nats-server run inside routerd-eventd.
+type EmbeddedNATS struct {
+	// Listen is host:port of the client listener (default 127.0.0.1:4222).
+	Listen string `json:"listen,omitempty"`
+	// StoreDir holds the JetStream files (default <state-dir>/nats/<group>).
+	StoreDir string `json:"storeDir,omitempty"`
 }
 
 // PeersFrom names a source of peers for an event group.

@@ -97,6 +97,7 @@ func TestDefaults(t *testing.T) {
 		ReplayWindow: Dur(5 * time.Minute),
 		Delivery: EventDelivery{BatchSize: 256, RetryBase: Dur(200 * time.Millisecond), RetryMax: Dur(5 * time.Second),
 			FailAfter: Dur(24 * time.Hour), TTLRefreshBefore: Dur(2 * time.Minute), DefaultTTL: Dur(30 * time.Minute)},
+		Transport: EventTransport{Type: "hmac-push"},
 	}
 	if !reflect.DeepEqual(o.Spec, want) {
 		t.Errorf("EventGroup defaults = %+v\nwant %+v", o.Spec, want)

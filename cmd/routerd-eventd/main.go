@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"reflect"
 	"syscall"
 	"time"
@@ -28,6 +29,7 @@ import (
 	"routerd.net/routerd/cmd/internal/telemetry"
 	"routerd.net/routerd/federation/store"
 	"routerd.net/routerd/federation/transport"
+	"routerd.net/routerd/federation/transport/jetstream"
 	"routerd.net/routerd/schemas"
 )
 
@@ -259,10 +261,21 @@ func run(ctx context.Context, s settings.Settings, src source, metricsExplicit b
 	defer signal.Stop(hup)
 
 	start := func(gc transport.GroupConfig, prune time.Duration) (*transport.Daemon, error) {
-		d, err := transport.NewDaemon(gc, st, transport.DaemonOptions{
+		opts := transport.DaemonOptions{
 			Logger: base, MeterProvider: metrics.Provider(), MetricsHandler: metrics.Handler(),
 			ReadTimeout: src.readTimeout, PruneInterval: prune,
-		})
+		}
+		if gc.JetStream != nil {
+			b, err := jetstream.NewBroker(jetstream.Options{
+				Group: gc.Group, LocalNode: gc.LocalNode, Config: *gc.JetStream, Logger: base,
+				DefaultStoreDir: filepath.Join(s.StateDir, "nats", gc.Group),
+			})
+			if err != nil {
+				return nil, configError{err}
+			}
+			opts.Broker = b
+		}
+		d, err := transport.NewDaemon(gc, st, opts)
 		if err != nil {
 			return nil, configError{err}
 		}
@@ -274,7 +287,12 @@ func run(ctx context.Context, s settings.Settings, src source, metricsExplicit b
 			peers = append(peers, p.Name)
 		}
 		// Tests and supervisors wait for this line: the receiver is listening.
-		log.Info("routerd-eventd started", "node", gc.LocalNode, "listen", d.Addr(), "peers", peers, "store", src.storePath)
+		kind := "hmac-push"
+		if gc.JetStream != nil {
+			kind = "nats-jetstream"
+			peers = append(peers, jetstream.PeerName(gc.JetStream.Stream))
+		}
+		log.Info("routerd-eventd started", "node", gc.LocalNode, "transport", kind, "listen", d.Addr(), "peers", peers, "store", src.storePath)
 		return d, nil
 	}
 	stop := func(d *transport.Daemon) error {

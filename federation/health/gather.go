@@ -189,6 +189,18 @@ func configGroup(cfg *schemas.Config, g *schemas.EventGroup) GroupState {
 			Endpoint: p.Spec.Endpoint, Types: p.Spec.Types, SubjectPrefixes: p.Spec.SubjectPrefixes, Configured: true,
 		})
 	}
+	if t := g.Spec.Transport; t.Type == schemas.TransportNATSJetStream {
+		// The stream is the pseudo-peer the outbox publishes to (docs/transport.md).
+		stream, target := t.Stream, strings.Join(t.Servers, ",")
+		if stream == "" {
+			stream = schemas.DefaultStreamName(gs.Name)
+		}
+		if target == "" {
+			target = "the embedded nats-server"
+		}
+		gs.Peers = append(gs.Peers, PeerState{Name: transport.JetStreamPeerName(stream), Resource: "EventGroup/" + gs.Name,
+			Endpoint: target, Configured: true})
+	}
 	for _, pf := range g.Spec.PeersFrom {
 		kind, name, _ := strings.Cut(pf.Resource, "/")
 		obj := cfg.Get(kind, name)

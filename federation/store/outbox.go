@@ -31,6 +31,9 @@ type EnqueueRequest struct {
 	Group, Peer string
 	// SourceNode is the local node: only events it originated are pushed.
 	SourceNode string
+	// AnySource scans the events of every source node instead, leaving the choice to
+	// Match (a router bridging a brokered group to push peers relays foreign events).
+	AnySource bool
 	// Match filters events for the peer (nil: all).
 	Match func(*event.Event) bool
 	// Limit bounds the events scanned in one call (default 1024).
@@ -97,8 +100,9 @@ type FreshEvents struct {
 	After, Last int64
 }
 
-// NextEvents reads up to req.Limit local events (SourceNode) of Group stored after the
-// peer's outbox cursor and returns those Match accepts, without writing anything.
+// NextEvents reads up to req.Limit local events (SourceNode; every source with
+// AnySource) of Group stored after the peer's outbox cursor and returns those Match
+// accepts, without writing anything.
 func (s *Store) NextEvents(ctx context.Context, req EnqueueRequest) (FreshEvents, error) {
 	if s.isClosed() {
 		return FreshEvents{}, ErrClosed
@@ -114,9 +118,13 @@ func (s *Store) NextEvents(ctx context.Context, req EnqueueRequest) (FreshEvents
 		}
 	}
 	out := FreshEvents{After: after, Last: after}
-	rows, err := s.r.QueryContext(ctx, `SELECT `+eventColumns+` FROM events
-		WHERE group_name = ? AND seq > ? AND source_node = ? ORDER BY seq LIMIT ?`,
-		req.Group, after, req.SourceNode, req.Limit)
+	q, args := `SELECT `+eventColumns+` FROM events
+		WHERE group_name = ? AND seq > ? AND source_node = ? ORDER BY seq LIMIT ?`, []any{req.Group, after, req.SourceNode, req.Limit}
+	if req.AnySource {
+		q, args = `SELECT `+eventColumns+` FROM events
+		WHERE group_name = ? AND seq > ? ORDER BY seq LIMIT ?`, []any{req.Group, after, req.Limit}
+	}
+	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return FreshEvents{}, fmt.Errorf("store: next events for %s: %w", req.Peer, err)
 	}

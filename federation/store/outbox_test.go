@@ -92,6 +92,38 @@ func TestEnqueueDeliveriesFiltersAndAdvances(t *testing.T) {
 	}
 }
 
+// TestNextEventsAnySource checks the relay scan: events of every source, Match decides.
+func TestNextEventsAnySource(t *testing.T) {
+	s, clk := openOutbox(t)
+	ctx := context.Background()
+	outboxEvents(t, s, clk.now(), "e1 a t.one", "e2 b t.one", "e3 c t.one")
+	notC := func(e *event.Event) bool { return e.SourceNode != "c" }
+	tests := []struct {
+		name string
+		req  EnqueueRequest
+		want string
+		last int64
+	}{
+		{name: "local only", req: EnqueueRequest{Group: "lab", Peer: "p", SourceNode: "a", Match: notC}, want: "e1", last: 1},
+		{name: "any source", req: EnqueueRequest{Group: "lab", Peer: "p", SourceNode: "a", AnySource: true, Match: notC}, want: "e1 e2", last: 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fresh, err := s.NextEvents(ctx, tt.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for _, se := range fresh.Events {
+				ids = append(ids, se.Event.ID)
+			}
+			if strings.Join(ids, " ") != tt.want || fresh.Last != tt.last {
+				t.Errorf("events %v last %d, want %s and %d", ids, fresh.Last, tt.want, tt.last)
+			}
+		})
+	}
+}
+
 func TestDueDeliveriesHonoursRetryTime(t *testing.T) {
 	s, clk := openOutbox(t)
 	ctx := context.Background()

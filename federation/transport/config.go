@@ -139,8 +139,34 @@ func FromSchemas(cfg *schemas.Config, group, baseDir string) (GroupConfig, error
 	if len(out.ReceiveKeys) == 0 {
 		return GroupConfig{}, fmt.Errorf("transport: EventGroup %s: no secret configured", group)
 	}
+	if t := s.Transport; t.Type == schemas.TransportNATSJetStream {
+		if len(groupKeys) == 0 {
+			return GroupConfig{}, fmt.Errorf("transport: EventGroup %s: spec.transport.type %s signs every message with the group key: set spec.auth.secretFile (or secretRef or keys)", group, t.Type)
+		}
+		newest := groupKeys[len(groupKeys)-1]
+		js := &JetStreamConfig{
+			Servers: t.Servers, CredentialsFile: resolve(baseDir, t.CredentialsFile),
+			Stream: t.Stream, SubjectPrefix: t.SubjectPrefix, MaxAge: s.Retention.MaxAge.Duration,
+			SignKey: Key{ID: newest.ID, Secret: newest.Secret},
+		}
+		for _, k := range groupKeys {
+			js.GroupKeys = append(js.GroupKeys, Key{ID: k.ID, Secret: k.Secret, AnyNode: true})
+		}
+		if e := t.Embedded; e != nil {
+			js.Embedded = &EmbeddedNATS{Listen: e.Listen, StoreDir: resolve(baseDir, e.StoreDir)}
+		}
+		out.JetStream = js
+		if len(peers) == 0 {
+			// Nobody pushes to this router: no HTTP receiver.
+			out.ListenAddress = ""
+		}
+	}
 	return out, nil
 }
+
+// JetStreamPeerName is the event_deliveries peer of the publishes into a nats-jetstream
+// group's stream: "jetstream:<stream>".
+func JetStreamPeerName(stream string) string { return "jetstream:" + stream }
 
 // NoAuthError refuses to run the transport of a group for which no secret is configured
 // (neither the EventGroup's spec.auth nor any EventPeer's auth names one): without a

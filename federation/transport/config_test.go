@@ -92,6 +92,36 @@ func TestFromSchemas(t *testing.T) {
 				}
 			},
 		},
+		{
+			name: "nats-jetstream without peers: group keys for any node, no HTTP receiver",
+			yaml: group("    keys:\n    - id: k1\n      secretFile: old.secret\n    - id: k2\n      secretFile: new.secret\n  transport:\n    type: nats-jetstream\n    servers: [nats://127.0.0.1:4222]\n    credentialsFile: lab.creds\n    embedded: {storeDir: js}\n"),
+			check: func(t *testing.T, c GroupConfig) {
+				js := c.JetStream
+				if js == nil || c.ListenAddress != "" || len(c.Peers) != 0 {
+					t.Fatalf("config = %+v", c)
+				}
+				if js.Stream != "ROUTERD_LAB" || js.SubjectPrefix != "routerd" || js.MaxAge.String() != "168h0m0s" ||
+					js.CredentialsFile != filepath.Join(dir, "lab.creds") || js.Embedded.StoreDir != filepath.Join(dir, "js") || js.Embedded.Listen != "127.0.0.1:4222" {
+					t.Errorf("jetstream = %+v %+v", js, js.Embedded)
+				}
+				if js.SignKey.ID != "k2" || len(js.GroupKeys) != 2 || !js.GroupKeys[0].AnyNode || !js.GroupKeys[0].allows("anyone") {
+					t.Errorf("keys = %v sign %v", js.GroupKeys, js.SignKey)
+				}
+			},
+		},
+		{
+			name: "nats-jetstream with a push peer: bridge keeps the receiver",
+			yaml: group("    secretFile: group.secret\n  transport: {type: nats-jetstream, servers: [nats://127.0.0.1:4222], stream: LAB}\n") + peer("pb", "b", ""),
+			check: func(t *testing.T, c GroupConfig) {
+				if c.JetStream == nil || c.JetStream.Stream != "LAB" || c.ListenAddress != "127.0.0.1:9555" || len(c.Peers) != 1 {
+					t.Errorf("config = %+v", c)
+				}
+				if c.ReceiveKeys[0].AnyNode {
+					t.Errorf("the push receiver's key must stay limited to the peers: %v", c.ReceiveKeys)
+				}
+			},
+		},
+		{name: "nats-jetstream with per-peer secrets only", yaml: strings.Replace(group("    secretFile: group.secret\n"), "  auth:\n    secretFile: group.secret\n", "  transport: {type: nats-jetstream, servers: [nats://127.0.0.1:4222]}\n", 1) + peer("pb", "b", "  auth:\n    secretFile: b.secret\n"), wantErr: "spec.transport.type nats-jetstream signs every message with the group key: set spec.auth.secretFile"},
 		{name: "missing secret file", yaml: group("    secretFile: nope.secret\n") + peer("pb", "b", ""), wantErr: "secretFile"},
 		{name: "short secret", yaml: group("    secretFile: short.secret\n") + peer("pb", "b", ""), wantErr: "shorter than"},
 		{name: "key id twice", yaml: group("    keys:\n    - id: k1\n      secretFile: old.secret\n") + peer("pb", "b", "  auth:\n    keys:\n    - id: k1\n      secretFile: b.secret\n"), wantErr: `key id "k1" is used twice`},

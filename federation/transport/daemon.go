@@ -41,6 +41,34 @@ type GroupConfig struct {
 	// by the pruner (both zero: events are not pruned here).
 	RetentionMaxEvents int64
 	RetentionMaxAge    time.Duration
+	// JetStream, when set, carries the group's events through NATS JetStream
+	// (spec.transport type nats-jetstream; see federation/transport/jetstream). Peers are
+	// then the push peers this router bridges the group to.
+	JetStream *JetStreamConfig
+}
+
+// JetStreamConfig is spec.transport of a nats-jetstream group, with paths resolved.
+type JetStreamConfig struct {
+	// Servers are the NATS URLs (with Embedded, its listener when empty).
+	Servers []string
+	// CredentialsFile is the NATS .creds file ("" for none).
+	CredentialsFile string
+	// Stream is the group's stream; SubjectPrefix starts every subject.
+	Stream, SubjectPrefix string
+	// MaxAge is the stream's message retention (the group's retention.maxAge).
+	MaxAge time.Duration
+	// SignKey signs published events (the group's newest key); GroupKeys verify received
+	// ones, from any node of the group but this one.
+	SignKey   Key
+	GroupKeys []Key
+	// Embedded, when set, runs a nats-server in this process.
+	Embedded *EmbeddedNATS
+}
+
+// EmbeddedNATS is an in-process nats-server: Listen is host:port, StoreDir the JetStream
+// directory ("": chosen by the caller; routerd-eventd uses <state-dir>/nats/<group>).
+type EmbeddedNATS struct {
+	Listen, StoreDir string
 }
 
 // TLSFiles are PEM files for the receiver and the sender.
@@ -64,13 +92,30 @@ type DaemonOptions struct {
 	// sends slowly cannot hold a connection (default DefaultReadTimeout; routerd-eventd
 	// --read-timeout).
 	ReadTimeout time.Duration
+	// Broker is the message broker of a group with GroupConfig.JetStream (built by
+	// federation/transport/jetstream); required for such a group, unused otherwise.
+	Broker Broker
+}
+
+// Broker is a message-broker transport run by the Daemon besides the HTTP push: the
+// sender publishes through its Peer (delivery rows under that peer's name), and it
+// delivers what it receives to a Receiver that verifies every message as the HTTP
+// receiver does.
+type Broker interface {
+	// Peer is the sender's peer that publishes into the broker (Publisher set).
+	Peer() Peer
+	// Start begins receiving into recv; it must not block on the broker being reachable.
+	Start(ctx context.Context, recv *Receiver) error
+	// Shutdown stops receiving and disconnects, within ctx.
+	Shutdown(ctx context.Context) error
 }
 
 // DefaultReadTimeout is how long the receiver waits for one request's headers and body.
 // A full batch (16 MiB) needs about 27 Mbit/s to arrive in time; raise it for slow links.
 const DefaultReadTimeout = 5 * time.Second
 
-// Daemon is one group's transport: the receiver's HTTP server and the sender.
+// Daemon is one group's transport: the receiver's HTTP server, the sender and, for a
+// nats-jetstream group, the broker.
 type Daemon struct {
 	cfg      GroupConfig
 	readTO   time.Duration
@@ -78,6 +123,8 @@ type Daemon struct {
 	handler  http.Handler
 	receiver *Receiver
 	sender   *Sender
+	broker   Broker
+	brokerRx *Receiver
 	server   *http.Server
 	ln       net.Listener
 	serveErr chan error
@@ -134,9 +181,15 @@ func NewDaemon(cfg GroupConfig, st *store.Store, opts DaemonOptions) (*Daemon, e
 		r := store.GroupRetention(cfg.Group, cfg.RetentionMaxAge, cfg.RetentionMaxEvents)
 		retention = &r
 	}
+	peers := cfg.Peers
+	if cfg.JetStream != nil {
+		if peers, err = d.withBroker(cfg, st, opts, m); err != nil {
+			return nil, err
+		}
+	}
 	d.sender, err = NewSender(SenderOptions{
 		EventRetention: retention,
-		Group:          cfg.Group, LocalNode: cfg.LocalNode, Peers: cfg.Peers, Outbox: st, HTTP: client,
+		Group:          cfg.Group, LocalNode: cfg.LocalNode, Peers: peers, Outbox: st, HTTP: client,
 		BatchSize: cfg.BatchSize, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax, FailAfter: cfg.FailAfter,
 		TTLRefreshBefore: cfg.TTLRefreshBefore, PruneMaxAge: cfg.PruneMaxAge, PollInterval: opts.PollInterval, PruneInterval: opts.PruneInterval,
 		Logger: opts.Logger, Metrics: m, Now: opts.Now,
@@ -145,6 +198,49 @@ func NewDaemon(cfg GroupConfig, st *store.Store, opts DaemonOptions) (*Daemon, e
 		return nil, err
 	}
 	return d, nil
+}
+
+// withBroker sets up the broker of a nats-jetstream group: its receiver (the group's
+// keys, valid for any node; timestamps as old as the stream's retention) and the
+// sender's peers. A router with push peers bridges: what its push peers (every node a
+// push key names) originate is published into the broker, and what the other nodes
+// originate (received from the broker) is pushed to the push peers. Nothing goes back
+// where it came from, and receivers drop what they already have by event id.
+func (d *Daemon) withBroker(cfg GroupConfig, st *store.Store, opts DaemonOptions, m *Metrics) ([]Peer, error) {
+	if opts.Broker == nil {
+		return nil, fmt.Errorf("transport: group %s uses spec.transport.type nats-jetstream but no broker was built (federation/transport/jetstream.NewBroker)", cfg.Group)
+	}
+	var err error
+	d.broker = opts.Broker
+	d.brokerRx, err = NewReceiver(ReceiverOptions{
+		Group: cfg.Group, LocalNode: cfg.LocalNode, Keys: cfg.JetStream.GroupKeys,
+		ReplayWindow: cfg.ReplayWindow, MaxMessageAge: cfg.JetStream.MaxAge, MaxBatchEvents: -1,
+		Store: st, Logger: opts.Logger, Metrics: m, Now: opts.Now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	pushSources := map[string]bool{}
+	for _, k := range cfg.ReceiveKeys {
+		if !k.AnyNode {
+			for _, n := range k.Nodes {
+				pushSources[n] = true
+			}
+		}
+	}
+	for _, p := range cfg.Peers {
+		pushSources[p.NodeName] = true
+	}
+	peers := make([]Peer, 0, len(cfg.Peers)+1)
+	for _, p := range cfg.Peers {
+		p.Relay = func(src string) bool { return !pushSources[src] }
+		peers = append(peers, p)
+	}
+	bp := opts.Broker.Peer()
+	if len(pushSources) > 0 {
+		bp.Relay = func(src string) bool { return pushSources[src] }
+	}
+	return append(peers, bp), nil
 }
 
 func loadCAPool(path string) (*x509.CertPool, error) {
@@ -194,9 +290,20 @@ func (d *Daemon) Start(ctx context.Context) error {
 		}()
 		d.log.Info("receiver listening", "group", d.cfg.Group, "address", ln.Addr().String(), "tls", useTLS)
 	}
+	if d.broker != nil {
+		if err := d.broker.Start(ctx, d.brokerRx); err != nil {
+			if d.ln != nil {
+				_ = d.server.Close()
+			}
+			return fmt.Errorf("transport: group %s: start broker: %w", d.cfg.Group, err)
+		}
+	}
 	if err := d.sender.Start(ctx); err != nil {
 		if d.ln != nil {
 			_ = d.server.Close()
+		}
+		if d.broker != nil {
+			_ = d.broker.Shutdown(context.Background())
 		}
 		return err
 	}
@@ -220,6 +327,9 @@ func (d *Daemon) Receiver() *Receiver { return d.receiver }
 // Sender returns the sender.
 func (d *Daemon) Sender() *Sender { return d.sender }
 
+// BrokerReceiver returns the receiver of the broker's messages (nil without a broker).
+func (d *Daemon) BrokerReceiver() *Receiver { return d.brokerRx }
+
 // Shutdown stops accepting requests and lets in-flight ones finish (receiver), stops the
 // sender after its in-flight pushes are recorded, within ctx. Safe to call twice.
 func (d *Daemon) Shutdown(ctx context.Context) error {
@@ -237,6 +347,10 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		}
 	}
 	errs = append(errs, d.sender.Shutdown(ctx))
+	if d.broker != nil {
+		// After the sender: its last publishes are acknowledged and recorded first.
+		errs = append(errs, d.broker.Shutdown(ctx))
+	}
 	return errors.Join(errs...)
 }
 

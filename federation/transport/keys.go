@@ -23,16 +23,24 @@ type Key struct {
 	ID     string
 	Secret []byte
 	Nodes  []string
+	// AnyNode lets the key sign for any node (but the receiving one): the group key of a
+	// brokered group (nats-jetstream), whose members are not listed as EventPeers.
+	AnyNode bool
 }
 
 // String hides the secret so a Key can never be logged by accident.
-func (k Key) String() string { return fmt.Sprintf("Key{ID:%q, nodes:%v}", k.ID, k.Nodes) }
+func (k Key) String() string {
+	if k.AnyNode {
+		return fmt.Sprintf("Key{ID:%q, nodes:any}", k.ID)
+	}
+	return fmt.Sprintf("Key{ID:%q, nodes:%v}", k.ID, k.Nodes)
+}
 
 // GoString hides the secret from %#v.
 func (k Key) GoString() string { return k.String() }
 
 // allows reports whether node may sign with k.
-func (k Key) allows(node string) bool { return slices.Contains(k.Nodes, node) }
+func (k Key) allows(node string) bool { return k.AnyNode || slices.Contains(k.Nodes, node) }
 
 // ReadSecretFile reads a secret from path. Surrounding whitespace (a trailing newline)
 // is removed. The error names the file but never its content.

@@ -39,6 +39,12 @@ type ReceiverOptions struct {
 	Keys []Key
 	// ReplayWindow bounds |now - timestamp| (default 5m).
 	ReplayWindow time.Duration
+	// MaxMessageAge, when longer than ReplayWindow, is how old a timestamp may be instead
+	// (timestamps from the future still get only ReplayWindow): a broker transport keeps
+	// signed messages for the stream's retention, so a router coming back from a long
+	// outage legitimately receives old signatures. Replays are then stopped by the event
+	// id (the store's primary key) rather than by the timestamp.
+	MaxMessageAge time.Duration
 	// MaxBatchBytes and MaxBatchEvents limit the batch form (defaults DefaultMaxBatchBytes,
 	// DefaultMaxBatchEvents). A negative MaxBatchEvents disables the batch form.
 	MaxBatchBytes  int64
@@ -244,10 +250,26 @@ func (r *Receiver) serveEvents(w http.ResponseWriter, req *http.Request, batch b
 		r.fail(w, reject(ReasonReplay), nil)
 		return
 	}
-	// An event that expired before it arrived is answered (the sender must stop retrying)
-	// but not stored: it would only be pruned again.
+	out, dups, err := r.store(req.Context(), events)
+	if err != nil {
+		r.fail(w, reject(ReasonStoreError), err)
+		return
+	}
+	if !batch {
+		writeJSON(w, http.StatusOK, out[0])
+		return
+	}
+	r.remember(sig)
+	writeJSON(w, http.StatusOK, BatchResponse{Accepted: true, Count: len(out), Duplicates: dups, Results: out})
+}
+
+// store keeps verified events: an event that expired before it arrived is answered (the
+// sender must stop retrying) but not stored; the rest are stored in one transaction, and
+// a duplicate carrying a later expiresAt extends the stored one (TTL refresh). out
+// follows events; dups counts the duplicates. An error means nothing was stored.
+func (r *Receiver) store(ctx context.Context, events []event.Event) (out []AcceptResponse, dups int, err error) {
 	now := r.opts.Now()
-	out := make([]AcceptResponse, len(events))
+	out = make([]AcceptResponse, len(events))
 	live := events
 	var liveIdx []int
 	expired := 0
@@ -272,18 +294,15 @@ func (r *Receiver) serveEvents(w http.ResponseWriter, req *http.Request, batch b
 	}
 	var res []store.InsertResult
 	if len(live) > 0 {
-		var err error
-		res, err = r.opts.Store.InsertEvents(req.Context(), live)
+		res, err = r.opts.Store.InsertEvents(ctx, live)
 		if err != nil || len(res) != len(live) {
 			if err == nil {
 				err = fmt.Errorf("store returned %d results for %d events", len(res), len(live))
 			}
-			r.fail(w, reject(ReasonStoreError), err)
-			return
+			return nil, 0, err
 		}
 	}
-	dups := 0
-	ctx := context.Background()
+	bg := context.Background()
 	for j, x := range res {
 		i := j
 		if liveIdx != nil {
@@ -294,7 +313,7 @@ func (r *Receiver) serveEvents(w http.ResponseWriter, req *http.Request, batch b
 			dups++
 			continue
 		}
-		r.opts.Metrics.accepted.Add(ctx, 1, attrs(attribute.String("group", r.opts.Group), attribute.String("event_type", events[i].Type)))
+		r.opts.Metrics.accepted.Add(bg, 1, attrs(attribute.String("group", r.opts.Group), attribute.String("event_type", events[i].Type)))
 	}
 	r.accepted.Add(int64(len(res) - dups))
 	if dups > 0 {
@@ -306,20 +325,83 @@ func (r *Receiver) serveEvents(w http.ResponseWriter, req *http.Request, batch b
 			}
 		}
 		if len(refreshed) > 0 {
-			if _, err := r.opts.Store.ExtendExpiry(req.Context(), refreshed); err != nil {
-				r.fail(w, reject(ReasonStoreError), err)
-				return
+			if _, err := r.opts.Store.ExtendExpiry(ctx, refreshed); err != nil {
+				return nil, 0, err
 			}
 		}
 		r.dups.Add(int64(dups))
-		r.opts.Metrics.duplicates.Add(ctx, int64(dups), attrs(attribute.String("group", r.opts.Group)))
+		r.opts.Metrics.duplicates.Add(bg, int64(dups), attrs(attribute.String("group", r.opts.Group)))
 	}
-	if !batch {
-		writeJSON(w, http.StatusOK, out[0])
-		return
+	return out, dups, nil
+}
+
+// SignedMessage is one event as a message broker delivers it: the v1 headers
+// (HeaderTimestamp, HeaderSignature, optionally HeaderKeyID) and the event's JSON, signed
+// exactly like the body of a v1 POST.
+type SignedMessage struct {
+	Header http.Header
+	Body   []byte
+}
+
+// MessageResult is what AcceptMessages did with one message: Rejected is the reason it
+// was refused (counted like an HTTP rejection; "" when it was not), else Response says
+// whether it was stored, a duplicate or already expired.
+type MessageResult struct {
+	Rejected Reason
+	Response AcceptResponse
+}
+
+// AcceptMessages is the receiver for a message broker: every message is checked exactly
+// as the body of a v1 POST of one event (size, timestamp, key and signature, JSON,
+// validation, group, source node; see verify), and the accepted ones are stored together
+// in one transaction, with duplicates and TTL refreshes handled as for HTTP. Results
+// follow msgs. An error is a store failure: nothing was stored and the caller should
+// deliver every message again.
+func (r *Receiver) AcceptMessages(ctx context.Context, msgs []SignedMessage) ([]MessageResult, error) {
+	out := make([]MessageResult, len(msgs))
+	events := make([]event.Event, 0, len(msgs))
+	idx := make([]int, 0, len(msgs))
+	for i, m := range msgs {
+		ev, rej := r.check(m.Header, m.Body)
+		if rej != nil {
+			r.count(rej, nil)
+			out[i].Rejected = rej.reason
+			continue
+		}
+		events = append(events, ev)
+		idx = append(idx, i)
 	}
-	r.remember(sig)
-	writeJSON(w, http.StatusOK, BatchResponse{Accepted: true, Count: len(out), Duplicates: dups, Results: out})
+	if len(events) == 0 {
+		return out, nil
+	}
+	res, _, err := r.store(ctx, events)
+	if err != nil {
+		r.count(reject(ReasonStoreError), err)
+		return nil, err
+	}
+	for j, i := range idx {
+		out[i].Response = res[j]
+	}
+	return out, nil
+}
+
+// check verifies one single-event message: size, then verify, decode and authorize.
+func (r *Receiver) check(h http.Header, body []byte) (event.Event, *rejection) {
+	if len(body) > MaxEventBytes {
+		return event.Event{}, reject(ReasonOversize)
+	}
+	key, _, rej := r.verify(h, body)
+	if rej != nil {
+		return event.Event{}, rej
+	}
+	events, rej := r.decode(body, false)
+	if rej != nil {
+		return event.Event{}, rej
+	}
+	if rej := r.authorize(key, events); rej != nil {
+		return event.Event{}, rej
+	}
+	return events[0], nil
 }
 
 // readLimited reads at most limit bytes of the body; more is oversize.
@@ -342,7 +424,8 @@ func readLimited(req *http.Request, limit int64) ([]byte, *rejection) {
 }
 
 // verify checks a request's timestamp and signature, in the receiver's order: timestamp
-// present and decimal, timestamp inside ±ReplayWindow of now, key id known (when the
+// present and decimal, timestamp inside ±ReplayWindow of now (back to MaxMessageAge when
+// that is longer), key id known (when the
 // header is present), signature valid (constant time, every candidate key tried when
 // no key id is given). It returns the key that verified and the raw signature.
 func (r *Receiver) verify(h http.Header, body []byte) (*Key, []byte, *rejection) {
@@ -353,7 +436,8 @@ func (r *Receiver) verify(h http.Header, body []byte) (*Key, []byte, *rejection)
 	}
 	now := r.opts.Now().Unix()
 	window := int64(r.opts.ReplayWindow / time.Second)
-	if d := now - ts; d > window || d < -window {
+	past := max(window, int64(r.opts.MaxMessageAge/time.Second))
+	if d := now - ts; d > past || d < -window {
 		return nil, nil, reject(ReasonStaleTimestamp)
 	}
 	sigText := h.Get(HeaderSignature)
@@ -462,6 +546,12 @@ func (r *Receiver) remember(sig []byte) {
 }
 
 func (r *Receiver) fail(w http.ResponseWriter, rej *rejection, err error) {
+	r.count(rej, err)
+	writeJSON(w, rej.status, ErrorResponse{Accepted: false, Reason: rej.reason, Error: rej.msg})
+}
+
+// count records a rejection in the counters, the metrics and the log.
+func (r *Receiver) count(rej *rejection, err error) {
 	r.rejected[reasonIndex[rej.reason]].Add(1)
 	r.opts.Metrics.reject(r.opts.Group, rej.reason)
 	if err != nil {
@@ -469,7 +559,6 @@ func (r *Receiver) fail(w http.ResponseWriter, rej *rejection, err error) {
 	} else {
 		r.opts.Logger.Debug("receiver: rejected request", "group", r.opts.Group, "reason", rej.reason)
 	}
-	writeJSON(w, rej.status, ErrorResponse{Accepted: false, Reason: rej.reason, Error: rej.msg})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -46,6 +46,24 @@ type Peer struct {
 	SubjectPrefixes []string
 	// Key signs requests to this peer (the newest key the peer knows).
 	Key Key
+	// Publisher, when set, delivers to this peer instead of the HTTP push (Endpoint and
+	// Key are then unused): a message broker, whose acknowledgements are recorded in
+	// event_deliveries like a peer's answers (federation/transport/jetstream).
+	Publisher Publisher
+	// Relay, when set, also sends the events of other source nodes for which it returns
+	// true (a router bridging a brokered group to push peers); by default only this
+	// node's own events are sent.
+	Relay func(sourceNode string) bool
+}
+
+// Publisher delivers events to a message broker for the sender. It is called by one
+// goroutine at a time, with events in store order and their bodies as event.Marshal
+// encoded them (at most MaxEventBytes each).
+type Publisher interface {
+	// Publish delivers the events and returns one error per event: nil once the broker
+	// has acknowledged it. An error whose Permanent method reports true fails the
+	// delivery at once; any other is retried with backoff.
+	Publish(ctx context.Context, events []event.Event, bodies [][]byte) []error
 }
 
 // Matches reports whether the peer wants e.
@@ -228,7 +246,7 @@ func NewSender(opts SenderOptions) (*Sender, error) {
 	s := &Sender{opts: opts}
 	seen := map[string]bool{}
 	for _, p := range opts.Peers {
-		if p.Name == "" || p.Endpoint == "" || len(p.Key.Secret) == 0 {
+		if p.Name == "" || p.Publisher == nil && (p.Endpoint == "" || len(p.Key.Secret) == 0) {
 			return nil, fmt.Errorf("transport: sender %s: peer %q needs a name, an endpoint and a key", opts.Group, p.Name)
 		}
 		if seen[p.Name] {
@@ -242,6 +260,7 @@ func NewSender(opts SenderOptions) (*Sender, error) {
 			wake:   make(chan struct{}, 1),
 			attrs:  []attribute.KeyValue{attribute.String("group", opts.Group), attribute.String("peer", p.Name)},
 			health: PeerHealth{Peer: p.Name},
+			probed: p.Publisher != nil, // a broker has nothing to probe
 		})
 	}
 	// Export every series from the start, so dashboards and alerts see zeros, not gaps.
@@ -509,7 +528,7 @@ func (p *peerLoop) pass(ctx context.Context, refresh bool) (full bool, retryAt t
 	if err != nil {
 		return false, time.Time{}, err
 	}
-	req := store.EnqueueRequest{Group: o.Group, Peer: p.peer.Name, SourceNode: o.LocalNode, Match: p.peer.Matches, Now: now}
+	req := store.EnqueueRequest{Group: o.Group, Peer: p.peer.Name, SourceNode: o.LocalNode, Match: p.match, AnySource: p.peer.Relay != nil, Now: now}
 	var (
 		due   []store.Delivery
 		fresh store.FreshEvents
@@ -631,7 +650,7 @@ func (p *peerLoop) pass(ctx context.Context, refresh bool) (full bool, retryAt t
 	}
 	if pushErr != nil {
 		p.setError(pushErr)
-		p.probed = false // it may come back as another version: ask again
+		p.probed = p.peer.Publisher != nil // a peer may come back as another version: ask again
 		retryAt = o.Now().Add(o.RetryMax)
 		for _, x := range outcomes {
 			if x.State == store.DeliveryRetrying && x.NextAttemptAt.Before(retryAt) {
@@ -644,6 +663,15 @@ func (p *peerLoop) pass(ctx context.Context, refresh bool) (full bool, retryAt t
 	p.health.LastSuccess = o.Now()
 	p.mu.Unlock()
 	return backlog && len(due) == o.BatchSize || !backlog, time.Time{}, nil
+}
+
+// match reports whether e is sent to the peer: this node's events (and the relayed
+// sources' with Relay) that the peer's filters accept.
+func (p *peerLoop) match(e *event.Event) bool {
+	if e.SourceNode != p.s.opts.LocalNode && (p.peer.Relay == nil || !p.peer.Relay(e.SourceNode)) {
+		return false
+	}
+	return p.peer.Matches(e)
 }
 
 // probe asks the peer what it understands; any failure means plain v1 for now.
@@ -686,6 +714,9 @@ func (p *peerLoop) push(ctx context.Context, due []store.Delivery) ([]store.Deli
 			continue
 		}
 		bodies[i] = b
+	}
+	if p.peer.Publisher != nil {
+		return p.publish(ctx, due, bodies, outcomes)
 	}
 	var firstErr error
 	send := func(idx []int) {
@@ -751,14 +782,70 @@ func (p *peerLoop) push(ctx context.Context, due []store.Delivery) ([]store.Deli
 	return outcomes, firstErr
 }
 
+// publish hands the encodable deliveries to the peer's Publisher and turns its answers
+// into outcomes (appended to outcomes, which holds those already failed).
+func (p *peerLoop) publish(ctx context.Context, due []store.Delivery, bodies [][]byte, outcomes []store.DeliveryOutcome) ([]store.DeliveryOutcome, error) {
+	o := &p.s.opts
+	var (
+		idx    []int
+		events []event.Event
+		bs     [][]byte
+	)
+	for i := range due {
+		if bodies[i] != nil {
+			idx = append(idx, i)
+			events = append(events, due[i].Event)
+			bs = append(bs, bodies[i])
+		}
+	}
+	if len(idx) == 0 {
+		return outcomes, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.RequestTimeout)
+	defer cancel()
+	errs := p.peer.Publisher.Publish(ctx, events, bs)
+	if len(errs) != len(idx) {
+		err := fmt.Errorf("publisher answered %d of %d events", len(errs), len(idx))
+		errs = make([]error, len(idx))
+		for j := range errs {
+			errs[j] = err
+		}
+	}
+	var firstErr error
+	var ok, failed int64
+	for j, i := range idx {
+		outcomes = append(outcomes, p.outcome(due[i], errs[j]))
+		if errs[j] == nil {
+			ok++
+			continue
+		}
+		failed++
+		if isTransient(errs[j]) && firstErr == nil {
+			firstErr = errs[j]
+		}
+	}
+	for st, n := range map[string]int64{"ok": ok, "error": failed} {
+		if n > 0 {
+			o.Metrics.attempts.Add(ctx, n, attrs(p.attrs[0], p.attrs[1], attribute.String("status", st)))
+		}
+	}
+	return outcomes, firstErr
+}
+
+// permanent is an error that retrying cannot cure (*PushError for a refused body, and a
+// Publisher's own errors).
+type permanent interface{ Permanent() bool }
+
+// isPermanent reports whether err says that retrying the same event cannot succeed.
+func isPermanent(err error) bool {
+	var pe permanent
+	return errors.As(err, &pe) && pe.Permanent()
+}
+
 // isTransient reports whether err is a push failure worth retrying (not a refusal of
 // the content itself). A transient failure stops the pass to keep the peer's order.
 func isTransient(err error) bool {
-	if err == nil {
-		return false
-	}
-	var pe *PushError
-	return !errors.As(err, &pe) || !pe.Permanent()
+	return err != nil && !isPermanent(err)
 }
 
 // send pushes the events idx as one request (v1 when single and no batch support).
@@ -822,8 +909,7 @@ func (p *peerLoop) outcome(d store.Delivery, err error) store.DeliveryOutcome {
 		return out
 	}
 	out.LastError = err.Error()
-	var pe *PushError
-	if (errors.As(err, &pe) && pe.Permanent()) || now.Sub(d.CreatedAt) >= o.FailAfter {
+	if isPermanent(err) || now.Sub(d.CreatedAt) >= o.FailAfter {
 		out.State = store.DeliveryFailed
 		return out
 	}
