@@ -200,7 +200,7 @@ func New(opts Options) (*Host, error) {
 		}
 	}
 	h.funcs = funcs
-	m, err := newInstruments(opts.MeterProvider, h.breakerStates)
+	m, err := newInstruments(opts.MeterProvider, h.breakerStates, h.warmInstances)
 	if err != nil {
 		return nil, fmt.Errorf("host: metrics: %w", err)
 	}
@@ -216,6 +216,24 @@ func (h *Host) breakerStates() map[string]BreakerState {
 	out := make(map[string]BreakerState, len(h.plugins))
 	for name, e := range h.plugins {
 		out[name] = e.breaker.current(now)
+	}
+	return out
+}
+
+// warmInstances reports every plugin's idle instances in its serving version (for the
+// metrics gauge; 0 while nothing is loaded).
+func (h *Host) warmInstances() map[string]int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make(map[string]int, len(h.plugins))
+	for name, e := range h.plugins {
+		n := 0
+		if v := e.current.Load(); v != nil {
+			v.mu.Lock()
+			n = len(v.idle)
+			v.mu.Unlock()
+		}
+		out[name] = n
 	}
 	return out
 }

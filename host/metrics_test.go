@@ -86,6 +86,11 @@ func TestMetrics(t *testing.T) {
 			}
 		})
 	}
+	// The serving version keeps its idle instances (how many are warm by now depends on
+	// the background warm-up, but the instance of the first call went back to the pool).
+	if got, found := sumOf(rm, "routerd_plugin_warm_instances", p); !found || got < 1 || got > int64(DefaultWarmInstances) {
+		t.Errorf("routerd_plugin_warm_instances{plugin=c} = %d (found %v), want 1..%d", got, found, DefaultWarmInstances)
+	}
 	var sawHistogram bool
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {

@@ -255,7 +255,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	default:
 		return fmt.Errorf("routerd: --dataplane %q: want %s or %s", d.opts.Dataplane, DataplaneDryRun, DataplaneNetlink)
 	}
-	d.reconciler = dataplane.NewReconciler(d.backend, d.log.With("component", "dataplane"))
+	d.reconciler = dataplane.NewReconciler(d.backend, d.log.With("component", "dataplane"), dataplane.WithMeterProvider(d.mp))
 
 	if d.opts.EventdBinary != "" {
 		args := d.opts.EventdArgs
