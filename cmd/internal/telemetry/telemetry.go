@@ -11,10 +11,14 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -24,7 +28,10 @@ import (
 type Metrics struct {
 	provider *sdkmetric.MeterProvider
 	registry *prometheus.Registry
-	server   *http.Server
+
+	mu      sync.Mutex
+	servers []*http.Server
+	extra   []prometheus.Gatherer // served after the registry (see AddGatherer)
 }
 
 // New creates a meter provider that exports to a fresh Prometheus registry.
@@ -40,9 +47,27 @@ func New() (*Metrics, error) {
 // Provider is the meter provider to hand to library packages.
 func (m *Metrics) Provider() metric.MeterProvider { return m.provider }
 
-// Handler serves the metrics in the Prometheus text format.
+// AddGatherer adds g's metric families to every scrape of Handler (routerd adds its
+// supervised routerd-eventd children this way). Families of the same name must not repeat
+// a series of the registry's.
+func (m *Metrics) AddGatherer(g prometheus.Gatherer) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.extra = append(m.extra, g)
+}
+
+// Gather collects the registry and the added gatherers (prometheus.Gatherer).
+func (m *Metrics) Gather() ([]*dto.MetricFamily, error) {
+	m.mu.Lock()
+	gs := append(prometheus.Gatherers{m.registry}, m.extra...)
+	m.mu.Unlock()
+	return gs.Gather()
+}
+
+// Handler serves the metrics in the Prometheus text format. A gatherer that fails (a
+// child that does not answer) leaves its series out; the rest is served.
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+	return promhttp.HandlerFor(prometheus.GathererFunc(m.Gather), promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }
 
 // Serve listens on addr (host:port) and serves /metrics until Shutdown. It returns the
@@ -52,22 +77,54 @@ func (m *Metrics) Serve(addr string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("telemetry: listen %s: %w", addr, err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", m.Handler())
-	m.server = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := m.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			_ = err // the listener failed after start; nothing to report it to but the scrape
-		}
-	}()
+	m.serve(ln)
 	return ln.Addr().String(), nil
 }
 
-// Shutdown stops the HTTP server (if any) and flushes the provider. Safe to call twice.
+// ServeUnix listens on the Unix socket path (mode 0600; a stale socket file is replaced)
+// and serves /metrics until Shutdown. routerd scrapes its supervised children this way.
+func (m *Metrics) ServeUnix(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return fmt.Errorf("telemetry: metrics socket dir: %w", err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("telemetry: remove stale metrics socket %s: %w", path, err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return fmt.Errorf("telemetry: listen on metrics socket %s (a path must be shorter than 108 bytes): %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return fmt.Errorf("telemetry: chmod metrics socket %s: %w", path, err)
+	}
+	m.serve(ln)
+	return nil
+}
+
+func (m *Metrics) serve(ln net.Listener) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", m.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	m.mu.Lock()
+	m.servers = append(m.servers, srv)
+	m.mu.Unlock()
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			_ = err // the listener failed after start; nothing to report it to but the scrape
+		}
+	}()
+}
+
+// Shutdown stops the HTTP servers (if any) and flushes the provider. Safe to call twice.
 func (m *Metrics) Shutdown(ctx context.Context) error {
 	var errs []error
-	if m.server != nil {
-		errs = append(errs, m.server.Shutdown(ctx))
+	m.mu.Lock()
+	servers := m.servers
+	m.servers = nil
+	m.mu.Unlock()
+	for _, srv := range servers {
+		errs = append(errs, srv.Shutdown(ctx))
 	}
 	if err := m.provider.Shutdown(ctx); err != nil && !errors.Is(err, sdkmetric.ErrReaderShutdown) {
 		errs = append(errs, err)
