@@ -220,6 +220,16 @@ func (h *Host) breakerStates() map[string]BreakerState {
 	return out
 }
 
+// funcNames are the names of the host functions (the values of the "function" metric
+// attribute).
+func (h *Host) funcNames() []string {
+	out := make([]string, len(h.funcs))
+	for i, f := range h.funcs {
+		out[i] = f.Name
+	}
+	return out
+}
+
 // warmInstances reports every plugin's idle instances in its serving version (for the
 // metrics gauge; 0 while nothing is loaded).
 func (h *Host) warmInstances() map[string]int {
@@ -474,6 +484,7 @@ func (h *Host) load(ctx context.Context, path string, spec Spec) error {
 		old.retire()
 	}
 	h.metrics.loads.Add(ctx, 1, loadAttrs(spec.Name, "ok"))
+	h.metrics.loaded(ctx, spec.Name, h.funcNames())
 	h.log.Info("plugin loaded", "plugin", spec.Name, "file", path, "version", v.manifest.Version,
 		"sha256", digest[:12], "fastPath", v.fast, "took", v.loadTook.Round(time.Millisecond), "replaced", old != nil)
 	return nil

@@ -118,6 +118,14 @@ func (in *instruments) observeCall(ctx context.Context, plugin, hook string, sec
 	in.errors.Add(ctx, 1, metric.WithAttributes(attribute.String("plugin", plugin), attribute.String("hook", hook), attribute.String("kind", ErrorKind(err))))
 }
 
+// loaded starts plugin's denied-host-call series at 0 for every host function, so a
+// dashboard's rate() over them works before the first denial.
+func (in *instruments) loaded(ctx context.Context, plugin string, functions []string) {
+	for _, fn := range functions {
+		in.denied.Add(ctx, 0, metric.WithAttributeSet(attribute.NewSet(attribute.String("plugin", plugin), attribute.String("function", fn))))
+	}
+}
+
 func (in *instruments) close() {
 	if in.reg != nil {
 		_ = in.reg.Unregister()
