@@ -15,12 +15,12 @@ const meterName = "routerd.net/routerd/host"
 // instruments are the host's OTel metrics. Attributes are low-cardinality: plugin, hook,
 // outcome, kind, function.
 type instruments struct {
-	calls    metric.Int64Counter     // routerd_plugin_calls_total{plugin,hook,outcome}
-	errors   metric.Int64Counter     // routerd_plugin_errors_total{plugin,hook,kind}
-	duration metric.Float64Histogram // routerd_plugin_call_duration_seconds{plugin,hook}
-	denied   metric.Int64Counter     // routerd_plugin_hostcall_denied_total{plugin,function}
-	hostcall metric.Int64Counter     // routerd_plugin_hostcalls_total{plugin,function}
-	loads    metric.Int64Counter     // routerd_plugin_loads_total{plugin,outcome}
+	calls    metric.Int64Counter         // routerd_plugin_calls_total{plugin,hook,outcome}
+	errors   metric.Int64Counter         // routerd_plugin_errors_total{plugin,hook,kind}
+	duration metric.Float64Histogram     // routerd_plugin_call_duration_seconds{plugin,hook}
+	denied   metric.Int64Counter         // routerd_plugin_hostcall_denied_total{plugin,function}
+	hostcall metric.Int64Counter         // routerd_plugin_hostcalls_total{plugin,function}
+	loads    metric.Int64Counter         // routerd_plugin_loads_total{plugin,outcome}
 	breaker  metric.Int64ObservableGauge // routerd_plugin_breaker_state{plugin}
 	warm     metric.Int64ObservableGauge // routerd_plugin_warm_instances{plugin}
 	reg      metric.Registration
