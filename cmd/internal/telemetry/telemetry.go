@@ -64,10 +64,12 @@ func (m *Metrics) Gather() ([]*dto.MetricFamily, error) {
 	return gs.Gather()
 }
 
-// Handler serves the metrics in the Prometheus text format. A gatherer that fails (a
-// child that does not answer) leaves its series out; the rest is served.
+// Handler serves the metrics in the Prometheus text format (or protobuf, as the scraper
+// asks), uncompressed: the scrape is local or on a LAN, and gzip would cost more CPU than
+// the whole encoding. A gatherer that fails (a child that does not answer) leaves its
+// series out; the rest is served.
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(prometheus.GathererFunc(m.Gather), promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+	return promhttp.HandlerFor(prometheus.GathererFunc(m.Gather), promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError, DisableCompression: true})
 }
 
 // Serve listens on addr (host:port) and serves /metrics until Shutdown. It returns the
