@@ -278,7 +278,7 @@ func (d *Daemon) start(ctx context.Context) error {
 			}
 			return a
 		}
-		d.metrics.AddGatherer(telemetry.SocketGatherer{Prefix: transport.MetricPrefix, Sockets: d.eventdSockets})
+		d.metrics.AddChildren(telemetry.Children{Prefix: transport.MetricPrefix, Sockets: d.eventdSockets})
 		d.sup, err = supervise.New(supervise.Options{
 			Binary: d.opts.EventdBinary, Args: childArgs, Stdout: d.opts.EventdStdout, Stderr: d.opts.EventdStderr,
 			Logger: d.log.With("component", "supervise"), StopTimeout: 10 * time.Second,

@@ -6,19 +6,22 @@
 package telemetry
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -29,9 +32,9 @@ type Metrics struct {
 	provider *sdkmetric.MeterProvider
 	registry *prometheus.Registry
 
-	mu      sync.Mutex
-	servers []*http.Server
-	extra   []prometheus.Gatherer // served after the registry (see AddGatherer)
+	mu       sync.Mutex
+	servers  []*http.Server
+	children []Children // served after the registry (see AddChildren)
 }
 
 // New creates a meter provider that exports to a fresh Prometheus registry.
@@ -47,29 +50,52 @@ func New() (*Metrics, error) {
 // Provider is the meter provider to hand to library packages.
 func (m *Metrics) Provider() metric.MeterProvider { return m.provider }
 
-// AddGatherer adds g's metric families to every scrape of Handler (routerd adds its
-// supervised routerd-eventd children this way). Families of the same name must not repeat
-// a series of the registry's.
-func (m *Metrics) AddGatherer(g prometheus.Gatherer) {
+// AddChildren adds the families of other processes' /metrics (see Children) to every
+// scrape of Handler. A child family whose name this process exports itself is left out.
+func (m *Metrics) AddChildren(c Children) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.extra = append(m.extra, g)
+	m.children = append(m.children, c)
 }
 
-// Gather collects the registry and the added gatherers (prometheus.Gatherer).
-func (m *Metrics) Gather() ([]*dto.MetricFamily, error) {
-	m.mu.Lock()
-	gs := append(prometheus.Gatherers{m.registry}, m.extra...)
-	m.mu.Unlock()
-	return gs.Gather()
-}
-
-// Handler serves the metrics in the Prometheus text format (or protobuf, as the scraper
-// asks), uncompressed: the scrape is local or on a LAN, and gzip would cost more CPU than
-// the whole encoding. A gatherer that fails (a child that does not answer) leaves its
-// series out; the rest is served.
+// Handler serves the metrics, uncompressed: the scrape is local or on a LAN, and gzip
+// would cost more CPU than the encoding. Without children it is promhttp's handler (text,
+// OpenMetrics or protobuf, as the scraper asks); with children it answers in the text
+// format: this process's families, then the children's merged by name. A failing part (a
+// child that does not answer) leaves its series out; the rest is served.
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(prometheus.GathererFunc(m.Gather), promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError, DisableCompression: true})
+	plain := promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError, DisableCompression: true})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m.mu.Lock()
+		children := slices.Clone(m.children)
+		m.mu.Unlock()
+		if len(children) == 0 {
+			plain.ServeHTTP(w, r)
+			return
+		}
+		own, _ := m.registry.Gather() // families gathered despite an error are served
+		merged := map[string]*textFamily{}
+		for _, c := range children {
+			_ = c.scrape(merged) // the children that answered are merged
+		}
+		var buf bytes.Buffer
+		enc := expfmt.NewEncoder(&buf, expfmt.NewFormat(expfmt.TypeTextPlain))
+		for _, f := range own {
+			delete(merged, f.GetName())
+			if err := enc.Encode(f); err != nil {
+				http.Error(w, "telemetry: encode "+f.GetName()+": "+err.Error(), http.StatusInternalServerError)
+				return
+			}
+		}
+		for _, name := range slices.Sorted(maps.Keys(merged)) {
+			f := merged[name]
+			buf.Write(f.help)
+			buf.Write(f.typ)
+			buf.Write(f.samples)
+		}
+		w.Header().Set("Content-Type", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
+		_, _ = w.Write(buf.Bytes())
+	})
 }
 
 // Serve listens on addr (host:port) and serves /metrics until Shutdown. It returns the
