@@ -261,7 +261,9 @@ func run(ctx context.Context, s settings.Settings, src source, metricsExplicit b
 		log.Info("metrics listening", "socket", src.metricsSocket)
 	}
 
-	st, err := store.Open(src.storePath, store.Options{Logger: log, MeterProvider: metrics.Provider()})
+	// The store's metrics stay routerd's: here each of their facts (events received,
+	// duplicates, retention) is counted once, by the transport's routerd_eventd_* metrics.
+	st, err := store.Open(src.storePath, store.Options{Logger: log})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
