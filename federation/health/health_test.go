@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"routerd.net/routerd/federation/health/healthtest"
-	"routerd.net/routerd/schemas"
 	"routerd.net/routerd/federation/store"
+	"routerd.net/routerd/schemas"
 )
 
 // lines renders findings one per line: check severity group peer resource.
