@@ -40,12 +40,14 @@ type Reconciler struct {
 
 	reconciles metric.Int64Counter
 	changes    metric.Int64Counter
+	drift      metric.Int64Counter
 	duration   metric.Float64Histogram
 	objects    metric.Int64Gauge
 
-	mu     sync.Mutex
-	closed bool
-	last   State // last desired state applied successfully
+	mu      sync.Mutex
+	closed  bool
+	last    State // last desired state applied successfully
+	applied bool  // last is set
 }
 
 // Option configures a Reconciler.
@@ -57,8 +59,10 @@ type reconcilerOptions struct {
 
 // WithMeterProvider records the reconciler's metrics with mp (default: the no-op
 // provider): routerd_dataplane_reconcile_total{result: changed|unchanged|error},
-// routerd_dataplane_changes_total{op, kind}, routerd_dataplane_reconcile_duration_seconds
-// and routerd_dataplane_desired_objects.
+// routerd_dataplane_changes_total{op, kind}, routerd_dataplane_drift_repaired_total{op, kind}
+// (changes made while the desired state was the one already applied: someone else altered
+// the kernel), routerd_dataplane_reconcile_duration_seconds and
+// routerd_dataplane_desired_objects.
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return func(o *reconcilerOptions) { o.mp = mp }
 }
@@ -84,6 +88,9 @@ func NewReconciler(backend Backend, log *slog.Logger, opts ...Option) *Reconcile
 	errs = append(errs, err)
 	r.changes, err = meter.Int64Counter("routerd_dataplane_changes_total",
 		metric.WithDescription("Kernel object changes of successful reconciliations, by op (add, remove, replace) and kind."))
+	errs = append(errs, err)
+	r.drift, err = meter.Int64Counter("routerd_dataplane_drift_repaired_total",
+		metric.WithDescription("Changes that repaired drift (the desired state had not changed since the last successful apply), by op and kind."))
 	errs = append(errs, err)
 	r.duration, err = meter.Float64Histogram("routerd_dataplane_reconcile_duration_seconds",
 		metric.WithDescription("Duration of one reconciliation (read current state, diff, apply)."), metric.WithUnit("s"))
@@ -132,7 +139,7 @@ func (r *Reconciler) Apply(ctx context.Context, desired State) (Diff, error) {
 		return d, err
 	}
 	if d.Empty() {
-		r.last = want
+		r.last, r.applied = want, true
 		result = "unchanged"
 		r.objects.Record(ctx, int64(want.Len()))
 		return d, nil
@@ -140,10 +147,21 @@ func (r *Reconciler) Apply(ctx context.Context, desired State) (Diff, error) {
 	if err := r.backend.Apply(ctx, d, want); err != nil {
 		return d, fmt.Errorf("dataplane: apply on %s: %w", r.backend.Name(), err)
 	}
-	for _, c := range d.Changes {
-		r.changes.Add(ctx, 1, metric.WithAttributes(attribute.String("op", string(c.Op)), attribute.String("kind", c.Object().Kind().String())))
+	// The same desired state as last time, yet changes: the kernel drifted.
+	drift := false
+	if r.applied {
+		if same, err := Compute(r.last, want); err == nil && same.Empty() {
+			drift = true
+		}
 	}
-	r.last = want
+	for _, c := range d.Changes {
+		a := metric.WithAttributes(attribute.String("op", string(c.Op)), attribute.String("kind", c.Object().Kind().String()))
+		r.changes.Add(ctx, 1, a)
+		if drift {
+			r.drift.Add(ctx, 1, a)
+		}
+	}
+	r.last, r.applied = want, true
 	result = "changed"
 	r.objects.Record(ctx, int64(want.Len()))
 	add, rm, repl := d.Count()

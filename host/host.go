@@ -200,7 +200,7 @@ func New(opts Options) (*Host, error) {
 		}
 	}
 	h.funcs = funcs
-	m, err := newInstruments(opts.MeterProvider, h.breakerStates)
+	m, err := newInstruments(opts.MeterProvider, h.breakerStates, h.warmInstances)
 	if err != nil {
 		return nil, fmt.Errorf("host: metrics: %w", err)
 	}
@@ -216,6 +216,34 @@ func (h *Host) breakerStates() map[string]BreakerState {
 	out := make(map[string]BreakerState, len(h.plugins))
 	for name, e := range h.plugins {
 		out[name] = e.breaker.current(now)
+	}
+	return out
+}
+
+// funcNames are the names of the host functions (the values of the "function" metric
+// attribute).
+func (h *Host) funcNames() []string {
+	out := make([]string, len(h.funcs))
+	for i, f := range h.funcs {
+		out[i] = f.Name
+	}
+	return out
+}
+
+// warmInstances reports every plugin's idle instances in its serving version (for the
+// metrics gauge; 0 while nothing is loaded).
+func (h *Host) warmInstances() map[string]int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make(map[string]int, len(h.plugins))
+	for name, e := range h.plugins {
+		n := 0
+		if v := e.current.Load(); v != nil {
+			v.mu.Lock()
+			n = len(v.idle)
+			v.mu.Unlock()
+		}
+		out[name] = n
 	}
 	return out
 }
@@ -456,6 +484,7 @@ func (h *Host) load(ctx context.Context, path string, spec Spec) error {
 		old.retire()
 	}
 	h.metrics.loads.Add(ctx, 1, loadAttrs(spec.Name, "ok"))
+	h.metrics.loaded(ctx, spec.Name, h.funcNames())
 	h.log.Info("plugin loaded", "plugin", spec.Name, "file", path, "version", v.manifest.Version,
 		"sha256", digest[:12], "fastPath", v.fast, "took", v.loadTook.Round(time.Millisecond), "replaced", old != nil)
 	return nil

@@ -15,13 +15,14 @@ const meterName = "routerd.net/routerd/host"
 // instruments are the host's OTel metrics. Attributes are low-cardinality: plugin, hook,
 // outcome, kind, function.
 type instruments struct {
-	calls    metric.Int64Counter     // routerd_plugin_calls_total{plugin,hook,outcome}
-	errors   metric.Int64Counter     // routerd_plugin_errors_total{plugin,hook,kind}
-	duration metric.Float64Histogram // routerd_plugin_call_duration_seconds{plugin,hook}
-	denied   metric.Int64Counter     // routerd_plugin_hostcall_denied_total{plugin,function}
-	hostcall metric.Int64Counter     // routerd_plugin_hostcalls_total{plugin,function}
-	loads    metric.Int64Counter     // routerd_plugin_loads_total{plugin,outcome}
-	breaker  metric.Int64ObservableGauge
+	calls    metric.Int64Counter         // routerd_plugin_calls_total{plugin,hook,outcome}
+	errors   metric.Int64Counter         // routerd_plugin_errors_total{plugin,hook,kind}
+	duration metric.Float64Histogram     // routerd_plugin_call_duration_seconds{plugin,hook}
+	denied   metric.Int64Counter         // routerd_plugin_hostcall_denied_total{plugin,function}
+	hostcall metric.Int64Counter         // routerd_plugin_hostcalls_total{plugin,function}
+	loads    metric.Int64Counter         // routerd_plugin_loads_total{plugin,outcome}
+	breaker  metric.Int64ObservableGauge // routerd_plugin_breaker_state{plugin}
+	warm     metric.Int64ObservableGauge // routerd_plugin_warm_instances{plugin}
 	reg      metric.Registration
 
 	mu    sync.Mutex
@@ -35,7 +36,9 @@ type callAttrs struct {
 	fail metric.MeasurementOption // plugin, hook, outcome=error
 }
 
-func newInstruments(mp metric.MeterProvider, breakerStates func() map[string]BreakerState) (*instruments, error) {
+// newInstruments creates the instruments; breakerStates and warmInstances feed the
+// observable gauges at each collection.
+func newInstruments(mp metric.MeterProvider, breakerStates func() map[string]BreakerState, warmInstances func() map[string]int) (*instruments, error) {
 	if mp == nil {
 		mp = noop.NewMeterProvider()
 	}
@@ -66,12 +69,19 @@ func newInstruments(mp metric.MeterProvider, breakerStates func() map[string]Bre
 		metric.WithDescription("Circuit breaker state per plugin: 0 closed, 1 half-open, 2 open.")); err != nil {
 		return nil, err
 	}
+	if in.warm, err = m.Int64ObservableGauge("routerd_plugin_warm_instances",
+		metric.WithDescription("Idle instances kept ready per plugin (limits.warmInstances at most).")); err != nil {
+		return nil, err
+	}
 	in.reg, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		for name, st := range breakerStates() {
 			o.ObserveInt64(in.breaker, int64(st), metric.WithAttributes(attribute.String("plugin", name)))
 		}
+		for name, n := range warmInstances() {
+			o.ObserveInt64(in.warm, int64(n), metric.WithAttributes(attribute.String("plugin", name)))
+		}
 		return nil
-	}, in.breaker)
+	}, in.breaker, in.warm)
 	if err != nil {
 		return nil, err
 	}
@@ -106,6 +116,14 @@ func (in *instruments) observeCall(ctx context.Context, plugin, hook string, sec
 	}
 	in.calls.Add(ctx, 1, a.fail)
 	in.errors.Add(ctx, 1, metric.WithAttributes(attribute.String("plugin", plugin), attribute.String("hook", hook), attribute.String("kind", ErrorKind(err))))
+}
+
+// loaded starts plugin's denied-host-call series at 0 for every host function, so a
+// dashboard's rate() over them works before the first denial.
+func (in *instruments) loaded(ctx context.Context, plugin string, functions []string) {
+	for _, fn := range functions {
+		in.denied.Add(ctx, 0, metric.WithAttributeSet(attribute.NewSet(attribute.String("plugin", plugin), attribute.String("function", fn))))
+	}
 }
 
 func (in *instruments) close() {

@@ -86,6 +86,27 @@ func TestMetrics(t *testing.T) {
 			}
 		})
 	}
+	// The serving version keeps its idle instances (how many are warm by now depends on
+	// the background warm-up, but the instance of the first call went back to the pool).
+	if got, found := sumOf(rm, "routerd_plugin_warm_instances", p); !found || got < 1 || got > int64(DefaultWarmInstances) {
+		t.Errorf("routerd_plugin_warm_instances{plugin=c} = %d (found %v), want 1..%d", got, found, DefaultWarmInstances)
+	}
+	// Denials of functions never called are exported as 0 from the load on.
+	var zeroSeries bool
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if d, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == "routerd_plugin_hostcall_denied" {
+				for _, dp := range d.DataPoints {
+					if v, _ := dp.Attributes.Value("function"); v.AsString() == abi.FuncProviderRequest && dp.Value == 0 {
+						zeroSeries = true
+					}
+				}
+			}
+		}
+	}
+	if !zeroSeries {
+		t.Errorf("no routerd_plugin_hostcall_denied{plugin=c,function=%s} 0 series", abi.FuncProviderRequest)
+	}
 	var sawHistogram bool
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {

@@ -13,6 +13,7 @@ import (
 
 	"routerd.net/routerd/cmd/internal/settings"
 	"routerd.net/routerd/federation/store"
+	"routerd.net/routerd/federation/transport"
 	"routerd.net/routerd/schemas"
 )
 
@@ -135,8 +136,9 @@ first delivery; peers known only from the store are listed too.`,
 	return cmd
 }
 
-// peerRows merges the store's statistics with the configured EventPeers (when the config
-// dir loads; otherwise a note goes to stderr and only the store is shown).
+// peerRows merges the store's statistics with the configured peers (EventPeers and
+// spec.peersFrom, when the config dir loads; otherwise a note goes to stderr and only the
+// store is shown).
 func peerRows(cmd *cobra.Command, group string, stats []store.PeerDeliveryStats) []peerRow {
 	type key struct{ g, p string }
 	byKey := map[key]*peerRow{}
@@ -152,12 +154,21 @@ func peerRows(cmd *cobra.Command, group string, stats []store.PeerDeliveryStats)
 	}
 	if s, err := settings.Load(cmd.Flags()); err == nil {
 		if cfg, err := schemas.LoadDir(s.ConfigDir); err == nil {
-			for _, p := range cfg.EventPeers() {
-				if group != "" && p.Spec.GroupRef != group {
+			// The peers as the transport reads them: EventPeers and spec.peersFrom.
+			for _, g := range cfg.EventGroups() {
+				if group != "" && g.Metadata.Name != group {
 					continue
 				}
-				r := add(key{p.Spec.GroupRef, p.Metadata.Name})
-				r.NodeName, r.Endpoint = p.Spec.NodeName, p.Spec.Endpoint
+				for _, p := range transport.GroupPeers(cfg, g) {
+					if p.ResourceMissing {
+						continue
+					}
+					r := add(key{g.Metadata.Name, p.Name})
+					r.NodeName = p.NodeName
+					if p.EventPeer != nil {
+						r.Endpoint = p.EventPeer.Spec.Endpoint
+					}
+				}
 			}
 		} else if _, statErr := os.Stat(s.ConfigDir); statErr == nil {
 			fmt.Fprintf(cmd.ErrOrStderr(), "note: config dir %s not loaded (%v); showing peers from the store only\n", s.ConfigDir, firstLine(err.Error()))

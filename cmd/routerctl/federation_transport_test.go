@@ -64,7 +64,8 @@ func outboxState(t *testing.T) (state, conf string) {
 	must(os.MkdirAll(conf, 0o755))
 	must(os.WriteFile(filepath.Join(conf, "lab.secret"), []byte("lab-secret-0123456789abcdef"), 0o600))
 	var b strings.Builder
-	fmt.Fprintf(&b, "apiVersion: federation.routerd.net/v1alpha1\nkind: EventGroup\nmetadata:\n  name: lab\nspec:\n  nodeName: a\n  auth:\n    secretFile: %s\n", filepath.Join(conf, "lab.secret"))
+	fmt.Fprintf(&b, "apiVersion: federation.routerd.net/v1alpha1\nkind: EventGroup\nmetadata:\n  name: lab\nspec:\n  nodeName: a\n  auth:\n    secretFile: %s\n  peersFrom:\n  - resource: OverlayPeer/dc1\n", filepath.Join(conf, "lab.secret"))
+	b.WriteString("---\napiVersion: hybrid.routerd.net/v1alpha1\nkind: OverlayPeer\nmetadata:\n  name: dc1\nspec:\n  role: cloud\n  underlay:\n    type: wireguard\n    interface: wg0\n  remote:\n    nodeID: dc1-node\n    address: 10.255.1.2\n")
 	for _, p := range []string{"b", "c", "d"} {
 		fmt.Fprintf(&b, "---\napiVersion: federation.routerd.net/v1alpha1\nkind: EventPeer\nmetadata:\n  name: %s\nspec:\n  groupRef: lab\n  nodeName: node-%s\n  endpoint: http://127.0.0.1:1\n", p, p)
 	}
@@ -131,10 +132,10 @@ func TestFederationPeers(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rows); err != nil {
 		t.Fatalf("%v:\n%s", err, out)
 	}
-	if len(rows) != 3 {
-		t.Fatalf("%d peers, want b, c and d:\n%s", len(rows), out)
+	if len(rows) != 4 {
+		t.Fatalf("%d peers, want b, c, d and dc1:\n%s", len(rows), out)
 	}
-	b, c, d := rows[0], rows[1], rows[2]
+	b, c, d, dc1 := rows[0], rows[1], rows[2], rows[3]
 	if b.Peer != "b" || b.Delivered != 3 || b.Backlog != 0 || b.LastSuccess.IsZero() || b.NodeName != "node-b" {
 		t.Errorf("peer b = %+v", b)
 	}
@@ -143,6 +144,9 @@ func TestFederationPeers(t *testing.T) {
 	}
 	if d.Peer != "d" || d.Delivered != 0 || d.Endpoint == "" {
 		t.Errorf("peer d (configured, never used) = %+v", d)
+	}
+	if dc1.Peer != "dc1" || dc1.NodeName != "dc1-node" || dc1.Endpoint != "" {
+		t.Errorf("peer dc1 (spec.peersFrom OverlayPeer/dc1, no EventPeer) = %+v", dc1)
 	}
 	table, code := ctl(t, "federation", "peers", "--state-dir", state, "--config-dir", conf)
 	if code != exitOK || !strings.HasPrefix(table, "GROUP") || !strings.Contains(table, "push: peer answered") {

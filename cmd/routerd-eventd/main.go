@@ -58,6 +58,7 @@ func (e configError) Unwrap() error { return e.err }
 type flags struct {
 	group, listen         string
 	configFile, stateFile string
+	metricsSocket         string
 	readTimeout           time.Duration
 }
 
@@ -70,6 +71,7 @@ func (f *flags) add(fs *pflag.FlagSet, withGroup bool) {
 	fs.StringVar(&f.configFile, "config-file", "", "JSON config of routerd v1alpha1's routerd-eventd (instead of --group and the config dir)")
 	fs.StringVar(&f.stateFile, "state-file", "", "store file, overriding statePath of --config-file")
 	fs.DurationVar(&f.readTimeout, "read-timeout", transport.DefaultReadTimeout, "longest a peer may take to send one request, headers and body")
+	fs.StringVar(&f.metricsSocket, "metrics-socket", "", "also serve /metrics on this Unix socket (mode 0600); routerd passes one to each child it supervises and re-exposes the child's routerd_eventd_* metrics on its own /metrics")
 }
 
 // execute validates f and serves until a signal.
@@ -91,6 +93,7 @@ func (f *flags) execute(cmd *cobra.Command) error {
 		return configError{err}
 	}
 	src := f.source(s)
+	src.metricsSocket = f.metricsSocket
 	metricsExplicit := cmd.Flags().Changed("metrics-address") || os.Getenv("ROUTERD_METRICS_ADDRESS") != ""
 	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -103,6 +106,8 @@ type source struct {
 	group       string
 	storePath   string
 	readTimeout time.Duration
+	// metricsSocket, when set, is a Unix socket serving /metrics.
+	metricsSocket string
 	// load reads the configuration; warnings are logged by the caller.
 	load func() (gc transport.GroupConfig, prune time.Duration, warnings []string, err error)
 }
@@ -168,7 +173,8 @@ It loads the resource documents from the config dir, finds the EventGroup named 
             peer advertises batches in GET /v1/status, retried with exponential backoff,
             and re-pushed before it expires at the peer (TTL refresh);
   serves    GET /v1/status (counters, extensions) and /metrics (also on
-            --metrics-address when that is set explicitly).
+            --metrics-address when that is set explicitly, and on --metrics-socket,
+            which routerd sets for the children it supervises).
 
 Instead of --group and the config dir, --config-file takes the JSON config of routerd
 v1alpha1's routerd-eventd (nodeName, group, listen, secretFile, replayWindow, peers,
@@ -249,8 +255,17 @@ func run(ctx context.Context, s settings.Settings, src source, metricsExplicit b
 		}
 		log.Info("metrics listening", "address", addr)
 	}
+	if src.metricsSocket != "" {
+		if err := metrics.ServeUnix(src.metricsSocket); err != nil {
+			return err
+		}
+		defer os.Remove(src.metricsSocket)
+		log.Info("metrics listening", "socket", src.metricsSocket)
+	}
 
-	st, err := store.Open(src.storePath, store.Options{Logger: log, MeterProvider: metrics.Provider()})
+	// The store's metrics stay routerd's: here each of their facts (events received,
+	// duplicates, retention) is counted once, by the transport's routerd_eventd_* metrics.
+	st, err := store.Open(src.storePath, store.Options{Logger: log})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}

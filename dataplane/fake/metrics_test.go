@@ -28,6 +28,11 @@ func TestReconcilerMetrics(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Someone removes a route behind our back: the next Apply of the same state repairs it.
+	b.Delete("route 10.0.0.2/32 table main metric 0")
+	if _, err := r.Apply(ctx, s); err != nil {
+		t.Fatal(err)
+	}
 	b.FailOn("route 10.0.0.3/32 table main metric 0")
 	s.Routes = append(s.Routes, dataplane.Route{Dst: netip.MustParsePrefix("10.0.0.3/32"), Dev: "wg0"})
 	if _, err := r.Apply(ctx, s); err == nil {
@@ -64,10 +69,11 @@ func TestReconcilerMetrics(t *testing.T) {
 		key  string
 		want int64
 	}{
-		{name: "changed", key: "routerd_dataplane_reconcile_total result=changed", want: 1},
+		{name: "changed", key: "routerd_dataplane_reconcile_total result=changed", want: 2},
 		{name: "unchanged", key: "routerd_dataplane_reconcile_total result=unchanged", want: 1},
 		{name: "error", key: "routerd_dataplane_reconcile_total result=error", want: 1},
-		{name: "route adds", key: "routerd_dataplane_changes_total kind=route op=add", want: 2},
+		{name: "route adds", key: "routerd_dataplane_changes_total kind=route op=add", want: 3},
+		{name: "drift repaired", key: "routerd_dataplane_drift_repaired_total kind=route op=add", want: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -79,7 +85,7 @@ func TestReconcilerMetrics(t *testing.T) {
 	if gauge != 2 {
 		t.Errorf("routerd_dataplane_desired_objects = %d, want 2", gauge)
 	}
-	if histCount != 3 {
-		t.Errorf("duration histogram count = %d, want 3", histCount)
+	if histCount != 4 {
+		t.Errorf("duration histogram count = %d, want 4", histCount)
 	}
 }

@@ -156,6 +156,14 @@ func NewManager(opts Options) (*Manager, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("dynamic: metrics: %w", err)
 	}
+	// The series of the fixed reasons start at 0, so rate() over them works from the start.
+	ctx := context.Background()
+	for _, r := range []string{ReasonInvalid, ReasonKindNotAllowed, ReasonPolicyDenied, ReasonStaticConflict, ReasonCheckFailed} {
+		m.rejected.Add(ctx, 0, metric.WithAttributes(attribute.String("reason", r)))
+	}
+	for _, r := range []string{WithdrawExpired, WithdrawDirective, WithdrawOperator} {
+		m.withdrawn.Add(ctx, 0, metric.WithAttributes(attribute.String("reason", r)))
+	}
 	return m, nil
 }
 

@@ -72,7 +72,8 @@ type PeerState struct {
 	// Types and SubjectPrefixes are the EventPeer's filters.
 	Types           []string `json:"types,omitempty"`
 	SubjectPrefixes []string `json:"subjectPrefixes,omitempty"`
-	// Configured is set for an EventPeer of the group.
+	// Configured is set when an EventPeer stands for the peer (one of the group, or one
+	// brought in by spec.peersFrom; see transport.GroupPeers).
 	Configured bool `json:"configured"`
 	// PeersFrom is the spec.peersFrom resource that declares the peer ("" when none),
 	// Optional its optional flag, and ResourceMissing is set when that resource is not in
@@ -183,11 +184,14 @@ func configGroup(cfg *schemas.Config, g *schemas.EventGroup) GroupState {
 	if slo != nil {
 		gs.SLO = slo.Metadata.Name
 	}
-	for _, p := range cfg.EventPeersOf(gs.Name) {
-		gs.Peers = append(gs.Peers, PeerState{
-			Name: p.Metadata.Name, Resource: "EventPeer/" + p.Metadata.Name, NodeName: p.Spec.NodeName,
-			Endpoint: p.Spec.Endpoint, Types: p.Spec.Types, SubjectPrefixes: p.Spec.SubjectPrefixes, Configured: true,
-		})
+	// The peers as the transport reads them (EventPeers and spec.peersFrom).
+	for _, p := range transport.GroupPeers(cfg, g) {
+		ps := PeerState{Name: p.Name, Resource: p.Resource, NodeName: p.NodeName,
+			PeersFrom: p.PeersFrom, Optional: p.Optional, ResourceMissing: p.ResourceMissing}
+		if e := p.EventPeer; e != nil {
+			ps.Endpoint, ps.Types, ps.SubjectPrefixes, ps.Configured = e.Spec.Endpoint, e.Spec.Types, e.Spec.SubjectPrefixes, true
+		}
+		gs.Peers = append(gs.Peers, ps)
 	}
 	if t := g.Spec.Transport; t.Type == schemas.TransportNATSJetStream {
 		// The stream is the pseudo-peer the outbox publishes to (docs/transport.md).
@@ -200,30 +204,6 @@ func configGroup(cfg *schemas.Config, g *schemas.EventGroup) GroupState {
 		}
 		gs.Peers = append(gs.Peers, PeerState{Name: transport.JetStreamPeerName(stream), Resource: "EventGroup/" + gs.Name,
 			Endpoint: target, Configured: true})
-	}
-	for _, pf := range g.Spec.PeersFrom {
-		kind, name, _ := strings.Cut(pf.Resource, "/")
-		obj := cfg.Get(kind, name)
-		var nodeID string
-		if o, ok := obj.(*schemas.OverlayPeer); ok {
-			nodeID = o.Spec.Remote.NodeID
-		}
-		// The EventPeer of the group that stands for the declared peer: the same name,
-		// or (for an OverlayPeer) the remote node id as its node name.
-		k := slices.IndexFunc(gs.Peers, func(p PeerState) bool {
-			return p.Configured && (p.Name == name || (nodeID != "" && p.NodeName == nodeID))
-		})
-		if k >= 0 {
-			if gs.Peers[k].PeersFrom == "" {
-				gs.Peers[k].PeersFrom, gs.Peers[k].Optional = pf.Resource, pf.Optional
-			}
-			continue
-		}
-		if gs.peer(name) != nil {
-			continue // declared twice
-		}
-		gs.Peers = append(gs.Peers, PeerState{Name: name, Resource: pf.Resource, NodeName: nodeID,
-			PeersFrom: pf.Resource, Optional: pf.Optional, ResourceMissing: obj == nil})
 	}
 	for _, s := range cfg.EventSubscriptions() {
 		if s.Spec.GroupRef == gs.Name {

@@ -12,6 +12,7 @@ import (
 
 	"routerd.net/routerd/federation/health/healthtest"
 	"routerd.net/routerd/federation/store"
+	"routerd.net/routerd/schemas"
 )
 
 // lines renders findings one per line: check severity group peer resource.
@@ -254,5 +255,39 @@ func TestOpenStoreLocked(t *testing.T) {
 	}
 	if !store.IsBusy(err) || !strings.Contains(err.Error(), path) {
 		t.Errorf("OpenStore: %v, want a busy error naming %s", err, path)
+	}
+}
+
+// TestPeersFromOtherGroup: doctor reads spec.peersFrom as the transport does
+// (transport.GroupPeers): an EventPeer of another group named there is a configured peer
+// of this group, with its endpoint, so its deliveries are expected and checked.
+func TestPeersFromOtherGroup(t *testing.T) {
+	cfg := healthtest.LoadConfig(t, `
+apiVersion: federation.routerd.net/v1alpha1
+kind: EventGroup
+metadata: {name: lab}
+spec:
+  nodeName: a
+  auth: {secretFile: /etc/routerd/lab.key}
+  peersFrom:
+    - resource: EventPeer/x
+---
+apiVersion: federation.routerd.net/v1alpha1
+kind: EventGroup
+metadata: {name: corp}
+spec: {nodeName: a, auth: {secretFile: /etc/routerd/corp.key}}
+---
+apiVersion: federation.routerd.net/v1alpha1
+kind: EventPeer
+metadata: {name: x}
+spec: {groupRef: corp, nodeName: x, endpoint: "http://127.0.0.1:3"}
+`)
+	g := configGroup(cfg, cfg.Get("EventGroup", "lab").(*schemas.EventGroup))
+	if len(g.Peers) != 1 {
+		t.Fatalf("peers %+v, want x", g.Peers)
+	}
+	p := g.Peers[0]
+	if p.Name != "x" || !p.Configured || p.Endpoint != "http://127.0.0.1:3" || p.NodeName != "x" || p.PeersFrom != "EventPeer/x" {
+		t.Fatalf("peer %+v, want x configured with its endpoint, declared by peersFrom", p)
 	}
 }

@@ -98,6 +98,9 @@ type engineMetrics struct {
 	events   metric.Int64Counter
 	failures metric.Int64Counter
 	duration metric.Float64Histogram
+	lag      metric.Float64ObservableGauge // routerd_subscription_lag_seconds{subscription}
+	pending  metric.Int64ObservableGauge   // routerd_subscription_pending_events{subscription}
+	reg      metric.Registration
 }
 
 // New returns an Engine with no subscriptions; call Update to start some.
@@ -148,14 +151,34 @@ func New(opts Options) (*Engine, error) {
 		metric.WithDescription("Time to run one subscription batch (plugin call and result handling)."),
 		metric.WithUnit("s"))
 	errs = append(errs, err)
+	em.lag, err = m.Float64ObservableGauge("routerd_subscription_lag_seconds",
+		metric.WithDescription("How long the oldest pending event of a subscription has waited (0 when none)."),
+		metric.WithUnit("s"))
+	errs = append(errs, err)
+	em.pending, err = m.Int64ObservableGauge("routerd_subscription_pending_events",
+		metric.WithDescription("Matching events not yet handled, by subscription."))
+	errs = append(errs, err)
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("subscribe: metrics: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Engine{
+	e := &Engine{
 		opts: opts, log: opts.Logger, clk: opts.Clock, metrics: em,
 		runners: map[string]*runner{}, ctx: ctx, cancel: cancel,
-	}, nil
+	}
+	e.metrics.reg, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		for _, st := range e.Status() {
+			a := metric.WithAttributes(attribute.String("subscription", st.Name))
+			o.ObserveFloat64(em.lag, st.LagSeconds, a)
+			o.ObserveInt64(em.pending, int64(st.Pending), a)
+		}
+		return nil
+	}, em.lag, em.pending)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("subscribe: metrics: %w", err)
+	}
+	return e, nil
 }
 
 // Update makes specs the running set: new subscriptions start, removed ones stop, changed
@@ -288,6 +311,9 @@ func (e *Engine) Close() error {
 		return nil
 	}
 	e.closed = true
+	if e.metrics.reg != nil {
+		_ = e.metrics.reg.Unregister()
+	}
 	rs := make([]*runner, 0, len(e.runners))
 	for _, r := range e.runners {
 		rs = append(rs, r)

@@ -26,9 +26,15 @@ const DefaultListenPort = schemas.DefaultListenPort
 // to a peer are signed with the newest (last listed) key it knows: its own, else the
 // group's.
 //
+// Peers: the group's EventPeers and its spec.peersFrom entries (GroupPeers). A declared
+// peer with an EventPeer (spec.peersFrom EventPeer/x brings in x even from another group)
+// is pushed to and accepted from like any EventPeer; one without (an OverlayPeer whose
+// spec.remote.nodeID no EventPeer of the group names) is accepted from under the group's
+// key but not pushed to, as it has no endpoint (doctor reports it).
+//
 // # Errors
 //
-// An unknown group, a missing node name, an unreadable or short secret (named by file,
+// A non-optional spec.peersFrom resource missing from the config, an unknown group, a missing node name, an unreadable or short secret (named by file,
 // never by content), a key id used twice, or a peer endpoint that is not an http(s) URL.
 func FromSchemas(cfg *schemas.Config, group, baseDir string) (GroupConfig, error) {
 	obj, _ := cfg.Get("EventGroup", group).(*schemas.EventGroup)
@@ -80,8 +86,22 @@ func FromSchemas(cfg *schemas.Config, group, baseDir string) (GroupConfig, error
 	if err != nil {
 		return GroupConfig{}, err
 	}
-	var groupNodes []string
-	peers := cfg.EventPeersOf(group)
+	var (
+		groupNodes []string
+		peers      []*schemas.EventPeer
+	)
+	for _, gp := range GroupPeers(cfg, &g) {
+		switch {
+		case gp.ResourceMissing && !gp.Optional:
+			return GroupConfig{}, &MissingPeersFromError{Group: group, Index: gp.Index, Resource: gp.PeersFrom}
+		case gp.EventPeer != nil:
+			peers = append(peers, gp.EventPeer)
+		case gp.NodeName != "":
+			// Declared without an EventPeer (an OverlayPeer's remote node): nothing is
+			// pushed to it, but its events signed with the group's key are accepted.
+			groupNodes = append(groupNodes, gp.NodeName)
+		}
+	}
 	if len(groupKeys) == 0 && !slices.ContainsFunc(peers, peerHasAuth) {
 		return GroupConfig{}, &NoAuthError{Group: group}
 	}

@@ -158,6 +158,89 @@ func TestFromSchemas(t *testing.T) {
 	}
 }
 
+// TestFromSchemasPeersFrom: EventGroup spec.peersFrom is honoured by the transport.
+func TestFromSchemasPeersFrom(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "group.secret"), []byte("group-secret-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	group := func(peersFrom ...string) string {
+		y := "apiVersion: federation.routerd.net/v1alpha1\nkind: EventGroup\nmetadata:\n  name: lab\nspec:\n  nodeName: a\n  auth:\n    secretFile: group.secret\n  peersFrom:\n"
+		for _, pf := range peersFrom {
+			y += "  - " + pf + "\n"
+		}
+		return y
+	}
+	peer := func(name, groupRef, node string) string {
+		return fmt.Sprintf("---\napiVersion: federation.routerd.net/v1alpha1\nkind: EventPeer\nmetadata:\n  name: %s\nspec:\n  groupRef: %s\n  nodeName: %s\n  endpoint: http://127.0.0.1:9556\n", name, groupRef, node)
+	}
+	const corp = "---\napiVersion: federation.routerd.net/v1alpha1\nkind: EventGroup\nmetadata:\n  name: corp\nspec:\n  nodeName: a\n  auth:\n    secretFile: group.secret\n"
+	// gone is added to spec.peersFrom after loading (loading refuses a required
+	// reference to a missing resource already; the transport must too).
+	gone := schemas.PeersFrom{Resource: "OverlayPeer/gone"}
+	overlay := func(name, remoteNode string) string {
+		return fmt.Sprintf("---\napiVersion: hybrid.routerd.net/v1alpha1\nkind: OverlayPeer\nmetadata:\n  name: %s\nspec:\n  role: cloud\n  underlay:\n    type: wireguard\n    interface: wg0\n  remote:\n    nodeID: %s\n    address: 10.255.1.2\n", name, remoteNode)
+	}
+	peerNames := func(c GroupConfig) string {
+		var out []string
+		for _, p := range c.Peers {
+			out = append(out, p.Name+"="+p.NodeName)
+		}
+		return strings.Join(out, ",")
+	}
+	tests := []struct {
+		name      string
+		yaml      string
+		wantPeers string // pushed to: name=node
+		wantNodes string // accepted from under the group key
+		addGone   bool
+		wantErr   string
+	}{
+		{name: "without peersFrom only the group's EventPeers",
+			yaml: group() + peer("pb", "lab", "b") + corp + peer("px", "corp", "x"), wantPeers: "pb=b", wantNodes: "b"},
+		{name: "an EventPeer of another group joins",
+			yaml: group("resource: EventPeer/px") + peer("pb", "lab", "b") + corp + peer("px", "corp", "x"), wantPeers: "pb=b,px=x", wantNodes: "b,x"},
+		{name: "an OverlayPeer stood for by the group's EventPeer of its remote node",
+			yaml: group("resource: OverlayPeer/dc1") + peer("pb", "lab", "b") + overlay("dc1", "b"), wantPeers: "pb=b", wantNodes: "b"},
+		{name: "an OverlayPeer without EventPeer is accepted from, not pushed to",
+			yaml: group("resource: OverlayPeer/dc1") + peer("pb", "lab", "b") + overlay("dc1", "d"), wantPeers: "pb=b", wantNodes: "d,b"},
+		{name: "a missing optional resource is skipped",
+			yaml: group("resource: OverlayPeer/gone\n    optional: true") + peer("pb", "lab", "b"), wantPeers: "pb=b", wantNodes: "b"},
+		{name: "a missing required resource is a config error",
+			yaml: group("resource: EventPeer/pb") + peer("pb", "lab", "b"), addGone: true,
+			wantErr: "transport: EventGroup lab spec.peersFrom[1]: OverlayPeer/gone is not in the config: add the resource, or set optional: true on the entry"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := schemas.Decode("lab.yaml", []byte(tt.yaml))
+			if err != nil {
+				t.Fatalf("decode: %v", err)
+			}
+			if tt.addGone {
+				g := cfg.Get("EventGroup", "lab").(*schemas.EventGroup)
+				g.Spec.PeersFrom = append(g.Spec.PeersFrom, gone)
+			}
+			c, err := FromSchemas(cfg, "lab", dir)
+			if tt.wantErr != "" {
+				var me *MissingPeersFromError
+				if err == nil || err.Error() != tt.wantErr || !errors.As(err, &me) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := peerNames(c); got != tt.wantPeers {
+				t.Errorf("peers = %q, want %q", got, tt.wantPeers)
+			}
+			if len(c.ReceiveKeys) != 1 || strings.Join(c.ReceiveKeys[0].Nodes, ",") != tt.wantNodes {
+				t.Errorf("receive keys = %v, want nodes %q", c.ReceiveKeys, tt.wantNodes)
+			}
+		})
+	}
+}
+
 func TestKeyNeverPrinted(t *testing.T) {
 	k := Key{ID: "k1", Secret: []byte("super-secret-value-123"), Nodes: []string{"b"}}
 	for _, s := range []string{fmt.Sprint(k), fmt.Sprintf("%v %+v %#v %s", k, k, k, k)} {

@@ -58,7 +58,8 @@ type Options struct {
 	// EventdBinary is the routerd-eventd executable supervised once per EventGroup; ""
 	// runs no transport (the store still accepts events from routerctl).
 	EventdBinary string
-	// EventdArgs returns a child's arguments (default: --group and the settings dirs).
+	// EventdArgs returns a child's arguments (default: --group and the settings dirs); the
+	// daemon appends --metrics-socket (see EventdMetricsSocket).
 	EventdArgs func(group string) []string
 	// EventdStdout and EventdStderr receive the children's output (nil: discarded).
 	EventdStdout, EventdStderr io.Writer
@@ -278,7 +279,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	default:
 		return fmt.Errorf("routerd: --dataplane %q: want %s or %s", d.opts.Dataplane, DataplaneDryRun, DataplaneNetlink)
 	}
-	d.reconciler = dataplane.NewReconciler(d.backend, d.log.With("component", "dataplane"))
+	d.reconciler = dataplane.NewReconciler(d.backend, d.log.With("component", "dataplane"), dataplane.WithMeterProvider(d.mp))
 
 	if d.opts.EventdBinary != "" {
 		args := d.opts.EventdArgs
@@ -288,8 +289,20 @@ func (d *Daemon) start(ctx context.Context) error {
 					"--plugin-dir", s.PluginDir, "--log-level", s.LogLevel, "--log-format", s.LogFormat}
 			}
 		}
+		// Every child serves its metrics on a socket in the state dir; routerd re-exposes
+		// their routerd_eventd_* families on its own /metrics.
+		childArgs := func(group string) []string {
+			a := args(group)
+			if p := EventdMetricsSocket(s.StateDir, group); len(p) < maxSocketPath {
+				a = append(a, "--metrics-socket", p)
+			} else {
+				d.log.Warn("eventd metrics: socket path too long, the child's metrics are not re-exposed; use a shorter --state-dir", "group", group, "path", p)
+			}
+			return a
+		}
+		d.metrics.AddChildren(telemetry.Children{Prefix: transport.MetricPrefix, Sockets: d.eventdSockets})
 		d.sup, err = supervise.New(supervise.Options{
-			Binary: d.opts.EventdBinary, Args: args, Stdout: d.opts.EventdStdout, Stderr: d.opts.EventdStderr,
+			Binary: d.opts.EventdBinary, Args: childArgs, Stdout: d.opts.EventdStdout, Stderr: d.opts.EventdStderr,
 			Logger: d.log.With("component", "supervise"), StopTimeout: 10 * time.Second,
 		})
 		if err != nil {
@@ -773,4 +786,30 @@ func configDigest(cfg *schemas.Config) string {
 		h.Write([]byte{'\n'})
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// maxSocketPath is the longest Unix socket path Linux accepts (sun_path less its NUL).
+const maxSocketPath = 108
+
+// EventdMetricsSocket is where the routerd-eventd child of group serves /metrics under
+// supervision: <state-dir>/eventd/<group>.metrics.sock.
+func EventdMetricsSocket(stateDir, group string) string {
+	return filepath.Join(stateDir, "eventd", group+".metrics.sock")
+}
+
+// eventdSockets lists the metrics sockets of the running children (for the gatherer).
+func (d *Daemon) eventdSockets() []string {
+	if d.sup == nil {
+		return nil
+	}
+	var out []string
+	for _, c := range d.sup.Status() {
+		p := EventdMetricsSocket(d.opts.Settings.StateDir, c.Group)
+		if c.Running && len(p) < maxSocketPath {
+			if _, err := os.Stat(p); err == nil {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
 }

@@ -6,15 +6,22 @@
 package telemetry
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/expfmt"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -24,7 +31,10 @@ import (
 type Metrics struct {
 	provider *sdkmetric.MeterProvider
 	registry *prometheus.Registry
-	server   *http.Server
+
+	mu       sync.Mutex
+	servers  []*http.Server
+	children []Children // served after the registry (see AddChildren)
 }
 
 // New creates a meter provider that exports to a fresh Prometheus registry.
@@ -40,9 +50,52 @@ func New() (*Metrics, error) {
 // Provider is the meter provider to hand to library packages.
 func (m *Metrics) Provider() metric.MeterProvider { return m.provider }
 
-// Handler serves the metrics in the Prometheus text format.
+// AddChildren adds the families of other processes' /metrics (see Children) to every
+// scrape of Handler. A child family whose name this process exports itself is left out.
+func (m *Metrics) AddChildren(c Children) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.children = append(m.children, c)
+}
+
+// Handler serves the metrics, uncompressed: the scrape is local or on a LAN, and gzip
+// would cost more CPU than the encoding. Without children it is promhttp's handler (text,
+// OpenMetrics or protobuf, as the scraper asks); with children it answers in the text
+// format: this process's families, then the children's merged by name. A failing part (a
+// child that does not answer) leaves its series out; the rest is served.
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+	plain := promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError, DisableCompression: true})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m.mu.Lock()
+		children := slices.Clone(m.children)
+		m.mu.Unlock()
+		if len(children) == 0 {
+			plain.ServeHTTP(w, r)
+			return
+		}
+		own, _ := m.registry.Gather() // families gathered despite an error are served
+		merged := map[string]*textFamily{}
+		for _, c := range children {
+			_ = c.scrape(merged) // the children that answered are merged
+		}
+		var buf bytes.Buffer
+		enc := expfmt.NewEncoder(&buf, expfmt.NewFormat(expfmt.TypeTextPlain))
+		for _, f := range own {
+			delete(merged, f.GetName())
+			if err := enc.Encode(f); err != nil {
+				http.Error(w, "telemetry: encode "+f.GetName()+": "+err.Error(), http.StatusInternalServerError)
+				return
+			}
+		}
+		for _, name := range slices.Sorted(maps.Keys(merged)) {
+			f := merged[name]
+			buf.Write(f.help)
+			buf.Write(f.typ)
+			buf.Write(f.samples)
+		}
+		w.Header().Set("Content-Type", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
+		_, _ = w.Write(buf.Bytes())
+	})
 }
 
 // Serve listens on addr (host:port) and serves /metrics until Shutdown. It returns the
@@ -52,22 +105,54 @@ func (m *Metrics) Serve(addr string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("telemetry: listen %s: %w", addr, err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", m.Handler())
-	m.server = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := m.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			_ = err // the listener failed after start; nothing to report it to but the scrape
-		}
-	}()
+	m.serve(ln)
 	return ln.Addr().String(), nil
 }
 
-// Shutdown stops the HTTP server (if any) and flushes the provider. Safe to call twice.
+// ServeUnix listens on the Unix socket path (mode 0600; a stale socket file is replaced)
+// and serves /metrics until Shutdown. routerd scrapes its supervised children this way.
+func (m *Metrics) ServeUnix(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return fmt.Errorf("telemetry: metrics socket dir: %w", err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("telemetry: remove stale metrics socket %s: %w", path, err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return fmt.Errorf("telemetry: listen on metrics socket %s (a path must be shorter than 108 bytes): %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return fmt.Errorf("telemetry: chmod metrics socket %s: %w", path, err)
+	}
+	m.serve(ln)
+	return nil
+}
+
+func (m *Metrics) serve(ln net.Listener) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", m.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	m.mu.Lock()
+	m.servers = append(m.servers, srv)
+	m.mu.Unlock()
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			_ = err // the listener failed after start; nothing to report it to but the scrape
+		}
+	}()
+}
+
+// Shutdown stops the HTTP servers (if any) and flushes the provider. Safe to call twice.
 func (m *Metrics) Shutdown(ctx context.Context) error {
 	var errs []error
-	if m.server != nil {
-		errs = append(errs, m.server.Shutdown(ctx))
+	m.mu.Lock()
+	servers := m.servers
+	m.servers = nil
+	m.mu.Unlock()
+	for _, srv := range servers {
+		errs = append(errs, srv.Shutdown(ctx))
 	}
 	if err := m.provider.Shutdown(ctx); err != nil && !errors.Is(err, sdkmetric.ErrReaderShutdown) {
 		errs = append(errs, err)
