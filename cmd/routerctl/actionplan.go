@@ -59,21 +59,9 @@ stay in routerd, never in a plugin or in this command's output.`,
 
 // actionPlans lists plans from the daemon, else from the store.
 func actionPlans(ctx context.Context, s settings.Settings, states []string) ([]store.ActionPlanRecord, error) {
-	q := url.Values{"state": states}
-	var plans []store.ActionPlanRecord
-	err := newPipelineAPI(s).do(ctx, http.MethodGet, "/v1/actionplans?"+q.Encode(), nil, &plans)
-	if err == nil {
-		return plans, nil
-	}
-	if !errors.Is(err, errDaemonDown) {
-		return nil, err
-	}
-	st, err := store.Open(s.StorePath(), store.Options{})
-	if err != nil {
-		return nil, err
-	}
-	defer st.Close()
-	return st.ListActionPlans(ctx, store.ActionPlanFilter{States: states})
+	return daemonOrStore(ctx, s, "/v1/actionplans?"+url.Values{"state": states}.Encode(), func(st *store.Store) ([]store.ActionPlanRecord, error) {
+		return st.ListActionPlans(ctx, store.ActionPlanFilter{States: states})
+	})
 }
 
 // resolvePlan finds the plan whose id is id or starts with it (ids are 32 hex digits).

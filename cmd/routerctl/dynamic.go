@@ -44,20 +44,9 @@ takes effect on the dataplane at once); otherwise they read and write the store 
 
 // dynamicParts lists the parts from the daemon, else from the store.
 func dynamicParts(ctx context.Context, s settings.Settings) ([]dynamic.Part, error) {
-	var parts []dynamic.Part
-	err := newPipelineAPI(s).do(ctx, http.MethodGet, "/v1/dynamic", nil, &parts)
-	if err == nil {
-		return parts, nil
-	}
-	if !errors.Is(err, errDaemonDown) {
-		return nil, err
-	}
-	st, err := store.Open(s.StorePath(), store.Options{})
-	if err != nil {
-		return nil, err
-	}
-	defer st.Close()
-	return dynamic.NewSQLRepo(st).List(ctx)
+	return daemonOrStore(ctx, s, "/v1/dynamic", func(st *store.Store) ([]dynamic.Part, error) {
+		return dynamic.NewSQLRepo(st).List(ctx)
+	})
 }
 
 // parseTarget accepts KIND/NAME or KIND NAME.

@@ -30,6 +30,22 @@ type pipelineAPI struct {
 // errDaemonDown means no routerd answers on the control socket.
 var errDaemonDown = errors.New("routerd is not running")
 
+// daemonOrStore GETs path from the running routerd into a T; when routerd is not running
+// it opens the node's store and asks fromStore instead.
+func daemonOrStore[T any](ctx context.Context, s settings.Settings, path string, fromStore func(*store.Store) (T, error)) (T, error) {
+	var out T
+	err := newPipelineAPI(s).do(ctx, http.MethodGet, path, nil, &out)
+	if err == nil || !errors.Is(err, errDaemonDown) {
+		return out, err
+	}
+	st, err := store.Open(s.StorePath(), store.Options{})
+	if err != nil {
+		return out, err
+	}
+	defer st.Close()
+	return fromStore(st)
+}
+
 // newPipelineAPI returns a client for the control socket of settings s.
 func newPipelineAPI(s settings.Settings) *pipelineAPI {
 	return &pipelineAPI{socket: s.ControlSocket, client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
