@@ -67,13 +67,14 @@ type Options struct {
 	// (default; modules it cannot instrument fall back) or PreemptCloseOnDone (always
 	// wazero's close-on-context-done: slower, no module rewriting).
 	Preemption string
-	// ReleaseFunctionBodies drops the function bodies wazero keeps after compiling a
-	// module (~2 MB of Go heap per Go module), by writing unexported wazero fields
-	// (host/internal/wazeroaccess). Off by default: wazero does not promise that it never
-	// reads them again. The pinned wazero version reads them only while compiling
-	// (TestBodiesUnusedAfterCompile covers instantiating, traps, listeners and
-	// recompiling), so it is safe with that version; re-check after upgrading wazero.
-	ReleaseFunctionBodies bool
+	// KeepFunctionBodies keeps the function bodies wazero holds after compiling a module
+	// (~2 MB of Go heap per Go module). By default the host drops them by writing
+	// unexported wazero fields (host/internal/wazeroaccess): wazero does not promise never
+	// to read them again, but TestBodiesUnusedAfterCompile proves, for the pinned wazero
+	// (TestPinnedVersions), that every path the host uses after compiling — instantiating,
+	// calls, traps with stack traces, listeners, cache hits and misses, recompiling —
+	// gives identical results with the bodies dropped or poisoned. Set it to opt out.
+	KeepFunctionBodies bool
 }
 
 // Plugin states reported in PluginStatus.State.

@@ -29,9 +29,10 @@ import (
 // slim releases the first once a module is compiled: the machine code is backed by a
 // file under the cache directory (package codefile: only the pages executed become
 // resident, shared through the page cache, droppable under memory pressure). It drops
-// the bodies (package wazeroaccess) only with Options.ReleaseFunctionBodies: that writes
+// the bodies (package wazeroaccess) unless Options.KeepFunctionBodies: that writes
 // wazero's unexported fields and relies on wazero never reading them after compiling,
-// which wazero does not promise. extractImage handles the third before
+// which TestBodiesUnusedAfterCompile proves for the pinned version and every path the
+// host uses. extractImage handles the third before
 // compiling: it moves the data segments out of the module into a memory image file
 // (package datamerge), which every instance maps privately at the start of its memory
 // before the module's code runs (instanceMemory.loadImage): pages the guest only reads
@@ -56,7 +57,7 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 // released at debug level.
 func (h *Host) slim(digest string, compiled *extism.CompiledPlugin) {
 	bodies := 0
-	if h.opts.ReleaseFunctionBodies {
+	if !h.opts.KeepFunctionBodies {
 		var err error
 		if bodies, err = wazeroaccess.DropFunctionBodies(compiled); err != nil {
 			h.log.Warn("plugin: function bodies not released", "module", digest, "err", err)

@@ -7,7 +7,7 @@
 // keeps every function body of the decoded module (about 2 MB per Go module) for as long
 // as the module is compiled, although the pinned version reads them only while
 // compiling. The host backs the machine code by a file (see package codefile) and, with
-// Options.ReleaseFunctionBodies, drops the bodies.
+// Options.KeepFunctionBodies is not set, drops the bodies.
 //
 // Everything here depends on unexported fields of the pinned versions of
 // github.com/extism/go-sdk (CompiledPlugin.main) and github.com/tetratelabs/wazero
@@ -87,7 +87,7 @@ func Executables(p *extism.CompiledPlugin) ([][]byte, error) {
 // run by CompileModule on a freshly decoded module (TestBodiesUnusedAfterCompile runs
 // the paths the host uses afterwards: instantiating, calling, traps with stack traces,
 // function listeners, compiling the same module again). The host calls it only when
-// Options.ReleaseFunctionBodies is set.
+// Options.KeepFunctionBodies is not set.
 func DropFunctionBodies(p *extism.CompiledPlugin) (int, error) {
 	return replaceBodies(p, func(f reflect.Value) { f.SetZero() })
 }
