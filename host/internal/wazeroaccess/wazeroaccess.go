@@ -6,8 +6,8 @@
 // mapping, all of it resident although a plugin runs a small part of it, and wazero
 // keeps every function body of the decoded module (about 2 MB per Go module) for as long
 // as the module is compiled, although the pinned version reads them only while
-// compiling. The host backs the machine code by a file (see package codefile) and, with
-// Options.KeepFunctionBodies is not set, drops the bodies.
+// compiling. The host backs the machine code by a file (see package codefile) and,
+// unless Options.KeepFunctionBodies is set, drops the bodies.
 //
 // Everything here depends on unexported fields of the pinned versions of
 // github.com/extism/go-sdk (CompiledPlugin.main) and github.com/tetratelabs/wazero
