@@ -3,6 +3,7 @@ package transport
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -137,4 +138,19 @@ func (c *Client) post(ctx context.Context, path string, body []byte, out any) er
 		return &PushError{Status: resp.StatusCode, Err: fmt.Errorf("decode response: %w", err)}
 	}
 	return nil
+}
+
+// NewHTTPClient returns an HTTP client for talking to the group's peers: timeout bounds
+// each request, and with files.CAFile set the peers' certificates are verified against
+// that CA (as the sender does).
+func NewHTTPClient(files *TLSFiles, timeout time.Duration) (*http.Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if files != nil && files.CAFile != "" {
+		pool, err := loadCAPool(files.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return &http.Client{Timeout: timeout, Transport: tr}, nil
 }

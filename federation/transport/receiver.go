@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -58,6 +59,7 @@ type ReceiverOptions struct {
 type Receiver struct {
 	opts     ReceiverOptions
 	byID     map[string]*Key
+	keyIDs   []string // sorted ids of byID, for the status
 	accepted atomic.Int64
 	dups     atomic.Int64
 	rejected [numReasons]atomic.Int64
@@ -121,7 +123,9 @@ func NewReceiver(opts ReceiverOptions) (*Receiver, error) {
 			return nil, fmt.Errorf("transport: receiver %s: key id %q listed twice", opts.Group, k.ID)
 		}
 		r.byID[k.ID] = k
+		r.keyIDs = append(r.keyIDs, k.ID)
 	}
+	slices.Sort(r.keyIDs)
 	g := attribute.String("group", opts.Group)
 	for _, reason := range Reasons {
 		opts.Metrics.rejects.Add(context.Background(), 0, attrs(g, attribute.String("reason", string(reason))))
@@ -186,6 +190,8 @@ func (r *Receiver) Status() Status {
 		Protocol:   ProtocolV1,
 		Group:      r.opts.Group,
 		Node:       r.opts.LocalNode,
+		Time:       r.opts.Now().UTC().Format(time.RFC3339Nano),
+		KeyIDs:     r.keyIDs,
 		Extensions: Extensions{KeyID: true},
 		Counters: StatusCounters{
 			Accepted:  r.accepted.Load(),
