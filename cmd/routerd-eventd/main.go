@@ -248,6 +248,17 @@ func run(ctx context.Context, s settings.Settings, src source, metricsExplicit b
 		log.Info("metrics listening", "address", addr)
 	}
 
+	// Spans (eventd.deliver, eventd.receive) go to the OTLP endpoint, when one is set.
+	tracing, err := telemetry.StartTracing(s.OTLPEndpoint, "routerd-eventd", gc.LocalNode)
+	if err != nil {
+		return configError{err}
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = tracing.Shutdown(sctx)
+	}()
+
 	st, err := store.Open(src.storePath, store.Options{Logger: log, MeterProvider: metrics.Provider()})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)

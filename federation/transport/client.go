@@ -11,6 +11,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/propagation"
+
+	"routerd.net/routerd/federation/tracectx"
 )
 
 // Client pushes signed requests to one peer.
@@ -120,6 +124,9 @@ func (c *Client) post(ctx context.Context, path string, body []byte, out any) er
 	if c.Key.ID != "" {
 		req.Header.Set(HeaderKeyID, c.Key.ID)
 	}
+	// Optional traceparent (W3C) of the push's span: a v1 peer ignores it, ours continues
+	// the trace. Nothing is set when tracing is off.
+	tracectx.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	resp, err := c.httpClient().Do(req)
 	if err != nil {
 		return &PushError{Err: err}

@@ -17,9 +17,11 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
 
 	"routerd.net/routerd/federation/event"
 	"routerd.net/routerd/federation/store"
+	"routerd.net/routerd/federation/tracectx"
 )
 
 // EventStore is what the receiver needs from the node's store.
@@ -278,8 +280,15 @@ func (r *Receiver) serveEvents(w http.ResponseWriter, req *http.Request, batch b
 	}
 	var res []store.InsertResult
 	if len(live) > 0 {
+		// The receive span continues the sender's trace (traceparent header, when sent)
+		// and is stored with the events for the work done on them later.
+		sctx, span := tracectx.Start(tracectx.Extract(req.Context(), propagation.HeaderCarrier(req.Header)), "eventd.receive", nil)
+		if span.IsRecording() {
+			span.SetAttributes(attribute.String("routerd.group", r.opts.Group), attribute.Int("routerd.events", len(live)))
+		}
 		var err error
-		res, err = r.opts.Store.InsertEvents(req.Context(), live)
+		res, err = r.opts.Store.InsertEvents(sctx, live)
+		span.End()
 		if err != nil || len(res) != len(live) {
 			if err == nil {
 				err = fmt.Errorf("store returned %d results for %d events", len(res), len(live))
