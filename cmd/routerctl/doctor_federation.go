@@ -124,7 +124,7 @@ func peerChecks(ctx context.Context, cfg *schemas.Config, g *schemas.EventGroup,
 			Summary: "the TLS config of group " + name + " does not load", Details: []string{err.Error()}}}
 	}
 	out := []doctorCheck{{Area: "federation", Name: checkGroupConfig, Status: checkOK, Group: name, Resource: "EventGroup/" + name,
-		Summary: fmt.Sprintf("group %s: transport config loads (%d peers to push to)", name, len(gc.Peers))}}
+		Summary: fmt.Sprintf("group %s: transport config loads (%s to push to)", name, configPlural(len(gc.Peers), "peer"))}}
 	window := gc.ReplayWindow
 	if window <= 0 {
 		window = 5 * time.Minute
@@ -167,6 +167,8 @@ func probePeer(ctx context.Context, client *http.Client, group string, p transpo
 		switch {
 		case errors.Is(err, context.DeadlineExceeded) || os.IsTimeout(err):
 			cause = fmt.Sprintf("no answer within %s (--peer-timeout): %v", timeout, err)
+		case errors.As(err, &pe) && pe.Status == 0 && pe.Err != nil:
+			cause = pe.Err.Error()
 		case errors.As(err, &pe) && pe.Status != 0 && pe.Err != nil:
 			cause = fmt.Sprintf("it answered %d, but not with a status document: %v", pe.Status, pe.Err)
 		case errors.As(err, &pe) && pe.Status != 0:
