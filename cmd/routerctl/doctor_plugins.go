@@ -36,27 +36,46 @@ func runPluginsDoctor(ctx context.Context, cmd *cobra.Command) ([]doctorCheck, e
 	if err != nil {
 		return nil, usagef("%v", err)
 	}
-	sts, err := daemonPlugins(ctx, s.ControlSocket)
-	if err != nil {
+	var sts []doctorPluginStatus
+	if err := daemonGet(ctx, s.ControlSocket, "/v1/plugins", &sts); err != nil {
 		return []doctorCheck{{Area: "plugins", Name: "daemon", Status: checkFail,
-			Summary: "routerd does not answer on its control socket " + s.ControlSocket + ": the plugins cannot be checked",
+			Summary: "routerd could not be asked on its control socket " + s.ControlSocket + ": the plugins cannot be checked",
 			Details: []string{"Cause: " + err.Error() + ".",
 				"Start routerd (systemctl start routerd), or pass the socket it listens on with --control-socket; `routerctl plugin list --standalone` loads the plugin dir without it."}}}, nil
 	}
 	return pluginChecks(s.ControlSocket, sts), nil
 }
 
+// doctorPluginStatus is a plugin as GET /v1/plugins reports it, with the cause of an
+// open breaker (sent by hosts that record it; empty otherwise: LastError stands in).
+type doctorPluginStatus struct {
+	host.PluginStatus
+	BreakerCause     string `json:"breakerCause,omitempty"`
+	BreakerCauseKind string `json:"breakerCauseKind,omitempty"`
+}
+
+// breakerCause is why s's breaker opened, as well as the host says.
+func (s doctorPluginStatus) breakerCause() string {
+	switch {
+	case s.BreakerCause != "" && s.BreakerCauseKind != "":
+		return s.BreakerCause + " (" + s.BreakerCauseKind + ")"
+	case s.BreakerCause != "":
+		return s.BreakerCause
+	}
+	return orNone(s.LastError)
+}
+
 // pluginChecks turns the daemon's plugin status into checks: one finding per plugin with
 // a problem, or one ok finding per check.
-func pluginChecks(socket string, sts []host.PluginStatus) []doctorCheck {
+func pluginChecks(socket string, sts []doctorPluginStatus) []doctorCheck {
 	out := []doctorCheck{{Area: "plugins", Name: "daemon", Status: checkOK, Summary: fmt.Sprintf("routerd answers on %s (%s)", socket, configPlural(len(sts), "plugin"))}}
 	type check struct {
 		name   string
 		okLine string
-		judge  func(s host.PluginStatus) (status, summary string, details []string)
+		judge  func(s doctorPluginStatus) (status, summary string, details []string)
 	}
 	checks := []check{
-		{"loaded", "every plugin is loaded", func(s host.PluginStatus) (string, string, []string) {
+		{"loaded", "every plugin is loaded", func(s doctorPluginStatus) (string, string, []string) {
 			switch s.State {
 			case host.StateFailed:
 				return checkFail, "plugin " + s.Name + " failed to load", []string{"Cause: " + orNone(s.LastError) + ".", "Fix the module or its Plugin resource; `routerctl plugin inspect " + s.Name + "` shows the manifest and grants."}
@@ -65,16 +84,16 @@ func pluginChecks(socket string, sts []host.PluginStatus) []doctorCheck {
 			}
 			return checkOK, "", nil
 		}},
-		{"breaker", "no circuit breaker is open", func(s host.PluginStatus) (string, string, []string) {
+		{"breaker", "no circuit breaker is open", func(s doctorPluginStatus) (string, string, []string) {
 			switch s.Breaker {
 			case host.BreakerOpen.String():
-				return checkFail, "plugin " + s.Name + ": circuit breaker open, calls are refused", []string{"Opened by: " + orNone(s.LastError) + ".", "It half-opens after its cool-down; fix the cause (`routerctl plugin list`, the plugin's log)."}
+				return checkFail, "plugin " + s.Name + ": circuit breaker open, calls are refused", []string{"Opened by: " + s.breakerCause() + ".", "It half-opens after its cool-down; fix the cause (`routerctl plugin list`, the plugin's log)."}
 			case host.BreakerHalfOpen.String():
-				return checkWarn, "plugin " + s.Name + ": circuit breaker half-open, probing", []string{"Last failure: " + orNone(s.LastError) + "."}
+				return checkWarn, "plugin " + s.Name + ": circuit breaker half-open, probing", []string{"Last failure: " + s.breakerCause() + "."}
 			}
 			return checkOK, "", nil
 		}},
-		{"denied-calls", "no plugin called a host function it is not granted", func(s host.PluginStatus) (string, string, []string) {
+		{"denied-calls", "no plugin called a host function it is not granted", func(s doctorPluginStatus) (string, string, []string) {
 			if s.DeniedHostCalls == 0 {
 				return checkOK, "", nil
 			}

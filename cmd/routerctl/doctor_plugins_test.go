@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -10,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"routerd.net/routerd/cmd/internal/daemon"
+	"routerd.net/routerd/cmd/internal/settings"
 	"routerd.net/routerd/host"
+	"routerd.net/routerd/host/wasmbuild"
 )
 
 // serveUnix serves h on a Unix socket in a temp dir and returns its path.
@@ -30,11 +34,13 @@ func serveUnix(t *testing.T, h http.Handler) string {
 // TestDoctorPlugins runs doctor plugins against a dead daemon, one that accepts and
 // never answers, and a control API reporting plugins with problems.
 func TestDoctorPlugins(t *testing.T) {
-	statuses := []host.PluginStatus{
-		{Name: "claims", State: host.StateReady, Breaker: host.BreakerClosed.String(), Preemption: host.PreemptLoopCheck},
-		{Name: "flaky", State: host.StateCircuitOpen, Breaker: host.BreakerOpen.String(), LastError: "plugin flaky: call on_events: deadline exceeded", Preemption: host.PreemptCloseOnDone},
-		{Name: "nosy", State: host.StateReady, Breaker: host.BreakerClosed.String(), DeniedHostCalls: 3, Grants: []string{"log"}},
-		{Name: "broken", State: host.StateFailed, LastError: "abi major 2, want 1"},
+	statuses := []doctorPluginStatus{
+		{PluginStatus: host.PluginStatus{Name: "claims", State: host.StateReady, Breaker: host.BreakerClosed.String(), Preemption: host.PreemptLoopCheck}},
+		{PluginStatus: host.PluginStatus{Name: "flaky", State: host.StateCircuitOpen, Breaker: host.BreakerOpen.String(), LastError: "circuit open"},
+			BreakerCause: "plugin flaky: call on_events: deadline exceeded", BreakerCauseKind: "deadline"},
+		{PluginStatus: host.PluginStatus{Name: "slow", State: host.StateHalfOpen, Breaker: host.BreakerHalfOpen.String(), LastError: "plugin slow: trap", Preemption: host.PreemptCloseOnDone}},
+		{PluginStatus: host.PluginStatus{Name: "nosy", State: host.StateReady, Breaker: host.BreakerClosed.String(), DeniedHostCalls: 3, Grants: []string{"log"}}},
+		{PluginStatus: host.PluginStatus{Name: "broken", State: host.StateFailed, LastError: "abi major 2, want 1"}},
 	}
 	api := serveUnix(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/v1/plugins" {
@@ -51,6 +57,17 @@ func TestDoctorPlugins(t *testing.T) {
 		case <-r.Context().Done():
 		}
 	}))
+	garbage := serveUnix(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("<html>teapot</html>"))
+	}))
+	// A socket file left by a daemon that died: nobody listens.
+	stale := filepath.Join(t.TempDir(), "stale.sock")
+	ln, err := net.Listen("unix", stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
 	settingsFile := filepath.Join(t.TempDir(), "routerd.yaml")
 	if err := os.WriteFile(settingsFile, []byte("{}\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -62,10 +79,12 @@ func TestDoctorPlugins(t *testing.T) {
 		detail string
 	}{
 		{name: "dead daemon", socket: filepath.Join(t.TempDir(), "none.sock"), want: []string{"daemon=fail"}, detail: "no such file or directory"},
+		{name: "dead daemon's socket file", socket: stale, want: []string{"daemon=fail"}, detail: "connection refused"},
 		{name: "daemon that does not answer", socket: hung, want: []string{"daemon=fail"}, detail: "Timeout"},
+		{name: "daemon answering garbage", socket: garbage, want: []string{"daemon=fail"}, detail: "control API: GET /v1/plugins: invalid character"},
 		{name: "plugins with problems", socket: api, want: []string{
-			"daemon=ok", "loaded/Plugin/broken=fail", "breaker/Plugin/flaky=fail", "denied-calls/Plugin/nosy=warn", "preemption=ok",
-		}, detail: "Opened by: plugin flaky: call on_events: deadline exceeded."},
+			"daemon=ok", "loaded/Plugin/broken=fail", "breaker/Plugin/flaky=fail", "breaker/Plugin/slow=warn", "denied-calls/Plugin/nosy=warn", "preemption=ok",
+		}, detail: "Opened by: plugin flaky: call on_events: deadline exceeded (deadline)."},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -99,5 +118,60 @@ func TestDoctorPlugins(t *testing.T) {
 				t.Errorf("no detail contains %q:\n%s", tt.detail, out)
 			}
 		})
+	}
+}
+
+// TestDoctorPluginsDaemon asks a real routerd (in this process, serving its control API
+// on a Unix socket) with the bundled plugin loaded.
+func TestDoctorPluginsDaemon(t *testing.T) {
+	dir := t.TempDir()
+	pluginDir := filepath.Join(dir, "plugins")
+	if err := os.MkdirAll(pluginDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(wasmbuild.ForTest(t, "plugins/event-to-remote-claim"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(pluginDir, "event-to-remote-claim.wasm"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "conf.d")
+	if err := os.MkdirAll(conf, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := settings.Settings{StateDir: filepath.Join(dir, "state"), PluginDir: pluginDir, ConfigDir: conf,
+		ControlSocket: filepath.Join(dir, "run", "routerd.sock"), LogLevel: "info", LogFormat: "text"}
+	d, err := daemon.New(context.Background(), daemon.Options{Settings: s, CacheDir: filepath.Join(os.TempDir(), "routerd-test-wasm-cache")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := d.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	settingsFile := filepath.Join(t.TempDir(), "routerd.yaml")
+	if err := os.WriteFile(settingsFile, []byte("{}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out := runCLI(t, "doctor", "plugins", "--control-socket", s.ControlSocket, "--settings", settingsFile, "-o", "json")
+	var rep doctorReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, out)
+	}
+	if code != exitOK || !rep.OK {
+		t.Fatalf("exit %d, ok %v\n%s", code, rep.OK, out)
+	}
+	var pre doctorCheck
+	for _, c := range rep.Checks {
+		if c.Name == "preemption" {
+			pre = c
+		}
+	}
+	if got := strings.Join(pre.Details, ","); !strings.Contains(got, "event-to-remote-claim: ") {
+		t.Fatalf("preemption details %q do not name the loaded plugin\n%s", got, out)
 	}
 }
