@@ -117,8 +117,9 @@ type secretRef struct {
 	where string // the resource and field naming it
 }
 
-// configSecretFiles lists the secret files of the EventGroups and their EventPeers.
-func configSecretFiles(cfg *schemas.Config, dir string) []secretRef {
+// configSecretFiles lists the secret files of the EventGroups (the one named group, or
+// all when group is "") and their EventPeers.
+func configSecretFiles(cfg *schemas.Config, dir, group string) []secretRef {
 	var out []secretRef
 	add := func(p, where string) {
 		if p == "" {
@@ -130,6 +131,9 @@ func configSecretFiles(cfg *schemas.Config, dir string) []secretRef {
 		out = append(out, secretRef{path: p, where: where})
 	}
 	for _, g := range cfg.EventGroups() {
+		if group != "" && g.Metadata.Name != group {
+			continue
+		}
 		w := "EventGroup/" + g.Metadata.Name + " spec."
 		a := g.Spec.Auth
 		add(a.SecretFile, w+"auth.secretFile")
@@ -159,13 +163,19 @@ func configSecretFiles(cfg *schemas.Config, dir string) []secretRef {
 // by group or others.
 func configSecrets(cfg *schemas.Config, dir string) doctorCheck {
 	c := doctorCheck{Area: "config", Name: "secrets", Status: checkOK}
-	files := configSecretFiles(cfg, dir)
+	files := configSecretFiles(cfg, dir, "")
 	worst := checkOK
 	for _, f := range files {
 		fi, err := os.Stat(f.path)
 		if err != nil {
 			worst = checkFail
 			c.Details = append(c.Details, fmt.Sprintf("%s: %s: %v (create it with the group secret, mode 0600, readable by the routerd user)", f.where, f.path, errors.Unwrap(err)))
+			continue
+		}
+		if !fi.Mode().IsRegular() {
+			// A directory, a FIFO (reading it would block) or a device is never a secret.
+			worst = checkFail
+			c.Details = append(c.Details, fmt.Sprintf("%s: %s is not a regular file (%s): write the secret into a plain file, mode 0600", f.where, f.path, fi.Mode().Type()))
 			continue
 		}
 		var readErr error

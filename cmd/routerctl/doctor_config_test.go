@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -28,8 +29,12 @@ func TestDoctorConfig(t *testing.T) {
 			checks: map[string]string{"validate": checkOK, "secrets": checkWarn}, detail: "has mode 0644: other users can read the secret; chmod 600"},
 		{name: "secret missing", config: group + "  auth: {secretFile: sam.key}\n", want: exitDoctorFail,
 			checks: map[string]string{"validate": checkOK, "secrets": checkFail}, detail: "EventGroup/sam spec.auth.secretFile: "},
-		{name: "secret unreadable", config: group + "  auth:\n    keys: [{id: k1, secretFile: sam.key}]\n", want: exitDoctorFail, secret: "dir",
-			checks: map[string]string{"validate": checkOK, "secrets": checkFail}, detail: "EventGroup/sam spec.auth.keys[0].secretFile: transport: read secret file:"},
+		{name: "secret is a directory", config: group + "  auth:\n    keys: [{id: k1, secretFile: sam.key}]\n", want: exitDoctorFail, secret: "dir",
+			checks: map[string]string{"validate": checkOK, "secrets": checkFail}, detail: "EventGroup/sam spec.auth.keys[0].secretFile: "},
+		{name: "secret is a FIFO (reading would block)", config: group + "  auth: {secretFile: sam.key}\n", want: exitDoctorFail, secret: "fifo",
+			checks: map[string]string{"validate": checkOK, "secrets": checkFail}, detail: "is not a regular file"},
+		{name: "secret unreadable", config: group + "  auth: {secretFile: sam.key}\n", want: exitDoctorFail, secret: "unreadable",
+			checks: map[string]string{"validate": checkOK, "secrets": checkFail}, detail: "permission denied"},
 		{name: "secret too short", config: group + "  auth: {secretFile: sam.key}\n", want: exitDoctorFail, secret: "short", secretMode: 0o600,
 			checks: map[string]string{"secrets": checkFail}, detail: "secret shorter than 16 bytes"},
 		{name: "reference to a missing peer", config: group + "  auth: {secretFile: sam.key}\n---\napiVersion: hybrid.routerd.net/v1alpha1\nkind: HybridRoute\nmetadata: {name: r}\nspec: {peerRef: nowhere, destinationCIDRs: [10.9.0.0/16]}\n",
@@ -61,6 +66,17 @@ func TestDoctorConfig(t *testing.T) {
 				if err := os.Mkdir(filepath.Join(dir, "sam.key"), 0o700); err != nil {
 					t.Fatal(err)
 				}
+			case "fifo":
+				if err := syscall.Mkfifo(filepath.Join(dir, "sam.key"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			case "unreadable":
+				if os.Geteuid() == 0 {
+					t.Skip("root reads any file")
+				}
+				if err := os.WriteFile(filepath.Join(dir, "sam.key"), []byte("0123456789abcdef0123"), 0); err != nil {
+					t.Fatal(err)
+				}
 			default:
 				if err := os.WriteFile(filepath.Join(dir, "sam.key"), []byte(tt.secret), tt.secretMode); err != nil {
 					t.Fatal(err)
@@ -74,6 +90,13 @@ func TestDoctorConfig(t *testing.T) {
 				t.Fatal(err)
 			}
 			code, out := runCLI(t, "doctor", "config", "--config-dir", dir, "--settings", settingsFile, "-o", "json")
+			if tt.secret == "fifo" {
+				// The federation area reads the secrets too: it must name the FIFO, not block on it.
+				fcode, fout := runCLI(t, "doctor", "federation", "--config-dir", dir, "--state-dir", t.TempDir(), "--settings", settingsFile, "-o", "json")
+				if fcode != exitDoctorFail || !strings.Contains(fout, "is not a regular file") {
+					t.Errorf("doctor federation with a FIFO secret: exit %d\n%s", fcode, fout)
+				}
+			}
 			if code != tt.want {
 				t.Fatalf("exit %d, want %d\n%s", code, tt.want, out)
 			}

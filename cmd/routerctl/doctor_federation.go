@@ -112,6 +112,15 @@ func findingCheck(f health.Finding) doctorCheck {
 // clock skew. A group whose transport config does not load is one group-config failure.
 func peerChecks(ctx context.Context, cfg *schemas.Config, g *schemas.EventGroup, configDir string, timeout time.Duration) []doctorCheck {
 	name := g.Metadata.Name
+	// Reading a secret that is not a regular file (a FIFO) could block: doctor config
+	// names it; the transport config is not loaded.
+	for _, f := range configSecretFiles(cfg, configDir, name) {
+		if fi, err := os.Stat(f.path); err == nil && !fi.Mode().IsRegular() {
+			return []doctorCheck{{Area: "federation", Name: checkGroupConfig, Status: checkFail, Group: name, Resource: "EventGroup/" + name,
+				Summary: "the transport config of group " + name + " does not load: routerd-eventd cannot run it",
+				Details: []string{f.where + ": " + f.path + " is not a regular file.", "See routerctl doctor config (secrets)."}}}
+		}
+	}
 	gc, err := transport.FromSchemas(cfg, name, configDir)
 	if err != nil {
 		return []doctorCheck{{Area: "federation", Name: checkGroupConfig, Status: checkFail, Group: name, Resource: "EventGroup/" + name,
