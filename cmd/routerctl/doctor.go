@@ -16,7 +16,7 @@ import (
 	"routerd.net/routerd/dataplane/desired"
 	"routerd.net/routerd/dataplane/netlinkdp"
 	"routerd.net/routerd/federation/dynamic"
-	"routerd.net/routerd/federation/store"
+	"routerd.net/routerd/federation/health"
 	"routerd.net/routerd/schemas"
 )
 
@@ -268,9 +268,10 @@ func dataplaneDesired(ctx context.Context, s settings.Settings, cfg *schemas.Con
 	now := time.Now()
 	var extra []*schemas.RemoteAddressClaim
 	if _, err := os.Stat(s.StorePath()); err == nil {
-		st, err := store.Open(s.StorePath(), store.Options{})
+		// Bounded wait for a lock a daemon holds; never creates the file.
+		st, err := health.OpenStore(s.StorePath())
 		if err != nil {
-			return desired.Result{}, nil, fmt.Errorf("dataplane: open store %s: %w", s.StorePath(), err)
+			return desired.Result{}, nil, fmt.Errorf("dataplane: the live dynamic parts cannot be read: %w", err)
 		}
 		defer st.Close()
 		parts, err := dynamic.NewSQLRepo(st).List(ctx)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -92,6 +93,35 @@ spec: {domainRef: lab, address: 10.88.60.9}
 			}
 			if !strings.Contains(strings.Join(details, "\n"), tt.detail) {
 				t.Errorf("no summary or detail contains %q:\n%s", tt.detail, strings.Join(details, "\n"))
+			}
+		})
+	}
+}
+
+// TestDoctorHybridBadStore: a store file that is not a database is a failed finding with
+// the cause, for the hybrid and the dataplane area alike.
+func TestDoctorHybridBadStore(t *testing.T) {
+	dir, state := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "hybrid.yaml"), []byte(doctorConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(state, "routerd.db"), []byte("this is not an SQLite database, just text"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	settingsFile := filepath.Join(t.TempDir(), "routerd.yaml")
+	if err := os.WriteFile(settingsFile, []byte("{}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, area := range []string{"hybrid", "dataplane"} {
+		t.Run(area, func(t *testing.T) {
+			code, out := runCLI(t, "doctor", area, "--config-dir", dir, "--state-dir", state, "--settings", settingsFile, "-o", "json")
+			var rep doctorReport
+			if err := json.Unmarshal([]byte(out), &rep); err != nil {
+				t.Fatalf("output is not JSON: %v\n%s", err, out)
+			}
+			if code != exitDoctorFail || len(rep.Checks) != 1 || rep.Checks[0].Name != "run" || rep.Checks[0].Status != checkFail ||
+				!strings.Contains(strings.Join(rep.Checks[0].Details, "\n"), "the live dynamic parts cannot be read") {
+				t.Fatalf("exit %d\n%s", code, out)
 			}
 		})
 	}
