@@ -56,6 +56,9 @@ type Inspection struct {
 	Unmanaged []string `json:"unmanaged,omitempty"`
 	// Interfaces are the names of the existing interfaces.
 	Interfaces []string `json:"interfaces"`
+	// InterfacesDown are the existing interfaces that are administratively down or whose
+	// link is down (operational state down, lowerlayerdown or notpresent).
+	InterfacesDown []string `json:"interfacesDown,omitempty"`
 }
 
 // Inspector is a Backend that can report foreign objects and interfaces for the doctor.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,7 +16,7 @@ import (
 	"routerd.net/routerd/dataplane/desired"
 	"routerd.net/routerd/dataplane/netlinkdp"
 	"routerd.net/routerd/federation/dynamic"
-	"routerd.net/routerd/federation/store"
+	"routerd.net/routerd/federation/health"
 	"routerd.net/routerd/schemas"
 )
 
@@ -24,18 +25,35 @@ func init() {
 	addDoctorArea(dataplaneDoctorArea)
 }
 
-// doctorCheck is one check of any doctor area, as printed (-o table) and encoded (-o json).
+// doctorCheck is one finding of any doctor area, as printed (-o table) and encoded
+// (-o json|yaml). The JSON shape is a stable interface (docs/doctor.md): fields are only
+// ever added.
 type doctorCheck struct {
-	Area    string   `json:"area"`
-	Name    string   `json:"name"`
-	Status  string   `json:"status"`
-	Summary string   `json:"summary"`
+	// Area is the doctor area (config, federation, plugins, dataplane, hybrid).
+	Area string `json:"area"`
+	// Name is the check's name within its area (for federation the COMPAT check name).
+	Name string `json:"name"`
+	// Status is ok, warn or fail.
+	Status string `json:"status"`
+	// Summary is one line saying what was found.
+	Summary string `json:"summary"`
+	// Details are further lines: the cause, each problem, the next step.
 	Details []string `json:"details,omitempty"`
+	// Group, Peer and Resource say what the finding is about, when it is about one.
+	Group    string `json:"group,omitempty"`
+	Peer     string `json:"peer,omitempty"`
+	Resource string `json:"resource,omitempty"`
+	// Remediation is the federation/remediation action that fixes a warn or fail
+	// finding, where one applies (routerctl remediation plan|run).
+	Remediation string `json:"remediation,omitempty"`
 }
 
 // doctorReport is what `routerctl doctor ...` prints.
 type doctorReport struct {
-	OK     bool          `json:"ok"`
+	// OK is true when no check warned or failed.
+	OK bool `json:"ok"`
+	// Status is the worst status of the checks: ok, warn or fail.
+	Status string        `json:"status"`
 	Checks []doctorCheck `json:"checks"`
 }
 
@@ -54,6 +72,10 @@ type doctorArea struct {
 // doctorAreas are the registered areas, in the order `routerctl doctor` runs them.
 var doctorAreas []doctorArea
 
+// doctorAreaOrder is the order `routerctl doctor` runs and prints the areas in; an area
+// not listed runs after them.
+var doctorAreaOrder = []string{"config", "federation", "plugins", "dataplane", "hybrid"}
+
 // addDoctorArea registers an area; it panics on a duplicate name.
 func addDoctorArea(a doctorArea) {
 	for _, have := range doctorAreas {
@@ -62,28 +84,58 @@ func addDoctorArea(a doctorArea) {
 		}
 	}
 	doctorAreas = append(doctorAreas, a)
+	rank := func(name string) int {
+		if i := slices.Index(doctorAreaOrder, name); i >= 0 {
+			return i
+		}
+		return len(doctorAreaOrder)
+	}
+	slices.SortStableFunc(doctorAreas, func(x, y doctorArea) int { return rank(x.name) - rank(y.name) })
 }
 
-// Doctor check statuses.
+// Doctor check statuses, from best to worst.
 const (
-	checkPass = "pass"
+	checkOK   = "ok"
+	checkWarn = "warn"
 	checkFail = "fail"
 )
+
+// statusRank orders the statuses (an unknown one counts as fail).
+func statusRank(s string) int {
+	switch s {
+	case checkOK:
+		return 0
+	case checkWarn:
+		return 1
+	}
+	return 2
+}
+
+// doctorAreaTimeout bounds one area: an area whose probes do not return in time is
+// reported as a failed check, never waited for.
+const doctorAreaTimeout = 20 * time.Second
 
 func newDoctorCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "doctor",
 		Short: "Check the node for problems (every area, or one: " + areaNames() + ")",
-		Long: `doctor checks the node and reports each check as pass or fail, with one detail
-line per problem found. Without a subcommand every area is checked.
+		Long: `doctor checks the node and reports each finding as ok, warn or fail, with detail
+lines naming the cause and the next step, and for a federation failure the remediation
+action (routerctl remediation plan|run). Without a subcommand every area is checked:
+config, federation, plugins, dataplane, hybrid. Every probe has a timeout; a dead daemon,
+a missing store or a peer that does not answer is a finding, never a hang.
 
-Exit codes: 0 every check passed, 1 a check failed (or could not run), 2 usage error.`,
+-o json prints {ok, status, checks[{area, name, status, summary, details, group, peer,
+resource, remediation}]} (docs/doctor.md).
+
+Exit codes: 0 every check ok, 1 a warning (no failure), 2 a failure (or a usage error).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runDoctor(cmd, doctorAreas)
 		},
 	}
 	settings.AddFlags(cmd.PersistentFlags())
+	cmd.PersistentFlags().String("netns", "", "network namespace the dataplane and hybrid areas check (ip netns name; default: the current one)")
 	for _, a := range doctorAreas {
 		a := a
 		sub := &cobra.Command{
@@ -112,17 +164,16 @@ func areaNames() string {
 	return strings.Join(names, ", ")
 }
 
-// runDoctor runs areas, prints the report in the -o format and fails (exit 1) when a
-// check failed. An area that cannot run at all is reported as a failed check.
+// runDoctor runs areas, prints the report in the -o format and ends with the exit code
+// of the worst status (warn 1, fail 2). An area that cannot run at all, or does not
+// finish within doctorAreaTimeout, is reported as a failed check.
 func runDoctor(cmd *cobra.Command, areas []doctorArea) error {
 	if _, err := outputFormat(cmd); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
-	defer cancel()
-	rep := doctorReport{OK: true, Checks: []doctorCheck{}}
+	rep := doctorReport{OK: true, Status: checkOK, Checks: []doctorCheck{}}
 	for _, a := range areas {
-		checks, err := a.run(ctx, cmd)
+		checks, err := runDoctorArea(cmd, a)
 		if err != nil {
 			var ue usageError
 			if errors.As(err, &ue) {
@@ -131,12 +182,13 @@ func runDoctor(cmd *cobra.Command, areas []doctorArea) error {
 			checks = append(checks, doctorCheck{Area: a.name, Name: "run", Status: checkFail, Summary: "the checks could not run", Details: []string{err.Error()}})
 		}
 		for _, c := range checks {
-			if c.Status != checkPass {
-				rep.OK = false
+			if statusRank(c.Status) > statusRank(rep.Status) {
+				rep.Status = c.Status
 			}
 		}
 		rep.Checks = append(rep.Checks, checks...)
 	}
+	rep.OK = rep.Status == checkOK
 	if err := render(cmd, rep, func() *table {
 		t := &table{header: []string{"AREA", "CHECK", "STATUS", "SUMMARY"}}
 		for _, c := range rep.Checks {
@@ -144,15 +196,47 @@ func runDoctor(cmd *cobra.Command, areas []doctorArea) error {
 			for _, d := range c.Details {
 				t.addRow("", "", "", "  "+d)
 			}
+			if c.Remediation != "" && c.Status != checkOK {
+				t.addRow("", "", "", "  remediation: "+c.Remediation)
+			}
 		}
 		return t
 	}); err != nil {
 		return err
 	}
-	if !rep.OK {
-		return silentFailure
+	switch rep.Status {
+	case checkOK:
+		return nil
+	case checkWarn:
+		return exitWith(exitFailed)
 	}
-	return nil
+	return exitWith(exitDoctorFail)
+}
+
+// exitDoctorFail is doctor's exit code when a check failed (a warning is exitFailed).
+const exitDoctorFail = 2
+
+// runDoctorArea runs one area under doctorAreaTimeout. The area's probes honour the
+// context; should one not, the area is reported as timed out and left behind (the
+// process exits after the report).
+func runDoctorArea(cmd *cobra.Command, a doctorArea) ([]doctorCheck, error) {
+	ctx, cancel := context.WithTimeout(cmd.Context(), doctorAreaTimeout)
+	defer cancel()
+	type result struct {
+		checks []doctorCheck
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		checks, err := a.run(ctx, cmd)
+		done <- result{checks, err}
+	}()
+	select {
+	case r := <-done:
+		return r.checks, r.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%s: did not finish within %s: %w", a.name, doctorAreaTimeout, ctx.Err())
+	}
 }
 
 // dataplaneDoctorArea compares the desired dataplane (from the config dir) with the
@@ -173,32 +257,56 @@ current one). Checks:
   foreign-routes  no foreign route shadows a prefix routerd routes
 
 Reading routerd's nftables table needs root (CAP_NET_ADMIN).`,
-	flags: func(cmd *cobra.Command) {
-		cmd.Flags().String("netns", "", "network namespace to check (ip netns name; default: the current one)")
-	},
 	run: runDataplaneDoctor,
 }
 
 // dataplaneDesired is the desired state routerd works towards: the config plus the live
 // dynamic parts of the node's store (when the store exists; the doctor never creates it).
-func dataplaneDesired(ctx context.Context, s settings.Settings, cfg *schemas.Config) (desired.Result, error) {
-	if _, err := os.Stat(s.StorePath()); err != nil {
-		return desired.FromConfig(cfg, desired.Options{}), nil
-	}
-	st, err := store.Open(s.StorePath(), store.Options{})
-	if err != nil {
-		return desired.Result{}, fmt.Errorf("dataplane: open store %s: %w", s.StorePath(), err)
-	}
-	defer st.Close()
-	parts, err := dynamic.NewSQLRepo(st).List(ctx)
-	if err != nil {
-		return desired.Result{}, fmt.Errorf("dataplane: dynamic parts: %w", err)
-	}
+// It also returns the names of every claim it holds (static, in DynamicConfigParts of the
+// config dir and from the store), sorted.
+func dataplaneDesired(ctx context.Context, s settings.Settings, cfg *schemas.Config) (desired.Result, []string, error) {
 	now := time.Now()
-	m := dynamic.MergeConfig(cfg, parts, now)
-	res := desired.FromConfig(m.Config, desired.Options{Now: now, Claims: m.Claims})
-	res.Problems = append(m.Problems, res.Problems...)
-	return res, nil
+	var extra []*schemas.RemoteAddressClaim
+	if _, err := os.Stat(s.StorePath()); err == nil {
+		// Bounded wait for a lock a daemon holds; never creates the file.
+		st, err := health.OpenStore(s.StorePath())
+		if err != nil {
+			return desired.Result{}, nil, fmt.Errorf("dataplane: the live dynamic parts cannot be read: %w", err)
+		}
+		defer st.Close()
+		parts, err := dynamic.NewSQLRepo(st).List(ctx)
+		if err != nil {
+			return desired.Result{}, nil, fmt.Errorf("dataplane: dynamic parts: %w", err)
+		}
+		m := dynamic.MergeConfig(cfg, parts, now)
+		res := desired.FromConfig(m.Config, desired.Options{Now: now, Claims: m.Claims})
+		res.Problems = append(m.Problems, res.Problems...)
+		return res, claimNames(m.Config, m.Claims, now), nil
+	}
+	return desired.FromConfig(cfg, desired.Options{Now: now}), claimNames(cfg, extra, now), nil
+}
+
+// claimNames names the claims desired.FromConfig installs from cfg and extra at now.
+func claimNames(cfg *schemas.Config, extra []*schemas.RemoteAddressClaim, now time.Time) []string {
+	var out []string
+	for _, c := range cfg.RemoteAddressClaims() {
+		out = append(out, c.Metadata.Name)
+	}
+	for _, part := range cfg.DynamicConfigParts() {
+		if !part.Spec.ExpiresAt.IsZero() && !part.Spec.ExpiresAt.After(now) {
+			continue
+		}
+		for _, r := range part.Spec.Resources {
+			if c, ok := r.Object.(*schemas.RemoteAddressClaim); ok {
+				out = append(out, c.Metadata.Name)
+			}
+		}
+	}
+	for _, c := range extra {
+		out = append(out, c.Metadata.Name)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 func runDataplaneDoctor(ctx context.Context, cmd *cobra.Command) ([]doctorCheck, error) {
@@ -218,7 +326,7 @@ func runDataplaneDoctor(ctx context.Context, cmd *cobra.Command) ([]doctorCheck,
 		}
 		return []doctorCheck{check}, nil
 	}
-	want, err := dataplaneDesired(ctx, s, cfg)
+	want, _, err := dataplaneDesired(ctx, s, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -237,7 +345,15 @@ func runDataplaneDoctor(ctx context.Context, cmd *cobra.Command) ([]doctorCheck,
 	rep := dataplane.Check(want.State, want.Problems, insp)
 	checks := make([]doctorCheck, 0, len(rep.Checks))
 	for _, c := range rep.Checks {
-		checks = append(checks, doctorCheck{Area: "dataplane", Name: c.Name, Status: c.Status, Summary: c.Summary, Details: c.Details})
+		checks = append(checks, doctorCheck{Area: "dataplane", Name: c.Name, Status: fromDataplaneStatus(c.Status), Summary: c.Summary, Details: c.Details})
 	}
 	return checks, nil
+}
+
+// fromDataplaneStatus maps dataplane.Check's pass/fail to the doctor's ok/fail.
+func fromDataplaneStatus(s string) string {
+	if s == dataplane.StatusPass {
+		return checkOK
+	}
+	return checkFail
 }

@@ -131,11 +131,33 @@ func TestDoctorDataplane(t *testing.T) {
 
 	// Nothing applied yet: drift.
 	code, rep := report()
-	if code != exitFailed || rep.OK || status(rep) != "references=pass interfaces=pass drift=fail nft-foreign=pass foreign-routes=pass" {
+	if code != exitDoctorFail || rep.OK || status(rep) != "references=ok interfaces=ok drift=fail nft-foreign=ok foreign-routes=ok" {
 		t.Fatalf("before apply: exit %d, %s\n%+v", code, status(rep), rep)
 	}
 	if drift := strings.Join(rep.Checks[2].Details, "\n"); !strings.Contains(drift, "missing: route 10.88.60.20/32") || !strings.Contains(drift, "missing: route 10.88.60.9/32") {
 		t.Fatalf("drift does not list the static and the dynamic claim:\n%s", drift)
+	}
+
+	hybrid := func() (int, string) {
+		t.Helper()
+		code, out := runCLI(t, "doctor", "hybrid", "--netns", ns, "--config-dir", dir, "--state-dir", stateDir, "--settings", settingsFile, "-o", "json")
+		var rep doctorReport
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatalf("doctor hybrid output is not JSON: %v\n%s", err, out)
+		}
+		var parts []string
+		for _, c := range rep.Checks {
+			k := c.Name
+			if c.Resource != "" {
+				k += "/" + c.Resource
+			}
+			parts = append(parts, k+"="+c.Status)
+		}
+		return code, strings.Join(parts, " ")
+	}
+	// Nothing applied: both claims lack their route, the clamp is not installed.
+	if code, got := hybrid(); code != exitDoctorFail || got != "claim-routes/RemoteAddressClaim/onprem-10-88-60-20=fail claim-routes/RemoteAddressClaim/onprem-10-88-60-9=fail overlay-up=ok mss-clamp=fail" {
+		t.Fatalf("hybrid before apply: exit %d, %s", code, got)
 	}
 
 	// Apply the desired state the way routerd does: now everything passes.
@@ -157,6 +179,9 @@ func TestDoctorDataplane(t *testing.T) {
 	if code, rep := report(); code != exitOK || !rep.OK {
 		t.Fatalf("after apply: exit %d, %s\n%+v", code, status(rep), rep)
 	}
+	if code, got := hybrid(); code != exitOK || got != "claim-routes=ok overlay-up=ok mss-clamp=ok" {
+		t.Fatalf("hybrid after apply: exit %d, %s", code, got)
+	}
 
 	// Someone writes into routerd's table and shadows the claim.
 	if out, err := exec.Command("ip", "netns", "exec", ns, "nft", "add", "rule", "inet", "routerd", "forward", "counter").CombinedOutput(); err != nil {
@@ -164,19 +189,25 @@ func TestDoctorDataplane(t *testing.T) {
 	}
 	ip("route", "add", "local", "10.88.60.9/32", "dev", "ovl0", "table", "local")
 	code, rep = report()
-	if code != exitFailed || status(rep) != "references=pass interfaces=pass drift=pass nft-foreign=fail foreign-routes=fail" {
+	if code != exitDoctorFail || status(rep) != "references=ok interfaces=ok drift=ok nft-foreign=fail foreign-routes=fail" {
 		t.Fatalf("after foreign changes: exit %d, %s\n%+v", code, status(rep), rep)
 	}
 
 	// The table form names the failing checks too.
 	code, out := runCLI(t, "doctor", "dataplane", "--netns", ns, "--config-dir", dir, "--state-dir", stateDir, "--settings", settingsFile)
-	if code != exitFailed || !strings.Contains(out, "nft-foreign") || !strings.Contains(out, "FAIL") {
+	if code != exitDoctorFail || !strings.Contains(out, "nft-foreign") || !strings.Contains(out, "FAIL") {
 		t.Fatalf("table output (exit %d):\n%s", code, out)
+	}
+
+	// The overlay goes down.
+	ip("link", "set", "ovl0", "down")
+	if code, got := hybrid(); code != exitDoctorFail || !strings.Contains(got, "overlay-up/OverlayPeer/peer-b=fail") {
+		t.Fatalf("hybrid with ovl0 down: exit %d, %s", code, got)
 	}
 
 	// `routerctl doctor` runs every area, the dataplane among them.
 	code, out = runCLI(t, "doctor", "--netns", ns, "--config-dir", dir, "--state-dir", stateDir, "--settings", settingsFile, "-o", "json")
-	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != exitFailed || !strings.Contains(status(rep), "nft-foreign=fail") {
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != exitDoctorFail || !strings.Contains(status(rep), "nft-foreign=fail") {
 		t.Fatalf("doctor (all areas): exit %d, %v\n%s", code, err, out)
 	}
 }

@@ -47,6 +47,15 @@ func usagef(format string, args ...any) error { return usageError{fmt.Errorf(for
 // command has already reported what failed (for example a list of config errors).
 var silentFailure = errors.New("failed")
 
+// exitStatus ends the command with its exit code without printing anything more (as
+// silentFailure, for commands whose exit code carries a meaning of its own: doctor).
+type exitStatus struct{ code int }
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// exitWith returns an exitStatus error for code.
+func exitWith(code int) error { return exitStatus{code} }
+
 func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   programName,
@@ -87,7 +96,8 @@ Exit codes: 0 ok, 1 failed or problems found, 2 usage error.`,
 // exit code.
 func run(args []string) int {
 	code, err := execute(args, os.Stdin, os.Stdout, os.Stderr)
-	if err != nil && !errors.Is(err, silentFailure) {
+	var es exitStatus
+	if err != nil && !errors.Is(err, silentFailure) && !errors.As(err, &es) {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", programName, err)
 	}
 	return code
@@ -108,9 +118,12 @@ func execute(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, err
 // exitCode maps the outcome of a command to routerctl's exit code.
 func exitCode(cmd *cobra.Command, err error) int {
 	var ue usageError
+	var es exitStatus
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &es):
+		return es.code
 	case errors.Is(err, silentFailure):
 		return exitFailed
 	case errors.As(err, &ue) || isCobraUsageError(cmd, err):

@@ -61,8 +61,18 @@ A module that fails to load is listed with state failed and its error.`,
 
 // daemonPlugins asks the daemon's control API for the plugin status.
 func daemonPlugins(ctx context.Context, socket string) ([]host.PluginStatus, error) {
+	var sts []host.PluginStatus
+	if err := daemonGet(ctx, socket, "/v1/plugins", &sts); err != nil {
+		return nil, err
+	}
+	return sts, nil
+}
+
+// daemonGet GETs path from the daemon's control API on socket (3s timeout) and decodes
+// the JSON answer into out.
+func daemonGet(ctx context.Context, socket, path string, out any) error {
 	if socket == "" {
-		return nil, errors.New("no control socket")
+		return errors.New("no control socket")
 	}
 	client := &http.Client{
 		Timeout: 3 * time.Second,
@@ -71,23 +81,22 @@ func daemonPlugins(ctx context.Context, socket string) ([]host.PluginStatus, err
 			return d.DialContext(ctx, "unix", socket)
 		}},
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://routerd/v1/plugins", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://routerd"+path, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("control API: GET /v1/plugins: %s", resp.Status)
+		return fmt.Errorf("control API: GET %s: %s", path, resp.Status)
 	}
-	var sts []host.PluginStatus
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(&sts); err != nil {
-		return nil, fmt.Errorf("control API: GET /v1/plugins: %w", err)
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(out); err != nil {
+		return fmt.Errorf("control API: GET %s: %w", path, err)
 	}
-	return sts, nil
+	return nil
 }
 
 func statusTable(sts []host.PluginStatus) *table {

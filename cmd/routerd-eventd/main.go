@@ -263,6 +263,17 @@ func run(ctx context.Context, s settings.Settings, src source, metricsExplicit b
 		log.Info("metrics listening", "socket", src.metricsSocket)
 	}
 
+	// Spans (eventd.deliver, eventd.receive) go to the OTLP endpoint, when one is set.
+	tracing, err := telemetry.StartTracing(s.OTLPEndpoint, "routerd-eventd", gc.LocalNode)
+	if err != nil {
+		return configError{err}
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = tracing.Shutdown(sctx)
+	}()
+
 	// The store's metrics stay routerd's: here each of their facts (events received,
 	// duplicates, retention) is counted once, by the transport's routerd_eventd_* metrics.
 	st, err := store.Open(src.storePath, store.Options{Logger: log})

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -76,6 +77,7 @@ secret is written for the run.`,
 	fs.StringVar(&o.EventdBinary, "eventd-binary", "", "routerd-eventd executable (default: next to routerd)")
 	fs.DurationVar(&o.Timeout, "timeout", 60*time.Second, "give up when the whole demo takes longer")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the temporary directory (state, logs) afterwards")
+	fs.StringVar(&o.OTLPEndpoint, "otlp-endpoint", os.Getenv("ROUTERD_OTLP_ENDPOINT"), "OTLP/HTTP base URL to export the routers' traces to, e.g. http://127.0.0.1:4318 (env ROUTERD_OTLP_ENDPOINT)")
 	fs.StringVar(&o.Address, "address", "10.88.60.9", "the observed address (inside the lab domain 10.88.0.0/16)")
 	fs.BoolVar(&o.Cloud, "cloud", false, "also run the provider steps: plan, policy gate, approval and execution against a fake EC2")
 	fs.StringVar(&o.Netns, "netns", "auto", "apply the claims to real kernels in network namespaces: auto (when root), on, off (dry run)")

@@ -150,6 +150,7 @@ func (b *Backend) Close() error {
 type links struct {
 	byIndex map[int]string
 	byName  map[string]int
+	down    map[string]bool // admin or link down
 }
 
 func (b *Backend) links() (links, error) {
@@ -157,10 +158,16 @@ func (b *Backend) links() (links, error) {
 	if err != nil {
 		return links{}, fmt.Errorf("list links: %w", err)
 	}
-	l := links{byIndex: map[int]string{}, byName: map[string]int{}}
+	l := links{byIndex: map[int]string{}, byName: map[string]int{}, down: map[string]bool{}}
 	for _, k := range ls {
-		l.byIndex[k.Attrs().Index] = k.Attrs().Name
-		l.byName[k.Attrs().Name] = k.Attrs().Index
+		a := k.Attrs()
+		l.byIndex[a.Index] = a.Name
+		l.byName[a.Name] = a.Index
+		switch {
+		case a.Flags&net.FlagUp == 0,
+			a.OperState == netlink.OperDown, a.OperState == netlink.OperLowerLayerDown, a.OperState == netlink.OperNotPresent:
+			l.down[a.Name] = true
+		}
 	}
 	return l, nil
 }
@@ -230,8 +237,12 @@ func (b *Backend) Inspect(ctx context.Context) (dataplane.Inspection, error) {
 	}
 	for name := range l.byName {
 		insp.Interfaces = append(insp.Interfaces, name)
+		if l.down[name] {
+			insp.InterfacesDown = append(insp.InterfacesDown, name)
+		}
 	}
 	sort.Strings(insp.Interfaces)
+	sort.Strings(insp.InterfacesDown)
 
 	routes, err := b.allRoutes()
 	if err != nil {

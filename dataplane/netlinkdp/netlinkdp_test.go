@@ -455,3 +455,39 @@ func TestExpiredClaimWithdrawn(t *testing.T) {
 	}
 	foreignIntact(t, ns)
 }
+
+// TestInspectInterfacesDown: Inspect names the interfaces that are down (admin or link),
+// for the doctor's overlay check.
+func TestInspectInterfacesDown(t *testing.T) {
+	ns := router(t)
+	_, b := open(t, ns)
+	tests := []struct {
+		name  string
+		setup []string
+		want  string
+	}{
+		{name: "all up", want: ""},
+		{name: "wg0 set down", setup: []string{"link", "set", "wg0", "down"}, want: "wg0"},
+		{name: "wg0 up again", setup: []string{"link", "set", "wg0", "up"}, want: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.setup != nil {
+				ns.IP(t, tt.setup...)
+			}
+			insp, err := b.Inspect(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var down []string
+			for _, d := range insp.InterfacesDown {
+				if d == "wg0" || d == "lan0" {
+					down = append(down, d)
+				}
+			}
+			if got := strings.Join(down, ","); got != tt.want {
+				t.Fatalf("InterfacesDown (wg0, lan0) = %q, want %q (all: %v)", got, tt.want, insp.InterfacesDown)
+			}
+		})
+	}
+}

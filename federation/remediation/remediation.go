@@ -60,6 +60,15 @@ func Actions() []string {
 	return out
 }
 
+// ActionFor returns the action that remedies a warn or fail finding of check, or ""
+// when the check has none (the store check).
+func ActionFor(check string) string {
+	if k := slices.IndexFunc(rules, func(r rule) bool { return r.check == check }); k >= 0 {
+		return rules[k].action
+	}
+	return ""
+}
+
 // IsAction reports whether name is one of the seven actions.
 func IsAction(name string) bool { return slices.Contains(Actions(), name) }
 

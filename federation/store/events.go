@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"routerd.net/routerd/federation/event"
+	"routerd.net/routerd/federation/tracectx"
 )
 
 // InsertResult reports what happened to one event of InsertEvents.
@@ -35,6 +36,9 @@ type StoredEvent struct {
 	Event event.Event `json:"event"`
 	// ReceivedAt is when this node stored the event.
 	ReceivedAt time.Time `json:"receivedAt"`
+	// TraceParent is the W3C traceparent of the span that stored the event ("" when
+	// tracing was off): later work on the event continues or links to that trace.
+	TraceParent string `json:"traceParent,omitempty"`
 }
 
 // EventFilter selects events for ListEvents. Zero fields do not filter.
@@ -59,11 +63,12 @@ type EventFilter struct {
 }
 
 const insertEventSQL = `INSERT INTO events
-	(id, group_name, type, source_node, subject, dedupe_key, payload, observed_at, expires_at, received_at)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	(id, group_name, type, source_node, subject, dedupe_key, payload, observed_at, expires_at, received_at, trace_parent)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 	ON CONFLICT (id) DO NOTHING`
 
-// InsertEvents validates the events and stores them in one transaction, in order. An
+// InsertEvents validates the events and stores them in one transaction, in order, each
+// with the trace context of ctx's span (tracectx.Format; "" when tracing is off). An
 // event whose id is already stored (or appears earlier in the same batch) is not written
 // again: its result has Duplicate set and the stored row's Seq. Either every event of the
 // batch is stored or, on error, none is.
@@ -99,6 +104,7 @@ func (s *Store) InsertEvents(ctx context.Context, events []event.Event) ([]Inser
 
 	start := time.Now()
 	received := s.now().UnixNano()
+	traceParent := tracectx.Format(ctx)
 	results := make([]InsertResult, len(events))
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
 		ins, err := tx.PrepareContext(ctx, insertEventSQL)
@@ -110,7 +116,7 @@ func (s *Store) InsertEvents(ctx context.Context, events []event.Event) ([]Inser
 		for i, r := range rows {
 			e := r.ev
 			res, err := ins.ExecContext(ctx, e.ID, e.Group, e.Type, e.SourceNode, e.Subject, e.DedupeKey,
-				r.payload, nanosOrNil(e.ObservedAt), nanosOrNil(e.ExpiresAt), received)
+				r.payload, nanosOrNil(e.ObservedAt), nanosOrNil(e.ExpiresAt), received, traceParent)
 			if err != nil {
 				return fmt.Errorf("insert event %s: %w", e.ID, err)
 			}
@@ -244,7 +250,7 @@ func (s *Store) writeTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return nil
 }
 
-const eventColumns = `seq, id, group_name, type, source_node, subject, dedupe_key, payload, observed_at, expires_at, received_at`
+const eventColumns = `seq, id, group_name, type, source_node, subject, dedupe_key, payload, observed_at, expires_at, received_at, trace_parent`
 
 // scanEvent reads one row of eventColumns.
 func scanEvent(sc interface{ Scan(...any) error }) (StoredEvent, error) {
@@ -255,7 +261,7 @@ func scanEvent(sc interface{ Scan(...any) error }) (StoredEvent, error) {
 	)
 	e := &se.Event
 	if err := sc.Scan(&se.Seq, &e.ID, &e.Group, &e.Type, &e.SourceNode, &e.Subject, &e.DedupeKey,
-		&payload, &obs, &exp, &received); err != nil {
+		&payload, &obs, &exp, &received, &se.TraceParent); err != nil {
 		return StoredEvent{}, err
 	}
 	if payload != "" && payload != "{}" {

@@ -218,6 +218,13 @@ CREATE INDEX action_plans_state ON action_plans (state, created_at);
 CREATE INDEX action_plans_provider_executed ON action_plans (provider, executed_at) WHERE executed_at IS NOT NULL;
 `,
 	},
+	{
+		Version:     7,
+		Description: "events.trace_parent: the W3C trace context of the span that stored the event ('' without tracing)",
+		SQL: `
+ALTER TABLE events ADD COLUMN trace_parent TEXT NOT NULL DEFAULT '';
+`,
+	},
 }
 
 // SchemaVersion is the schema version this binary writes: the last migration's.

@@ -61,6 +61,8 @@ type Delivery struct {
 	CreatedAt time.Time
 	// DeliveredAt is set when the event was delivered before (a TTL refresh).
 	DeliveredAt time.Time
+	// TraceParent is the stored trace context of the event ("" without tracing).
+	TraceParent string
 }
 
 // DeliveryOutcome is the result of one push attempt for RecordDeliveries.
@@ -261,7 +263,7 @@ func (s *Store) DueDeliveries(ctx context.Context, group, peer string, now time.
 	}
 	rows, err := s.r.QueryContext(ctx, `SELECT d.state, d.attempts, d.created_at, d.delivered_at,
 		e.seq, e.id, e.group_name, e.type, e.source_node, e.subject, e.dedupe_key, e.payload,
-		e.observed_at, e.expires_at, e.received_at
+		e.observed_at, e.expires_at, e.received_at, e.trace_parent
 		FROM event_deliveries d INDEXED BY event_deliveries_outbox JOIN events e ON e.id = d.event_id
 		WHERE d.group_name = ? AND d.peer = ? AND d.state IN ('pending', 'retrying')
 		AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= ?)
@@ -283,7 +285,7 @@ func (s *Store) DueDeliveries(ctx context.Context, group, peer string, now time.
 		if err != nil {
 			return nil, fmt.Errorf("store: due deliveries for %s/%s: %w", group, peer, err)
 		}
-		d.Seq, d.Event, d.StoredAt = se.Seq, se.Event, se.ReceivedAt
+		d.Seq, d.Event, d.StoredAt, d.TraceParent = se.Seq, se.Event, se.ReceivedAt, se.TraceParent
 		d.CreatedAt, d.DeliveredAt = timeFromDB(created), timeFromDB(delivered)
 		out = append(out, d)
 	}

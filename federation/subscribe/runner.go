@@ -7,8 +7,12 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"routerd.net/routerd/federation/internal/clock"
+	"routerd.net/routerd/federation/tracectx"
 )
 
 // pendingEvent is a matching event waiting for dispatch, with when the engine first saw it.
@@ -372,28 +376,69 @@ func (r *runner) dispatch(b Batch) bool {
 
 // call sends the batch to the plugin and hands the result to the handler, returning the
 // number of resources the plugin proposed.
-func (r *runner) call(b Batch) (int, error) {
+//
+// Tracing: the batch is one span, subscription.run, continuing the trace of its first
+// event and linking every event's; the plugin call (plugin.call) and the handling of its
+// result (dynamic.propose: the DynamicConfigParts) are its children.
+func (r *runner) call(b Batch) (n int, err error) {
+	ctx, span := tracectx.Start(r.ctx, "subscription.run", batchParents(b))
+	defer func() { endSpan(span, err) }()
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("routerd.subscription", b.Subscription), attribute.String("routerd.batch", b.ID),
+			attribute.Int("routerd.events", len(b.Events)), attribute.Int("routerd.attempt", b.Attempt))
+	}
 	req, err := BuildRequest(b, r.e.clk.Now())
 	if err != nil {
 		return 0, err
 	}
+	pctx, pspan := tracectx.Tracer().Start(ctx, "plugin.call")
+	if pspan.IsRecording() {
+		pspan.SetAttributes(attribute.String("routerd.plugin", b.Plugin), attribute.String("routerd.hook", HookOnEvents))
+	}
 	var res Result
 	if di, ok := r.e.opts.Invoker.(DecodingInvoker); ok {
-		err = di.InvokeDecode(r.ctx, b.Plugin, HookOnEvents, req, func(out []byte) (err error) {
+		err = di.InvokeDecode(pctx, b.Plugin, HookOnEvents, req, func(out []byte) (err error) {
 			res, err = ParseResult(out)
 			return err
 		})
 	} else {
 		var out []byte
-		if out, err = r.e.opts.Invoker.Invoke(r.ctx, b.Plugin, HookOnEvents, req); err == nil {
+		if out, err = r.e.opts.Invoker.Invoke(pctx, b.Plugin, HookOnEvents, req); err == nil {
 			res, err = ParseResult(out)
 		}
 	}
+	endSpan(pspan, err)
 	if err != nil {
 		return 0, fmt.Errorf("plugin %s: %s: %w", b.Plugin, HookOnEvents, err)
 	}
-	if err := r.e.opts.Handler.HandleResult(r.ctx, b, res); err != nil {
+	hctx, hspan := tracectx.Tracer().Start(ctx, "dynamic.propose")
+	if hspan.IsRecording() {
+		hspan.SetAttributes(attribute.Int("routerd.resources", len(res.Resources)))
+	}
+	err = r.e.opts.Handler.HandleResult(hctx, b, res)
+	endSpan(hspan, err)
+	if err != nil {
 		return len(res.Resources), fmt.Errorf("handle result of batch %s: %w", b.ID, err)
 	}
 	return len(res.Resources), nil
+}
+
+// batchParents are the stored trace contexts of b's events (nil without tracing).
+func batchParents(b Batch) []string {
+	var out []string
+	for _, e := range b.Events {
+		if e.TraceParent != "" {
+			out = append(out, e.TraceParent)
+		}
+	}
+	return out
+}
+
+// endSpan records err on span (when recording) and ends it.
+func endSpan(span trace.Span, err error) {
+	if err != nil && span.IsRecording() {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
 }

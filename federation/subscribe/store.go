@@ -34,7 +34,7 @@ func (a StoreAdapter) Events(ctx context.Context, group string, types []string, 
 		if err != nil {
 			return nil, fmt.Errorf("subscribe: event seq %d: %w", se.Seq, err)
 		}
-		r.Seq, r.ReceivedAt = se.Seq, se.ReceivedAt
+		r.Seq, r.ReceivedAt, r.TraceParent = se.Seq, se.ReceivedAt, se.TraceParent
 		out = append(out, r)
 	}
 	return out, nil

@@ -136,6 +136,9 @@ type Record struct {
 	// ExpiresAt is when the event stops being live (zero: never). Events already
 	// expired when the engine reads them are skipped.
 	ExpiresAt time.Time
+	// TraceParent is the trace context stored with the event ("" without tracing): the
+	// batch's spans continue or link to it.
+	TraceParent string
 }
 
 // Source reads stored events.

@@ -3,6 +3,7 @@ package transport
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +11,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/propagation"
+
+	"routerd.net/routerd/federation/tracectx"
 )
 
 // Client pushes signed requests to one peer.
@@ -119,6 +124,9 @@ func (c *Client) post(ctx context.Context, path string, body []byte, out any) er
 	if c.Key.ID != "" {
 		req.Header.Set(HeaderKeyID, c.Key.ID)
 	}
+	// Optional traceparent (W3C) of the push's span: a v1 peer ignores it, ours continues
+	// the trace. Nothing is set when tracing is off.
+	tracectx.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	resp, err := c.httpClient().Do(req)
 	if err != nil {
 		return &PushError{Err: err}
@@ -137,4 +145,19 @@ func (c *Client) post(ctx context.Context, path string, body []byte, out any) er
 		return &PushError{Status: resp.StatusCode, Err: fmt.Errorf("decode response: %w", err)}
 	}
 	return nil
+}
+
+// NewHTTPClient returns an HTTP client for talking to the group's peers: timeout bounds
+// each request, and with files.CAFile set the peers' certificates are verified against
+// that CA (as the sender does).
+func NewHTTPClient(files *TLSFiles, timeout time.Duration) (*http.Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if files != nil && files.CAFile != "" {
+		pool, err := loadCAPool(files.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return &http.Client{Timeout: timeout, Transport: tr}, nil
 }

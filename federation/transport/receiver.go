@@ -10,15 +10,18 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
 
 	"routerd.net/routerd/federation/event"
 	"routerd.net/routerd/federation/store"
+	"routerd.net/routerd/federation/tracectx"
 )
 
 // EventStore is what the receiver needs from the node's store.
@@ -64,6 +67,7 @@ type ReceiverOptions struct {
 type Receiver struct {
 	opts     ReceiverOptions
 	byID     map[string]*Key
+	keyIDs   []string // sorted ids of byID, for the status
 	accepted atomic.Int64
 	dups     atomic.Int64
 	rejected [numReasons]atomic.Int64
@@ -127,7 +131,9 @@ func NewReceiver(opts ReceiverOptions) (*Receiver, error) {
 			return nil, fmt.Errorf("transport: receiver %s: key id %q listed twice", opts.Group, k.ID)
 		}
 		r.byID[k.ID] = k
+		r.keyIDs = append(r.keyIDs, k.ID)
 	}
+	slices.Sort(r.keyIDs)
 	g := attribute.String("group", opts.Group)
 	for _, reason := range Reasons {
 		opts.Metrics.rejects.Add(context.Background(), 0, attrs(g, attribute.String("reason", string(reason))))
@@ -192,6 +198,8 @@ func (r *Receiver) Status() Status {
 		Protocol:   ProtocolV1,
 		Group:      r.opts.Group,
 		Node:       r.opts.LocalNode,
+		Time:       r.opts.Now().UTC().Format(time.RFC3339Nano),
+		KeyIDs:     r.keyIDs,
 		Extensions: Extensions{KeyID: true},
 		Counters: StatusCounters{
 			Accepted:  r.accepted.Load(),
@@ -250,7 +258,7 @@ func (r *Receiver) serveEvents(w http.ResponseWriter, req *http.Request, batch b
 		r.fail(w, reject(ReasonReplay), nil)
 		return
 	}
-	out, dups, err := r.store(req.Context(), events)
+	out, dups, err := r.store(tracectx.Extract(req.Context(), propagation.HeaderCarrier(req.Header)), events)
 	if err != nil {
 		r.fail(w, reject(ReasonStoreError), err)
 		return
@@ -294,7 +302,15 @@ func (r *Receiver) store(ctx context.Context, events []event.Event) (out []Accep
 	}
 	var res []store.InsertResult
 	if len(live) > 0 {
-		res, err = r.opts.Store.InsertEvents(ctx, live)
+		// The receive span continues the sender's trace (the caller put the traceparent
+		// header, when sent, into ctx) and is stored with the events for the work done
+		// on them later.
+		sctx, span := tracectx.Start(ctx, "eventd.receive", nil)
+		if span.IsRecording() {
+			span.SetAttributes(attribute.String("routerd.group", r.opts.Group), attribute.Int("routerd.events", len(live)))
+		}
+		res, err = r.opts.Store.InsertEvents(sctx, live)
+		span.End()
 		if err != nil || len(res) != len(live) {
 			if err == nil {
 				err = fmt.Errorf("store returned %d results for %d events", len(res), len(live))

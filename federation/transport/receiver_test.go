@@ -51,6 +51,13 @@ func TestReceiverAcceptsAndDeduplicates(t *testing.T) {
 	if s.Counters.Accepted != 1 || s.Counters.Duplicate != 1 || s.Extensions.Batch == nil || !s.Extensions.KeyID {
 		t.Errorf("status = %+v", s)
 	}
+	// The status carries the receiver's clock and the accepted key ids (never secrets).
+	if got := strings.Join(s.KeyIDs, ","); got != "b-2026,g1" {
+		t.Errorf("status keyIds = %q, want b-2026,g1", got)
+	}
+	if ts, err := time.Parse(time.RFC3339Nano, s.Time); err != nil || time.Since(ts).Abs() > time.Minute {
+		t.Errorf("status time = %q (%v), want the receiver's clock", s.Time, err)
+	}
 }
 
 func TestReceiverRejects(t *testing.T) {

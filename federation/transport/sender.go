@@ -16,6 +16,7 @@ import (
 	"routerd.net/routerd/federation/event"
 	"routerd.net/routerd/federation/retry"
 	"routerd.net/routerd/federation/store"
+	"routerd.net/routerd/federation/tracectx"
 )
 
 // Outbox is the persistent delivery queue the sender drives (implemented by
@@ -583,7 +584,7 @@ func (p *peerLoop) pass(ctx context.Context, refresh bool) (full bool, retryAt t
 		}
 		due = make([]store.Delivery, len(fresh.Events))
 		for i, se := range fresh.Events {
-			due[i] = store.Delivery{Seq: se.Seq, Event: se.Event, StoredAt: se.ReceivedAt, State: store.DeliveryPending, CreatedAt: now}
+			due[i] = store.Delivery{Seq: se.Seq, Event: se.Event, StoredAt: se.ReceivedAt, TraceParent: se.TraceParent, State: store.DeliveryPending, CreatedAt: now}
 		}
 		// Read the next page while this one is pushed.
 		ra := &readAhead{after: fresh.Last, done: make(chan struct{})}
@@ -853,6 +854,19 @@ func (p *peerLoop) send(ctx context.Context, due []store.Delivery, bodies [][]by
 	o := &p.s.opts
 	ctx, cancel := context.WithTimeout(ctx, o.RequestTimeout)
 	defer cancel()
+	// The push continues the trace of the (first) event and links the others; the
+	// client sends the span as the traceparent header.
+	parents := make([]string, 0, len(idx))
+	for _, i := range idx {
+		if tp := due[i].TraceParent; tp != "" {
+			parents = append(parents, tp)
+		}
+	}
+	ctx, span := tracectx.Start(ctx, "eventd.deliver", parents)
+	defer span.End()
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("routerd.group", p.s.opts.Group), attribute.String("routerd.peer", p.peer.Name), attribute.Int("routerd.events", len(idx)))
+	}
 	var err error
 	if p.batch == nil {
 		_, err = p.client.PushEvent(ctx, bodies[idx[0]])

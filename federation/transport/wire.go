@@ -98,9 +98,16 @@ type ErrorResponse struct {
 
 // Status is the body of GET /v1/status.
 type Status struct {
-	Protocol   string         `json:"protocol"`
-	Group      string         `json:"group"`
-	Node       string         `json:"node"`
+	Protocol string `json:"protocol"`
+	Group    string `json:"group"`
+	Node     string `json:"node"`
+	// Time is the receiver's clock when it answered (RFC 3339, UTC; extension: a v1
+	// peer does not send it). routerctl doctor federation measures clock skew with it.
+	Time string `json:"time,omitempty"`
+	// KeyIDs are the ids of the keys the receiver accepts, sorted (extension; the ids
+	// only, never a secret). A sender whose X-Routerd-Key-Id is not among them is
+	// answered unknown_key.
+	KeyIDs     []string       `json:"keyIds,omitempty"`
 	Extensions Extensions     `json:"extensions"`
 	Counters   StatusCounters `json:"counters"`
 }

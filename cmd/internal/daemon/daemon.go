@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
 
@@ -32,6 +34,7 @@ import (
 	"routerd.net/routerd/federation/store"
 	"routerd.net/routerd/federation/subscribe"
 	"routerd.net/routerd/federation/supervise"
+	"routerd.net/routerd/federation/tracectx"
 	"routerd.net/routerd/federation/transport"
 	"routerd.net/routerd/host"
 	"routerd.net/routerd/host/capability"
@@ -123,6 +126,7 @@ type Daemon struct {
 
 	metrics    *telemetry.Metrics
 	ownMetrics bool
+	tracing    *telemetry.Tracing // nil without --otlp-endpoint
 	mp         metric.MeterProvider
 	store      *store.Store
 	host       *host.Host
@@ -152,6 +156,9 @@ type Daemon struct {
 	reconciled   chan struct{} // closed and replaced after every reconcile
 	lastPlanned  [32]byte      // digest of the plan context last planned
 	reloaded     chan struct{} // closed and replaced after every reload attempt
+	// traceWaiting are the trace contexts of dynamic changes the next reconcile applies
+	// (empty without tracing); its dataplane.apply span continues the first, links all.
+	traceWaiting []string
 
 	closeOnce sync.Once
 	closeErr  error
@@ -219,6 +226,9 @@ func (d *Daemon) start(ctx context.Context) error {
 			d.log.Info("metrics", "address", "http://"+addr+"/metrics")
 		}
 	}
+	if d.tracing, err = telemetry.StartTracing(s.OTLPEndpoint, "routerd", nodeName(cfg)); err != nil {
+		return fmt.Errorf("routerd: --otlp-endpoint: %w", err)
+	}
 	d.mp = d.metrics.Provider()
 	if d.mp == nil {
 		d.mp = noop.NewMeterProvider()
@@ -260,7 +270,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	}
 	ad := subscribe.StoreAdapter{Store: d.store}
 	d.engine, err = subscribe.New(subscribe.Options{
-		Source: ad, Cursors: ad, Recorder: ad, Invoker: d.host, Handler: d.dyn,
+		Source: ad, Cursors: ad, Recorder: ad, Invoker: d.host, Handler: tracedHandler{d},
 		Logger: d.log.With("component", "subscribe"), MeterProvider: d.mp, PollInterval: d.opts.PollInterval,
 	})
 	if err != nil {
@@ -285,8 +295,12 @@ func (d *Daemon) start(ctx context.Context) error {
 		args := d.opts.EventdArgs
 		if args == nil {
 			args = func(group string) []string {
-				return []string{"--group", group, "--state-dir", s.StateDir, "--config-dir", s.ConfigDir,
+				a := []string{"--group", group, "--state-dir", s.StateDir, "--config-dir", s.ConfigDir,
 					"--plugin-dir", s.PluginDir, "--log-level", s.LogLevel, "--log-format", s.LogFormat}
+				if s.OTLPEndpoint != "" {
+					a = append(a, "--otlp-endpoint", s.OTLPEndpoint)
+				}
+				return a
 			}
 		}
 		// Every child serves its metrics on a socket in the state dir; routerd re-exposes
@@ -532,8 +546,16 @@ func (d *Daemon) Config() *schemas.Config {
 	return d.cfg
 }
 
-// Emit validates and stores a locally observed event and wakes the subscriptions.
+// Emit validates and stores a locally observed event and wakes the subscriptions. The
+// event.emit span (a trace's root, unless ctx carries a span) is stored with the event:
+// its delivery to peers and their work on it continue that trace.
 func (d *Daemon) Emit(ctx context.Context, e event.Event) (store.InsertResult, error) {
+	ctx, span := tracectx.Start(ctx, "event.emit", nil)
+	defer span.End()
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("routerd.node", e.SourceNode), attribute.String("routerd.group", e.Group),
+			attribute.String("routerd.event_type", e.Type))
+	}
 	res, err := d.store.InsertEvent(ctx, e)
 	if err != nil {
 		return res, fmt.Errorf("routerd: emit: %w", err)
@@ -541,6 +563,25 @@ func (d *Daemon) Emit(ctx context.Context, e event.Event) (store.InsertResult, e
 	d.engine.Notify()
 	return res, nil
 }
+
+// tracedHandler hands the subscriptions' results to the dynamic-part manager, noting
+// their trace context for the reconcile that applies them.
+type tracedHandler struct{ d *Daemon }
+
+// HandleResult implements subscribe.Handler.
+func (h tracedHandler) HandleResult(ctx context.Context, b subscribe.Batch, r subscribe.Result) error {
+	if tp := tracectx.Format(ctx); tp != "" {
+		h.d.mu.Lock()
+		if len(h.d.traceWaiting) < maxTraceWaiting {
+			h.d.traceWaiting = append(h.d.traceWaiting, tp)
+		}
+		h.d.mu.Unlock()
+	}
+	return h.d.dyn.HandleResult(ctx, b, r)
+}
+
+// maxTraceWaiting bounds the links of one dataplane.apply span.
+const maxTraceWaiting = 128
 
 func (d *Daemon) kickReconcile() {
 	select {
@@ -586,6 +627,12 @@ func (d *Daemon) reconcileLoop() {
 func (d *Daemon) reconcile(ctx context.Context) {
 	start := time.Now()
 	cfg := d.Config()
+	d.mu.Lock()
+	waiting := d.traceWaiting
+	d.traceWaiting = nil
+	d.mu.Unlock()
+	ctx, span := tracectx.Start(ctx, "dataplane.apply", waiting)
+	defer span.End()
 	rec := ReconcileRecord{At: start, Backend: d.backend.Name(), DryRun: d.opts.Dataplane == DataplaneDryRun}
 	parts, err := d.dyn.Live(ctx)
 	if err != nil {
@@ -609,6 +656,13 @@ func (d *Daemon) reconcile(ctx context.Context) {
 		d.planActions(ctx, m)
 	}
 	rec.DurationMS = float64(time.Since(start).Microseconds()) / 1000
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("routerd.node", nodeName(cfg)), attribute.String("routerd.dataplane", rec.Backend),
+			attribute.Int("routerd.changes", len(rec.Changes)), attribute.Int("routerd.objects", rec.Objects))
+		if rec.Error != "" {
+			span.SetStatus(codes.Error, rec.Error)
+		}
+	}
 	if ctx.Err() != nil {
 		return // shutting down: nothing to record
 	}
@@ -752,6 +806,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		if d.ownMetrics && d.metrics != nil {
 			errs = append(errs, d.metrics.Shutdown(ctx))
 		}
+		errs = append(errs, d.tracing.Shutdown(ctx))
 		d.closeErr = errors.Join(errs...)
 		if d.closeErr == nil {
 			d.log.Info("routerd stopped")

@@ -18,7 +18,10 @@ import (
 )
 
 // eventdForBench returns bin/routerd-eventd (make bench builds it first), else builds it.
-func eventdForBench(b *testing.B) string {
+func eventdForBench(b *testing.B) string { return eventdBinary(b) }
+
+// eventdBinary returns bin/routerd-eventd when it exists, else builds it.
+func eventdBinary(b testing.TB) string {
 	root, err := wasmbuild.RepoRoot()
 	if err != nil {
 		b.Fatal(err)

@@ -23,6 +23,7 @@ import (
 	"routerd.net/routerd/cmd/internal/daemon"
 	"routerd.net/routerd/cmd/internal/democonfig"
 	"routerd.net/routerd/cmd/internal/settings"
+	"routerd.net/routerd/cmd/internal/telemetry"
 	"routerd.net/routerd/dataplane/netnslab"
 	"routerd.net/routerd/federation/dynamic"
 	"routerd.net/routerd/federation/event"
@@ -54,6 +55,9 @@ type Options struct {
 	// Cloud adds the provider action steps (make demo-cloud): router-b's claim becomes an
 	// AWS action plan, refused while dryRunOnly, approved and executed against a fake EC2.
 	Cloud bool
+	// OTLPEndpoint, when set, exports the traces of every router (its routerd in this
+	// process, its routerd-eventd children) over OTLP/HTTP.
+	OTLPEndpoint string
 }
 
 // demoRouter is one router of the demo.
@@ -76,6 +80,8 @@ type demoCluster struct {
 	lab *netnslab.Lab
 	// cloud is the fake EC2 of demo --cloud.
 	cloud *cloudLab
+	// tracing exports this process's spans (nil without Options.OTLPEndpoint).
+	tracing *telemetry.Tracing
 }
 
 func (c *demoCluster) router(name string) *demoRouter {
@@ -157,6 +163,11 @@ func startCluster(ctx context.Context, o Options, c *demoCluster) error {
 	if err := setupLab(ctx, o, c, configs); err != nil {
 		return err
 	}
+	// One tracer provider for the routers of this process (each routerd-eventd child
+	// exports its own spans); spans name their router in routerd.node.
+	if c.tracing, err = telemetry.StartTracing(o.OTLPEndpoint, "routerd-demo", ""); err != nil {
+		return err
+	}
 	for _, r := range c.routers {
 		name := r.name
 		confDir := filepath.Join(r.dir, "conf.d")
@@ -177,8 +188,12 @@ func startCluster(ctx context.Context, o Options, c *demoCluster) error {
 		r.d, err = daemon.New(ctx, daemon.Options{
 			Settings: s, Logger: log, Dataplane: dp, NetNS: netnsName, EventdBinary: o.EventdBinary,
 			EventdArgs: func(group string) []string {
-				return []string{"--group", group, "--state-dir", s.StateDir, "--config-dir", s.ConfigDir,
+				a := []string{"--group", group, "--state-dir", s.StateDir, "--config-dir", s.ConfigDir,
 					"--plugin-dir", s.PluginDir, "--log-level", "info"}
+				if o.OTLPEndpoint != "" {
+					a = append(a, "--otlp-endpoint", o.OTLPEndpoint)
+				}
+				return a
 			},
 			EventdStdout: r.logFile, EventdStderr: r.logFile, CacheDir: cacheDir, PollInterval: 5 * time.Millisecond,
 			ShutdownTimeout: 15 * time.Second,
@@ -276,6 +291,11 @@ func stopCluster(c *demoCluster) error {
 		})
 	}
 	wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.tracing.Shutdown(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	for _, r := range c.routers {
 		if r.logFile != nil {
 			r.logFile.Close()

@@ -49,6 +49,9 @@ type Settings struct {
 	ControlSocket string `mapstructure:"controlSocket"`
 	// MetricsAddress is the host:port of the Prometheus /metrics endpoint ("" disables it).
 	MetricsAddress string `mapstructure:"metricsAddress"`
+	// OTLPEndpoint is the OTLP/HTTP base URL spans are exported to (e.g.
+	// http://127.0.0.1:4318; "" exports none and tracing costs nothing).
+	OTLPEndpoint string `mapstructure:"otlpEndpoint"`
 	// LogLevel is one of debug, info, warn, error.
 	LogLevel string `mapstructure:"logLevel"`
 	// LogFormat is text or json.
@@ -68,6 +71,7 @@ var flagKeys = []struct{ flag, key, def, usage string }{
 	{"config-dir", "configDir", DefaultConfigDir, "directory of resource documents *.yaml (env ROUTERD_CONFIG_DIR)"},
 	{"control-socket", "controlSocket", DefaultControlSocket, "Unix socket of the control API (env ROUTERD_CONTROL_SOCKET)"},
 	{"metrics-address", "metricsAddress", DefaultMetricsAddress, "host:port for /metrics, empty to disable (env ROUTERD_METRICS_ADDRESS)"},
+	{"otlp-endpoint", "otlpEndpoint", "", "OTLP/HTTP base URL to export traces to, e.g. http://127.0.0.1:4318; empty: no tracing (env ROUTERD_OTLP_ENDPOINT)"},
 	{"log-level", "logLevel", DefaultLogLevel, "debug, info, warn or error (env ROUTERD_LOG_LEVEL)"},
 	{"log-format", "logFormat", DefaultLogFormat, "text or json (env ROUTERD_LOG_FORMAT)"},
 }
