@@ -84,14 +84,29 @@ func CheckProposed(static *Config, live []Object, proposed Object) error {
 			}
 		}
 	}
+	proposedRes := resourcesOf(proposed)
+	// Live resources of a proposed resource's own Kind matter only for its name (and for
+	// the Kinds that compare resources of their Kind, see peerCompared): skipping the
+	// others keeps a check independent of how many claims are live.
+	sameKind := map[string]bool{}
+	names := map[string]bool{}
+	for _, r := range proposedRes {
+		if _, ok := r.(peerCompared); !ok {
+			sameKind[r.GetKind()] = true
+		}
+		names[r.GetKind()+"/"+r.GetName()] = true
+	}
 	liveByKey := map[string]bool{}
 	for _, o := range resourcesOf(live...) {
+		key := o.GetKind() + "/" + o.GetName()
+		if sameKind[o.GetKind()] && !names[key] {
+			continue
+		}
 		scope.add(o)
 		earlier = append(earlier, o)
-		liveByKey[o.GetKind()+"/"+o.GetName()] = true
+		liveByKey[key] = true
 	}
 
-	proposedRes := resourcesOf(proposed)
 	for _, r := range proposedRes {
 		if key := r.GetKind() + "/" + r.GetName(); liveByKey[key] {
 			problems = append(problems, Problem{Kind: r.GetKind(), Name: r.GetName(), Path: "metadata.name",

@@ -58,6 +58,16 @@ func (r *refChecker) ref(path, kind, name string) {
 	r.errorf(path, "no %s named %q; known: %s", kind, name, strings.Join(known, ", "))
 }
 
+// peerCompared is implemented by the Kinds whose checkRefs compares a resource with the
+// other resources of its own Kind (refChecker.earlier), beyond the one-name-per-Kind
+// rule: CheckProposed then checks a proposal against every live resource of that Kind,
+// and for every other Kind only against the live resource of the same name.
+type peerCompared interface {
+	comparesSameKind()
+}
+
+func (*EventPeer) comparesSameKind() {}
+
 // refChecked is implemented by the Kinds that refer to other resources.
 type refChecked interface {
 	Object

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 )
@@ -18,6 +19,10 @@ type cachedRepo struct {
 	mu     sync.Mutex
 	loaded bool
 	parts  map[string]Part
+	// sorted is the parts in List's order, built on the first List after a change (nil:
+	// stale); List returns copies, so a reconcile, an expiry check and a proposal's
+	// checks in a row sort once.
+	sorted []Part
 }
 
 func partKey(source, kind, name string) string { return source + "\x00" + kind + "\x00" + name }
@@ -63,6 +68,7 @@ func (c *cachedRepo) Put(ctx context.Context, p Part) error {
 		return err
 	}
 	c.parts[partKey(p.Source, p.Kind, p.Name)] = p
+	c.sorted = nil
 	return nil
 }
 
@@ -78,6 +84,7 @@ func (c *cachedRepo) Delete(ctx context.Context, source, kind, name string) (boo
 		return false, err
 	}
 	delete(c.parts, partKey(source, kind, name))
+	c.sorted = nil
 	return ok, nil
 }
 
@@ -97,6 +104,7 @@ func (c *cachedRepo) Commit(ctx context.Context, ch Changes) error {
 	for _, p := range ch.Put {
 		c.parts[partKey(p.Source, p.Kind, p.Name)] = p
 	}
+	c.sorted = nil
 	return nil
 }
 
@@ -107,21 +115,23 @@ func (c *cachedRepo) List(ctx context.Context) ([]Part, error) {
 	if err := c.loadLocked(ctx); err != nil {
 		return nil, err
 	}
-	out := make([]Part, 0, len(c.parts))
-	for _, p := range c.parts {
-		out = append(out, p)
+	if c.sorted == nil {
+		c.sorted = make([]Part, 0, len(c.parts))
+		for _, p := range c.parts {
+			c.sorted = append(c.sorted, p)
+		}
+		sort.Slice(c.sorted, func(i, j int) bool {
+			a, b := c.sorted[i], c.sorted[j]
+			if a.Kind != b.Kind {
+				return a.Kind < b.Kind
+			}
+			if a.Name != b.Name {
+				return a.Name < b.Name
+			}
+			return a.Source < b.Source
+		})
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if a.Kind != b.Kind {
-			return a.Kind < b.Kind
-		}
-		if a.Name != b.Name {
-			return a.Name < b.Name
-		}
-		return a.Source < b.Source
-	})
-	return out, nil
+	return slices.Clone(c.sorted), nil
 }
 
 var _ Repo = (*cachedRepo)(nil)

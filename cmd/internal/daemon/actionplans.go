@@ -100,12 +100,12 @@ func providerPlugins(h *host.Host) []actionplan.Plugin {
 }
 
 // actionConfig is the action plan service's view of the merged configuration.
-func (d *Daemon) actionConfig(m dynamic.Merged) (actionplan.Config, error) {
+func (d *Daemon) actionConfig(m dynamic.Merged, plugins []actionplan.Plugin) (actionplan.Config, error) {
 	objs := slices.Clone(m.Config.Objects())
 	for _, c := range m.Claims {
 		objs = append(objs, c)
 	}
-	return actionplan.ConfigFrom(objs, providerPlugins(d.host))
+	return actionplan.ConfigFrom(objs, plugins)
 }
 
 // planActions retries the failed plans that are due (a retryable failure, the retry
@@ -113,24 +113,22 @@ func (d *Daemon) actionConfig(m dynamic.Merged) (actionplan.Config, error) {
 // from the last planned ones (each planner sees the whole claim set, so unchanged claims
 // need no run).
 func (d *Daemon) planActions(ctx context.Context, m dynamic.Merged) {
-	cfg, err := d.actionConfig(m)
+	plugins := providerPlugins(d.host)
+	if len(plugins) == 0 {
+		return // no provider plugin: nothing to plan or retry (and no claim encoded)
+	}
+	cfg, err := d.actionConfig(m, plugins)
 	if err != nil {
 		d.log.Error("action plans: config", "err", err)
-		return
-	}
-	planners := 0
-	for _, p := range cfg.Plugins {
-		if p.Plan {
-			planners++
-		}
-	}
-	if planners == 0 {
 		return
 	}
 	if retried, err := d.actions.RetryDue(ctx, cfg); err != nil {
 		d.log.Error("action plans: retry", "err", err)
 	} else if len(retried) > 0 {
 		d.log.Info("action plans: retried after retryable failures", "plans", len(retried))
+	}
+	if !slices.ContainsFunc(cfg.Plugins, func(p actionplan.Plugin) bool { return p.Plan }) {
+		return
 	}
 	raw, _ := json.Marshal(cfg.Resources)
 	sum := sha256.Sum256(raw)
@@ -159,7 +157,7 @@ func (d *Daemon) currentActionConfig(ctx context.Context) (actionplan.Config, er
 	if err != nil {
 		return actionplan.Config{}, err
 	}
-	return d.actionConfig(dynamic.MergeConfig(d.Config(), parts, time.Now()))
+	return d.actionConfig(dynamic.MergeConfig(d.Config(), parts, time.Now()), providerPlugins(d.host))
 }
 
 // peerKey is the context key of the control API caller's Unix user.
