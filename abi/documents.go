@@ -229,8 +229,22 @@ type Precondition struct {
 type ActionUndo struct {
 	// Action is the inverse provider action.
 	Action string `json:"action"`
-	// Parameters are its arguments.
+	// Parameters are its arguments; empty means the plan's own Parameters.
 	Parameters map[string]string `json:"parameters,omitempty"`
+}
+
+// UndoPlan returns the plan that runs p's undo: its action with its parameters (the
+// plan's own when it names none). ok is false when p has no undo.
+func (p ActionPlan) UndoPlan() (undo ActionPlan, ok bool) {
+	if p.Undo == nil || p.Undo.Action == "" {
+		return p, false
+	}
+	undo = p
+	undo.Action = p.Undo.Action
+	if len(p.Undo.Parameters) > 0 {
+		undo.Parameters = p.Undo.Parameters
+	}
+	return undo, true
 }
 
 // ActionResult reports the outcome of executing one plan.

@@ -393,7 +393,7 @@ func (s *Service) Execute(ctx context.Context, cfg Config, id, actor string, und
 	}
 	run := p
 	if undo {
-		run.Action, run.Parameters = p.Undo.Action, p.Undo.Parameters
+		run, _ = p.UndoPlan() // the gate refused a plan without undo
 	}
 	if rule == "" {
 		observed, err := s.Observations(ctx)

@@ -83,8 +83,7 @@ func TestExecutorsThroughHost(t *testing.T) {
 			if r := run(tt.plan); r.Outcome != tt.again || !tt.present(l) {
 				t.Fatalf("second execution: %+v, want %s", r, tt.again)
 			}
-			undo := tt.plan
-			undo.Action, undo.Parameters = tt.plan.Undo.Action, tt.plan.Undo.Parameters
+			undo, _ := tt.plan.UndoPlan()
 			if r := run(undo); r.Outcome != abi.ActionSucceeded || tt.present(l) {
 				t.Fatalf("undo: %+v; address present: %v", r, tt.present(l))
 			}

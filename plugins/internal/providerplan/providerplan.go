@@ -265,10 +265,6 @@ func (pv Provider) plan(prof Profile, nic, address string, c *Claim, observedAt 
 	if pv.Params != nil {
 		pv.Params(prof, nic, address, params)
 	}
-	undoParams := make(map[string]string, len(params))
-	for k, v := range params {
-		undoParams[k] = v
-	}
 	target := map[string]string{"nic": nic, "address": address}
 	if claimName != "" {
 		target[abi.TargetClaim] = claimName
@@ -282,21 +278,15 @@ func (pv Provider) plan(prof Profile, nic, address string, c *Claim, observedAt 
 		Mode:           modeDryRun,
 		IdempotencyKey: key,
 		Parameters:     params,
-		Undo:           &abi.ActionUndo{Action: undo, Parameters: undoParams},
-		Preconditions: []abi.Precondition{
-			{Name: abi.PreconditionClaim, Expect: owner, Target: address,
-				Detail: "the live claim for " + address + " still has ownerSide " + owner},
-		},
-	}
-	if c == nil {
-		p.Preconditions[0].Detail = "still no live claim names " + address
+		Undo:           &abi.ActionUndo{Action: undo}, // the same parameters
+
+		Preconditions:  []abi.Precondition{{Name: abi.PreconditionClaim, Expect: owner, Target: address}},
 	}
 	if assign {
 		p.RiskLevel = riskLow
 		p.Description = pv.Name + " " + action + ": add " + address + " to " + nic + " (profile " + prof.Name + ") to capture traffic for claim " + claimName
-		p.Preconditions = append(p.Preconditions, abi.Precondition{Name: abi.PreconditionAddressAbsent, Expect: expectAbsent, Target: nic,
-			Detail: address + " is not yet a secondary private IP of " + nic})
-		p.ExpectedEffects = []string{nic + " has secondary private IP " + address, "provider traffic to " + address + " reaches this router"}
+		p.Preconditions = append(p.Preconditions, abi.Precondition{Name: abi.PreconditionAddressAbsent, Expect: expectAbsent, Target: nic})
+		p.ExpectedEffects = []string{nic + " has secondary private IP " + address}
 		return p
 	}
 	p.RiskLevel = riskMed
@@ -306,8 +296,7 @@ func (pv Provider) plan(prof Profile, nic, address string, c *Claim, observedAt 
 		why = "no live claim names it"
 	}
 	p.Description = pv.Name + " " + action + ": remove " + address + " from " + nic + " (profile " + prof.Name + "): " + why
-	p.Preconditions = append(p.Preconditions, abi.Precondition{Name: abi.PreconditionAddressPresent, Expect: expectAssignedText, Target: nic,
-		Detail: address + " is a secondary private IP of " + nic})
+	p.Preconditions = append(p.Preconditions, abi.Precondition{Name: abi.PreconditionAddressPresent, Expect: expectAssignedText, Target: nic})
 	p.ExpectedEffects = []string{nic + " no longer has secondary private IP " + address}
 	return p
 }

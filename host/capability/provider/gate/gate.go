@@ -174,8 +174,8 @@ func checkPolicy(pol *schemas.ProviderActionPolicy, r Request) Decision {
 // addresses are the addresses a plan (or its undo) touches.
 func addresses(p abi.ActionPlan, undo bool) []string {
 	params := p.Parameters
-	if undo && p.Undo.Parameters != nil {
-		params = p.Undo.Parameters
+	if u, ok := p.UndoPlan(); undo && ok {
+		params = u.Parameters
 	}
 	out := []string{}
 	for k, v := range params {
