@@ -280,7 +280,7 @@ func (pv Provider) plan(prof Profile, nic, address string, c *Claim, observedAt 
 		Parameters:     params,
 		Undo:           &abi.ActionUndo{Action: undo}, // the same parameters
 
-		Preconditions:  []abi.Precondition{{Name: abi.PreconditionClaim, Expect: owner, Target: address}},
+		Preconditions: []abi.Precondition{{Name: abi.PreconditionClaim, Expect: owner, Target: address}},
 	}
 	if assign {
 		p.RiskLevel = riskLow
