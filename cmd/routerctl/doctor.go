@@ -330,17 +330,9 @@ func runDataplaneDoctor(ctx context.Context, cmd *cobra.Command) ([]doctorCheck,
 	if err != nil {
 		return nil, err
 	}
-	b, err := netlinkdp.Open(netlinkdp.Options{NetNS: netnsName})
+	insp, err := inspectKernel(ctx, netnsName, "dataplane")
 	if err != nil {
-		return nil, fmt.Errorf("dataplane: %w", err)
-	}
-	defer b.Close()
-	insp, err := b.Inspect(ctx)
-	if err != nil {
-		if os.Geteuid() != 0 {
-			err = fmt.Errorf("%w (reading routerd's nftables table needs root)", err)
-		}
-		return nil, fmt.Errorf("dataplane: %w", err)
+		return nil, err
 	}
 	rep := dataplane.Check(want.State, want.Problems, insp)
 	checks := make([]doctorCheck, 0, len(rep.Checks))
@@ -356,4 +348,22 @@ func fromDataplaneStatus(s string) string {
 		return checkOK
 	}
 	return checkFail
+}
+
+// inspectKernel reads what routerd owns in the kernel of netnsName (routes, addresses,
+// routerd's nftables table) for a doctor area; the error names the area.
+func inspectKernel(ctx context.Context, netnsName, area string) (dataplane.Inspection, error) {
+	b, err := netlinkdp.Open(netlinkdp.Options{NetNS: netnsName})
+	if err != nil {
+		return dataplane.Inspection{}, fmt.Errorf("%s: %w", area, err)
+	}
+	defer b.Close()
+	insp, err := b.Inspect(ctx)
+	if err != nil {
+		if os.Geteuid() != 0 {
+			err = fmt.Errorf("%w (reading routerd's nftables table needs root)", err)
+		}
+		return insp, fmt.Errorf("%s: %w", area, err)
+	}
+	return insp, nil
 }

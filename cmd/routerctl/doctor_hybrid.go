@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 
@@ -11,7 +10,6 @@ import (
 
 	"routerd.net/routerd/cmd/internal/settings"
 	"routerd.net/routerd/dataplane"
-	"routerd.net/routerd/dataplane/netlinkdp"
 	"routerd.net/routerd/schemas"
 )
 
@@ -51,17 +49,9 @@ func runHybridDoctor(ctx context.Context, cmd *cobra.Command) ([]doctorCheck, er
 	if err != nil {
 		return nil, err
 	}
-	b, err := netlinkdp.Open(netlinkdp.Options{NetNS: netnsName})
+	insp, err := inspectKernel(ctx, netnsName, "hybrid")
 	if err != nil {
-		return nil, fmt.Errorf("hybrid: %w", err)
-	}
-	defer b.Close()
-	insp, err := b.Inspect(ctx)
-	if err != nil {
-		if os.Geteuid() != 0 {
-			err = fmt.Errorf("%w (reading routerd's nftables table needs root)", err)
-		}
-		return nil, fmt.Errorf("hybrid: %w", err)
+		return nil, err
 	}
 	return hybridChecks(cfg, want.State, want.Problems, claims, insp), nil
 }
