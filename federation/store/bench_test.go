@@ -37,6 +37,9 @@ func ingestOurs(b *testing.B, evs []event.Event) float64 {
 		b.Fatal(err)
 	}
 	defer s.Close()
+	if _, err := s.DB().Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		b.Fatal(err)
+	}
 	ctx := context.Background()
 	start := time.Now()
 	for i := 0; i < len(evs); i += 500 {
@@ -56,6 +59,9 @@ func ingestBare(b *testing.B, evs []event.Event) float64 {
 		b.Fatal(err)
 	}
 	defer s.Close()
+	if _, err := s.DB().Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		b.Fatal(err)
+	}
 	payloads := make([]string, len(evs))
 	for i, e := range evs {
 		p, _ := json.Marshal(e.Payload)
