@@ -68,6 +68,14 @@ type peerCompared interface {
 
 func (*EventPeer) comparesSameKind() {}
 
+// ComparesSameKind reports whether o's Kind checks a resource against the other
+// resources of its Kind (beyond their names); callers may then leave out live resources
+// of o's Kind with other names when checking o (CheckProposed does so itself).
+func ComparesSameKind(o Object) bool {
+	_, ok := o.(peerCompared)
+	return ok
+}
+
 // refChecked is implemented by the Kinds that refer to other resources.
 type refChecked interface {
 	Object

@@ -108,6 +108,20 @@ func (c *cachedRepo) Commit(ctx context.Context, ch Changes) error {
 	return nil
 }
 
+// scan calls fn with every part in no particular order, under the cache's lock (fn must
+// not call back into the repo).
+func (c *cachedRepo) scan(ctx context.Context, fn func(Part)) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.loadLocked(ctx); err != nil {
+		return err
+	}
+	for _, p := range c.parts {
+		fn(p)
+	}
+	return nil
+}
+
 // List implements Repo (ordered by kind, name, source).
 func (c *cachedRepo) List(ctx context.Context) ([]Part, error) {
 	c.mu.Lock()

@@ -188,7 +188,7 @@ func SourceOf(subscription string) string { return "EventSubscription/" + subscr
 // stamped) and stores them; delete directives withdraw parts of the same source. A
 // refused resource is audited, counted and logged, never stored; only a storage failure
 // is returned (the engine then retries the batch).
-func (m *Manager) HandleResult(ctx context.Context, b subscribe.Batch, r subscribe.Result) error {
+func (m *Manager) HandleResult(ctx context.Context, b subscribe.Batch, r subscribe.Result) (err error) {
 	cfg := m.config()
 	source := SourceOf(b.Subscription)
 	m.writeMu.Lock()
@@ -206,11 +206,17 @@ func (m *Manager) HandleResult(ctx context.Context, b subscribe.Batch, r subscri
 	}
 	now := m.clk.Now()
 	if cfg.Check == nil && cfg.StaticConfig != nil {
-		live, err := m.Live(ctx)
-		if err != nil {
-			return fmt.Errorf("dynamic: batch %s: live parts: %w", b.ID, err)
-		}
-		cfg = cfg.LiveCheck(source, live)
+		var scanErr error
+		cfg = cfg.liveCheck(source, func(yield func(Part)) {
+			if err := m.scanLive(ctx, now, yield); err != nil && scanErr == nil {
+				scanErr = err
+			}
+		})
+		defer func() {
+			if scanErr != nil && err == nil {
+				err = fmt.Errorf("dynamic: batch %s: live parts: %w", b.ID, scanErr)
+			}
+		}()
 	}
 	out := Propose(cfg, b, r, now, prev)
 	if lookupErr != nil {
@@ -416,6 +422,25 @@ func (m *Manager) changed() {
 
 // List returns every stored part (expired ones included until they are withdrawn).
 func (m *Manager) List(ctx context.Context) ([]Part, error) { return m.opts.Repo.List(ctx) }
+
+// scanLive calls yield with every part not expired at now, without copying the list
+// when the repo is the Manager's cache.
+func (m *Manager) scanLive(ctx context.Context, now time.Time, yield func(Part)) error {
+	if c, ok := m.opts.Repo.(*cachedRepo); ok {
+		return c.scan(ctx, func(p Part) {
+			if !p.Expired(now) {
+				yield(p)
+			}
+		})
+	}
+	all, err := m.opts.Repo.List(ctx)
+	for _, p := range all {
+		if !p.Expired(now) {
+			yield(p)
+		}
+	}
+	return err
+}
 
 // Live returns the parts that have not expired at the manager's clock.
 func (m *Manager) Live(ctx context.Context) ([]Part, error) {
