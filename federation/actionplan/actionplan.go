@@ -221,6 +221,7 @@ func (s *Service) plan(ctx context.Context, cfg Config) (Report, []string, error
 	}
 	var rep Report
 	var toExecute []string
+	executions := map[string]int{} // per provider, in the hour before now: read once per run
 	for _, pl := range cfg.Plugins {
 		if !pl.Plan {
 			continue
@@ -239,7 +240,14 @@ func (s *Service) plan(ctx context.Context, cfg Config) (Report, []string, error
 		source := "Plugin/" + pl.Name
 		seen := map[string]bool{}
 		for _, p := range result.Status.ActionPlans {
-			d, execute, err := s.propose(ctx, cfg, source, p, len(toExecute), now)
+			recent, ok := executions[p.Provider]
+			if !ok {
+				if recent, err = s.opts.Store.ProviderExecutionsSince(ctx, p.Provider, now.Add(-time.Hour)); err != nil {
+					return rep, nil, err
+				}
+				executions[p.Provider] = recent
+			}
+			d, execute, err := s.propose(ctx, cfg, source, p, len(toExecute), recent, now)
 			if err != nil {
 				return rep, nil, err
 			}
@@ -256,9 +264,9 @@ func (s *Service) plan(ctx context.Context, cfg Config) (Report, []string, error
 	return rep, toExecute, nil
 }
 
-// propose gates one plan and stores it; execute is true for an auto-approved plan whose
-// policy allows execution.
-func (s *Service) propose(ctx context.Context, cfg Config, source string, p abi.ActionPlan, runIndex int, now time.Time) (Decision, bool, error) {
+// propose gates one plan (recent: the provider's executions in the last hour) and stores
+// it; execute is true for an auto-approved plan whose policy allows execution.
+func (s *Service) propose(ctx context.Context, cfg Config, source string, p abi.ActionPlan, runIndex, recent int, now time.Time) (Decision, bool, error) {
 	id := p.IdempotencyKey
 	if id == "" {
 		id = p.Name
@@ -269,10 +277,6 @@ func (s *Service) propose(ctx context.Context, cfg Config, source string, p abi.
 	}
 	rec := store.ActionPlanRecord{ID: id, Name: p.Name, Provider: p.Provider, Action: p.Action, Target: p.Parameters[abi.ParamNIC],
 		RiskLevel: p.RiskLevel, IdempotencyKey: p.IdempotencyKey, Source: source, Document: doc}
-	recent, err := s.opts.Store.ProviderExecutionsSince(ctx, p.Provider, now.Add(-time.Hour))
-	if err != nil {
-		return Decision{}, false, err
-	}
 	dec := gate.Check(cfg.Policies, gate.Request{Plan: p, Now: now, RunIndex: runIndex, ExecutionsLastHour: recent,
 		ProfileNICs: cfg.ProfileNICs[p.ProviderRef]})
 	d := Decision{ID: id, Name: p.Name, Rule: dec.Rule, Reason: dec.Reason}
@@ -502,19 +506,23 @@ func (s *Service) Observations(ctx context.Context) ([]abi.ProviderObservationSp
 	if err != nil {
 		return nil, err
 	}
+	type key struct{ ref, nic string }
 	type change struct {
-		at       time.Time
-		ref, nic string
-		addr     string
-		add      bool
+		at   time.Time
+		key  key
+		addr string
+		add  bool
 	}
 	var changes []change
+	providers := map[key]string{}
 	for _, r := range plans {
 		var p abi.ActionPlan
 		if json.Unmarshal(r.Document, &p) != nil || r.ExecutedAt.IsZero() || !succeeded(r.Result) {
 			continue
 		}
-		c := change{at: r.ExecutedAt, ref: p.ProviderRef, nic: p.Parameters[abi.ParamNIC], addr: p.Parameters[abi.ParamAddress], add: adds(p.Action)}
+		k := key{p.ProviderRef, p.Parameters[abi.ParamNIC]}
+		providers[k] = p.Provider
+		c := change{at: r.ExecutedAt, key: k, addr: p.Parameters[abi.ParamAddress], add: adds(p.Action)}
 		changes = append(changes, c)
 		if r.State == store.PlanUndone {
 			c.at, c.add = r.UpdatedAt, !c.add
@@ -522,18 +530,10 @@ func (s *Service) Observations(ctx context.Context) ([]abi.ProviderObservationSp
 		}
 	}
 	sort.SliceStable(changes, func(i, j int) bool { return changes[i].at.Before(changes[j].at) })
-	type key struct{ ref, nic string }
 	state := map[key][]string{}
 	last := map[key]time.Time{}
-	providers := map[key]string{}
-	for _, r := range plans {
-		var p abi.ActionPlan
-		if json.Unmarshal(r.Document, &p) == nil {
-			providers[key{p.ProviderRef, p.Parameters[abi.ParamNIC]}] = p.Provider
-		}
-	}
 	for _, c := range changes {
-		k := key{c.ref, c.nic}
+		k := c.key
 		addrs := slices.DeleteFunc(state[k], func(a string) bool { return a == c.addr })
 		if c.add {
 			addrs = append(addrs, c.addr)
@@ -635,21 +635,23 @@ func (s *Service) RetryDue(ctx context.Context, cfg Config) ([]store.ActionPlanR
 	}
 	var out []store.ActionPlanRecord
 	now := s.opts.Now()
+	var attemptsOf map[string]int // executions per plan, from the audit log, read once
 	for _, p := range failed {
 		var r abi.ActionResult
 		if json.Unmarshal([]byte(p.Result), &r) != nil || r.Attributes["retryable"] != "true" {
 			continue
 		}
-		runs, err := s.opts.Store.ListAudit(ctx, store.AuditFilter{Action: "actionplan." + store.PlanExecuting})
-		if err != nil {
-			return out, err
-		}
-		attempts := 0
-		for _, a := range runs {
-			if a.Target == p.ID {
-				attempts++
+		if attemptsOf == nil {
+			runs, err := s.opts.Store.ListAudit(ctx, store.AuditFilter{Action: "actionplan." + store.PlanExecuting})
+			if err != nil {
+				return out, err
+			}
+			attemptsOf = map[string]int{}
+			for _, a := range runs {
+				attemptsOf[a.Target]++
 			}
 		}
+		attempts := attemptsOf[p.ID]
 		if s.opts.Retry.Attempts > 0 && attempts >= s.opts.Retry.Attempts {
 			continue
 		}
