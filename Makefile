@@ -18,6 +18,10 @@ PLUGINS   := $(patsubst plugins/%/main.go,%,$(wildcard plugins/*/main.go))
 WASM_ENV  := GOOS=wasip1 GOARCH=wasm
 TEST_TIMEOUT ?= 12m
 FUZZTIME  ?= 8s
+# Minimizing a new interesting input may take 60s by default, during which the fuzzer
+# executes nothing; a short FUZZTIME that ends mid-minimization fails the run with
+# "context deadline exceeded". Bound it.
+FUZZMINIMIZETIME ?= 1s
 # Fuzz targets run briefly by `make test` (package:Target); longer: make fuzz FUZZTIME=5m
 FUZZ_TARGETS := federation/transport:FuzzReceiverVerify federation/event:FuzzDecode abi:FuzzDecode schemas:FuzzDecode host/internal/jsonvalid:FuzzValid host/internal/preempt:FuzzInstrument abi/guest:FuzzDecodeRequest abi/guest:FuzzHostResponse abi/guest/jsonw:FuzzAppendString abi/guest:FuzzQuickHostResponses abi/guest:FuzzParseUTC host/capability/kv:FuzzQuickGet
 
@@ -67,7 +71,7 @@ fuzz: ## run each fuzz target for FUZZTIME (the HMAC verifier, event, ABI and co
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \
 		echo "fuzz  ./$$pkg $$fn ($(FUZZTIME))"; \
-		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) ./$$pkg >/tmp/routerd-fuzz.$$$$.log 2>&1 || { cat /tmp/routerd-fuzz.$$$$.log; rm -f /tmp/routerd-fuzz.$$$$.log; exit 1; }; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./$$pkg >/tmp/routerd-fuzz.$$$$.log 2>&1 || { cat /tmp/routerd-fuzz.$$$$.log; rm -f /tmp/routerd-fuzz.$$$$.log; exit 1; }; \
 		rm -f /tmp/routerd-fuzz.$$$$.log; \
 	done
 
