@@ -372,6 +372,21 @@ func (s *Store) LastSeq(ctx context.Context) (int64, error) {
 	return seq.Int64, nil
 }
 
+// LastSourceSeq returns the highest sequence number among the stored events of group
+// that source originated (0 when there are none): what a sender watches for new local
+// events, unmoved by the events this router receives from others.
+func (s *Store) LastSourceSeq(ctx context.Context, group, source string) (int64, error) {
+	if s.isClosed() {
+		return 0, ErrClosed
+	}
+	var seq sql.NullInt64
+	err := s.r.QueryRowContext(ctx, `SELECT max(seq) FROM events WHERE group_name = ? AND source_node = ?`, group, source).Scan(&seq)
+	if err != nil {
+		return 0, fmt.Errorf("store: last seq of %s/%s: %w", group, source, err)
+	}
+	return seq.Int64, nil
+}
+
 // storeMetrics are the store's OTel instruments.
 type storeMetrics struct {
 	inserted   metric.Int64Counter

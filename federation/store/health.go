@@ -373,5 +373,6 @@ const staleHorizon = 100 * 365 * 24 * time.Hour
 // force-repush-stale-ttl remediation, the sender's TTL refresh (RequeueRefreshed) with an
 // unbounded window.
 func (s *Store) ForceRepushStaleTTL(ctx context.Context, group, peer string, now time.Time) (RequeueResult, error) {
-	return s.RequeueRefreshed(ctx, group, peer, time.Time{}, now, staleHorizon)
+	r, err := s.RequeueRefreshed(ctx, group, []string{peer}, time.Time{}, now, staleHorizon)
+	return r[peer], err
 }

@@ -373,52 +373,101 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
-// RequeueRefreshed puts delivered rows of the peer back to pending when the peer's copy
+// RequeueRefreshed puts delivered rows of the peers back to pending when the peer's copy
 // expires within before (or already has) while the local event lives on with a later
-// expiresAt: the TTL refresh. The failAfter horizon restarts for them.
+// expiresAt: the TTL refresh. The failAfter horizon restarts for them. One transaction
+// covers every peer (a sender with 99 peers writes once per refresh, not 99 times); the
+// result has an entry for each peer that had rows requeued.
 //
 // Rows are considered when the peer's copy expires in (since, now+before]: a caller that
 // passes the previous call's now+before as since looks at each row once, when it enters
 // the window (zero since: every row up to now+before). Extensions made through
 // ExtendExpiry requeue at once; this is the safety net for other changes.
-func (s *Store) RequeueRefreshed(ctx context.Context, group, peer string, since, now time.Time, before time.Duration) (RequeueResult, error) {
-	var r RequeueResult
+func (s *Store) RequeueRefreshed(ctx context.Context, group string, peers []string, since, now time.Time, before time.Duration) (map[string]RequeueResult, error) {
 	if s.isClosed() {
-		return r, ErrClosed
+		return nil, ErrClosed
+	}
+	out := map[string]RequeueResult{}
+	if len(peers) == 0 {
+		return out, nil
 	}
 	n := now.UnixNano()
 	lower := int64(math.MinInt64)
 	if !since.IsZero() {
 		lower = since.UnixNano()
 	}
-	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+	list, err := json.Marshal(peers)
+	if err != nil {
+		return nil, fmt.Errorf("store: ttl refresh for %s: %w", group, err)
+	}
+	err = s.writeTx(ctx, func(tx *sql.Tx) error {
+		// peer IN (…) with the window on delivered_expires_at: one index range
+		// (event_deliveries_refresh) per peer.
 		rows, err := tx.QueryContext(ctx, `UPDATE event_deliveries SET state = 'pending', attempts = 0,
 			next_attempt_at = ?1, created_at = ?1, updated_at = ?1
-			WHERE group_name = ?2 AND peer = ?3 AND state = 'delivered'
+			WHERE group_name = ?2 AND peer IN (SELECT value FROM json_each(?3)) AND state = 'delivered'
 			AND delivered_expires_at > ?5 AND delivered_expires_at <= ?4
 			AND EXISTS (SELECT 1 FROM events e WHERE e.id = event_deliveries.event_id
 				AND e.expires_at > event_deliveries.delivered_expires_at AND e.expires_at > ?1)
-			RETURNING delivered_expires_at`, n, group, peer, n+before.Nanoseconds(), lower)
+			RETURNING peer, delivered_expires_at`, n, group, string(list), n+before.Nanoseconds(), lower)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var exp int64
-			if err := rows.Scan(&exp); err != nil {
+			var (
+				peer string
+				exp  int64
+			)
+			if err := rows.Scan(&peer, &exp); err != nil {
 				return err
 			}
+			r := out[peer]
 			r.Requeued++
 			if exp <= n {
 				r.Stale++
 			}
+			out[peer] = r
 		}
 		return rows.Err()
 	})
 	if err != nil {
-		return RequeueResult{}, fmt.Errorf("store: ttl refresh for %s/%s: %w", group, peer, err)
+		return nil, fmt.Errorf("store: ttl refresh for %s: %w", group, err)
 	}
-	return r, nil
+	return out, nil
+}
+
+// BacklogPeers returns those of peers that have pending or retrying deliveries, in the
+// order given: one read for a whole sender instead of one per peer.
+func (s *Store) BacklogPeers(ctx context.Context, group string, peers []string) ([]string, error) {
+	if s.isClosed() {
+		return nil, ErrClosed
+	}
+	list, err := json.Marshal(peers)
+	if err != nil {
+		return nil, fmt.Errorf("store: backlog of %s: %w", group, err)
+	}
+	// One probe of event_deliveries_due per peer and state.
+	rows, err := s.r.QueryContext(ctx, `SELECT p.value FROM json_each(?2) p
+		WHERE EXISTS (SELECT 1 FROM event_deliveries d INDEXED BY event_deliveries_due
+			WHERE d.group_name = ?1 AND d.peer = p.value AND d.state IN ('pending', 'retrying'))
+		ORDER BY p.key`, group, string(list))
+	if err != nil {
+		return nil, fmt.Errorf("store: backlog of %s: %w", group, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			return nil, fmt.Errorf("store: backlog of %s: %w", group, err)
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: backlog of %s: %w", group, err)
+	}
+	return out, nil
 }
 
 // ExtendExpiry raises the stored expiresAt of already stored events to the one given

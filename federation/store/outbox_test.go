@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -201,9 +202,13 @@ func TestRequeueRefreshedAndExtendExpiry(t *testing.T) {
 		{name: "already requeued", at: exp.Add(-time.Minute)},
 	}
 	for _, tt := range tests {
-		r, err := s.RequeueRefreshed(ctx, "lab", "p", tt.since, tt.at, 2*time.Minute)
+		m, err := s.RequeueRefreshed(ctx, "lab", []string{"p"}, tt.since, tt.at, 2*time.Minute)
 		if err != nil {
 			t.Fatal(err)
+		}
+		r := m["p"]
+		if len(m) > 1 || (len(m) == 1 && tt.requeued == 0) {
+			t.Errorf("%s: result %v names peers without requeued rows", tt.name, m)
 		}
 		if r.Requeued != tt.requeued || r.Stale != tt.stale {
 			t.Errorf("%s: %+v, want requeued %d stale %d", tt.name, r, tt.requeued, tt.stale)
@@ -231,9 +236,55 @@ func TestRequeueRefreshedAndExtendExpiry(t *testing.T) {
 	}
 	// A stale refresh: the peer's copy already expired while the origin lives on.
 	extend("e3", exp.Add(2*time.Hour))
-	r, err := s.RequeueRefreshed(ctx, "lab", "p", time.Time{}, exp.Add(time.Minute), 2*time.Minute)
-	if err != nil || r.Requeued != 1 || r.Stale != 1 {
+	m, err := s.RequeueRefreshed(ctx, "lab", []string{"p"}, time.Time{}, exp.Add(time.Minute), 2*time.Minute)
+	if r := m["p"]; err != nil || r.Requeued != 1 || r.Stale != 1 {
 		t.Errorf("stale refresh = %+v, %v; want 1 requeued, 1 stale", r, err)
+	}
+}
+
+// TestRequeueRefreshedPeersAndBacklogPeers: one refresh covers every listed peer (and
+// only those), and BacklogPeers names exactly the listed peers with pending rows.
+func TestRequeueRefreshedPeersAndBacklogPeers(t *testing.T) {
+	s, clk := openOutbox(t)
+	ctx := context.Background()
+	t0 := clk.now()
+	outboxEvents(t, s, t0, "e1 a t", "e2 a t")
+	exp := t0.Add(30 * time.Minute)
+	peers := []string{"p", "q", "r", "idle"}
+	for _, peer := range peers[:3] {
+		if _, err := s.EnqueueDeliveries(ctx, EnqueueRequest{Group: "lab", Peer: peer, SourceNode: "a", Now: t0}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RecordDeliveries(ctx, "lab", peer, []DeliveryOutcome{
+			{EventID: "e1", State: DeliveryDelivered, DeliveredAt: t0, DeliveredExpiresAt: exp},
+			{EventID: "e2", State: DeliveryDelivered, DeliveredAt: t0, DeliveredExpiresAt: exp},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := s.BacklogPeers(ctx, "lab", peers); err != nil || len(got) != 0 {
+		t.Fatalf("BacklogPeers with everything delivered = %v, %v; want none", got, err)
+	}
+	if _, err := s.DB().ExecContext(ctx, `UPDATE events SET expires_at = ?`, exp.Add(time.Hour).UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.RequeueRefreshed(ctx, "lab", []string{"r", "p", "idle"}, time.Time{}, exp.Add(-time.Minute), 2*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]RequeueResult{"p": {Requeued: 2}, "r": {Requeued: 2}}
+	if len(m) != len(want) || m["p"] != want["p"] || m["r"] != want["r"] {
+		t.Errorf("RequeueRefreshed = %v, want %v (q not listed, idle has no rows)", m, want)
+	}
+	if got := states(t, s, "q"); got["e1"] != DeliveryDelivered {
+		t.Errorf("q's rows changed though q was not listed: %v", got)
+	}
+	got, err := s.BacklogPeers(ctx, "lab", peers)
+	if err != nil || !slices.Equal(got, []string{"p", "r"}) {
+		t.Errorf("BacklogPeers = %v, %v; want [p r] in the order given", got, err)
+	}
+	if got, err := s.BacklogPeers(ctx, "other", peers); err != nil || len(got) != 0 {
+		t.Errorf("BacklogPeers of another group = %v, %v; want none", got, err)
 	}
 }
 
@@ -317,5 +368,28 @@ func TestOutboxScanUsesSourceIndex(t *testing.T) {
 	}
 	if !strings.Contains(plan, "events_group_source_seq (group_name=? AND source_node=? AND seq>?)") || strings.Contains(plan, "TEMP B-TREE") {
 		t.Errorf("outbox scan plan:\n%s", plan)
+	}
+}
+
+func TestLastSourceSeq(t *testing.T) {
+	s, clk := openOutbox(t)
+	ctx := context.Background()
+	outboxEvents(t, s, clk.now(), "e1 a t", "e2 b t", "e3 a t", "e4 b t")
+	tests := []struct {
+		name, group, source string
+		want                int64
+	}{
+		{name: "newest of a", group: "lab", source: "a", want: 3},
+		{name: "newest of b", group: "lab", source: "b", want: 4},
+		{name: "unknown source", group: "lab", source: "c", want: 0},
+		{name: "other group", group: "other", source: "a", want: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.LastSourceSeq(ctx, tt.group, tt.source)
+			if err != nil || got != tt.want {
+				t.Errorf("LastSourceSeq(%s, %s) = %d, %v; want %d", tt.group, tt.source, got, err, tt.want)
+			}
+		})
 	}
 }

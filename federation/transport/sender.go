@@ -28,9 +28,11 @@ type Outbox interface {
 	EnqueueDeliveries(ctx context.Context, req store.EnqueueRequest) (int, error)
 	DueDeliveries(ctx context.Context, group, peer string, now time.Time, limit int) ([]store.Delivery, error)
 	RecordDeliveries(ctx context.Context, group, peer string, outcomes []store.DeliveryOutcome) error
-	RequeueRefreshed(ctx context.Context, group, peer string, since, now time.Time, before time.Duration) (store.RequeueResult, error)
+	RequeueRefreshed(ctx context.Context, group string, peers []string, since, now time.Time, before time.Duration) (map[string]store.RequeueResult, error)
+	BacklogPeers(ctx context.Context, group string, peers []string) ([]string, error)
 	PruneDeliveries(ctx context.Context, group string, peers []string, now time.Time, maxAge time.Duration) (int64, error)
 	LastSeq(ctx context.Context) (int64, error)
+	LastSourceSeq(ctx context.Context, group, source string) (int64, error)
 	Prune(ctx context.Context, o store.PruneOptions) (store.PruneResult, error)
 }
 
@@ -105,7 +107,8 @@ type SenderOptions struct {
 	TTLRefreshBefore time.Duration
 	// PollInterval is how often the store is checked for new local events (default 10ms).
 	PollInterval time.Duration
-	// RefreshInterval is how often TTL refresh runs per peer (default 1s).
+	// RefreshInterval is how often the TTL refresh runs, for every peer at once, and how
+	// often peers with queued or retrying deliveries are looked for (default 1s).
 	RefreshInterval time.Duration
 	// PruneInterval and PruneMaxAge drive the delivery-row pruner (defaults 1m, 24h).
 	PruneInterval, PruneMaxAge time.Duration
@@ -148,8 +151,6 @@ type peerLoop struct {
 	ahead     *readAhead
 	recording *recording
 	committed int64 // cursor after the last recorded fast-path page (0: unknown)
-
-	refreshedTo time.Time // TTL-refresh window already examined (see RequeueRefreshed)
 
 	mu     sync.Mutex
 	health PeerHealth
@@ -303,6 +304,7 @@ func (s *Sender) Start(ctx context.Context) error {
 		s.wg.Go(func() { p.run(ctx) })
 	}
 	s.wg.Go(func() { s.watch(ctx) })
+	s.wg.Go(func() { s.refresh(ctx) })
 	s.wg.Go(func() { s.prune(ctx) })
 	return nil
 }
@@ -352,10 +354,20 @@ func (s *Sender) Close() error {
 	return s.Shutdown(ctx)
 }
 
-// watch polls the store's newest sequence number and wakes the peers when it grows.
+// watch polls the store's newest sequence number of this node's events (of any
+// event when a peer relays other sources) and wakes the peers when it grows. Events
+// received from others do not wake anyone: in a mesh of N routers they are N−1 times
+// as many as the local ones.
 func (s *Sender) watch(ctx context.Context) {
 	t := time.NewTicker(s.opts.PollInterval)
 	defer t.Stop()
+	relays := slices.ContainsFunc(s.peers, func(p *peerLoop) bool { return p.peer.Relay != nil })
+	newest := func() (int64, error) {
+		if relays {
+			return s.opts.Outbox.LastSeq(ctx)
+		}
+		return s.opts.Outbox.LastSourceSeq(ctx, s.opts.Group, s.opts.LocalNode)
+	}
 	var last int64 = -1
 	for {
 		select {
@@ -363,7 +375,7 @@ func (s *Sender) watch(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		seq, err := s.opts.Outbox.LastSeq(ctx)
+		seq, err := newest()
 		if err != nil {
 			if ctx.Err() == nil {
 				s.opts.Logger.Warn("sender: poll store", "group", s.opts.Group, "err", err)
@@ -373,6 +385,54 @@ func (s *Sender) watch(ctx context.Context) {
 		if seq != last {
 			last = seq
 			s.Notify()
+		}
+	}
+}
+
+// refresh runs the TTL refresh for every peer in one transaction each RefreshInterval,
+// then wakes each peer that has deliveries queued or retrying: those the refresh
+// requeued, retries coming due, and rows another process (routerd's ExtendExpiry, a
+// remediation) put back. An idle peer loop has no timer of its own, so a router with
+// N−1 peers pays one write and one read per interval, not N−1 of each.
+func (s *Sender) refresh(ctx context.Context) {
+	o := &s.opts
+	names := make([]string, len(s.peers))
+	byName := make(map[string]*peerLoop, len(s.peers))
+	for i, p := range s.peers {
+		names[i] = p.peer.Name
+		byName[p.peer.Name] = p
+	}
+	t := time.NewTicker(o.RefreshInterval)
+	defer t.Stop()
+	var refreshedTo time.Time // TTL-refresh window already examined (see RequeueRefreshed)
+	for {
+		now := o.Now()
+		requeued, err := o.Outbox.RequeueRefreshed(ctx, o.Group, names, refreshedTo, now, o.TTLRefreshBefore)
+		if err == nil {
+			refreshedTo = now.Add(o.TTLRefreshBefore)
+			for name, r := range requeued {
+				p := byName[name]
+				if r.Requeued > 0 {
+					o.Metrics.repush.Add(ctx, int64(r.Requeued), attrs(p.attrs...))
+				}
+				if r.Stale > 0 {
+					o.Metrics.staleTTL.Add(ctx, int64(r.Stale), attrs(p.attrs...))
+				}
+			}
+			var backlog []string
+			if backlog, err = o.Outbox.BacklogPeers(ctx, o.Group, names); err == nil {
+				for _, name := range backlog {
+					byName[name].poke()
+				}
+			}
+		}
+		if err != nil && ctx.Err() == nil {
+			o.Logger.Warn("sender: ttl refresh", "group", o.Group, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 	}
 }
@@ -434,7 +494,6 @@ func (p *peerLoop) run(ctx context.Context) {
 	// Store errors back off with jitter up to RetryMax; push failures wait for the
 	// deliveries' own next attempt time.
 	bo := o.retryPolicy().NewBackOff()
-	var nextRefresh time.Time
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	defer func() {
@@ -449,16 +508,12 @@ func (p *peerLoop) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		now := o.Now()
-		refresh := !now.Before(nextRefresh)
-		if refresh {
-			nextRefresh = now.Add(o.RefreshInterval)
-		}
 		start := time.Now()
-		full, retryAt, err := p.pass(ctx, refresh)
+		full, retryAt, err := p.pass(ctx)
 		o.Metrics.outboxTicks.Add(ctx, 1, a)
 		o.Metrics.outboxTickDur.Record(ctx, time.Since(start).Seconds(), a)
-		wait := time.Until(nextRefresh)
+		// Idle: wait to be woken (new local events, the refresh finding a backlog).
+		wait := idleWait
 		switch {
 		case err != nil:
 			if ctx.Err() != nil {
@@ -481,11 +536,15 @@ func (p *peerLoop) run(ctx context.Context) {
 		default:
 			bo.Reset()
 		}
-		if !sleep(ctx, timer, max(wait, 0), p.wake) {
+		if !sleep(ctx, timer, wait, p.wake) {
 			return
 		}
 	}
 }
+
+// idleWait is the longest an idle peer loop sleeps without being woken: the watcher
+// wakes it for new events and the refresh for a backlog, so this is only a safety net.
+const idleWait = time.Minute
 
 // sleep waits for d, a wake-up (when wake is not nil) or ctx; false means ctx ended.
 func sleep(ctx context.Context, t *time.Timer, d time.Duration, wake <-chan struct{}) bool {
@@ -500,29 +559,16 @@ func sleep(ctx context.Context, t *time.Timer, d time.Duration, wake <-chan stru
 	return true
 }
 
-// pass refreshes TTLs when due and pushes one batch. Without a backlog it takes the fast
+// pass pushes one batch. Without a backlog it takes the fast
 // path: the next local events after the peer's cursor are pushed straight away and their
 // delivery rows are written once, with the outcome. With a backlog (retries, TTL
 // refreshes) new events queue behind it as pending rows and the due rows go first, so
 // the peer sees events in order. full reports that more may be waiting; retryAt is set
 // when a push failed (its outcome is recorded) and says when to try again; err is a
 // store failure.
-func (p *peerLoop) pass(ctx context.Context, refresh bool) (full bool, retryAt time.Time, err error) {
+func (p *peerLoop) pass(ctx context.Context) (full bool, retryAt time.Time, err error) {
 	o := &p.s.opts
 	now := o.Now()
-	if refresh {
-		r, err := o.Outbox.RequeueRefreshed(ctx, o.Group, p.peer.Name, p.refreshedTo, now, o.TTLRefreshBefore)
-		if err != nil {
-			return false, time.Time{}, fmt.Errorf("ttl refresh: %w", err)
-		}
-		p.refreshedTo = now.Add(o.TTLRefreshBefore)
-		if r.Requeued > 0 {
-			o.Metrics.repush.Add(ctx, int64(r.Requeued), attrs(p.attrs...))
-		}
-		if r.Stale > 0 {
-			o.Metrics.staleTTL.Add(ctx, int64(r.Stale), attrs(p.attrs...))
-		}
-	}
 	// Backlog rows come only from recorded failures and TTL refreshes, which are written
 	// synchronously, so this read need not wait for a page still being recorded.
 	backlog, err := o.Outbox.HasBacklog(ctx, o.Group, p.peer.Name)
