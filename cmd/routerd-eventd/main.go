@@ -295,6 +295,8 @@ func run(ctx context.Context, s settings.Settings, src source, metricsExplicit b
 			b, err := jetstream.NewBroker(jetstream.Options{
 				Group: gc.Group, LocalNode: gc.LocalNode, Config: *gc.JetStream, Logger: base,
 				DefaultStoreDir: filepath.Join(s.StateDir, "nats", gc.Group),
+				// The routerd_eventd_jetstream_* metrics go to the same /metrics.
+				MeterProvider: opts.MeterProvider,
 			})
 			if err != nil {
 				return nil, configError{err}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/metric"
 
 	"routerd.net/routerd/federation/event"
 	"routerd.net/routerd/federation/retry"
@@ -40,6 +41,12 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock of signatures (default time.Now).
 	Now func() time.Time
+	// MeterProvider gets the routerd_eventd_jetstream_* metrics (nil: none); routerd-eventd
+	// passes the provider of its /metrics, the one of transport.DaemonOptions.
+	MeterProvider metric.MeterProvider
+	// PendingInterval is how often, at most, a scrape of consumer_pending asks the
+	// servers for the consumer's info (default DefaultPendingInterval).
+	PendingInterval time.Duration
 }
 
 // Broker is the NATS JetStream transport of one group: the publisher behind the sender's
@@ -64,6 +71,12 @@ type Broker struct {
 
 	ownIgnored atomic.Int64
 	redeliver  atomic.Int64
+
+	metrics *metrics
+	conn    atomic.Pointer[nats.Conn] // read by the gauges without mu
+	pending pendingCache
+	reg     metric.Registration // the gauges' callback, from Start to Shutdown
+	closing atomic.Bool         // Shutdown closes the connection: not a lost one
 }
 
 // NewBroker validates opts; Start connects (and starts the embedded server).
@@ -94,11 +107,21 @@ func NewBroker(opts Options) (*Broker, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Broker{
+	if opts.PendingInterval <= 0 {
+		opts.PendingInterval = DefaultPendingInterval
+	}
+	m, err := newMetrics(opts.MeterProvider, opts.Group)
+	if err != nil {
+		return nil, err
+	}
+	b := &Broker{
 		opts: opts, cfg: c, ready: make(chan struct{}),
-		filter: GroupFilter(c.SubjectPrefix, opts.Group),
-		own:    Token(opts.LocalNode),
-	}, nil
+		filter:  GroupFilter(c.SubjectPrefix, opts.Group),
+		own:     Token(opts.LocalNode),
+		metrics: m,
+	}
+	b.pending.interval = opts.PendingInterval
+	return b, nil
 }
 
 // Peer is the sender's pseudo-peer: delivery rows under PeerName(stream), delivered when
@@ -145,6 +168,7 @@ func (b *Broker) Start(ctx context.Context, recv *transport.Receiver) error {
 		}
 	}
 	log := b.opts.Logger
+	m := b.metrics
 	nopts := []nats.Option{
 		nats.Name("routerd-eventd " + b.opts.Group + "/" + b.opts.LocalNode),
 		nats.RetryOnFailedConnect(true),
@@ -152,11 +176,24 @@ func (b *Broker) Start(ctx context.Context, recv *transport.Receiver) error {
 		nats.ReconnectWait(b.opts.ReconnectWait),
 		// Publishing while disconnected fails at once: the outbox is the buffer.
 		nats.ReconnectBufSize(-1),
+		nats.ConnectHandler(func(nc *nats.Conn) {
+			log.Info("jetstream: connected", "group", b.opts.Group, "server", nc.ConnectedUrlRedacted())
+		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if b.closing.Load() {
+				return
+			}
+			m.disconnects.Add(context.Background(), 1, m.group)
 			log.Warn("jetstream: disconnected", "group", b.opts.Group, "err", err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
+			m.reconnects.Add(context.Background(), 1, m.group)
 			log.Info("jetstream: reconnected", "group", b.opts.Group, "server", nc.ConnectedUrlRedacted())
+		}),
+		nats.ClosedHandler(func(*nats.Conn) {
+			if !b.closing.Load() {
+				log.Warn("jetstream: connection closed", "group", b.opts.Group)
+			}
 		}),
 	}
 	if b.cfg.CredentialsFile != "" {
@@ -173,7 +210,14 @@ func (b *Broker) Start(ctx context.Context, recv *transport.Receiver) error {
 		b.stopEmbedded()
 		return fmt.Errorf("jetstream: group %s: %w", b.opts.Group, err)
 	}
-	b.nc, b.js = nc, js
+	reg, err := m.meter.RegisterCallback(b.observe, m.connected, m.pending)
+	if err != nil {
+		nc.Close()
+		b.stopEmbedded()
+		return fmt.Errorf("jetstream: group %s: register metrics: %w", b.opts.Group, err)
+	}
+	b.nc, b.js, b.reg = nc, js, reg
+	b.conn.Store(nc)
 	ctx, b.cancel = context.WithCancel(ctx)
 	b.done = make(chan struct{})
 	go func() {
@@ -192,8 +236,12 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	b.closed = true
-	cancel, done, nc := b.cancel, b.done, b.nc
+	cancel, done, nc, reg := b.cancel, b.done, b.nc, b.reg
 	b.mu.Unlock()
+	// Unregistered outside mu: a scrape running the callback finishes first.
+	if reg != nil {
+		_ = reg.Unregister()
+	}
 	var err error
 	if cancel != nil {
 		cancel()
@@ -208,6 +256,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		fctx, fcancel := context.WithTimeout(ctx, 2*time.Second)
 		_ = nc.FlushWithContext(fctx)
 		fcancel()
+		b.closing.Store(true)
 		nc.Close()
 	}
 	b.stopEmbedded()
@@ -288,6 +337,7 @@ func (b *Broker) ensure(ctx context.Context) (jetstream.Consumer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s on stream %s: %w", DurableName(b.opts.LocalNode), b.cfg.Stream, err)
 	}
+	b.pending.set(cons)
 	return cons, nil
 }
 
@@ -339,14 +389,26 @@ func (b *Broker) consume(ctx context.Context, cons jetstream.Consumer, recv *tra
 func (b *Broker) handle(ctx context.Context, batch []jetstream.Msg, recv *transport.Receiver) {
 	msgs := make([]transport.SignedMessage, 0, len(batch))
 	idx := make([]int, 0, len(batch))
+	var own, again int64
 	for i, m := range batch {
+		if md, err := m.Metadata(); err == nil && md.NumDelivered > 1 {
+			again++
+		}
 		if sourceToken(m.Subject()) == b.own {
-			b.ownIgnored.Add(1)
+			own++
 			_ = m.Ack()
 			continue
 		}
 		msgs = append(msgs, transport.SignedMessage{Header: http.Header(m.Headers()), Body: m.Data()})
 		idx = append(idx, i)
+	}
+	mx := b.metrics
+	if again > 0 {
+		mx.redeliveries.Add(ctx, again, mx.redelivered)
+	}
+	if own > 0 {
+		b.ownIgnored.Add(own)
+		mx.ownIgnored.Add(ctx, own, mx.group)
 	}
 	if len(msgs) == 0 {
 		return
@@ -354,17 +416,23 @@ func (b *Broker) handle(ctx context.Context, batch []jetstream.Msg, recv *transp
 	res, err := recv.AcceptMessages(ctx, msgs)
 	if err != nil {
 		b.redeliver.Add(int64(len(idx)))
+		mx.redeliveries.Add(ctx, int64(len(idx)), mx.storeError)
 		for _, i := range idx {
 			_ = batch[i].NakWithDelay(time.Second)
 		}
 		return
 	}
+	var terminated int64
 	for j, i := range idx {
 		if res[j].Rejected != "" {
+			terminated++
 			_ = batch[i].Term()
 			continue
 		}
 		_ = batch[i].Ack()
+	}
+	if terminated > 0 {
+		mx.terminated.Add(ctx, terminated, mx.group)
 	}
 }
 
@@ -382,11 +450,12 @@ func (e permanentError) Unwrap() error { return e.error }
 // (until ctx ends).
 func (b *Broker) Publish(ctx context.Context, events []event.Event, bodies [][]byte) []error {
 	errs := make([]error, len(events))
+	defer b.countPublishErrors(errs)
 	b.mu.Lock()
 	js := b.js
 	b.mu.Unlock()
 	if js == nil {
-		err := fmt.Errorf("jetstream: group %s: not connected", b.opts.Group)
+		err := fmt.Errorf("jetstream: group %s: %w", b.opts.Group, errNotConnected)
 		for i := range errs {
 			errs[i] = err
 		}
@@ -428,6 +497,24 @@ func (b *Broker) Publish(ctx context.Context, events []event.Event, bodies [][]b
 		}
 	}
 	return errs
+}
+
+// countPublishErrors counts the failed publishes of one call by reason; those cut short
+// by the caller (the router stopping) are not failures of the broker.
+func (b *Broker) countPublishErrors(errs []error) {
+	var counts map[string]int
+	for _, err := range errs {
+		if err == nil || errors.Is(err, context.Canceled) {
+			continue
+		}
+		if counts == nil {
+			counts = make(map[string]int, len(publishReasons))
+		}
+		counts[publishReason(err)]++
+	}
+	for r, n := range counts {
+		b.metrics.publishFailed(r, n)
+	}
 }
 
 func publishError(stream string, err error) error {

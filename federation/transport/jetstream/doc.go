@@ -32,4 +32,13 @@
 // "jetstream:<stream>" (PeerName) of event_deliveries, delivered once the stream
 // acknowledged the message, retrying while the broker is unreachable, so `routerctl
 // federation deliveries` and doctor see pending and failed publishes.
+//
+// # Metrics
+//
+// With Options.MeterProvider set (routerd-eventd: the provider of its /metrics) the
+// broker exports routerd_eventd_jetstream_* (MetricPrefix): connected and
+// consumer_pending (gauges read at scrape time; the consumer's info is asked for at most
+// every PendingInterval, bounded to 0.5s), reconnects_total, disconnects_total,
+// redeliveries_total{reason}, terminated_total, own_ignored_total and
+// publish_errors_total{reason}. Attributes are the group and a bounded reason only.
 package jetstream

@@ -61,6 +61,12 @@ type router struct {
 // startRouter runs node name's transport over st; mod may change the config.
 func startRouter(t testing.TB, name string, st *store.Store, js *transport.JetStreamConfig, mod func(*transport.GroupConfig)) *router {
 	t.Helper()
+	return startRouterOpts(t, name, st, js, mod, nil)
+}
+
+// startRouterOpts is startRouter whose broker options bmod may change too.
+func startRouterOpts(t testing.TB, name string, st *store.Store, js *transport.JetStreamConfig, mod func(*transport.GroupConfig), bmod func(*Options)) *router {
+	t.Helper()
 	cfg := transport.GroupConfig{
 		Group: testGroup, LocalNode: name, JetStream: js,
 		ReceiveKeys: []transport.Key{{Secret: groupKey}},
@@ -69,7 +75,11 @@ func startRouter(t testing.TB, name string, st *store.Store, js *transport.JetSt
 	if mod != nil {
 		mod(&cfg)
 	}
-	b, err := NewBroker(Options{Group: testGroup, LocalNode: name, Config: *cfg.JetStream, ReconnectWait: 50 * time.Millisecond, DefaultStoreDir: t.TempDir()})
+	bopts := Options{Group: testGroup, LocalNode: name, Config: *cfg.JetStream, ReconnectWait: 50 * time.Millisecond, DefaultStoreDir: t.TempDir()}
+	if bmod != nil {
+		bmod(&bopts)
+	}
+	b, err := NewBroker(bopts)
 	if err != nil {
 		t.Fatal(err)
 	}

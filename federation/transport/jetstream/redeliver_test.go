@@ -26,7 +26,8 @@ func (f *flakyStore) InsertEvents(ctx context.Context, evs []event.Event) ([]sto
 }
 
 // TestStoreFailureRedelivers: messages that could not be stored are not acknowledged but
-// handed back; they arrive again and are stored once.
+// handed back; they arrive again and are stored once. The metrics count both sides: the
+// messages handed back (store_error) and their arrivals again (redelivered).
 func TestStoreFailureRedelivers(t *testing.T) {
 	dir := t.TempDir()
 	srv := startServer(t, dir, 0)
@@ -40,7 +41,8 @@ func TestStoreFailureRedelivers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	br, err := NewBroker(Options{Group: testGroup, LocalNode: "b", Config: *js})
+	m := newMeter(t)
+	br, err := NewBroker(Options{Group: testGroup, LocalNode: "b", Config: *js, MeterProvider: m.mp})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,6 +56,14 @@ func TestStoreFailureRedelivers(t *testing.T) {
 	waitUntil(t, 30*time.Second, "events stored after the store recovered", func() bool { return has(t, flaky.Store, evs) })
 	if br.Redelivered() == 0 {
 		t.Error("no message was handed back while the store failed")
+	}
+	handedBack := m.get(t, "redeliveries_total", RedeliveryStoreError)
+	if handedBack != br.Redelivered() {
+		t.Errorf("redeliveries_total{reason=store_error} = %d, Redelivered() = %d: want equal", handedBack, br.Redelivered())
+	}
+	// Each message handed back arrived again (NumDelivered > 1) before it was stored.
+	if again := m.get(t, "redeliveries_total", RedeliveryRedelivered); again < handedBack {
+		t.Errorf("redeliveries_total{reason=redelivered} = %d, want at least the %d handed back", again, handedBack)
 	}
 	if n := count(t, flaky.Store, "a"); n != 10 {
 		t.Errorf("b holds %d events, want 10", n)
