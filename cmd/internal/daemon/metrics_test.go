@@ -26,6 +26,7 @@ import (
 	"routerd.net/routerd/federation/event"
 	"routerd.net/routerd/federation/store"
 	"routerd.net/routerd/federation/transport"
+	"routerd.net/routerd/federation/transport/jetstream"
 	"routerd.net/routerd/host/wasmbuild"
 	"routerd.net/routerd/schemas"
 )
@@ -101,14 +102,16 @@ next:
 	return sum, found
 }
 
-// TestMetricsScrapeEveryEndpoint runs router-b as a daemon supervising a real
-// routerd-eventd child, and router-a's transport in-process, sends real traffic both ways
-// (router-c is down: retries), causes a plugin error and dataplane drift, then scrapes
-// every endpoint over HTTP on 127.0.0.1: routerd's /metrics (with its child's families
-// re-exposed), the child's own /metrics on its receiver listener and router-a's. It fails
-// when a label carries an unbounded value, when one of COMPAT's 14 transport metrics or
-// a plugin, subscription, dynamic-config or dataplane metric is missing, and when the
-// Grafana dashboard references a metric no endpoint exports.
+// TestMetricsScrapeEveryEndpoint runs router-b as a daemon supervising real
+// routerd-eventd children (group lab on hmac-push; group fleet on nats-jetstream with the
+// embedded server), and router-a's transport in-process, sends real traffic both ways
+// (router-c is down: retries) and through the stream, causes a plugin error and dataplane
+// drift, then scrapes every endpoint over HTTP on 127.0.0.1: routerd's /metrics (with its
+// children's families re-exposed), the lab child's own /metrics on its receiver listener
+// and router-a's. It fails when a label carries an unbounded value, when one of COMPAT's
+// 14 transport metrics, a routerd_eventd_jetstream_* metric of the fleet group (or its
+// connected = 1), or a plugin, subscription, dynamic-config or dataplane metric is
+// missing, and when the Grafana dashboard references a metric no endpoint exports.
 func TestMetricsScrapeEveryEndpoint(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds routerd-eventd")
@@ -124,9 +127,18 @@ func TestMetricsScrapeEveryEndpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	natsPorts, err := democonfig.FreePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	natsStore := t.TempDir()
 	d, s := testRouterWith(t, true, func(o *Options) {
 		o.EventdBinary, o.Metrics = bin, metrics
 		o.EventdStdout, o.EventdStderr = io.Discard, io.Discard
+		// A second group on router-b uses NATS JetStream with the embedded server, so
+		// routerd also supervises a nats-jetstream child and re-exposes its
+		// routerd_eventd_jetstream_* families.
+		writeNATSGroup(t, o.Settings.ConfigDir, natsGroup, natsPorts[0], natsStore)
 	})
 
 	// router-b's config names router-a's and router-c's ports; router-a gets the same.
@@ -180,6 +192,14 @@ func TestMetricsScrapeEveryEndpoint(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = ta.Close() })
 
+	// router-b observes an address in the NATS group: its child publishes it into the
+	// stream and reads it back as its own message.
+	natsEv := event.New(natsGroup, "routerd.client.ipv4.observed", "router-b", "10.88.70.1",
+		map[string]string{"address": "10.88.70.1", "domain": "lab"}, 30*time.Minute, time.Now())
+	if _, err := d.store.InsertEvents(ctx, []event.Event{natsEv}); err != nil {
+		t.Fatal(err)
+	}
+
 	// router-a observes an address: it travels to router-b's child, the subscription and
 	// plugin turn it into a claim, the dataplane routes it.
 	ev := event.New("lab", "routerd.client.ipv4.observed", "router-a", "10.88.60.9",
@@ -216,6 +236,15 @@ func TestMetricsScrapeEveryEndpoint(t *testing.T) {
 	}
 
 	httpc := &http.Client{Timeout: 10 * time.Second}
+	natsPeer := jetstream.PeerName(schemas.DefaultStreamName(natsGroup))
+	pollUntil(t, "routerd's /metrics to show the NATS child connected, its publish delivered and read back", func() bool {
+		fams := scrape(t, httpc, "http://"+routerdAddr+"/metrics")
+		conn, _ := seriesValue(fams, jetstream.MetricPrefix+"connected", map[string]string{"group": natsGroup})
+		del, _ := seriesValue(fams, "routerd_eventd_outbox_delivery_total", map[string]string{"group": natsGroup, "peer": natsPeer, "status": "delivered"})
+		own, _ := seriesValue(fams, jetstream.MetricPrefix+"own_ignored_total", map[string]string{"group": natsGroup})
+		_, pending := seriesValue(fams, jetstream.MetricPrefix+"consumer_pending", map[string]string{"group": natsGroup})
+		return conn == 1 && del >= 1 && own >= 1 && pending
+	})
 	var routerd map[string]*dto.MetricFamily
 	pollUntil(t, "routerd's /metrics to show the child's delivery to router-a and router-b's accepted event", func() bool {
 		routerd = scrape(t, httpc, "http://"+routerdAddr+"/metrics")
@@ -283,6 +312,29 @@ func TestMetricsScrapeEveryEndpoint(t *testing.T) {
 	if v, _ := seriesValue(routerd, "routerd_plugin_errors_total", map[string]string{"plugin": "event-to-remote-claim", "kind": "no_hook"}); v != 1 {
 		t.Errorf("routerd_plugin_errors_total{kind=no_hook} = %v, want 1", v)
 	}
+	// The nats-jetstream child's broker metrics, re-exposed by routerd.
+	for _, name := range []string{
+		"connected", "consumer_pending", "reconnects_total", "disconnects_total", "redeliveries_total",
+		"terminated_total", "own_ignored_total", "publish_errors_total",
+	} {
+		if _, ok := seriesValue(routerd, jetstream.MetricPrefix+name, map[string]string{"group": natsGroup}); !ok {
+			t.Errorf("routerd's /metrics lacks %s%s{group=%q}", jetstream.MetricPrefix, name, natsGroup)
+		}
+	}
+	if v, _ := seriesValue(routerd, jetstream.MetricPrefix+"connected", map[string]string{"group": natsGroup}); v != 1 {
+		t.Errorf("%sconnected{group=%q} = %v, want 1", jetstream.MetricPrefix, natsGroup, v)
+	}
+	// Per reason, each series exported from the start.
+	for _, r := range []string{jetstream.RedeliveryStoreError, jetstream.RedeliveryRedelivered} {
+		if _, ok := seriesValue(routerd, jetstream.MetricPrefix+"redeliveries_total", map[string]string{"group": natsGroup, "reason": r}); !ok {
+			t.Errorf("routerd's /metrics lacks %sredeliveries_total{reason=%q}", jetstream.MetricPrefix, r)
+		}
+	}
+	for _, r := range []string{jetstream.PublishTimeout, jetstream.PublishNoResponders, jetstream.PublishMaxPayload, jetstream.PublishDisconnected, jetstream.PublishOther} {
+		if _, ok := seriesValue(routerd, jetstream.MetricPrefix+"publish_errors_total", map[string]string{"group": natsGroup, "reason": r}); !ok {
+			t.Errorf("routerd's /metrics lacks %spublish_errors_total{reason=%q}", jetstream.MetricPrefix, r)
+		}
+	}
 
 	// The dashboard references only exported metric names.
 	root, err := wasmbuild.RepoRoot()
@@ -300,6 +352,40 @@ func TestMetricsScrapeEveryEndpoint(t *testing.T) {
 		if !exported[name] {
 			t.Errorf("docs/grafana/routerd.json references %s, which no endpoint exports", name)
 		}
+	}
+}
+
+// natsGroup is the nats-jetstream EventGroup the scrape test adds to router-b.
+const natsGroup = "fleet"
+
+// writeNATSGroup writes into confDir an EventGroup group for router-b on NATS JetStream,
+// run by the embedded server on 127.0.0.1:port with its files in storeDir, and the
+// group's secret (required: every message is signed).
+func writeNATSGroup(t *testing.T, confDir, group string, port int, storeDir string) {
+	t.Helper()
+	secret := filepath.Join("secrets", group+".key")
+	if err := os.WriteFile(filepath.Join(confDir, secret), []byte(strings.Repeat("cd", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	doc := `apiVersion: federation.routerd.net/v1alpha1
+kind: EventGroup
+metadata:
+  name: ` + group + `
+spec:
+  nodeName: router-b
+  auth:
+    secretFile: ` + secret + `
+  delivery:
+    retryBase: 50ms
+    retryMax: 2s
+  transport:
+    type: nats-jetstream
+    embedded:
+      listen: 127.0.0.1:` + strconv.Itoa(port) + `
+      storeDir: ` + storeDir + `
+`
+	if err := os.WriteFile(filepath.Join(confDir, group+".yaml"), []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 
