@@ -6,9 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"routerd.net/routerd/federation/transport"
 )
 
@@ -94,15 +91,7 @@ func TestBridge(t *testing.T) {
 			}
 		})
 	}
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := jsClient(t, srv.URL())
 	s, err := js.Stream(context.Background(), "ROUTERD_LAB")
 	if err != nil {
 		t.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"routerd.net/routerd/federation/event"
 	"routerd.net/routerd/federation/transport"
@@ -116,15 +115,7 @@ func TestForgedMessages(t *testing.T) {
 	dir := t.TempDir()
 	srv := startServer(t, dir, 0)
 	b := startRouter(t, "b", openStore(t, dir, "b"), jsConfig(srv.URL()), nil)
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := jsClient(t, srv.URL())
 	// b creates the stream when it starts.
 	select {
 	case <-b.b.Ready():

@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"routerd.net/routerd/federation/event"
 	"routerd.net/routerd/federation/store"
 	"routerd.net/routerd/federation/transport"
@@ -93,6 +96,22 @@ func startRouterOpts(t testing.TB, name string, st *store.Store, js *transport.J
 	r := &router{name: name, st: st, d: d, b: b}
 	t.Cleanup(func() { _ = d.Close() })
 	return r
+}
+
+// jsClient is a plain JetStream client of the server at url (closed when the test ends),
+// for what a test does behind the routers' backs: read the stream, publish forgeries.
+func jsClient(t testing.TB, url string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
 }
 
 var idSeq atomic.Int64

@@ -159,15 +159,7 @@ func TestMetricsMessages(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("b's consumer not ready")
 	}
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := jsClient(t, srv.URL())
 	forge := func(secret []byte) []event.Event {
 		e := newEvents("c", 1)[0]
 		body, err := e.Marshal()
