@@ -119,6 +119,17 @@ func plural(n int64, one, many string) string {
 
 func secs(d time.Duration) int64 { return int64(d / time.Second) }
 
+// eachPeer runs check on every peer of g and collects the findings it reports (ok).
+func eachPeer(g *GroupState, check func(p *PeerState) (f Finding, ok bool)) []Finding {
+	var out []Finding
+	for i := range g.Peers {
+		if f, ok := check(&g.Peers[i]); ok {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 func notConfigured(p *PeerState) string {
 	if p.Configured || p.PeersFrom != "" {
 		return ""
@@ -137,11 +148,9 @@ func failedDeliveries(g *GroupState, _ time.Time) []Finding {
 	if total > int64(g.Thresholds.MaxFailedDeliveries) {
 		sev = SeverityFail
 	}
-	var out []Finding
-	for i := range g.Peers {
-		p := &g.Peers[i]
+	return eachPeer(g, func(p *PeerState) (Finding, bool) {
 		if p.Failed.Failed == 0 {
-			continue
+			return Finding{}, false
 		}
 		f := peerFinding(CheckFailedDeliveries, sev, g, p)
 		f.Summary = fmt.Sprintf("%s to %s failed (the sender gave up)", plural(p.Failed.Failed, "delivery", "deliveries"), p.Name)
@@ -152,20 +161,17 @@ func failedDeliveries(g *GroupState, _ time.Time) []Finding {
 		}
 		f.Detail += notConfigured(p)
 		f.Counts = map[string]int64{"failed": p.Failed.Failed, "groupFailed": total, "maxFailedDeliveries": int64(g.Thresholds.MaxFailedDeliveries)}
-		out = append(out, f)
-	}
-	return out
+		return f, true
+	})
 }
 
 // pendingDeliveries: undelivered rows whose next attempt is overdue by more than
 // lagWarnSeconds (fail beyond lagFailSeconds): the sender is not working the outbox.
 func pendingDeliveries(g *GroupState, now time.Time) []Finding {
-	var out []Finding
-	for i := range g.Peers {
-		p := &g.Peers[i]
+	return eachPeer(g, func(p *PeerState) (Finding, bool) {
 		b := p.Backlog
 		if b.Overdue == 0 {
-			continue
+			return Finding{}, false
 		}
 		late := now.Sub(b.OldestDue)
 		sev := SeverityWarn
@@ -178,20 +184,17 @@ func pendingDeliveries(g *GroupState, now time.Time) []Finding {
 			"The sender has not attempted them: is routerd-eventd running for group " + g.Name + "? " +
 			"Check its log and `routerctl federation peers --group " + g.Name + "`." + notConfigured(p)
 		f.Counts = map[string]int64{"pending": b.Pending, "retrying": b.Retrying, "overdue": b.Overdue, "overdueSeconds": secs(late)}
-		out = append(out, f)
-	}
-	return out
+		return f, true
+	})
 }
 
 // staleTTL: peers holding a copy of an event that has since been extended locally, whose
 // copy expires within expiresSoonSeconds (warn) or has expired (fail).
 func staleTTL(g *GroupState, now time.Time) []Finding {
-	var out []Finding
-	for i := range g.Peers {
-		p := &g.Peers[i]
+	return eachPeer(g, func(p *PeerState) (Finding, bool) {
 		s := p.Stale
 		if s.ExpiringSoon == 0 {
-			continue
+			return Finding{}, false
 		}
 		sev, what := SeverityWarn, fmt.Sprintf("expiring within %ds", g.Thresholds.ExpiresSoonSeconds)
 		if s.ExpiredAtPeer > 0 {
@@ -202,20 +205,17 @@ func staleTTL(g *GroupState, now time.Time) []Finding {
 		f.Detail = "The peer will drop facts this node still holds. Push the new expiry now: `routerctl remediation run` (force-repush-stale-ttl)." + notConfigured(p)
 		f.Counts = map[string]int64{"stale": s.Stale, "expiringSoon": s.ExpiringSoon, "expiredAtPeer": s.ExpiredAtPeer,
 			"soonestExpirySeconds": secs(s.SoonestPeerExpiry.Sub(now))}
-		out = append(out, f)
-	}
-	return out
+		return f, true
+	})
 }
 
 // deliveryLag: the age of a peer's oldest undelivered row against lagWarnSeconds and
 // lagFailSeconds.
 func deliveryLag(g *GroupState, now time.Time) []Finding {
-	var out []Finding
-	for i := range g.Peers {
-		p := &g.Peers[i]
+	return eachPeer(g, func(p *PeerState) (Finding, bool) {
 		b := p.Backlog
 		if b.Pending+b.Retrying == 0 {
-			continue
+			return Finding{}, false
 		}
 		lag := now.Sub(b.OldestCreated)
 		sev := ""
@@ -225,7 +225,7 @@ func deliveryLag(g *GroupState, now time.Time) []Finding {
 		case lag >= seconds(g.Thresholds.LagWarnSeconds):
 			sev = SeverityWarn
 		default:
-			continue
+			return Finding{}, false
 		}
 		f := peerFinding(CheckDeliveryLag, sev, g, p)
 		limit := g.Thresholds.LagWarnSeconds
@@ -250,25 +250,22 @@ func deliveryLag(g *GroupState, now time.Time) []Finding {
 		f.Detail = strings.Join(d, " ") + notConfigured(p)
 		f.Counts = map[string]int64{"backlog": b.Pending + b.Retrying, "lagSeconds": secs(lag),
 			"lagWarnSeconds": int64(g.Thresholds.LagWarnSeconds), "lagFailSeconds": int64(g.Thresholds.LagFailSeconds)}
-		out = append(out, f)
-	}
-	return out
+		return f, true
+	})
 }
 
 // noEndpoint: a peer the group expects (spec.peersFrom) with no EventPeer endpoint to
 // push to (fail), or an EventPeer without an endpoint while local events match its
 // filters (warn: they are never pushed to it).
 func noEndpoint(g *GroupState, _ time.Time) []Finding {
-	var out []Finding
-	for i := range g.Peers {
-		p := &g.Peers[i]
+	return eachPeer(g, func(p *PeerState) (Finding, bool) {
 		if p.Endpoint != "" {
-			continue
+			return Finding{}, false
 		}
 		switch {
 		case p.PeersFrom != "":
 			if p.ResourceMissing && p.Optional {
-				continue
+				return Finding{}, false
 			}
 			f := peerFinding(CheckExpectedDeliveryNoEndpoint, SeverityFail, g, p)
 			f.Resource = p.PeersFrom
@@ -289,27 +286,25 @@ func noEndpoint(g *GroupState, _ time.Time) []Finding {
 			if p.Missing != nil {
 				f.Counts["undeliveredEvents"] = p.Missing.Missing
 			}
-			out = append(out, f)
+			return f, true
 		case p.Configured && p.Missing != nil && p.Missing.Missing > 0:
 			f := peerFinding(CheckExpectedDeliveryNoEndpoint, SeverityWarn, g, p)
 			f.Summary = fmt.Sprintf("%s matching the filters of EventPeer %s, which has no endpoint: never pushed to it", plural(p.Missing.Missing, "local event", "local events"), p.Name)
 			f.Detail = fmt.Sprintf("If %s should receive them, set its spec.endpoint; if it only pushes to this node, narrow its spec.types/subjectPrefixes or ignore this warning. Examples: %s.",
 				p.Name, strings.Join(p.Missing.SampleIDs, ", "))
 			f.Counts = map[string]int64{"undeliveredEvents": p.Missing.Missing}
-			out = append(out, f)
+			return f, true
 		}
-	}
-	return out
+		return Finding{}, false
+	})
 }
 
 // expectedDelivery: local events a pushing peer's filters accept that have no delivery
 // row for it after the sender's grace; fail once the oldest is lagFailSeconds old.
 func expectedDelivery(g *GroupState, now time.Time) []Finding {
-	var out []Finding
-	for i := range g.Peers {
-		p := &g.Peers[i]
+	return eachPeer(g, func(p *PeerState) (Finding, bool) {
 		if p.Endpoint == "" || p.Missing == nil || p.Missing.Missing == 0 {
-			continue
+			return Finding{}, false
 		}
 		age := now.Sub(p.Missing.OldestStoredAt)
 		sev := SeverityWarn
@@ -321,9 +316,8 @@ func expectedDelivery(g *GroupState, now time.Time) []Finding {
 		f.Detail = fmt.Sprintf("The oldest was stored %s ago. ", age.Round(time.Second)) + fmt.Sprintf("The sender has not queued them: check that routerd-eventd runs group %s with this config (EventPeer %s loaded) and its log for outbox errors. Examples: %s.",
 			g.Name, p.Name, strings.Join(p.Missing.SampleIDs, ", "))
 		f.Counts = map[string]int64{"missing": p.Missing.Missing, "scanned": p.Missing.Scanned, "oldestSeconds": secs(age)}
-		out = append(out, f)
-	}
-	return out
+		return f, true
+	})
 }
 
 // subscriptionRuns: subscriptions whose latest runs failed (fail beyond maxFailedRuns)
