@@ -16,6 +16,7 @@ import (
 
 	"routerd.net/routerd/federation/event"
 	"routerd.net/routerd/federation/store"
+	"routerd.net/routerd/federation/transport/transporttest"
 )
 
 // The test binary runs as routerd-eventd when this variable is set, so the tests start
@@ -245,23 +246,6 @@ func count(t *testing.T, st *store.Store, src string) int64 {
 	return n
 }
 
-// waitFor polls cond (state in another process's store, which has no notification)
-// on a ticker until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.NewTimer(d)
-	defer deadline.Stop()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		case <-tick.C:
-		}
-	}
-}
-
 func TestUsageErrors(t *testing.T) {
 	exe, err := os.Executable()
 	if err != nil {
@@ -308,7 +292,7 @@ func TestSenderKilledMidStream(t *testing.T) {
 	for i := 0; i < total/2; i += chunk {
 		emit(t, ast, "a", i, chunk)
 	}
-	waitFor(t, 10*time.Second, "b to receive some events", func() bool { return count(t, bst, "a") > 0 })
+	transporttest.WaitUntil(t, 10*time.Second, "b to receive some events", func() bool { return count(t, bst, "a") > 0 })
 	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -320,7 +304,7 @@ func TestSenderKilledMidStream(t *testing.T) {
 		emit(t, ast, "a", i, chunk)
 	}
 	a.start(t)
-	waitFor(t, 20*time.Second, "all events on b", func() bool { return count(t, bst, "a") == total })
+	transporttest.WaitUntil(t, 20*time.Second, "all events on b", func() bool { return count(t, bst, "a") == total })
 	evs, err := bst.ListEvents(context.Background(), store.EventFilter{Group: "lab"})
 	if err != nil {
 		t.Fatal(err)
@@ -335,7 +319,7 @@ func TestSenderKilledMidStream(t *testing.T) {
 	if len(seen) != total {
 		t.Fatalf("b holds %d distinct events, want %d", len(seen), total)
 	}
-	waitFor(t, 10*time.Second, "a's outbox to be empty", func() bool {
+	transporttest.WaitUntil(t, 10*time.Second, "a's outbox to be empty", func() bool {
 		s, err := ast.PeerStats(context.Background(), "lab", time.Now())
 		return err == nil && len(s) == 1 && s[0].Backlog == 0 && s[0].Delivered == total
 	})
@@ -366,7 +350,7 @@ func TestReloadAddsPeer(t *testing.T) {
 	ast := openStore(t, a.storePath())
 	bst, cst := openStore(t, b.storePath()), openStore(t, c.storePath())
 	emit(t, ast, "a", 0, 10)
-	waitFor(t, 10*time.Second, "b to receive", func() bool { return count(t, bst, "a") == 10 })
+	transporttest.WaitUntil(t, 10*time.Second, "b to receive", func() bool { return count(t, bst, "a") == 10 })
 	if n := count(t, cst, "a"); n != 0 {
 		t.Fatalf("c received %d events before it was a peer", n)
 	}
@@ -375,8 +359,8 @@ func TestReloadAddsPeer(t *testing.T) {
 		t.Fatal(err)
 	}
 	emit(t, ast, "a", 10, 5)
-	waitFor(t, 10*time.Second, "c to receive everything after the reload", func() bool { return count(t, cst, "a") == 15 })
-	waitFor(t, 10*time.Second, "b to receive the rest", func() bool { return count(t, bst, "a") == 15 })
+	transporttest.WaitUntil(t, 10*time.Second, "c to receive everything after the reload", func() bool { return count(t, cst, "a") == 15 })
+	transporttest.WaitUntil(t, 10*time.Second, "b to receive the rest", func() bool { return count(t, bst, "a") == 15 })
 	if !strings.Contains(a.log.String(), "reload: configuration applied") {
 		t.Errorf("a did not log the reload:\n%s", a.log.String())
 	}
@@ -403,16 +387,16 @@ func TestReceiverKilledMidStream(t *testing.T) {
 	for i := total / 2; i < total; i += chunk {
 		emit(t, ast, "a", i, chunk)
 	}
-	waitFor(t, 10*time.Second, "a to notice that b is down", func() bool {
+	transporttest.WaitUntil(t, 10*time.Second, "a to notice that b is down", func() bool {
 		s, err := ast.PeerStats(context.Background(), "lab", time.Now())
 		return err == nil && len(s) == 1 && s[0].LastError != ""
 	})
 	restart := time.Now()
 	b.start(t)
 	t.Logf("b listening again after %v", time.Since(restart))
-	waitFor(t, 20*time.Second, "all events on b", func() bool { return count(t, bst, "a") == total })
+	transporttest.WaitUntil(t, 20*time.Second, "all events on b", func() bool { return count(t, bst, "a") == total })
 	t.Logf("backlog drained %v after the restart", time.Since(restart))
-	waitFor(t, 10*time.Second, "a's outbox to be empty", func() bool {
+	transporttest.WaitUntil(t, 10*time.Second, "a's outbox to be empty", func() bool {
 		s, err := ast.PeerStats(context.Background(), "lab", time.Now())
 		return err == nil && len(s) == 1 && s[0].Backlog == 0 && s[0].Delivered == total
 	})
@@ -470,9 +454,9 @@ func TestLegacyConfigFile(t *testing.T) {
 	ast := openStore(t, a.storePath())
 	bst := openStore(t, filepath.Join(b.dir, "state", "eventd.db")) // statePath, relative to the working dir
 	emit(t, ast, "a", 0, 20)
-	waitFor(t, 10*time.Second, "b to receive a's events", func() bool { return count(t, bst, "a") == 20 })
+	transporttest.WaitUntil(t, 10*time.Second, "b to receive a's events", func() bool { return count(t, bst, "a") == 20 })
 	emit(t, bst, "b", 0, 7)
-	waitFor(t, 10*time.Second, "a to receive b's events", func() bool { return count(t, ast, "b") == 7 })
+	transporttest.WaitUntil(t, 10*time.Second, "a to receive b's events", func() bool { return count(t, ast, "b") == 7 })
 
 	// --state-file overrides statePath; the form without "daemon" works too; SIGTERM
 	// exits 0.

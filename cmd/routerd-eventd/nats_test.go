@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"routerd.net/routerd/federation/transport/transporttest"
 )
 
 // writeNATSConfig writes a conf.d for n in a nats-jetstream group: with embedded set, n
@@ -73,13 +75,13 @@ func TestNATSEmbedded(t *testing.T) {
 	sa, sb := openStore(t, a.storePath()), openStore(t, b.storePath())
 	emit(t, sa, "a", 0, 20)
 	emit(t, sb, "b", 0, 7)
-	waitFor(t, 30*time.Second, "a's events at b", func() bool { return count(t, sb, "a") == 20 })
-	waitFor(t, 30*time.Second, "b's events at a", func() bool { return count(t, sa, "b") == 7 })
+	transporttest.WaitUntil(t, 30*time.Second, "a's events at b", func() bool { return count(t, sb, "a") == 20 })
+	transporttest.WaitUntil(t, 30*time.Second, "b's events at a", func() bool { return count(t, sa, "b") == 7 })
 
 	// a's own 20 events come back from the stream and are ignored.
 	scrape := unixGetter(sock)
 	var text string
-	waitFor(t, 20*time.Second, "a's broker metrics", func() bool {
+	transporttest.WaitUntil(t, 20*time.Second, "a's broker metrics", func() bool {
 		text = scrape()
 		return strings.Contains(text, "\n"+`routerd_eventd_jetstream_connected{group="lab"} 1`) &&
 			strings.Contains(text, "\n"+`routerd_eventd_jetstream_own_ignored_total{group="lab"} 20`)

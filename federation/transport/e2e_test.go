@@ -15,6 +15,7 @@ import (
 
 	"routerd.net/routerd/federation/event"
 	"routerd.net/routerd/federation/store"
+	"routerd.net/routerd/federation/transport/transporttest"
 )
 
 // testNode is one in-process router: a store and a transport daemon.
@@ -123,7 +124,7 @@ func TestThreeNodesExactlyOnce(t *testing.T) {
 	}
 	total := perNode * len(names)
 	for _, n := range names {
-		waitUntil(t, 15*time.Second, "all events on "+n, func() bool { return countEvents(t, nodes[n].st) == int64(total) })
+		transporttest.WaitUntil(t, 15*time.Second, "all events on "+n, func() bool { return countEvents(t, nodes[n].st) == int64(total) })
 	}
 	for _, n := range names {
 		ids := storedIDs(t, nodes[n].st)
@@ -136,7 +137,7 @@ func TestThreeNodesExactlyOnce(t *testing.T) {
 		}
 		// Nothing was pushed back to its origin: no rejection anywhere, and each node's
 		// deliveries cover only its own events, for its two peers.
-		waitUntil(t, 5*time.Second, "receiver counters on "+n, func() bool {
+		transporttest.WaitUntil(t, 5*time.Second, "receiver counters on "+n, func() bool {
 			return nodes[n].d.Receiver().Status().Counters.Accepted == int64(total-perNode)
 		})
 		st := nodes[n].d.Receiver().Status()
@@ -149,7 +150,7 @@ func TestThreeNodesExactlyOnce(t *testing.T) {
 			t.Errorf("node %s accepted %d dup %d, want %d and 0", n, st.Counters.Accepted, st.Counters.Duplicate, total-perNode)
 		}
 		// The receivers stored the events before the sender recorded the answers.
-		waitUntil(t, 5*time.Second, "deliveries recorded on "+n, func() bool {
+		transporttest.WaitUntil(t, 5*time.Second, "deliveries recorded on "+n, func() bool {
 			s, err := nodes[n].st.PeerStats(context.Background(), "lab", time.Now())
 			return err == nil && len(s) == 2 && s[0].Delivered == perNode && s[1].Delivered == perNode
 		})
@@ -257,7 +258,7 @@ func TestInteropWithV1Peer(t *testing.T) {
 	}
 	a := startNode(t, "a", openStore(t, "a"), cfg)
 	a.emit(t, 40)
-	waitUntil(t, 10*time.Second, "v1 peer received 40 events", func() bool { return peer.count() == 40 })
+	transporttest.WaitUntil(t, 10*time.Second, "v1 peer received 40 events", func() bool { return peer.count() == 40 })
 	peer.mu.Lock()
 	posts, probes := peer.posts, peer.probes
 	peer.mu.Unlock()
@@ -308,14 +309,14 @@ func TestPartitionBacklogDrains(t *testing.T) {
 	bStore := openStore(t, "b")
 	b := startNode(t, "b", bStore, cfgs["b"])
 	a.emit(t, 20)
-	waitUntil(t, 10*time.Second, "first events on b", func() bool { return countEvents(t, bStore) == 20 })
+	transporttest.WaitUntil(t, 10*time.Second, "first events on b", func() bool { return countEvents(t, bStore) == 20 })
 
 	// Partition: b goes away; a keeps emitting.
 	if err := b.d.Close(); err != nil {
 		t.Fatal(err)
 	}
 	a.emit(t, 200)
-	waitUntil(t, 10*time.Second, "a to see failures", func() bool {
+	transporttest.WaitUntil(t, 10*time.Second, "a to see failures", func() bool {
 		rows, _ := a.st.ListDeliveries(context.Background(), store.DeliveryFilter{State: store.DeliveryRetrying, Limit: 1})
 		return len(rows) == 1
 	})
@@ -326,14 +327,14 @@ func TestPartitionBacklogDrains(t *testing.T) {
 
 	// Heal: b comes back on the same address with the same store.
 	startNode(t, "b", bStore, cfgs["b"])
-	waitUntil(t, 10*time.Second, "backlog drained to b", func() bool { return countEvents(t, bStore) == 220 })
+	transporttest.WaitUntil(t, 10*time.Second, "backlog drained to b", func() bool { return countEvents(t, bStore) == 220 })
 	ids := storedIDs(t, bStore)
 	for _, e := range a.events {
 		if _, ok := ids[e.ID]; !ok {
 			t.Fatalf("event %s lost in the partition", e.ID)
 		}
 	}
-	waitUntil(t, 5*time.Second, "no backlog", func() bool {
+	transporttest.WaitUntil(t, 5*time.Second, "no backlog", func() bool {
 		s, _ := a.st.PeerStats(context.Background(), "lab", time.Now())
 		return len(s) == 1 && s[0].Backlog == 0 && s[0].Delivered == 220
 	})
@@ -345,7 +346,7 @@ func TestTTLRefreshRepushes(t *testing.T) {
 	a := startNode(t, "a", openStore(t, "a"), cfgs["a"])
 	b := startNode(t, "b", openStore(t, "b"), cfgs["b"])
 	evs := a.emit(t, 3)
-	waitUntil(t, 10*time.Second, "events on b", func() bool { return countEvents(t, b.st) == 3 })
+	transporttest.WaitUntil(t, 10*time.Second, "events on b", func() bool { return countEvents(t, b.st) == 3 })
 
 	// The fact is observed again: its expiry moves an hour later at the origin.
 	ext := evs[1]
@@ -354,7 +355,7 @@ func TestTTLRefreshRepushes(t *testing.T) {
 		t.Fatalf("ExtendExpiry = %d, %v", n, err)
 	}
 	a.d.Sender().Notify()
-	waitUntil(t, 10*time.Second, "refreshed expiry on b", func() bool {
+	transporttest.WaitUntil(t, 10*time.Second, "refreshed expiry on b", func() bool {
 		se, err := b.st.GetEvent(context.Background(), ext.ID)
 		return err == nil && se.Event.ExpiresAt.Equal(ext.ExpiresAt)
 	})
@@ -382,8 +383,8 @@ func TestPrunerAppliesRetention(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = d.Close() })
 	a.emit(t, 20)
-	waitUntil(t, 10*time.Second, "all 20 accepted by b", func() bool { return d.Receiver().Status().Counters.Accepted == 20 })
-	waitUntil(t, 10*time.Second, "b pruned to its 5 newest", func() bool { return countEvents(t, bst) == 5 })
+	transporttest.WaitUntil(t, 10*time.Second, "all 20 accepted by b", func() bool { return d.Receiver().Status().Counters.Accepted == 20 })
+	transporttest.WaitUntil(t, 10*time.Second, "b pruned to its 5 newest", func() bool { return countEvents(t, bst) == 5 })
 	ids := storedIDs(t, bst)
 	for _, e := range a.events[15:] {
 		if _, ok := ids[e.ID]; !ok {

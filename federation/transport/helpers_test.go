@@ -100,21 +100,4 @@ func countEvents(t testing.TB, s *store.Store) int64 {
 	return n
 }
 
-func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	// The state polled (stores, counters of running daemons) has no notification: poll it
-	// on a ticker, bounded by the deadline.
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		case <-tick.C:
-		}
-	}
-}
-
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }

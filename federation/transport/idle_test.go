@@ -9,6 +9,7 @@ import (
 
 	"routerd.net/routerd/federation/event"
 	"routerd.net/routerd/federation/store"
+	"routerd.net/routerd/federation/transport/transporttest"
 )
 
 // countingOutbox counts the calls an idle sender makes, per method.
@@ -73,7 +74,7 @@ func TestIdleSenderCostDoesNotGrowWithPeers(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = s.Close() })
 	const intervals = 10
-	waitUntil(t, 10*time.Second, "ten refresh intervals", func() bool { return ob.get("RequeueRefreshed") >= intervals })
+	transporttest.WaitUntil(t, 10*time.Second, "ten refresh intervals", func() bool { return ob.get("RequeueRefreshed") >= intervals })
 	if got := ob.get("NextEvents"); got > 2*peers {
 		t.Errorf("idle for %d refresh intervals: %d outbox reads (NextEvents) for %d peers, want each peer read about once", intervals, got, peers)
 	}
@@ -100,7 +101,7 @@ func TestIdleSenderCostDoesNotGrowWithPeers(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := ob.get("RequeueRefreshed")
-		waitUntil(t, 10*time.Second, "a refresh interval", func() bool { return ob.get("RequeueRefreshed") >= r+2 })
+		transporttest.WaitUntil(t, 10*time.Second, "a refresh interval", func() bool { return ob.get("RequeueRefreshed") >= r+2 })
 	}
 	if got := ob.get("NextEvents") - reads; got >= peers {
 		t.Errorf("5 received events made %d outbox reads for %d peers, want none", got, peers)
@@ -120,9 +121,9 @@ func TestIdleSenderCostDoesNotGrowWithPeers(t *testing.T) {
 		}
 		return n
 	}
-	waitUntil(t, 10*time.Second, "the event delivered to every peer", func() bool { return delivered("") == peers })
+	transporttest.WaitUntil(t, 10*time.Second, "the event delivered to every peer", func() bool { return delivered("") == peers })
 	if _, err := st.DB().Exec(`UPDATE event_deliveries SET state = 'pending' WHERE peer = 'p07'`); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 10*time.Second, "p07 pushed again after its row was put back", func() bool { return delivered("p07") == 1 })
+	transporttest.WaitUntil(t, 10*time.Second, "p07 pushed again after its row was put back", func() bool { return delivered("p07") == 1 })
 }

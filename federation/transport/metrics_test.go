@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"routerd.net/routerd/federation/transport/transporttest"
 )
 
 // The 14 transport metrics of COMPAT.md.
@@ -58,7 +59,7 @@ func TestMetricsExported(t *testing.T) {
 	t.Cleanup(func() { _ = d.Close() })
 	a := &testNode{name: "a", st: ast, d: d}
 	a.emit(t, 5)
-	waitUntil(t, 10*time.Second, "delivery to b", func() bool { return countEvents(t, b.st) == 5 })
+	transporttest.WaitUntil(t, 10*time.Second, "delivery to b", func() bool { return countEvents(t, b.st) == 5 })
 	// b pushes one event to a, and a rejects one bad request.
 	(&testNode{name: "b", st: b.st, d: b.d}).emit(t, 1)
 	resp, err := http.Post("http://"+d.Addr()+PathEvents, "application/json", strings.NewReader("{}"))
@@ -68,7 +69,7 @@ func TestMetricsExported(t *testing.T) {
 	resp.Body.Close()
 
 	var text string
-	waitUntil(t, 10*time.Second, "all 14 metrics", func() bool {
+	transporttest.WaitUntil(t, 10*time.Second, "all 14 metrics", func() bool {
 		resp, err := http.Get(metricsSrv.URL)
 		if err != nil {
 			return false

@@ -10,6 +10,7 @@ import (
 
 	"routerd.net/routerd/federation/event"
 	"routerd.net/routerd/federation/store"
+	"routerd.net/routerd/federation/transport/transporttest"
 )
 
 // fakePublisher answers Publish with the error of its current mode per event and
@@ -86,10 +87,10 @@ func TestPublisherPeer(t *testing.T) {
 				return len(r)
 			}
 			if tt.heal {
-				waitUntil(t, 10*time.Second, "retrying rows", func() bool { return rows(store.DeliveryRetrying) == 2 })
+				transporttest.WaitUntil(t, 10*time.Second, "retrying rows", func() bool { return rows(store.DeliveryRetrying) == 2 })
 				pub.set(nil)
 			}
-			waitUntil(t, 10*time.Second, "rows "+tt.wantState, func() bool { return rows(tt.wantState) == 2 })
+			transporttest.WaitUntil(t, 10*time.Second, "rows "+tt.wantState, func() bool { return rows(tt.wantState) == 2 })
 			pub.mu.Lock()
 			defer pub.mu.Unlock()
 			// Retries are jittered per event, so only a first attempt keeps store order.

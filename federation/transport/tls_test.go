@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"routerd.net/routerd/federation/transport/transporttest"
 )
 
 // writeTestCert writes a self-signed certificate for 127.0.0.1 (it is its own CA).
@@ -67,7 +69,7 @@ func TestTLSDelivery(t *testing.T) {
 	a := startNode(t, "a", openStore(t, "a"), cfgs["a"])
 	b := startNode(t, "b", openStore(t, "b"), cfgs["b"])
 	a.emit(t, 10)
-	waitUntil(t, 10*time.Second, "events over TLS", func() bool { return countEvents(t, b.st) == 10 })
+	transporttest.WaitUntil(t, 10*time.Second, "events over TLS", func() bool { return countEvents(t, b.st) == 10 })
 
 	// A plain-HTTP sender cannot talk to the TLS receiver.
 	plain := cfgs["a"]
@@ -75,7 +77,7 @@ func TestTLSDelivery(t *testing.T) {
 	plain.Peers = []Peer{{Name: "peer-b", NodeName: "b", Endpoint: "http://" + addrs["b"], Key: Key{ID: "g1", Secret: secretGroup}}}
 	c := startNode(t, "a", openStore(t, "a2"), plain)
 	c.emit(t, 1)
-	waitUntil(t, 10*time.Second, "plain push to fail", func() bool {
+	transporttest.WaitUntil(t, 10*time.Second, "plain push to fail", func() bool {
 		h := c.d.Sender().Health()
 		return len(h) == 1 && h[0].LastError != ""
 	})

@@ -27,6 +27,7 @@ import (
 	"routerd.net/routerd/federation/store"
 	"routerd.net/routerd/federation/transport"
 	"routerd.net/routerd/federation/transport/jetstream"
+	"routerd.net/routerd/federation/transport/transporttest"
 	"routerd.net/routerd/host/wasmbuild"
 	"routerd.net/routerd/schemas"
 )
@@ -237,7 +238,7 @@ func TestMetricsScrapeEveryEndpoint(t *testing.T) {
 
 	httpc := &http.Client{Timeout: 10 * time.Second}
 	natsPeer := jetstream.PeerName(schemas.DefaultStreamName(natsGroup))
-	pollUntil(t, "routerd's /metrics to show the NATS child connected, its publish delivered and read back", func() bool {
+	transporttest.WaitUntil(t, 20*time.Second, "routerd's /metrics to show the NATS child connected, its publish delivered and read back", func() bool {
 		fams := scrape(t, httpc, "http://"+routerdAddr+"/metrics")
 		conn, _ := seriesValue(fams, jetstream.MetricPrefix+"connected", map[string]string{"group": natsGroup})
 		del, _ := seriesValue(fams, "routerd_eventd_outbox_delivery_total", map[string]string{"group": natsGroup, "peer": natsPeer, "status": "delivered"})
@@ -246,7 +247,7 @@ func TestMetricsScrapeEveryEndpoint(t *testing.T) {
 		return conn == 1 && del >= 1 && own >= 1 && pending
 	})
 	var routerd map[string]*dto.MetricFamily
-	pollUntil(t, "routerd's /metrics to show the child's delivery to router-a and router-b's accepted event", func() bool {
+	transporttest.WaitUntil(t, 20*time.Second, "routerd's /metrics to show the child's delivery to router-a and router-b's accepted event", func() bool {
 		routerd = scrape(t, httpc, "http://"+routerdAddr+"/metrics")
 		del, _ := seriesValue(routerd, "routerd_eventd_outbox_delivery_total", map[string]string{"group": "lab", "peer": "router-a", "status": "delivered"})
 		acc, _ := seriesValue(routerd, "routerd_eventd_receiver_accepted_total", map[string]string{"group": "lab"})
@@ -430,20 +431,4 @@ func dashboardMetrics(path string) ([]string, error) {
 	}
 	slices.Sort(out)
 	return out, nil
-}
-
-// pollUntil re-checks cond every 20ms for up to 20s: for state in other processes (a
-// child's exposition) that has no change signal here.
-func pollUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	timeout := time.After(20 * time.Second)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-timeout:
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
 }

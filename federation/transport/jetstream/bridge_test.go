@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"routerd.net/routerd/federation/transport"
+	"routerd.net/routerd/federation/transport/transporttest"
 )
 
 func freeAddr(t testing.TB) string {
@@ -59,13 +60,13 @@ func TestBridge(t *testing.T) {
 	insert(t, pStore, fromP)
 	insert(t, b.st, fromB)
 	insert(t, n.st, fromN)
-	waitUntil(t, 30*time.Second, "every event at every router", func() bool {
+	transporttest.WaitUntil(t, 30*time.Second, "every event at every router", func() bool {
 		return has(t, pStore, fromB) && has(t, pStore, fromN) &&
 			has(t, b.st, fromP) && has(t, b.st, fromN) &&
 			has(t, n.st, fromP) && has(t, n.st, fromB)
 	})
 	// b relays n's events to p but never p's own back; it publishes p's events once.
-	waitUntil(t, 10*time.Second, "b's outbox settled", func() bool {
+	transporttest.WaitUntil(t, 10*time.Second, "b's outbox settled", func() bool {
 		return deliveryStates(t, b.st, "p")["delivered"] == 9 && deliveryStates(t, b.st, peer)["delivered"] == 10
 	})
 	tests := []struct {

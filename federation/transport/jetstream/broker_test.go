@@ -10,6 +10,7 @@ import (
 
 	"routerd.net/routerd/federation/event"
 	"routerd.net/routerd/federation/transport"
+	"routerd.net/routerd/federation/transport/transporttest"
 )
 
 const peer = "jetstream:ROUTERD_LAB"
@@ -24,11 +25,11 @@ func TestDelivery(t *testing.T) {
 	fromA, fromB := newEvents("a", 50), newEvents("b", 5)
 	insert(t, a.st, fromA)
 	insert(t, b.st, fromB)
-	waitUntil(t, 20*time.Second, "a's events at b and b's at a", func() bool { return has(t, b.st, fromA) && has(t, a.st, fromB) })
-	waitUntil(t, 10*time.Second, "own messages read back and ignored", func() bool {
+	transporttest.WaitUntil(t, 20*time.Second, "a's events at b and b's at a", func() bool { return has(t, b.st, fromA) && has(t, a.st, fromB) })
+	transporttest.WaitUntil(t, 10*time.Second, "own messages read back and ignored", func() bool {
 		return a.b.OwnIgnored() == 50 && b.b.OwnIgnored() == 5
 	})
-	waitUntil(t, 10*time.Second, "publishes recorded delivered", func() bool { return deliveryStates(t, a.st, peer)["delivered"] == 50 })
+	transporttest.WaitUntil(t, 10*time.Second, "publishes recorded delivered", func() bool { return deliveryStates(t, a.st, peer)["delivered"] == 50 })
 	if n := count(t, a.st, "a"); n != 50 {
 		t.Errorf("a holds %d of its own events, want 50 (own messages must not be stored twice)", n)
 	}
@@ -51,12 +52,12 @@ func TestPartition(t *testing.T) {
 	b := startRouter(t, "b", openStore(t, dir, "b"), jsConfig(srv.URL()), nil)
 	before := newEvents("a", 5)
 	insert(t, a.st, before)
-	waitUntil(t, 20*time.Second, "first events at b", func() bool { return has(t, b.st, before) })
+	transporttest.WaitUntil(t, 20*time.Second, "first events at b", func() bool { return has(t, b.st, before) })
 
 	srv.Shutdown()
 	during := newEvents("a", 20)
 	insert(t, a.st, during)
-	waitUntil(t, 20*time.Second, "publishes queued in the outbox while the server is down", func() bool {
+	transporttest.WaitUntil(t, 20*time.Second, "publishes queued in the outbox while the server is down", func() bool {
 		s := deliveryStates(t, a.st, peer)
 		return s["retrying"]+s["pending"] == 20
 	})
@@ -64,8 +65,8 @@ func TestPartition(t *testing.T) {
 		t.Fatal("an event reached b while the server was down")
 	}
 	startServer(t, dir, port)
-	waitUntil(t, 30*time.Second, "queued events at b after the restart", func() bool { return has(t, b.st, during) })
-	waitUntil(t, 10*time.Second, "queued publishes delivered", func() bool { return deliveryStates(t, a.st, peer)["delivered"] == 25 })
+	transporttest.WaitUntil(t, 30*time.Second, "queued events at b after the restart", func() bool { return has(t, b.st, during) })
+	transporttest.WaitUntil(t, 10*time.Second, "queued publishes delivered", func() bool { return deliveryStates(t, a.st, peer)["delivered"] == 25 })
 	if n := count(t, b.st, "a"); n != 25 {
 		t.Errorf("b holds %d events of a, want 25", n)
 	}
@@ -82,7 +83,7 @@ func TestRouterRestart(t *testing.T) {
 	b := startRouter(t, "b", bStore, jsConfig(srv.URL()), nil)
 	first := newEvents("a", 10)
 	insert(t, a.st, first)
-	waitUntil(t, 20*time.Second, "first events at b", func() bool { return has(t, bStore, first) })
+	transporttest.WaitUntil(t, 20*time.Second, "first events at b", func() bool { return has(t, bStore, first) })
 	// Let b's acknowledgements reach the server before it stops.
 	if err := b.d.Close(); err != nil {
 		t.Fatal(err)
@@ -90,17 +91,17 @@ func TestRouterRestart(t *testing.T) {
 
 	second := newEvents("a", 30)
 	insert(t, a.st, second)
-	waitUntil(t, 20*time.Second, "second batch acknowledged by the stream", func() bool { return deliveryStates(t, a.st, peer)["delivered"] == 40 })
+	transporttest.WaitUntil(t, 20*time.Second, "second batch acknowledged by the stream", func() bool { return deliveryStates(t, a.st, peer)["delivered"] == 40 })
 	if has(t, bStore, second[:1]) {
 		t.Fatal("b received while stopped")
 	}
 	b2 := startRouter(t, "b", bStore, jsConfig(srv.URL()), nil)
-	waitUntil(t, 20*time.Second, "second batch at the restarted b", func() bool { return has(t, bStore, second) })
+	transporttest.WaitUntil(t, 20*time.Second, "second batch at the restarted b", func() bool { return has(t, bStore, second) })
 	if n := count(t, bStore, "a"); n != 40 {
 		t.Errorf("b holds %d events of a, want 40", n)
 	}
 	// Only what b had not acknowledged comes again: no duplicate of the first batch.
-	waitUntil(t, 5*time.Second, "restarted receiver counted the second batch", func() bool {
+	transporttest.WaitUntil(t, 5*time.Second, "restarted receiver counted the second batch", func() bool {
 		return b2.d.BrokerReceiver().Status().Counters.Accepted == 30
 	})
 	if st := b2.d.BrokerReceiver().Status().Counters; st.Duplicate != 0 {
@@ -164,10 +165,10 @@ func TestForgedMessages(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tt.want == "" {
-				waitUntil(t, 10*time.Second, "valid message stored", func() bool { return has(t, b.st, []event.Event{e}) })
+				transporttest.WaitUntil(t, 10*time.Second, "valid message stored", func() bool { return has(t, b.st, []event.Event{e}) })
 				return
 			}
-			waitUntil(t, 10*time.Second, "rejection counted as "+string(tt.want), func() bool { return rx.Rejected(tt.want) == before+1 })
+			transporttest.WaitUntil(t, 10*time.Second, "rejection counted as "+string(tt.want), func() bool { return rx.Rejected(tt.want) == before+1 })
 			if has(t, b.st, []event.Event{e}) || rx.Status().Counters.Accepted != accepted {
 				t.Errorf("forged event %s was stored", e.ID)
 			}
@@ -184,15 +185,15 @@ func TestTTLRefresh(t *testing.T) {
 	b := startRouter(t, "b", openStore(t, dir, "b"), jsConfig(srv.URL()), nil)
 	e := newEvents("a", 1)
 	insert(t, a.st, e)
-	waitUntil(t, 20*time.Second, "event at b", func() bool { return has(t, b.st, e) })
-	waitUntil(t, 10*time.Second, "publish recorded", func() bool { return deliveryStates(t, a.st, peer)["delivered"] == 1 })
+	transporttest.WaitUntil(t, 20*time.Second, "event at b", func() bool { return has(t, b.st, e) })
+	transporttest.WaitUntil(t, 10*time.Second, "publish recorded", func() bool { return deliveryStates(t, a.st, peer)["delivered"] == 1 })
 	refreshed := e[0]
 	refreshed.ExpiresAt = e[0].ExpiresAt.Add(time.Hour)
 	if n, err := a.st.ExtendExpiry(context.Background(), []event.Event{refreshed}); err != nil || n != 1 {
 		t.Fatalf("extend: %d, %v", n, err)
 	}
 	a.d.Sender().Notify()
-	waitUntil(t, 20*time.Second, "refreshed expiresAt at b", func() bool {
+	transporttest.WaitUntil(t, 20*time.Second, "refreshed expiresAt at b", func() bool {
 		se, err := b.st.GetEvent(context.Background(), e[0].ID)
 		return err == nil && se.Event.ExpiresAt.Equal(refreshed.ExpiresAt)
 	})

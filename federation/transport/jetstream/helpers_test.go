@@ -172,20 +172,3 @@ func deliveryStates(t testing.TB, st *store.Store, peer string) map[string]int {
 	}
 	return m
 }
-
-// waitUntil polls cond on a ticker until it holds or timeout passes. The polled state
-// (stores, counters of running daemons) has no notification.
-func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		case <-tick.C:
-		}
-	}
-}

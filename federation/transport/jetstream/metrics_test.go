@@ -19,6 +19,7 @@ import (
 
 	"routerd.net/routerd/federation/event"
 	"routerd.net/routerd/federation/transport"
+	"routerd.net/routerd/federation/transport/transporttest"
 )
 
 // meter is an SDK MeterProvider read by a ManualReader: each read is what a scrape of
@@ -113,7 +114,7 @@ func TestMetricsConnection(t *testing.T) {
 	port := srv.Port()
 	m := newMeter(t)
 	a := startRouterOpts(t, "a", openStore(t, dir, "a"), jsConfig(srv.URL()), nil, withMeter(m))
-	waitUntil(t, 20*time.Second, "connected 1", func() bool { return m.is(t, "connected", "", 1) })
+	transporttest.WaitUntil(t, 20*time.Second, "connected 1", func() bool { return m.is(t, "connected", "", 1) })
 	for _, name := range []string{"reconnects_total", "disconnects_total"} {
 		if !m.is(t, name, "", 0) {
 			t.Errorf("%s not exported as 0 after the first connection", name)
@@ -121,19 +122,19 @@ func TestMetricsConnection(t *testing.T) {
 	}
 
 	srv.Shutdown()
-	waitUntil(t, 20*time.Second, "connected 0 and one disconnect", func() bool {
+	transporttest.WaitUntil(t, 20*time.Second, "connected 0 and one disconnect", func() bool {
 		return m.is(t, "connected", "", 0) && m.is(t, "disconnects_total", "", 1)
 	})
 	insert(t, a.st, newEvents("a", 3))
-	waitUntil(t, 20*time.Second, "publishes failed as disconnected", func() bool {
+	transporttest.WaitUntil(t, 20*time.Second, "publishes failed as disconnected", func() bool {
 		return m.get(t, "publish_errors_total", PublishDisconnected) > 0
 	})
 
 	startServer(t, dir, port)
-	waitUntil(t, 30*time.Second, "connected 1 and one reconnect", func() bool {
+	transporttest.WaitUntil(t, 30*time.Second, "connected 1 and one reconnect", func() bool {
 		return m.is(t, "connected", "", 1) && m.is(t, "reconnects_total", "", 1)
 	})
-	waitUntil(t, 20*time.Second, "queued publishes delivered", func() bool { return deliveryStates(t, a.st, peer)["delivered"] == 3 })
+	transporttest.WaitUntil(t, 20*time.Second, "queued publishes delivered", func() bool { return deliveryStates(t, a.st, peer)["delivered"] == 3 })
 
 	if err := a.d.Close(); err != nil {
 		t.Fatal(err)
@@ -202,7 +203,7 @@ func TestMetricsMessages(t *testing.T) {
 			ownAcc0 := b.b.OwnIgnored()
 			accepted0 := b.d.BrokerReceiver().Status().Counters.Accepted
 			stored := tt.send()
-			waitUntil(t, 20*time.Second, "the messages handled", func() bool {
+			transporttest.WaitUntil(t, 20*time.Second, "the messages handled", func() bool {
 				return m.get(t, "own_ignored_total", "") >= own0+tt.own &&
 					m.get(t, "terminated_total", "") >= term0+tt.term &&
 					b.d.BrokerReceiver().Status().Counters.Accepted >= accepted0+int64(len(stored))
@@ -238,13 +239,13 @@ func TestMetricsConsumerPending(t *testing.T) {
 	b := startRouter(t, "b", bStore, js, nil)
 	first := newEvents("a", 5)
 	insert(t, a.st, first)
-	waitUntil(t, 20*time.Second, "first events at b", func() bool { return has(t, bStore, first) })
+	transporttest.WaitUntil(t, 20*time.Second, "first events at b", func() bool { return has(t, bStore, first) })
 	if err := b.d.Close(); err != nil {
 		t.Fatal(err)
 	}
 	second := newEvents("a", 30)
 	insert(t, a.st, second)
-	waitUntil(t, 20*time.Second, "second batch in the stream", func() bool { return deliveryStates(t, a.st, peer)["delivered"] == 35 })
+	transporttest.WaitUntil(t, 20*time.Second, "second batch in the stream", func() bool { return deliveryStates(t, a.st, peer)["delivered"] == 35 })
 
 	// b comes back over a store that fails until the test lets it store.
 	gated := &flakyStore{Store: bStore}
@@ -263,15 +264,15 @@ func TestMetricsConsumerPending(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = br.Shutdown(context.Background()) })
-	waitUntil(t, 20*time.Second, "consumer_pending 30 while b cannot store", func() bool { return m.is(t, "consumer_pending", "", 30) })
-	waitUntil(t, 20*time.Second, "a store failure handed back", func() bool { return m.get(t, "redeliveries_total", RedeliveryStoreError) > 0 })
+	transporttest.WaitUntil(t, 20*time.Second, "consumer_pending 30 while b cannot store", func() bool { return m.is(t, "consumer_pending", "", 30) })
+	transporttest.WaitUntil(t, 20*time.Second, "a store failure handed back", func() bool { return m.get(t, "redeliveries_total", RedeliveryStoreError) > 0 })
 	if !m.is(t, "consumer_pending", "", 30) {
 		t.Errorf("consumer_pending = %d after a store failure, want 30", m.get(t, "consumer_pending", ""))
 	}
 
 	gated.failures.Store(0)
-	waitUntil(t, 30*time.Second, "second batch at b", func() bool { return has(t, bStore, second) })
-	waitUntil(t, 20*time.Second, "consumer_pending 0 after catching up", func() bool { return m.is(t, "consumer_pending", "", 0) })
+	transporttest.WaitUntil(t, 30*time.Second, "second batch at b", func() bool { return has(t, bStore, second) })
+	transporttest.WaitUntil(t, 20*time.Second, "consumer_pending 0 after catching up", func() bool { return m.is(t, "consumer_pending", "", 0) })
 }
 
 // TestMetricsExported: a running broker exports every instrument, only with the group
@@ -281,7 +282,7 @@ func TestMetricsExported(t *testing.T) {
 	srv := startServer(t, dir, 0)
 	m := newMeter(t)
 	startRouterOpts(t, "a", openStore(t, dir, "a"), jsConfig(srv.URL()), nil, withMeter(m))
-	waitUntil(t, 20*time.Second, "connected and consumer_pending exported", func() bool {
+	transporttest.WaitUntil(t, 20*time.Second, "connected and consumer_pending exported", func() bool {
 		_, ok := m.value(t, "consumer_pending", "")
 		return ok && m.is(t, "connected", "", 1)
 	})

@@ -10,6 +10,7 @@ import (
 	"routerd.net/routerd/federation/event"
 	"routerd.net/routerd/federation/store"
 	"routerd.net/routerd/federation/transport"
+	"routerd.net/routerd/federation/transport/transporttest"
 )
 
 // flakyStore fails its first failures inserts, then stores.
@@ -53,7 +54,7 @@ func TestStoreFailureRedelivers(t *testing.T) {
 
 	evs := newEvents("a", 10)
 	insert(t, a.st, evs)
-	waitUntil(t, 30*time.Second, "events stored after the store recovered", func() bool { return has(t, flaky.Store, evs) })
+	transporttest.WaitUntil(t, 30*time.Second, "events stored after the store recovered", func() bool { return has(t, flaky.Store, evs) })
 	if br.Redelivered() == 0 {
 		t.Error("no message was handed back while the store failed")
 	}
