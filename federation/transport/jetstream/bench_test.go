@@ -139,26 +139,8 @@ func natsFleet(b *testing.B) *fanoutFleet {
 		b.Fatal(err)
 	}
 	f.src = src
-	sb, err := NewBroker(Options{Group: testGroup, LocalNode: "src", Config: *js})
-	if err != nil {
-		b.Fatal(err)
-	}
-	d, err := transport.NewDaemon(transport.GroupConfig{Group: testGroup, LocalNode: "src", JetStream: js,
-		ReceiveKeys: []transport.Key{{Secret: groupKey}}}, src, transport.DaemonOptions{Broker: sb})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := d.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
-	// Measure delivery, not consumer creation: wait until every router receives.
-	for _, br := range append(brokers, sb) {
-		select {
-		case <-br.Ready():
-		case <-time.After(fanoutLimit):
-			b.Fatal("consumers not ready")
-		}
-	}
+	d, sb := startNATSDaemon(b, "src", src, js)
+	waitReady(b, append(brokers, sb)...)
 	f.close = func() {
 		_ = d.Close()
 		for _, br := range brokers {
@@ -276,6 +258,35 @@ func pushMesh(b *testing.B) *fanoutFleet {
 	return f
 }
 
+// startNATSDaemon runs node's transport daemon over st with a broker on js.
+func startNATSDaemon(b *testing.B, node string, st *store.Store, js *transport.JetStreamConfig) (*transport.Daemon, *Broker) {
+	br, err := NewBroker(Options{Group: testGroup, LocalNode: node, Config: *js})
+	if err != nil {
+		b.Fatal(err)
+	}
+	d, err := transport.NewDaemon(transport.GroupConfig{Group: testGroup, LocalNode: node, JetStream: js,
+		ReceiveKeys: []transport.Key{{Secret: groupKey}}}, st, transport.DaemonOptions{Broker: br})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := d.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	return d, br
+}
+
+// waitReady waits until every broker's consumer receives: the benchmark measures
+// delivery, not consumer creation.
+func waitReady(b *testing.B, brokers ...*Broker) {
+	for _, br := range brokers {
+		select {
+		case <-br.Ready():
+		case <-time.After(fanoutLimit):
+			b.Fatal("consumers not ready")
+		}
+	}
+}
+
 // natsMesh: every router publishes its own events into the group's stream on an embedded
 // server and reads everyone else's through its durable consumer.
 func natsMesh(b *testing.B) *fanoutFleet {
@@ -285,31 +296,13 @@ func natsMesh(b *testing.B) *fanoutFleet {
 	f := &fanoutFleet{stores: openFleetStores(b, dir), mesh: true}
 	var daemons []*transport.Daemon
 	var brokers []*Broker
-	ctx := context.Background()
 	for i, st := range f.stores {
-		br, err := NewBroker(Options{Group: testGroup, LocalNode: routerName(i), Config: *js})
-		if err != nil {
-			b.Fatal(err)
-		}
-		d, err := transport.NewDaemon(transport.GroupConfig{Group: testGroup, LocalNode: routerName(i), JetStream: js,
-			ReceiveKeys: []transport.Key{{Secret: groupKey}}}, st, transport.DaemonOptions{Broker: br})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := d.Start(ctx); err != nil {
-			b.Fatal(err)
-		}
+		d, br := startNATSDaemon(b, routerName(i), st, js)
 		daemons = append(daemons, d)
 		brokers = append(brokers, br)
 		f.rx = append(f.rx, d.BrokerReceiver())
 	}
-	for _, br := range brokers {
-		select {
-		case <-br.Ready():
-		case <-time.After(fanoutLimit):
-			b.Fatal("consumers not ready")
-		}
-	}
+	waitReady(b, brokers...)
 	f.close = func() {
 		for _, d := range daemons {
 			_ = d.Close()
